@@ -1,0 +1,159 @@
+// Symlink-proof file system helpers built on openat/mkdirat/unlinkat.
+#include "common/fs.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace batman {
+
+Result<UniqueFd> open_dir_at(int dirfd, std::string_view name, bool create, mode_t mode) {
+  std::string n(name);
+  if (create && ::mkdirat(dirfd, n.c_str(), mode) != 0 && errno != EEXIST)
+    return sys_error("create directory " + n);
+  int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR)
+      return fail(n + " is a symlink or not a directory; batman never follows links here: remove it");
+    return sys_error("open directory " + n);
+  }
+  return UniqueFd(fd);
+}
+
+Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode) {
+  if (path.empty()) return fail("empty directory path");
+  if (create) {
+    // Create each missing component in turn (like mkdir -p), then open the whole path.
+    for (std::size_t pos = 1; pos <= path.size(); ++pos) {
+      if (pos == path.size() || path[pos] == '/') {
+        std::string prefix = path.substr(0, pos);
+        if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST)
+          return sys_error("create directory " + prefix);
+      }
+    }
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_error("open directory " + path);
+  return UniqueFd(fd);
+}
+
+Result<void> write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("write");
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
+                               mode_t mode) {
+  std::string target(name);
+  unsigned int rnd = 0;
+  if (getrandom(&rnd, sizeof rnd, 0) < 0) rnd = static_cast<unsigned int>(::getpid());
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, ".tmp.%d.%08x", ::getpid(), rnd);
+  std::string temp = "." + target + suffix;
+  int fd = ::openat(dirfd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return sys_error("create " + temp);
+  UniqueFd owner(fd);
+  if (auto w = write_all(fd, content); !w) {
+    ::unlinkat(dirfd, temp.c_str(), 0);
+    return std::unexpected(w.error().wrap("write " + temp));
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::unlinkat(dirfd, temp.c_str(), 0);
+    return sys_error("fsync " + temp, err);
+  }
+  owner.reset();
+  if (::renameat(dirfd, temp.c_str(), dirfd, target.c_str()) != 0) {
+    int err = errno;
+    ::unlinkat(dirfd, temp.c_str(), 0);
+    return sys_error("rename " + temp + " to " + target, err);
+  }
+  return {};
+}
+
+static Result<std::string> read_fd(int fd, const std::string& shown) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("read " + shown);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+Result<std::string> read_file_at(int dirfd, std::string_view name) {
+  std::string n(name);
+  int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return sys_error("open " + n);
+  UniqueFd owner(fd);
+  return read_fd(fd, n);
+}
+
+Result<std::string> read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return sys_error("open " + path);
+  UniqueFd owner(fd);
+  return read_fd(fd, path);
+}
+
+Result<std::vector<std::string>> list_dir(int dirfd) {
+  int copy = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (copy < 0) return sys_error("open directory");
+  DIR* dir = ::fdopendir(copy);
+  if (!dir) {
+    int err = errno;
+    ::close(copy);
+    return sys_error("read directory", err);
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string_view n(entry->d_name);
+    if (n == "." || n == "..") continue;
+    names.emplace_back(n);
+  }
+  ::closedir(dir);
+  return names;
+}
+
+Result<void> remove_tree_at(int dirfd, std::string_view name) {
+  std::string n(name);
+  struct stat st{};
+  if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return {};
+    return sys_error("stat " + n);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    auto sub = open_dir_at(dirfd, n, false);
+    if (!sub) return std::unexpected(sub.error());
+    auto names = list_dir(sub->get());
+    if (!names) return std::unexpected(names.error().wrap(n));
+    for (const auto& child : *names) {
+      // Directories we may not write into (a job's chmod 0500) are opened up first.
+      ::fchmodat(sub->get(), ".", 0700, 0);
+      if (auto r = remove_tree_at(sub->get(), child); !r) return std::unexpected(r.error().wrap(n));
+    }
+    if (::unlinkat(dirfd, n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return sys_error("remove directory " + n);
+  } else if (::unlinkat(dirfd, n.c_str(), 0) != 0 && errno != ENOENT) {
+    return sys_error("remove " + n);
+  }
+  return {};
+}
+
+}  // namespace batman

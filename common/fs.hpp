@@ -1,0 +1,33 @@
+// File system helpers that never follow symlinks: openat-relative directories, atomic writes,
+// recursive removal by fd. Used for everything under $BATMAN_HOME.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/unique_fd.hpp"
+
+namespace batman {
+
+// Open (creating with `mode` when missing) the directory `name` inside `dirfd`, refusing a
+// symlink or a non-directory.
+Result<UniqueFd> open_dir_at(int dirfd, std::string_view name, bool create, mode_t mode = 0700);
+// Open an absolute or relative directory path, creating missing parents when asked.
+Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode = 0700);
+// Write `content` to dirfd/name atomically: temp file in the same dir, fsync, rename.
+Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
+                               mode_t mode = 0600);
+// Read a whole regular file (no symlink following).
+Result<std::string> read_file_at(int dirfd, std::string_view name);
+Result<std::string> read_file(const std::string& path);
+// Remove dirfd/name and everything below it without following symlinks. Missing is fine.
+Result<void> remove_tree_at(int dirfd, std::string_view name);
+// Names in a directory (no "." / "..").
+Result<std::vector<std::string>> list_dir(int dirfd);
+// Write all of `data`, retrying on EINTR and short writes.
+Result<void> write_all(int fd, std::string_view data);
+
+}  // namespace batman

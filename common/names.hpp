@@ -1,0 +1,15 @@
+// Project, instance and run-id names: the one rule that keeps every path inside $BATMAN_HOME.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+
+namespace batman {
+
+// ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ and not "." or "..". `what` is "project" or "ID".
+Result<void> validate_name(std::string_view name, std::string_view what);
+// YYYYMMDDTHHMMSS-xxxxxx (UTC, six random hex digits).
+std::string new_run_id();
+
+}  // namespace batman

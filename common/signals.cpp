@@ -1,0 +1,52 @@
+// Signal names as supervisord and kill(1) spell them.
+#include "common/signals.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <string>
+
+namespace batman {
+namespace {
+
+struct Named {
+  const char* name;
+  int number;
+};
+constexpr Named kSignals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},
+    {"KILL", SIGKILL}, {"USR1", SIGUSR1},   {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+    {"CONT", SIGCONT}, {"STOP", SIGSTOP},   {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU}, {"URG", SIGURG},     {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR},   {"SYS", SIGSYS},
+};
+
+}  // namespace
+
+Result<int> parse_signal(std::string_view text) {
+  std::string upper(text);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper.rfind("SIG", 0) == 0) upper.erase(0, 3);
+  if (!upper.empty() && std::isdigit(static_cast<unsigned char>(upper[0]))) {
+    try {
+      std::size_t used = 0;
+      int n = std::stoi(upper, &used);
+      if (used == upper.size() && n > 0 && n < 65) return n;
+    } catch (...) {
+    }
+  }
+  for (const auto& s : kSignals)
+    if (upper == s.name) return s.number;
+  return fail("unknown signal '" + std::string(text) +
+              "': use a name such as TERM, INT, QUIT, HUP, KILL, USR1, USR2 or a number");
+}
+
+std::string signal_name(int sig) {
+  for (const auto& s : kSignals)
+    if (s.number == sig) return s.name;
+  return std::to_string(sig);
+}
+
+}  // namespace batman

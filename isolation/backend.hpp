@@ -1,0 +1,86 @@
+// The isolation layer's interface: tiers, probing, and a Backend that launches one job's
+// processes under a tier and can signal every process of it. Knows nothing of runner/.
+#pragma once
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/unique_fd.hpp"
+#include "isolation/profile.hpp"
+
+namespace batman::isolation {
+
+enum class Tier { Namespaces, Firejail, Systemd, Env };
+constexpr Tier kAutoOrder[] = {Tier::Namespaces, Tier::Firejail, Tier::Systemd, Tier::Env};
+
+std::string_view tier_name(Tier t);
+// "namespaces" | "firejail" | "systemd" | "env"; "auto" gives nullopt with ok.
+Result<std::optional<Tier>> parse_tier(std::string_view text);
+
+struct Availability {
+  Tier tier;
+  bool available = false;
+  std::string reason;  // why not (or a short note on what it will use when available)
+};
+
+// Probe one tier on this machine for this user.
+Availability probe_tier(Tier t);
+
+struct TierChoice {
+  Tier tier;
+  std::vector<Availability> skipped;  // stronger tiers that were not available, with reasons
+  std::string summary() const;        // "isolation: env (namespaces: ...; firejail: ...)"
+};
+// requested = nullopt means auto. A named tier that is unavailable is an error with the reason.
+Result<TierChoice> choose_tier(std::optional<Tier> requested);
+
+// Everything a backend needs to start one attempt of a job. Built by the runner.
+struct LaunchRequest {
+  std::vector<std::string> argv;  // usually {"/bin/sh", "-c", COMMAND}
+  std::vector<std::string> env;   // the job's full environment, "K=V"
+  std::string cwd;                // absolute
+  std::string project_dir;        // $BATMAN_HOME/<project>
+  std::string tmp_dir;            // $BATMAN_HOME/<project>/tmp/<run-id>, exists
+  std::string run_id;
+  std::string unit_name;          // a unique name for cgroups / systemd units
+  Profile profile;                // with --net/--no-net already applied
+  Limits limits;                  // the profile's limits merged with the command line's
+  int stdin_fd = -1;              // dup2'd to 0/1/2 in the child
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  std::optional<uid_t> uid;       // run as this user (taskmaster `user:`), root only
+  std::optional<gid_t> gid;
+  std::optional<mode_t> umask;
+};
+
+// One started process tree.
+struct Child {
+  pid_t pid = -1;    // the process batman waits for (a direct child of batman)
+  UniqueFd pidfd;    // pidfd_open(pid): becomes readable when it exits
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Tier tier() const = 0;
+  // Set up per-run resources (cgroup, ...). Returns what of the request this tier could not
+  // apply (for isolation.unenforced and stderr), e.g. "memory limit: no writable cgroup".
+  virtual Result<std::vector<std::string>> prepare(const LaunchRequest& request) = 0;
+  // Start one attempt. The child is in its own session; batman is its subreaper's parent.
+  virtual Result<Child> spawn(const LaunchRequest& request) = 0;
+  // Send `sig` to every process of the attempt that `child` started (grandchildren too).
+  virtual void signal_tree(const Child& child, int sig) = 0;
+  // After the attempt has exited: SIGKILL whatever of its tree is still alive.
+  virtual void kill_leftovers(const Child& child) = 0;
+  // Remove per-run resources. Safe to call more than once.
+  virtual void release() = 0;
+};
+
+std::unique_ptr<Backend> make_backend(Tier t);
+
+}  // namespace batman::isolation

@@ -1,0 +1,74 @@
+// Isolation profiles (SPEC §7): the typed value of one profiles/*.yaml, and where to find them.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace batman::isolation {
+
+enum class Network { None, Loopback, Host };
+enum class SeccompAction { Errno, Kill, Log };
+
+struct Limits {
+  std::optional<std::uint64_t> memory_bytes;
+  std::optional<double> cpus;
+  std::optional<std::uint64_t> pids;
+  std::optional<std::uint64_t> nofile;
+};
+
+struct Profile {
+  std::string name;
+  std::string description;
+  std::string source;  // the file it was read from
+  // Subset of: user, mount, pid, ipc, uts, net, cgroup.
+  std::vector<std::string> namespaces;
+  Network network = Network::Host;
+  std::string hostname;
+  struct Filesystem {
+    std::vector<std::string> read_only;   // may hold $CWD, $PROJECT_DIR, $HOME, $TMPDIR
+    std::vector<std::string> read_write;
+    std::vector<std::string> tmpfs;
+    std::vector<std::string> hide;
+  } filesystem;
+  struct Capabilities {
+    bool drop_all = false;
+    std::vector<std::string> keep;  // "CAP_NET_BIND_SERVICE" or "net_bind_service"
+  } capabilities;
+  bool no_new_privs = false;
+  struct Seccomp {
+    bool enabled = false;           // false when the profile has no seccomp section
+    std::string default_action = "allow";
+    std::vector<std::string> deny;  // syscall names, validated against libseccomp
+    SeccompAction action = SeccompAction::Errno;
+  } seccomp;
+  Limits limits;
+  struct Env {
+    bool clear = false;
+    std::vector<std::string> keep;
+    std::map<std::string, std::string> set;
+  } env;
+  bool die_with_parent = true;
+
+  bool has_namespace(std::string_view ns) const;
+};
+
+// Directories searched for NAME.yaml, in SPEC §2's order ($BATMAN_PROFILES,
+// ~/.config/batman/profiles, /etc/batman/profiles, ../share/batman/profiles next to the
+// executable, the source tree's profiles/).
+std::vector<std::filesystem::path> profile_search_path();
+// NAME (searched) or a path to a file (contains '/' or ends in .yaml).
+Result<Profile> load_profile(std::string_view name_or_path);
+// Parse and validate one profile; errors read "FILE:LINE: key 'x': what is wrong".
+Result<Profile> parse_profile(std::string_view yaml_text, const std::string& source);
+// Every profile found on the search path (first one of each name wins).
+std::vector<Profile> list_profiles();
+
+std::string_view network_name(Network n);
+
+}  // namespace batman::isolation

@@ -1,0 +1,73 @@
+// Job: a SupervisedProcess wired to the real world: the event loop (pidfd, timerfd), an
+// isolation Backend that spawns and signals the tree, and output pipes pumped to sinks.
+// Used by `batman parallel/isolated/multi`, by the supervisor (one per program instance)
+// and by the batch scheduler (one per task).
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "isolation/backend.hpp"
+#include "runner/event_loop.hpp"
+#include "runner/output.hpp"
+#include "runner/process.hpp"
+
+namespace batman::runner {
+
+class Job final : public ProcessHost {
+ public:
+  struct Listener {
+    virtual ~Listener() = default;
+    virtual void on_transition(Job&, ProcState from, ProcState to, const std::string& why) = 0;
+    virtual void on_spawned(Job&, pid_t) {}
+  };
+
+  // `stdout_sinks`/`stderr_sinks` receive the job's output (may be empty: discarded).
+  // stdin_fd: the job's stdin (not owned; -1 = /dev/null).
+  Job(EventLoop& loop, std::unique_ptr<isolation::Backend> backend,
+      isolation::LaunchRequest request, RestartRules rules, Listener* listener,
+      std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks, int stdin_fd = -1);
+  ~Job() override;
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  // Backend preparation (cgroups...). Returns what could not be enforced.
+  Result<std::vector<std::string>> prepare();
+  SupervisedProcess& process() { return process_; }
+  const SupervisedProcess& process() const { return process_; }
+  isolation::Backend& backend() { return *backend_; }
+  const isolation::LaunchRequest& request() const { return request_; }
+  // The last error from spawning (shown in BACKOFF/FATAL details and by the CLI).
+  const std::optional<Error>& spawn_error() const { return spawn_error_; }
+  // Kill every process left of the tree and read the pipes dry. Call once it has settled.
+  void finish();
+  void set_sinks(std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks);
+
+  // ProcessHost
+  TimePoint now() const override;
+  Result<pid_t> spawn() override;
+  void signal_tree(int sig) override;
+  void set_timer(std::optional<TimePoint> deadline) override;
+  void on_transition(ProcState from, ProcState to, const std::string& why) override;
+
+ private:
+  void on_child_exit();
+  EventLoop& loop_;
+  std::unique_ptr<isolation::Backend> backend_;
+  isolation::LaunchRequest request_;
+  Listener* listener_;
+  SupervisedProcess process_;
+  std::vector<Sink*> stdout_sinks_, stderr_sinks_;
+  std::unique_ptr<OutputPump> stdout_pump_, stderr_pump_;
+  UniqueFd stdout_write_, stderr_write_;
+  UniqueFd devnull_;
+  int stdin_fd_;
+  std::optional<isolation::Child> child_;
+  std::optional<EventLoop::TimerId> timer_;
+  std::optional<Error> spawn_error_;
+  bool released_ = false;
+};
+
+}  // namespace batman::runner

@@ -1,0 +1,55 @@
+// Shared CLI helpers: messages, parsing glue, $BATMAN_HOME.
+#include "src/cli.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+namespace batman::cli {
+namespace {
+bool g_quiet = false;
+}
+
+void set_quiet(bool q) { g_quiet = q; }
+bool quiet() { return g_quiet; }
+
+void info(std::string_view message) {
+  if (!g_quiet) std::cerr << "batman: " << message << std::endl;
+}
+void error(std::string_view message) { std::cerr << "batman: " << message << std::endl; }
+
+std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    error(app.get_name() + ": " + what + " (see '" + app.get_name() + " --help')");
+    return kExitBatmanError;
+  }
+  return std::nullopt;
+}
+
+std::string batman_home() {
+  if (const char* env = std::getenv("BATMAN_HOME"); env && *env) return env;
+  const char* home = std::getenv("HOME");
+  std::string base;
+  if (home && *home) {
+    base = home;
+  } else if (passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
+    base = pw->pw_dir;
+  } else {
+    base = "/tmp";
+  }
+  return base + "/.batman-parallel";
+}
+
+}  // namespace batman::cli

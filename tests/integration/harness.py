@@ -1,0 +1,146 @@
+"""Shared helpers for integration tests: they drive the installed batman binaries in a
+temporary $BATMAN_HOME and check what a user would check."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+BINDIR = os.environ.get("BATMAN_BINDIR", "")
+NOBODY = 65534
+
+
+def bin_path(name="batman"):
+    if not BINDIR:
+        raise RuntimeError("BATMAN_BINDIR is not set: run through scripts/test")
+    return os.path.join(BINDIR, name)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Wait for predicate() to be truthy, up to a generous deadline; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def processes_with_marker(marker):
+    """Pids of live processes whose command line or environment contains `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        if marker.encode() in cmd:
+            found.append(int(entry))
+    return found
+
+
+class BatmanTestCase(unittest.TestCase):
+    """A fresh $BATMAN_HOME per test, removed afterwards."""
+
+    user = None  # set to NOBODY to run every batman command as an unprivileged user
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="batman-it-")
+        os.chmod(self.tmp, 0o755)
+        self.home = os.path.join(self.tmp, "home")
+        self.work = os.path.join(self.tmp, "work")
+        os.makedirs(self.work)
+        if self.user is not None:
+            os.chown(self.tmp, self.user, self.user)
+            os.chown(self.work, self.user, self.user)
+        self.env = dict(os.environ)
+        self.env["BATMAN_HOME"] = self.home
+        self.env.pop("BATMAN_PROFILES", None)
+        if self.user is not None:
+            self.env["HOME"] = self.tmp
+        self.children = []
+
+    def tearDown(self):
+        for p in self.children:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                try:
+                    p.kill()
+                except OSError:
+                    pass
+                p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def command(self, args, name="batman"):
+        cmd = [bin_path(name)] + list(args)
+        if self.user is not None:
+            cmd = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--clear-groups",
+                   "--"] + cmd
+        return cmd
+
+    def batman(self, *args, name="batman", timeout=60, input=None, env=None, cwd=None, check=None):
+        """Run a batman command to completion; returns CompletedProcess (text)."""
+        run_env = dict(self.env)
+        if env:
+            run_env.update(env)
+        proc = subprocess.run(self.command(args, name), env=run_env, cwd=cwd or self.work,
+                              input=input, capture_output=True, text=True, timeout=timeout)
+        if check is not None:
+            self.assertEqual(proc.returncode, check,
+                             f"{name} {' '.join(args)}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def spawn(self, *args, name="batman", env=None, cwd=None, stdin=subprocess.DEVNULL, **kw):
+        """Start a batman command in the background in its own session."""
+        run_env = dict(self.env)
+        if env:
+            run_env.update(env)
+        p = subprocess.Popen(self.command(args, name), env=run_env, cwd=cwd or self.work,
+                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True, **kw)
+        self.children.append(p)
+        return p
+
+    def states(self, project):
+        d = os.path.join(self.home, project, "state")
+        out = []
+        if not os.path.isdir(d):
+            return out
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".json") and not name.startswith("."):
+                with open(os.path.join(d, name)) as f:
+                    out.append(json.load(f))
+        return out
+
+    def ps_json(self, *extra):
+        proc = self.batman("ps", "--json", "--all", *extra, check=0)
+        return json.loads(proc.stdout)
