@@ -1,0 +1,254 @@
+// The batch scheduler of SPEC §10: batches of tasks run under a concurrency limit, a
+// sliding-window rate limit, timeouts, retries with backoff, `needs`, `--halt` and AIMD health.
+// It owns no process and no time: a Launcher starts and kills attempts and arms its one timer,
+// and a Clock tells the time, so unit tests drive it with fakes in microseconds.
+#pragma once
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/error.hpp"
+
+namespace batman::runner {
+
+// Retry waits: initial × factor^(n-1) before retry n, capped at max. With jitter the wait is
+// scaled by (1 - 0.25·u), u uniform in [0, 1): never longer than the schedule, so a user
+// reading "initial 1s, factor 2" can count on it, yet retries of many tasks spread out.
+struct Backoff {
+  Duration initial = std::chrono::seconds(1);
+  double factor = 2.0;
+  Duration max = std::chrono::seconds(30);
+  bool jitter = true;
+};
+// `retry` counts from 1; `unit` is the jitter draw in [0, 1) (ignored without jitter).
+Duration backoff_delay(const Backoff& backoff, int retry, double unit);
+
+// At most `rate` starts in any window of one second: (t - 1s, t]. A rate below one is one
+// start per 1/rate seconds; a fraction above one is rounded down; 0 means no limit.
+class RateLimiter {
+ public:
+  explicit RateLimiter(double rate = 0);
+  // The earliest time, not before `now`, at which one more start is allowed.
+  TimePoint next_allowed(TimePoint now);
+  void record(TimePoint start);
+  bool unlimited() const { return limit_ == 0; }
+
+ private:
+  std::size_t limit_ = 0;
+  Duration window_ = std::chrono::seconds(1);
+  std::deque<TimePoint> starts_;  // the starts still inside some window, oldest first
+};
+
+// AIMD over recent completions: above 50% failures halve the limit, below 10% add one,
+// within [min, max]. "Recent" is every attempt that ended since the last evaluation.
+struct HealthPolicy {
+  Duration interval = std::chrono::seconds(5);
+  bool adjust = true;
+  int min_concurrency = 1;
+  int max_concurrency = 10;
+};
+
+struct Adjustment {
+  int from = 0;
+  int to = 0;
+  std::string reason;
+};
+
+class HealthMonitor {
+ public:
+  explicit HealthMonitor(HealthPolicy policy = {}) : policy_(policy) {}
+  void record(bool failed);
+  // Evaluate the completions recorded since the last call and forget them. nullopt when
+  // there were none or the limit would not change.
+  std::optional<Adjustment> evaluate(int current);
+  const HealthPolicy& policy() const { return policy_; }
+
+ private:
+  HealthPolicy policy_;
+  int completed_ = 0;
+  int failed_ = 0;
+};
+
+// --halt as GNU parallel: never, or when (soon|now) a count or percentage of the tasks has
+// failed, succeeded or finished. Legacy 0, 1, 2 mean never, soon,fail=1, now,fail=1.
+struct HaltPolicy {
+  enum class When { Never, Soon, Now } when = When::Never;
+  enum class Why { Fail, Success, Done } why = Why::Fail;
+  double threshold = 0;  // a count, or a percentage of the run's tasks when `percent`
+  bool percent = false;
+};
+Result<HaltPolicy> parse_halt(std::string_view text);
+
+struct TaskPlan {
+  std::string name;
+  Duration timeout{0};  // 0 = none
+  int retries = 0;      // attempts = 1 + retries
+  Backoff backoff;
+  std::vector<std::size_t> needs;        // indices into SchedulePlan::tasks
+  std::vector<std::string> unmet_needs;  // needed tasks that are not part of this run
+};
+
+struct BatchPlan {
+  std::string name;
+  std::vector<std::size_t> tasks;  // indices into SchedulePlan::tasks, in start order
+  int max_concurrency = 3;
+  double rate_limit = 10;
+  std::size_t max_queue = 100;
+  // A stream (batch -) waits for room in the queue instead of skipping what overflows.
+  bool queue_overflow_waits = false;
+};
+
+struct SchedulePlan {
+  std::vector<TaskPlan> tasks;
+  std::vector<BatchPlan> batches;
+  Duration between_batches{0};
+  Duration between_tasks{0};
+  HealthPolicy health;
+  HaltPolicy halt;
+};
+
+enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped };
+std::string_view task_status_name(TaskStatus s);  // "succeeded"
+
+// How one attempt ended.
+struct AttemptOutcome {
+  int exit_code = -1;  // -1 when killed by a signal or not started
+  int signal = 0;
+  bool timed_out = false;
+  bool check_failed = false;  // the health check before the start failed
+  std::string error;          // the attempt could not be started
+  bool succeeded() const {
+    return exit_code == 0 && !timed_out && !check_failed && error.empty();
+  }
+  std::string describe() const;  // "exit 1", "killed by signal 9", "timed out", ...
+};
+
+struct AttemptRecord {
+  int number = 0;  // 1-based
+  TimePoint started{};
+  TimePoint ended{};
+  AttemptOutcome outcome;
+};
+
+struct TaskRecord {
+  TaskStatus status = TaskStatus::Pending;
+  std::size_t batch = 0;
+  std::vector<AttemptRecord> attempts;
+  std::string reason;  // why skipped or failed
+  TimePoint retry_at{};
+  std::optional<TimePoint> deadline;  // of the running attempt
+  enum class Kill { None, Timeout, Halt } killing = Kill::None;  // why kill() was sent
+  bool admitted = false;              // in the queue (not the overflow backlog)
+};
+
+// What the scheduler asks of the world.
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  // Start attempt `attempt` (1-based) of task `task`. The launcher reports its end through
+  // Scheduler::on_exit. An error means it did not start and counts as a failed attempt.
+  virtual Result<void> start(std::size_t task, int attempt) = 0;
+  // Kill the whole tree of the task's running attempt; its end is still reported by on_exit.
+  virtual void kill(std::size_t task) = 0;
+  // Arm the scheduler's single timer (replacing the last one); nullopt disarms it. When it
+  // fires the launcher calls Scheduler::on_timer.
+  virtual void set_timer(std::optional<TimePoint> deadline) = 0;
+  // Notifications, for views, logs and reports.
+  virtual void on_batch_start(std::size_t /*batch*/) {}
+  virtual void on_batch_end(std::size_t /*batch*/) {}
+  virtual void on_attempt_end(std::size_t /*task*/, const AttemptRecord&) {}
+  virtual void on_task_end(std::size_t /*task*/) {}  // reached succeeded, failed or skipped
+  // Concurrency adjustments, retries, skips, halts: one line each, with its reason.
+  virtual void on_log(std::string_view /*message*/) {}
+};
+
+class Scheduler {
+ public:
+  // `jitter` draws from [0, 1); the default uses a random engine.
+  Scheduler(const Clock& clock, Launcher& launcher, SchedulePlan plan,
+            std::function<double()> jitter = {});
+
+  // Begin the first batch. Call once.
+  void start();
+  // The task's running attempt has ended.
+  void on_exit(std::size_t task, AttemptOutcome outcome);
+  // The timer armed through the launcher has expired (early or late calls are harmless).
+  void on_timer();
+  // Stop now, as --halt now (SIGINT/SIGTERM to batman): kill what runs, skip the rest.
+  void interrupt(const std::string& why);
+
+  bool finished() const { return finished_; }
+  const SchedulePlan& plan() const { return plan_; }
+  const std::vector<TaskRecord>& records() const { return records_; }
+  const TaskRecord& record(std::size_t task) const { return records_[task]; }
+  std::size_t current_batch() const { return batch_; }
+  int concurrency() const { return limit_; }
+  std::size_t running() const { return running_; }
+  // Admitted tasks that wait to start (for needs, a slot, the rate, a retry), plus the
+  // backlog of a stream.
+  std::size_t queued() const;
+  bool halted() const { return halting_; }
+  // True when every task succeeded.
+  bool all_succeeded() const;
+
+ private:
+  void pump();
+  void pump_once();
+  void begin_batch();
+  void admit(std::size_t position);
+  void admit_backlog();
+  void enqueue(std::size_t task);
+  void resolve_needs();
+  void start_ready();
+  void start_one(std::size_t task);
+  void expire_timeouts(TimePoint now);
+  void release_retries(TimePoint now);
+  void finish_attempt(std::size_t task, AttemptOutcome outcome);
+  void settle(std::size_t task, TaskStatus status, std::string reason);
+  void check_halt();
+  void halt(HaltPolicy::When when, const std::string& why);
+  void end_batch_if_done(TimePoint now);
+  void arm_timer();
+  bool terminal(std::size_t task) const;
+
+  const Clock& clock_;
+  Launcher& launcher_;
+  SchedulePlan plan_;
+  std::function<double()> jitter_;
+  std::vector<TaskRecord> records_;
+
+  std::size_t batch_ = 0;
+  bool batch_active_ = false;
+  bool started_ = false;
+  bool finished_ = false;
+  bool halting_ = false;
+  bool in_pump_ = false;
+  bool pump_again_ = false;
+  std::optional<TimePoint> next_batch_at_;
+  int limit_ = 0;
+  std::size_t running_ = 0;
+  std::size_t backlog_next_ = 0;  // next position in the batch's tasks not yet admitted
+  std::size_t waiting_ = 0;       // admitted, not running, not settled
+  std::vector<std::size_t> position_;     // task -> its position in its batch
+  std::vector<std::size_t> settled_in_batch_;
+  std::set<std::size_t> ready_;           // positions of tasks that may start now
+  std::vector<std::size_t> blocked_;      // tasks waiting for their needs
+  std::vector<std::size_t> retrying_;     // tasks in backoff
+  std::vector<std::size_t> running_tasks_;
+  RateLimiter rate_;
+  std::optional<TimePoint> last_start_;
+  std::optional<TimePoint> start_wake_;  // when the rate or the spacing lets the next start
+  HealthMonitor health_;
+  std::optional<TimePoint> next_health_;
+  std::size_t total_tasks_ = 0;
+  std::size_t failed_tasks_ = 0;
+  std::size_t succeeded_tasks_ = 0;
+};
+
+}  // namespace batman::runner
