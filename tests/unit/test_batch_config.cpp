@@ -1,0 +1,209 @@
+// Batch file tests: every field of SPEC §10, file:line:key errors, and the precedence rule
+// flags > environment > per-task/per-batch > defaults > built-ins.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "src/batch_config.hpp"
+
+namespace batman::cli {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const char* kFull = R"(project: roadmap
+defaults:
+  max_concurrency: 4
+  rate_limit: 5
+  timeout: 20s
+  retries: 2
+  backoff: {initial: 500ms, factor: 3, max: 10s, jitter: false}
+  max_queue: 50
+  isolation: env
+  profile: ci
+tasks:
+  monitoring: {cmd: "echo mon", timeout: 60s, needs: [], env: {A: "1"}, cwd: /tmp, retries: 1}
+  dashboard:  {cmd: "echo dash", needs: [monitoring]}
+  docs: "echo docs"
+batches:
+  - name: "Month 1 - Week 1"
+    tasks: [monitoring, dashboard]
+    max_concurrency: 2
+    rate_limit: 1.5
+  - name: later
+    tasks: [docs]
+    timeout: 5s
+delays: {between_batches: 5s, between_tasks: 250ms}
+health:
+  interval: 2s
+  adjust: true
+  min_concurrency: 1
+  max_concurrency: 6
+  check: "true"
+)";
+
+std::string error_of(const std::string& yaml) {
+  auto f = parse_batch_file(yaml, "ci.yaml");
+  return f ? std::string("(no error)") : f.error().message;
+}
+
+TEST(BatchConfig, ReadsEveryField) {
+  auto f = parse_batch_file(kFull, "dir/plan.yaml");
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->project, "roadmap");
+  EXPECT_EQ(f->defaults.max_concurrency, 4);
+  EXPECT_EQ(f->defaults.timeout, seconds(20));
+  EXPECT_EQ(f->backoff.initial, milliseconds(500));
+  EXPECT_DOUBLE_EQ(f->backoff.factor, 3);
+  EXPECT_FALSE(f->backoff.jitter);
+  EXPECT_EQ(f->isolation, "env");
+  ASSERT_EQ(f->tasks.size(), 3u);
+  EXPECT_EQ(f->tasks[0].name, "monitoring");
+  EXPECT_EQ(f->tasks[0].env.at("A"), "1");
+  EXPECT_EQ(f->tasks[0].cwd, "/tmp");
+  EXPECT_EQ(f->tasks[1].needs, std::vector<std::string>{"monitoring"});
+  EXPECT_EQ(f->tasks[2].cmd, "echo docs");
+  ASSERT_EQ(f->batches.size(), 2u);
+  EXPECT_EQ(f->batches[0].name, "Month 1 - Week 1");
+  EXPECT_EQ(f->between_batches, seconds(5));
+  EXPECT_EQ(f->between_tasks, milliseconds(250));
+  ASSERT_TRUE(f->health);
+  EXPECT_EQ(f->health->max_concurrency, 6);
+  EXPECT_EQ(f->health_check, "true");
+}
+
+TEST(BatchConfig, ProjectDefaultsToTheFileStem) {
+  auto f = parse_batch_file("tasks: {a: {cmd: x}}", "/some/where/nightly.yaml");
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->project, "nightly");
+  EXPECT_FALSE(f->health) << "no health section: no AIMD";
+}
+
+TEST(BatchConfig, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(error_of("tasks:\n  a: {cmd: x}\n  b:\n    cmd: y\n    timeout: soon\n"),
+            "ci.yaml:5: key 'tasks.b.timeout': expected a duration such as 1500ms, 30s, 5m or 1h");
+  EXPECT_EQ(error_of("defaults:\n  max_concurency: 3\ntasks: {a: {cmd: x}}\n"),
+            "ci.yaml:2: key 'defaults.max_concurency': unknown key (known: backoff, isolation, "
+            "max_concurrency, max_queue, profile, rate_limit, retries, timeout)");
+  EXPECT_EQ(error_of("tasks:\n  a: {cmd: x, needs: [b]}\n"),
+            "ci.yaml:2: key 'tasks.a.needs': no task named 'b'");
+  EXPECT_EQ(error_of("tasks:\n  a: {cmd: x}\nbatches:\n  - tasks: [a]\n  - tasks: [a]\n"),
+            "ci.yaml:5: key 'batches[1].tasks': task 'a' is already in batch 'batch 1'");
+  EXPECT_EQ(error_of("tasks:\n  a: {cmd: x, retries: -1}\n"),
+            "ci.yaml:2: key 'tasks.a.retries': expected an integer from 0 to 1000");
+  EXPECT_EQ(error_of("tasks:\n  a: {timeout: 1s}\n"),
+            "ci.yaml:2: key 'tasks.a.cmd': missing: every task needs a command");
+  EXPECT_EQ(error_of("health: {min_concurrency: 5, max_concurrency: 2}\ntasks: {a: x}\n"),
+            "ci.yaml:1: key 'health.min_concurrency': is above health.max_concurrency (2)");
+  EXPECT_EQ(error_of("tasks: {a: x}\ndefaults: {isolation: chroot}\n").substr(0, 36),
+            "ci.yaml:2: key 'defaults.isolation':");
+  EXPECT_NE(error_of("tasks:\n  ../x: {cmd: x}\n").find("ci.yaml:2: key 'tasks.../x': invalid task name"),
+            std::string::npos);
+  EXPECT_EQ(error_of(""), "ci.yaml: expected a mapping with tasks:");
+  EXPECT_EQ(error_of("tasks: {}\n"), "ci.yaml:1: key 'tasks': missing: a batch file lists at least one task");
+  EXPECT_NE(error_of("tasks: [unclosed\n").find("ci.yaml:"), std::string::npos);
+}
+
+TEST(BatchConfig, RefusesDependencyCycles) {
+  EXPECT_EQ(error_of("tasks:\n  a: {cmd: x, needs: [b]}\n  b: {cmd: x, needs: [c]}\n  c: {cmd: x, needs: [a]}\n"),
+            "ci.yaml:2: key 'tasks.a.needs': dependency cycle a -> b -> c -> a");
+}
+
+TEST(BatchConfig, PrecedenceFlagsThenEnvironmentThenTaskThenDefaults) {
+  auto f = parse_batch_file(kFull, "plan.yaml");
+  ASSERT_TRUE(f);
+  const Limits none;
+  auto run = resolve_batch(*f, {}, none, none);
+  ASSERT_TRUE(run) << run.error().message;
+  ASSERT_EQ(run->plan.batches.size(), 2u);
+  const auto& p = run->plan;
+  EXPECT_EQ(p.batches[0].max_concurrency, 2);       // per-batch beats defaults
+  EXPECT_DOUBLE_EQ(p.batches[0].rate_limit, 1.5);
+  EXPECT_EQ(p.batches[1].max_concurrency, 4);       // defaults
+  EXPECT_EQ(p.batches[1].max_queue, 50u);
+  EXPECT_EQ(p.tasks[0].timeout, seconds(60));       // per-task
+  EXPECT_EQ(p.tasks[1].timeout, seconds(20));       // defaults
+  EXPECT_EQ(p.tasks[2].timeout, seconds(5));        // per-batch
+  EXPECT_EQ(p.tasks[0].retries, 1);
+  EXPECT_EQ(p.tasks[1].retries, 2);
+  EXPECT_EQ(p.tasks[1].needs, std::vector<std::size_t>{0});
+  EXPECT_EQ(p.tasks[0].backoff.initial, milliseconds(500));
+  EXPECT_TRUE(p.health.adjust);
+
+  Limits env;
+  env.max_concurrency = 7;
+  env.timeout = milliseconds(1500);
+  run = resolve_batch(*f, {}, none, env);
+  EXPECT_EQ(run->plan.batches[0].max_concurrency, 7);
+  EXPECT_EQ(run->plan.tasks[0].timeout, milliseconds(1500));
+  EXPECT_DOUBLE_EQ(run->plan.batches[0].rate_limit, 1.5);
+
+  Limits flags;
+  flags.max_concurrency = 1;
+  flags.retries = 0;
+  run = resolve_batch(*f, {}, flags, env);
+  EXPECT_EQ(run->plan.batches[0].max_concurrency, 1);
+  EXPECT_EQ(run->plan.tasks[0].retries, 0);
+  EXPECT_EQ(run->plan.tasks[0].timeout, milliseconds(1500));
+}
+
+TEST(BatchConfig, BuiltInDefaults) {
+  auto f = parse_batch_file("tasks: {a: x, b: y}", "p.yaml");
+  auto run = resolve_batch(*f, {}, {}, {});
+  ASSERT_TRUE(run);
+  ASSERT_EQ(run->plan.batches.size(), 1u);
+  EXPECT_EQ(run->plan.batches[0].max_concurrency, 3);
+  EXPECT_DOUBLE_EQ(run->plan.batches[0].rate_limit, 10);
+  EXPECT_EQ(run->plan.batches[0].max_queue, 100u);
+  EXPECT_EQ(run->plan.tasks[0].timeout, seconds(30));
+  EXPECT_EQ(run->plan.tasks[0].retries, 3);
+  EXPECT_FALSE(run->plan.health.adjust);
+}
+
+TEST(BatchConfig, NamedTasksRunAsOneBatch) {
+  auto f = parse_batch_file(kFull, "plan.yaml");
+  auto run = resolve_batch(*f, {"docs", "dashboard"}, {}, {});
+  ASSERT_TRUE(run) << run.error().message;
+  ASSERT_EQ(run->plan.batches.size(), 1u);
+  EXPECT_EQ(run->plan.batches[0].name, "docs dashboard");
+  EXPECT_EQ(run->tasks[0].name, "docs");
+  EXPECT_EQ(run->plan.tasks[1].unmet_needs, std::vector<std::string>{"monitoring"});
+  auto missing = resolve_batch(*f, {"nope"}, {}, {});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, "plan.yaml: no task named 'nope' (tasks: monitoring, dashboard, docs)");
+}
+
+TEST(BatchConfig, EnvironmentVariables) {
+  std::map<std::string, std::string> vars{{"MAX_CONCURRENCY", "5"}, {"RATE_LIMIT", "2.5"}, {"TASK_TIMEOUT", "1500"}};
+  auto get = [&](const char* n) -> const char* {
+    auto it = vars.find(n);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+  auto l = limits_from_environment(get);
+  ASSERT_TRUE(l) << l.error().message;
+  EXPECT_EQ(l->max_concurrency, 5);
+  EXPECT_DOUBLE_EQ(*l->rate_limit, 2.5);
+  EXPECT_EQ(l->timeout, milliseconds(1500));
+  vars["MAX_CONCURRENCY"] = "lots";
+  l = limits_from_environment(get);
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().message.substr(0, 50), "MAX_CONCURRENCY='lots' in the environment: MAX_CON");
+  vars["MAX_CONCURRENCY"] = "2";
+  vars["RATE_LIMIT"] = "-1";
+  EXPECT_FALSE(limits_from_environment(get));
+}
+
+TEST(BatchConfig, StdinLinesAreTasksNumberedFromOne) {
+  std::istringstream in("echo a\n\n  \necho b\r\n");
+  auto f = batch_from_lines(in);
+  ASSERT_EQ(f.tasks.size(), 2u);
+  EXPECT_EQ(f.tasks[1].name, "2");
+  EXPECT_EQ(f.tasks[1].cmd, "echo b");
+  auto run = resolve_batch(f, {}, {}, {});
+  ASSERT_TRUE(run);
+  EXPECT_TRUE(run->plan.batches[0].queue_overflow_waits);
+}
+
+}  // namespace
+}  // namespace batman::cli
