@@ -1,6 +1,7 @@
 // What every subcommand shares: its entry point's shape, batman's own messages on stderr,
 // and CLI11 glue. One file per subcommand lives in src/commands/.
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

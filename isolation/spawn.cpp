@@ -1,0 +1,248 @@
+// spawn_plain: clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) + execve, with everything the child
+// needs (argv, envp, paths) built before the clone; the child makes system calls only and
+// reports a failure as (step, errno) in memory it shares with the parent until execve.
+// Process-tree helpers walk /proc for the env tier's "whole tree".
+#include "isolation/spawn.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+namespace batman::isolation {
+namespace {
+
+struct ChildPlan {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* cwd;
+  int fds[3];
+  bool set_umask;
+  mode_t umask_value;
+  bool set_ids;
+  uid_t uid;
+  gid_t gid;
+  bool die_with_parent;
+  pid_t parent;
+  sigset_t parent_mask;
+  // Filled by the child on failure.
+  const char* failed_step;
+  int failed_errno;
+};
+
+int child_main(void* arg) {
+  auto* plan = static_cast<ChildPlan*>(arg);
+  // Handlers of the parent must not run in the child (shared memory): reset them first.
+  for (int s = 1; s < NSIG; ++s) {
+    if (s == SIGKILL || s == SIGSTOP) continue;
+    struct sigaction sa{};
+    sa.sa_handler = SIG_DFL;
+    ::sigaction(s, &sa, nullptr);
+  }
+  auto fail_at = [plan](const char* step) {
+    plan->failed_step = step;
+    plan->failed_errno = errno;
+    ::_exit(127);
+  };
+  if (::setsid() < 0) fail_at("setsid");
+  if (plan->die_with_parent) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_at("prctl(PR_SET_PDEATHSIG)");
+    // The parent may have died before the prctl: then nobody would ever kill us.
+    if (::getppid() != plan->parent) ::_exit(127);
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (::dup2(plan->fds[i], i) < 0) fail_at("dup2");
+  }
+  if (plan->set_umask) ::umask(plan->umask_value);
+  if (plan->set_ids) {
+    if (::setgroups(0, nullptr) != 0) fail_at("setgroups");
+    if (::setgid(plan->gid) != 0) fail_at("setgid");
+    if (::setuid(plan->uid) != 0) fail_at("setuid");
+  }
+  if (plan->cwd && ::chdir(plan->cwd) != 0) fail_at("chdir");
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  ::execve(plan->path, plan->argv, plan->envp);
+  fail_at("execve");
+  return 127;
+}
+
+// Search PATH for `name` (already absolute or relative with '/': as is).
+std::string resolve_program(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path_var = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+  for (const auto& e : env)
+    if (e.rfind("PATH=", 0) == 0) path_var = e.substr(5);
+  std::stringstream ss(path_var);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return name;
+}
+
+struct ProcInfo {
+  pid_t pid, ppid, pgid, sid;
+};
+
+std::vector<ProcInfo> read_processes() {
+  std::vector<ProcInfo> out;
+  DIR* dir = ::opendir("/proc");
+  if (!dir) return out;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[300];
+    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    char* close = std::strrchr(buf, ')');
+    if (!close) continue;
+    char state = 0;
+    int ppid = 0, pgid = 0, sid = 0;
+    if (std::sscanf(close + 2, "%c %d %d %d", &state, &ppid, &pgid, &sid) != 4) continue;
+    if (state == 'Z' || state == 'X') continue;
+    out.push_back({static_cast<pid_t>(std::atoi(e->d_name)), ppid, pgid, sid});
+  }
+  ::closedir(dir);
+  return out;
+}
+
+}  // namespace
+
+Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv) {
+  if (argv.empty()) return fail("nothing to run: empty command");
+  // Everything the child touches is built here, before the clone.
+  std::vector<std::string> argv_copy = argv;
+  std::string path = resolve_program(argv_copy[0], request.env);
+  std::vector<char*> argv_ptrs;
+  for (auto& a : argv_copy) argv_ptrs.push_back(a.data());
+  argv_ptrs.push_back(nullptr);
+  std::vector<std::string> env_copy = request.env;
+  std::vector<char*> env_ptrs;
+  for (auto& e : env_copy) env_ptrs.push_back(e.data());
+  env_ptrs.push_back(nullptr);
+
+  // Keep the child's stdio sources above 2 so dup2 onto 0..2 cannot clobber one another.
+  UniqueFd devnull;
+  UniqueFd lifted[3];
+  int sources[3] = {request.stdin_fd, request.stdout_fd, request.stderr_fd};
+  for (int i = 0; i < 3; ++i) {
+    if (sources[i] < 0) {
+      if (!devnull) devnull.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+      if (!devnull) return sys_error("open /dev/null");
+      sources[i] = devnull.get();
+    }
+    if (sources[i] < 3) {
+      lifted[i].reset(::fcntl(sources[i], F_DUPFD_CLOEXEC, 3));
+      if (!lifted[i]) return sys_error("dup stdio fd");
+      sources[i] = lifted[i].get();
+    }
+  }
+
+  ChildPlan plan{};
+  plan.path = path.c_str();
+  plan.argv = argv_ptrs.data();
+  plan.envp = env_ptrs.data();
+  plan.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
+  for (int i = 0; i < 3; ++i) plan.fds[i] = sources[i];
+  plan.set_umask = request.umask.has_value();
+  plan.umask_value = request.umask.value_or(022);
+  plan.set_ids = request.uid.has_value();
+  plan.uid = request.uid.value_or(0);
+  plan.gid = request.gid.value_or(0);
+  plan.die_with_parent = request.profile.die_with_parent;
+  plan.parent = ::getpid();
+
+  constexpr std::size_t kStack = 256 * 1024;
+  void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return sys_error("mmap child stack");
+
+  sigset_t all, old;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  pid_t pid = ::clone(child_main, static_cast<char*>(stack) + kStack,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
+  int clone_errno = errno;
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, kStack);
+  if (pid < 0) return sys_error("clone", clone_errno);
+  if (plan.failed_step) {
+    ::waitpid(pid, nullptr, 0);
+    if (pidfd >= 0) ::close(pidfd);
+    std::string step = plan.failed_step;
+    if (step == "execve") step = "execute " + path;
+    else if (step == "chdir") step = "chdir " + request.cwd;
+    return sys_error(step, plan.failed_errno);
+  }
+  Child child;
+  child.pid = pid;
+  child.pidfd.reset(pidfd);
+  return child;
+}
+
+std::vector<pid_t> session_members(pid_t sid) {
+  std::vector<pid_t> out;
+  for (const auto& p : read_processes())
+    if (p.sid == sid) out.push_back(p.pid);
+  return out;
+}
+
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& p : read_processes())
+    if (p.ppid == parent) out.push_back(p.pid);
+  return out;
+}
+
+void signal_session(pid_t sid, int sig) {
+  if (sid <= 1) return;
+  ::kill(-sid, sig);
+  // Members that moved to another process group, and descendants that left the session,
+  // found by walking the parent links from the session's processes.
+  auto procs = read_processes();
+  std::map<pid_t, std::vector<pid_t>> children;
+  for (const auto& p : procs) children[p.ppid].push_back(p.pid);
+  std::set<pid_t> targets;
+  std::vector<pid_t> stack;
+  for (const auto& p : procs)
+    if (p.sid == sid || p.pid == sid) stack.push_back(p.pid);
+  while (!stack.empty()) {
+    pid_t p = stack.back();
+    stack.pop_back();
+    if (!targets.insert(p).second) continue;
+    for (pid_t c : children[p]) stack.push_back(c);
+  }
+  pid_t self = ::getpid();
+  for (pid_t p : targets)
+    if (p != self) ::kill(p, sig);
+}
+
+}  // namespace batman::isolation

@@ -1,0 +1,138 @@
+// Job: the state machine's host. pidfd tells us of an exit, the loop's timers carry
+// starttime/backoff/stoptime, the backend spawns and signals, pipes carry the output.
+#include "runner/job.hpp"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include <csignal>
+
+namespace batman::runner {
+
+Job::Job(EventLoop& loop, std::unique_ptr<isolation::Backend> backend,
+         isolation::LaunchRequest request, RestartRules rules, Listener* listener,
+         std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks, int stdin_fd)
+    : loop_(loop),
+      backend_(std::move(backend)),
+      request_(std::move(request)),
+      listener_(listener),
+      process_(*this, std::move(rules)),
+      stdout_sinks_(std::move(stdout_sinks)),
+      stderr_sinks_(std::move(stderr_sinks)),
+      stdin_fd_(stdin_fd) {
+  if (stdin_fd_ < 0) {
+    devnull_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    stdin_fd_ = devnull_.get();
+  }
+  set_sinks(stdout_sinks_, stderr_sinks_);
+}
+
+Job::~Job() {
+  if (timer_) loop_.cancel_timer(*timer_);
+  if (child_) {
+    // A forgotten child is killed and reaped here, never left behind.
+    loop_.unwatch(child_->pidfd.get());
+    backend_->signal_tree(*child_, SIGKILL);
+    ::waitpid(child_->pid, nullptr, 0);
+    backend_->kill_leftovers(*child_);
+  }
+  if (!released_) backend_->release();
+}
+
+void Job::set_sinks(std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks) {
+  stdout_sinks_ = std::move(stdout_sinks);
+  stderr_sinks_ = std::move(stderr_sinks);
+  // Drain what the old pumps hold into the old sinks, then start fresh pipes.
+  if (stdout_pump_) stdout_pump_->drain();
+  if (stderr_pump_) stderr_pump_->drain();
+  stdout_pump_.reset();
+  stderr_pump_.reset();
+  stdout_write_.reset();
+  stderr_write_.reset();
+  if (!stdout_sinks_.empty()) {
+    if (auto p = make_pipe()) {
+      stdout_write_ = std::move(p->write_end);
+      stdout_pump_ = std::make_unique<OutputPump>(loop_, std::move(p->read_end), stdout_sinks_);
+    }
+  }
+  if (!stderr_sinks_.empty()) {
+    if (auto p = make_pipe()) {
+      stderr_write_ = std::move(p->write_end);
+      stderr_pump_ = std::make_unique<OutputPump>(loop_, std::move(p->read_end), stderr_sinks_);
+    }
+  }
+}
+
+Result<std::vector<std::string>> Job::prepare() { return backend_->prepare(request_); }
+
+TimePoint Job::now() const { return loop_.now(); }
+
+Result<pid_t> Job::spawn() {
+  request_.stdin_fd = stdin_fd_;
+  request_.stdout_fd = stdout_write_ ? stdout_write_.get() : -1;
+  request_.stderr_fd = stderr_write_ ? stderr_write_.get() : -1;
+  auto child = backend_->spawn(request_);
+  if (!child) {
+    spawn_error_ = child.error();
+    return std::unexpected(child.error());
+  }
+  spawn_error_.reset();
+  child_ = std::move(*child);
+  pid_t pid = child_->pid;
+  if (auto w = loop_.watch_exit(child_->pidfd.get(), [this] { on_child_exit(); }); !w) {
+    backend_->signal_tree(*child_, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    child_.reset();
+    return std::unexpected(w.error());
+  }
+  if (listener_) listener_->on_spawned(*this, pid);
+  return pid;
+}
+
+void Job::on_child_exit() {
+  if (!child_) return;
+  // What the attempt left behind dies with it: grandchildren are part of the job. Done
+  // before reaping, while the exited leader still holds its pid (and session id).
+  backend_->kill_leftovers(*child_);
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(child_->pid, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  child_.reset();
+  process_.on_exit(status);
+}
+
+void Job::signal_tree(int sig) {
+  if (child_) backend_->signal_tree(*child_, sig);
+}
+
+void Job::set_timer(std::optional<TimePoint> deadline) {
+  if (timer_) {
+    loop_.cancel_timer(*timer_);
+    timer_.reset();
+  }
+  if (deadline) {
+    timer_ = loop_.add_timer(*deadline, [this] {
+      timer_.reset();
+      process_.on_timer();
+    });
+  }
+}
+
+void Job::on_transition(ProcState from, ProcState to, const std::string& why) {
+  if (listener_) listener_->on_transition(*this, from, to, why);
+}
+
+void Job::finish() {
+  if (stdout_pump_) stdout_pump_->drain();
+  if (stderr_pump_) stderr_pump_->drain();
+  for (Sink* s : stdout_sinks_) s->flush();
+  for (Sink* s : stderr_sinks_) s->flush();
+  if (!released_) {
+    backend_->release();
+    released_ = true;
+  }
+}
+
+}  // namespace batman::runner

@@ -1,0 +1,161 @@
+// State files (SPEC §5): JSON through nlohmann-json, written with write_file_atomic.
+#include "runner/state_store.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+
+namespace batman::runner {
+
+using nlohmann::json;
+
+namespace {
+
+template <class T>
+json optional_json(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+template <class T>
+void read_optional(const json& j, const char* key, std::optional<T>& out) {
+  if (j.contains(key) && !j.at(key).is_null()) out = j.at(key).get<T>();
+}
+
+}  // namespace
+
+std::string to_json(const RunState& s) {
+  json skipped = json::array();
+  for (const auto& k : s.isolation.skipped) skipped.push_back({{"tier", k.tier}, {"reason", k.reason}});
+  json j = {
+      {"schema", s.schema},
+      {"project", s.project},
+      {"run_id", s.run_id},
+      {"kind", s.kind},
+      {"command", s.command},
+      {"cwd", s.cwd},
+      {"pid", s.pid},
+      {"pid_start_time", s.pid_start_time},
+      {"batman_pid", s.batman_pid},
+      {"batman_start_time", s.batman_start_time},
+      {"isolation",
+       {{"tier", s.isolation.tier},
+        {"profile", s.isolation.profile},
+        {"skipped", skipped},
+        {"unenforced", s.isolation.unenforced}}},
+      {"limits",
+       {{"memory", optional_json(s.limits.memory)},
+        {"cpus", optional_json(s.limits.cpus)},
+        {"pids", optional_json(s.limits.pids)}}},
+      {"status", s.status},
+      {"started_at", s.started_at},
+      {"ended_at", optional_json(s.ended_at)},
+      {"exit_code", optional_json(s.exit_code)},
+      {"signal", optional_json(s.signal)},
+      {"restarts", s.restarts},
+      {"log", s.log},
+      {"monitor_url", optional_json(s.monitor_url)},
+      {"worktree", optional_json(s.worktree)},
+  };
+  return j.dump(2) + "\n";
+}
+
+Result<RunState> from_json(const std::string& text, const std::string& source) {
+  try {
+    json j = json::parse(text);
+    RunState s;
+    s.schema = j.value("schema", 1);
+    s.project = j.value("project", "");
+    s.run_id = j.value("run_id", "");
+    s.kind = j.value("kind", "parallel");
+    s.command = j.value("command", "");
+    s.cwd = j.value("cwd", "");
+    s.pid = j.value("pid", 0);
+    s.pid_start_time = j.value("pid_start_time", 0ULL);
+    s.batman_pid = j.value("batman_pid", 0);
+    s.batman_start_time = j.value("batman_start_time", 0ULL);
+    if (j.contains("isolation") && j["isolation"].is_object()) {
+      const auto& iso = j["isolation"];
+      s.isolation.tier = iso.value("tier", "");
+      s.isolation.profile = iso.value("profile", "");
+      if (iso.contains("skipped"))
+        for (const auto& k : iso["skipped"])
+          s.isolation.skipped.push_back({k.value("tier", ""), k.value("reason", "")});
+      if (iso.contains("unenforced"))
+        s.isolation.unenforced = iso["unenforced"].get<std::vector<std::string>>();
+    }
+    if (j.contains("limits") && j["limits"].is_object()) {
+      read_optional(j["limits"], "memory", s.limits.memory);
+      read_optional(j["limits"], "cpus", s.limits.cpus);
+      read_optional(j["limits"], "pids", s.limits.pids);
+    }
+    s.status = j.value("status", "starting");
+    s.started_at = j.value("started_at", "");
+    read_optional(j, "ended_at", s.ended_at);
+    read_optional(j, "exit_code", s.exit_code);
+    read_optional(j, "signal", s.signal);
+    s.restarts = j.value("restarts", 0);
+    s.log = j.value("log", "");
+    read_optional(j, "monitor_url", s.monitor_url);
+    read_optional(j, "worktree", s.worktree);
+    return s;
+  } catch (const std::exception& e) {
+    return fail("state file " + source + " is not valid: " + e.what());
+  }
+}
+
+Result<void> write_state(int state_dirfd, const RunState& s) {
+  return write_file_atomic(state_dirfd, s.run_id + ".json", to_json(s), 0600);
+}
+
+Result<RunState> read_state(int state_dirfd, const std::string& run_id) {
+  auto text = read_file_at(state_dirfd, run_id + ".json");
+  if (!text) return std::unexpected(text.error());
+  auto s = from_json(*text, run_id + ".json");
+  if (!s) return s;
+  mark_lost_if_dead(*s);
+  return s;
+}
+
+void mark_lost_if_dead(RunState& s) {
+  if (!s.live_status()) return;
+  if (s.batman_pid <= 0 || !process_matches(s.batman_pid, s.batman_start_time)) s.status = "lost";
+}
+
+unsigned long long process_start_time(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  std::ifstream in(path);
+  if (!in) return 0;
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  // Fields after the command: state is field 3; starttime is field 22.
+  char state = 0;
+  rest >> state;
+  if (state == 'Z' || state == 'X') return 0;
+  for (int i = 4; i <= 22; ++i) {
+    if (!(rest >> field)) return 0;
+  }
+  try {
+    return std::stoull(field);
+  } catch (...) {
+    return 0;
+  }
+}
+
+bool process_matches(pid_t pid, unsigned long long start_time) {
+  if (pid <= 0) return false;
+  unsigned long long now = process_start_time(pid);
+  if (now == 0) return false;
+  return start_time == 0 || now == start_time;
+}
+
+}  // namespace batman::runner

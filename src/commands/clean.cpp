@@ -1,0 +1,91 @@
+// `batman clean [PROJECT] [--older-than DURATION] [--dry-run]`: remove finished runs' logs,
+// state, tmp and worktrees; a running run is never touched.
+#include <sys/file.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "common/duration.hpp"
+#include "common/fs.hpp"
+#include "common/names.hpp"
+#include "common/time_format.hpp"
+#include "src/cli.hpp"
+#include "src/project.hpp"
+#include "src/runs.hpp"
+
+namespace batman::cli {
+
+int command_clean(const std::vector<std::string>& args) {
+  std::string project, older_text;
+  bool dry_run = false;
+  CLI::App app{"Remove finished runs' logs, state, tmp and worktrees.", "batman clean"};
+  app.add_option("PROJECT", project, "only this project (default: every project)");
+  app.add_option("--older-than", older_text, "only runs that ended longer ago than DURATION");
+  app.add_flag("-n,--dry-run", dry_run, "print what would be removed");
+  if (auto rc = parse(app, args)) return *rc;
+  std::optional<std::string> only;
+  if (!project.empty()) {
+    if (auto v = validate_name(project, "project"); !v) {
+      error(v.error().message);
+      return kExitBatmanError;
+    }
+    auto tree = open_project(project, false);
+    if (!tree) {
+      error(tree.error().message);
+      return kExitBatmanError;
+    }
+    only = project;
+  }
+  Duration older{};
+  if (!older_text.empty()) {
+    auto d = parse_duration(older_text);
+    if (!d) {
+      error(d.error().wrap("--older-than").message);
+      return kExitBatmanError;
+    }
+    older = *d;
+  }
+  auto now = std::chrono::system_clock::now();
+  int removed = 0, kept_live = 0, failures = 0;
+  for (const auto& s : load_runs(only)) {
+    if (run_is_live(s)) {
+      ++kept_live;
+      continue;
+    }
+    auto ended = parse_rfc3339(s.ended_at.value_or(s.started_at));
+    if (older > Duration::zero() && ended && now - *ended < older) continue;
+    auto tree = open_project(s.project, false);
+    if (!tree) continue;
+    if (validate_name(s.run_id, "run-id").has_value() == false) continue;
+    if (dry_run) {
+      std::cout << "would remove " << s.project << " " << s.run_id << "\n";
+      ++removed;
+      continue;
+    }
+    // A multi instance being started right now holds its lock: leave it alone.
+    UniqueFd lock(::openat(tree->state_fd.get(), (s.run_id + ".lock").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      ++kept_live;
+      continue;
+    }
+    bool ok = true;
+    ok &= remove_tree_at(tree->logs_fd.get(), s.run_id + ".log").has_value();
+    ok &= remove_tree_at(tree->tmp_fd.get(), s.run_id).has_value();
+    ok &= remove_tree_at(tree->worktrees_fd.get(), s.run_id).has_value();
+    ok &= remove_tree_at(tree->state_fd.get(), s.run_id + ".json").has_value();
+    if (lock) (void)remove_tree_at(tree->state_fd.get(), s.run_id + ".lock");
+    if (!ok) {
+      error("could not remove everything of " + s.project + " " + s.run_id);
+      ++failures;
+      continue;
+    }
+    std::cout << "removed " << s.project << " " << s.run_id << "\n";
+    ++removed;
+  }
+  info(std::to_string(removed) + (dry_run ? " run(s) would be removed" : " run(s) removed") +
+       (kept_live ? ", " + std::to_string(kept_live) + " running left alone" : ""));
+  return failures ? 1 : 0;
+}
+
+}  // namespace batman::cli

@@ -1,0 +1,654 @@
+// `batman parallel|isolated|multi` (and batman-parallel, batman-isolated, batman-multi):
+// one job in its project tree, under an isolation tier and the restart rules of SPEC §8.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "common/duration.hpp"
+#include "common/fs.hpp"
+#include "common/names.hpp"
+#include "common/signals.hpp"
+#include "common/time_format.hpp"
+#include "isolation/backend.hpp"
+#include "isolation/spawn.hpp"
+#include "runner/event_log.hpp"
+#include "runner/job.hpp"
+#include "runner/state_store.hpp"
+#include "src/cli.hpp"
+#include "src/monitor.hpp"
+#include "src/project.hpp"
+#include "src/subprocess.hpp"
+
+extern char** environ;
+
+namespace batman::cli {
+namespace {
+
+using runner::ProcState;
+
+struct RunOptions {
+  std::string kind;
+  std::string project;
+  std::string command;
+  std::string isolation = "auto";
+  std::string profile;
+  bool net = false, no_net = false;
+  std::string memory, cpus, pids, timeout;
+  std::string restart = "never", exitcodes = "0", startretries = "3", starttime, stopsignal = "TERM",
+              stoptime = "10s";
+  std::vector<std::string> env;
+  std::string cwd;
+  bool worktree = false, detach = false, keep_tmp = false, quiet = false, no_monitor = false;
+  std::optional<std::string> monitor;
+};
+
+// Everything validated and resolved before anything is created.
+struct RunPlan {
+  RunOptions options;
+  isolation::Profile profile;
+  isolation::TierChoice tier;
+  isolation::Limits limits;
+  runner::RestartRules rules;
+  std::optional<Duration> timeout;
+  std::string cwd;
+  int monitor_port = -1;
+};
+
+Result<RunPlan> make_plan(RunOptions options) {
+  RunPlan plan;
+  if (auto v = validate_name(options.project, options.kind == "multi" ? "ID" : "project"); !v)
+    return std::unexpected(v.error());
+  if (options.command.empty()) return fail("empty COMMAND: give the command to run as one argument");
+  if (options.net && options.no_net) return fail("--net and --no-net contradict each other: give one");
+
+  auto requested = isolation::parse_tier(options.isolation);
+  if (!requested) return std::unexpected(requested.error());
+
+  std::string profile_name = options.profile;
+  if (profile_name.empty()) profile_name = options.kind == "isolated" ? "isolated" : "parallel";
+  auto profile = isolation::load_profile(profile_name);
+  if (!profile) return std::unexpected(profile.error());
+  plan.profile = std::move(*profile);
+  auto& ns = plan.profile.namespaces;
+  if (options.net) {
+    plan.profile.network = isolation::Network::Host;
+    std::erase(ns, std::string("net"));
+  } else if (options.no_net) {
+    plan.profile.network = isolation::Network::None;
+    if (std::find(ns.begin(), ns.end(), "net") == ns.end()) ns.push_back("net");
+  }
+
+  plan.limits = plan.profile.limits;
+  if (!options.memory.empty()) {
+    auto m = parse_size(options.memory);
+    if (!m) return std::unexpected(m.error().wrap("--memory"));
+    if (*m < 4096) return fail("--memory " + options.memory + " is too small: give at least 4K");
+    plan.limits.memory_bytes = *m;
+  }
+  if (!options.cpus.empty()) {
+    char* end = nullptr;
+    double c = std::strtod(options.cpus.c_str(), &end);
+    if (end == options.cpus.c_str() || *end || !(c > 0) || c > 4096)
+      return fail("--cpus '" + options.cpus + "' is not a positive number of CPUs (e.g. 0.5, 2)");
+    plan.limits.cpus = c;
+  }
+  if (!options.pids.empty()) {
+    auto p = parse_integer(options.pids, "--pids", 1, 4'194'304);
+    if (!p) return std::unexpected(p.error());
+    plan.limits.pids = static_cast<std::uint64_t>(*p);
+  }
+  if (!options.timeout.empty()) {
+    auto t = parse_duration(options.timeout);
+    if (!t) return std::unexpected(t.error().wrap("--timeout"));
+    if (*t <= Duration::zero()) return fail("--timeout must be longer than 0");
+    plan.timeout = *t;
+  }
+
+  auto restart = runner::parse_autorestart(options.restart);
+  if (!restart) return std::unexpected(restart.error().wrap("--restart"));
+  plan.rules.autorestart = *restart;
+  plan.rules.exitcodes.clear();
+  std::stringstream codes(options.exitcodes);
+  for (std::string item; std::getline(codes, item, ',');) {
+    auto c = parse_integer(item, "--exitcodes", 0, 255);
+    if (!c) return std::unexpected(c.error());
+    plan.rules.exitcodes.push_back(static_cast<int>(*c));
+  }
+  if (plan.rules.exitcodes.empty()) return fail("--exitcodes: give at least one code, e.g. 0,2");
+  auto retries = parse_integer(options.startretries, "--startretries", 0, 1000);
+  if (!retries) return std::unexpected(retries.error());
+  plan.rules.startretries = static_cast<int>(*retries);
+  // A one-shot job has no "started" phase: any exit is its result. With a restart policy,
+  // supervisord's 1 s applies so a job that dies at once backs off instead of spinning.
+  std::string starttime = options.starttime;
+  if (starttime.empty()) starttime = *restart == runner::AutoRestart::Never ? "0" : "1s";
+  // Nor is there anything to retry: a job that cannot be started at all fails at once.
+  if (options.starttime.empty() && *restart == runner::AutoRestart::Never) plan.rules.startretries = 0;
+  auto st = parse_duration(starttime);
+  if (!st) return std::unexpected(st.error().wrap("--starttime"));
+  plan.rules.starttime = *st;
+  auto sig = parse_signal(options.stopsignal);
+  if (!sig) return std::unexpected(sig.error().wrap("--stopsignal"));
+  plan.rules.stopsignal = *sig;
+  auto stoptime = parse_duration(options.stoptime);
+  if (!stoptime) return std::unexpected(stoptime.error().wrap("--stoptime"));
+  plan.rules.stoptime = *stoptime;
+
+  for (const auto& kv : options.env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("--env '" + kv + "' is not KEY=VALUE");
+  }
+
+  std::error_code ec;
+  std::string cwd = options.cwd.empty() ? std::filesystem::current_path(ec).string() : options.cwd;
+  if (ec) return fail("cannot read the current directory: " + ec.message());
+  auto abs = std::filesystem::absolute(cwd, ec);
+  if (ec || !std::filesystem::is_directory(abs, ec))
+    return fail("--cwd " + cwd + " is not a directory");
+  plan.cwd = abs.lexically_normal().string();
+  if (plan.cwd.size() > 1 && plan.cwd.back() == '/') plan.cwd.pop_back();
+
+  if (options.monitor) {
+    auto port = parse_integer(options.monitor->empty() ? "0" : *options.monitor, "--monitor", 0, 65535);
+    if (!port) return std::unexpected(port.error());
+    plan.monitor_port = static_cast<int>(*port);
+  }
+
+  auto tier = isolation::choose_tier(*requested);
+  if (!tier) return std::unexpected(tier.error());
+  plan.tier = std::move(*tier);
+  plan.options = std::move(options);
+  return plan;
+}
+
+std::string format_limit_size(std::optional<std::uint64_t> v) {
+  return v ? std::to_string(*v) : std::string();
+}
+
+// Environment of the job: batman's own (or only the kept keys when the profile clears it),
+// the profile's `set`, --env, then BATMAN_* and TMPDIR.
+std::vector<std::string> job_environment(const RunPlan& plan, const ProjectTree& tree,
+                                         const std::string& run_id, const std::string& tmp_dir) {
+  std::map<std::string, std::string> env;
+  const auto& penv = plan.profile.env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry(*e);
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = entry.substr(0, eq);
+    if (penv.clear && std::find(penv.keep.begin(), penv.keep.end(), key) == penv.keep.end() &&
+        key != "PATH")
+      continue;
+    env[key] = entry.substr(eq + 1);
+  }
+  for (const auto& [k, v] : penv.set) env[k] = v;
+  for (const auto& kv : plan.options.env) {
+    auto eq = kv.find('=');
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  env["BATMAN_PROJECT"] = tree.name;
+  env["BATMAN_RUN_ID"] = run_id;
+  env["BATMAN_HOME"] = tree.home;
+  env["BATMAN_PROJECT_DIR"] = tree.dir;
+  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(plan.tier.tier));
+  env["TMPDIR"] = tmp_dir;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+struct Worktree {
+  std::string repo;  // top level of the repository
+  std::string path;  // worktrees/<run-id>
+};
+
+Result<Worktree> add_worktree(const std::string& cwd, const ProjectTree& tree, const std::string& run_id,
+                              std::string& job_cwd) {
+  auto top = run_capture({"git", "-C", cwd, "rev-parse", "--show-toplevel"});
+  if (!top) return std::unexpected(top.error().wrap("--worktree: git"));
+  if (top->exit_code != 0)
+    return fail("--worktree: " + cwd + " is not inside a git repository (run it from a checkout)");
+  std::string repo = top->out;
+  while (!repo.empty() && (repo.back() == '\n' || repo.back() == '\r')) repo.pop_back();
+  Worktree wt{repo, tree.worktrees_path() + "/" + run_id};
+  auto add = run_capture({"git", "-C", repo, "worktree", "add", "--detach", "--quiet", wt.path, "HEAD"});
+  if (!add) return std::unexpected(add.error().wrap("--worktree: git worktree add"));
+  if (add->exit_code != 0) {
+    std::string msg = add->out;
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return fail("--worktree: git worktree add failed: " + msg);
+  }
+  std::string rel = std::filesystem::path(cwd).lexically_relative(repo).string();
+  job_cwd = (rel.empty() || rel == ".") ? wt.path : wt.path + "/" + rel;
+  return wt;
+}
+
+// The run itself: state, log, job, event loop. Returns batman's exit code.
+class Run final : public runner::Job::Listener {
+ public:
+  Run(RunPlan plan, ProjectTree tree, std::string run_id, UniqueFd lock_fd)
+      : plan_(std::move(plan)), tree_(std::move(tree)), run_id_(std::move(run_id)),
+        lock_fd_(std::move(lock_fd)) {}
+
+  // ready: written one byte (0 = started, 1 = failed) once the job has started, for --detach.
+  int execute(int ready_fd);
+
+  void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
+  void on_spawned(runner::Job& job, pid_t pid) override;
+
+ private:
+  void save_state();
+  void signal_ready(char status);
+  void handle_signal(const signalfd_siginfo& info);
+
+  RunPlan plan_;
+  ProjectTree tree_;
+  std::string run_id_;
+  UniqueFd lock_fd_;
+  runner::RunState state_;
+  std::unique_ptr<runner::EventLoop> loop_;
+  std::unique_ptr<runner::Job> job_;
+  std::unique_ptr<Monitor> monitor_;
+  std::shared_ptr<spdlog::logger> events_;
+  int ready_fd_ = -1;
+  bool timed_out_ = false;
+  bool stop_requested_ = false;
+  bool settle_check_pending_ = false;
+};
+
+void Run::save_state() {
+  if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w)
+    error("cannot write state file: " + w.error().message);
+  if (monitor_) monitor_->update(runner::to_json(state_));
+}
+
+void Run::signal_ready(char status) {
+  if (ready_fd_ < 0) return;
+  (void)!::write(ready_fd_, &status, 1);
+  ::close(ready_fd_);
+  ready_fd_ = -1;
+}
+
+void Run::on_spawned(runner::Job&, pid_t pid) {
+  state_.pid = pid;
+  state_.pid_start_time = runner::process_start_time(pid);
+  state_.restarts = job_ ? job_->process().restarts() : 0;
+  state_.status = "running";
+  save_state();
+  if (events_) events_->info("{} started pid {} ({})", run_id_, pid, state_.restarts ? "restart" : "start");
+  signal_ready(0);
+}
+
+void Run::on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) {
+  if (events_)
+    events_->info("{} {} -> {}: {}", run_id_, runner::state_name(from), runner::state_name(to), why);
+  if (to == ProcState::Backoff || to == ProcState::Fatal) info(std::string(runner::state_name(to)) + ": " + why);
+  // Restarts go EXITED -> STARTING inside one on_exit call, so look once the dust settles.
+  if (!settle_check_pending_) {
+    settle_check_pending_ = true;
+    loop_->add_timer_after(Duration::zero(), [this, &job] {
+      settle_check_pending_ = false;
+      if (job.process().settled()) loop_->stop();
+    });
+  }
+}
+
+void Run::handle_signal(const signalfd_siginfo& info) {
+  int sig = static_cast<int>(info.ssi_signo);
+  if (sig == SIGHUP) {
+    job_->signal_tree(SIGHUP);
+    return;
+  }
+  // SIGINT/SIGTERM: run the stop sequence. `batman stop` sends SIGTERM through sigqueue
+  // with the signal and grace it wants packed in the value.
+  std::optional<int> send = sig;
+  std::optional<Duration> grace;
+  if (info.ssi_code == SI_QUEUE) {
+    // From `batman stop`: low byte the signal (0: the job's stopsignal), the rest the grace
+    // in tenths of a second plus one (0: the job's stoptime).
+    unsigned packed = static_cast<unsigned>(info.ssi_int);
+    send = (packed & 0xff) ? std::optional<int>(static_cast<int>(packed & 0xff)) : std::nullopt;
+    if (packed >> 8) grace = std::chrono::milliseconds(static_cast<long long>((packed >> 8) - 1) * 100);
+  }
+  if (stop_requested_) {
+    // A second Ctrl-C does not wait for stoptime.
+    job_->signal_tree(SIGKILL);
+    return;
+  }
+  stop_requested_ = true;
+  job_->process().stop(send, grace);
+}
+
+int Run::execute(int ready_fd) {
+  ready_fd_ = ready_fd;
+  const auto& o = plan_.options;
+  std::string tmp_dir = tree_.tmp_path() + "/" + run_id_;
+  std::string log_name = run_id_ + ".log";
+
+  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
+
+  // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
+  if (o.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0) {
+    error("cannot create " + tmp_dir + ": " + std::strerror(errno));
+    signal_ready(1);
+    return kExitBatmanError;
+  }
+  int log_flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (o.kind == "multi" ? O_TRUNC : O_EXCL);
+  int log_fd = ::openat(tree_.logs_fd.get(), log_name.c_str(), log_flags, 0600);
+  if (log_fd < 0) {
+    error("cannot create log " + tree_.logs_path() + "/" + log_name + ": " + std::strerror(errno));
+    signal_ready(1);
+    return kExitBatmanError;
+  }
+  ::close(log_fd);
+  auto log_sink = runner::FileSink::open(tree_.logs_path() + "/" + log_name);
+  if (!log_sink) {
+    error(log_sink.error().message);
+    signal_ready(1);
+    return kExitBatmanError;
+  }
+
+  std::string job_cwd = plan_.cwd;
+  std::optional<Worktree> worktree;
+  if (o.worktree) {
+    auto wt = add_worktree(plan_.cwd, tree_, run_id_, job_cwd);
+    if (!wt) {
+      error(wt.error().message);
+      (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+      signal_ready(1);
+      return kExitBatmanError;
+    }
+    worktree = *wt;
+  }
+
+  state_.project = tree_.name;
+  state_.run_id = run_id_;
+  state_.kind = o.kind;
+  state_.command = o.command;
+  state_.cwd = job_cwd;
+  state_.batman_pid = ::getpid();
+  state_.batman_start_time = runner::process_start_time(::getpid());
+  state_.isolation.tier = std::string(isolation::tier_name(plan_.tier.tier));
+  state_.isolation.profile = plan_.profile.name;
+  for (const auto& s : plan_.tier.skipped)
+    state_.isolation.skipped.push_back({std::string(isolation::tier_name(s.tier)), s.reason});
+  if (plan_.limits.memory_bytes) state_.limits.memory = format_limit_size(plan_.limits.memory_bytes);
+  if (plan_.limits.cpus) state_.limits.cpus = o.cpus.empty() ? std::to_string(*plan_.limits.cpus) : o.cpus;
+  if (plan_.limits.pids) state_.limits.pids = format_limit_size(plan_.limits.pids);
+  state_.started_at = format_rfc3339(std::chrono::system_clock::now());
+  state_.log = "logs/" + log_name;
+  if (worktree) state_.worktree = worktree->path;
+
+  isolation::LaunchRequest request;
+  request.argv = {"/bin/sh", "-c", o.command};
+  request.env = job_environment(plan_, tree_, run_id_, tmp_dir);
+  request.cwd = job_cwd;
+  request.project_dir = tree_.dir;
+  request.tmp_dir = tmp_dir;
+  request.run_id = run_id_;
+  request.unit_name = "batman-" + tree_.name + "-" + run_id_;
+  request.profile = plan_.profile;
+  request.limits = plan_.limits;
+
+  auto loop = runner::EventLoop::create();
+  if (!loop) {
+    error(loop.error().message);
+    signal_ready(1);
+    return kExitBatmanError;
+  }
+  loop_ = std::move(*loop);
+  ::signal(SIGPIPE, SIG_IGN);
+  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP}, [this](const signalfd_siginfo& i) { handle_signal(i); }); !h) {
+    error(h.error().message);
+    signal_ready(1);
+    return kExitBatmanError;
+  }
+  if (plan_.monitor_port >= 0) {
+    auto m = Monitor::start(plan_.monitor_port, tree_.name + " " + run_id_);
+    if (!m) {
+      error(m.error().message);
+      signal_ready(1);
+      return kExitBatmanError;
+    }
+    monitor_ = std::move(*m);
+    state_.monitor_url = monitor_->url();
+    info("monitor: " + monitor_->url());
+  }
+
+  runner::FdSink term_out(1), term_err(2);
+  std::vector<runner::Sink*> out_sinks{log_sink->get()}, err_sinks{log_sink->get()};
+  if (!o.detach) {
+    out_sinks.insert(out_sinks.begin(), &term_out);
+    err_sinks.insert(err_sinks.begin(), &term_err);
+  }
+  job_ = std::make_unique<runner::Job>(*loop_, isolation::make_backend(plan_.tier.tier), request, plan_.rules,
+                                       this, out_sinks, err_sinks, o.detach ? -1 : 0);
+  auto unenforced = job_->prepare();
+  if (!unenforced) {
+    error(unenforced.error().message);
+    signal_ready(1);
+    return kExitBatmanError;
+  }
+  state_.isolation.unenforced = *unenforced;
+  if (!unenforced->empty() && !o.quiet) {
+    std::string joined;
+    for (const auto& u : *unenforced) joined += (joined.empty() ? "" : "; ") + u;
+    info("not enforced: " + joined);
+  }
+  save_state();
+
+  std::optional<runner::EventLoop::TimerId> timeout_timer;
+  if (plan_.timeout) {
+    timeout_timer = loop_->add_timer_after(*plan_.timeout, [this] {
+      timed_out_ = true;
+      info("timeout after " + plan_.options.timeout + ": stopping the job");
+      job_->process().stop();
+    });
+  }
+  if (events_) events_->info("{} run: {}", run_id_, o.command);
+  job_->process().start();
+  if (!job_->process().settled()) (void)loop_->run();
+  job_->finish();
+
+  // The job's own descendants that slipped out of its session were reparented to us
+  // (child subreaper): they are the job's too.
+  for (pid_t orphan : isolation::children_of(::getpid())) {
+    ::kill(orphan, SIGKILL);
+    ::waitpid(orphan, nullptr, 0);
+  }
+
+  const auto& proc = job_->process();
+  int code = 0;
+  auto last = proc.last_exit();
+  state_.restarts = proc.restarts();
+  state_.ended_at = format_rfc3339(std::chrono::system_clock::now());
+  if (last) {
+    state_.exit_code = last->signal ? std::nullopt : std::optional<int>(last->code);
+    state_.signal = last->signal ? std::optional<int>(last->signal) : std::nullopt;
+  }
+  if (timed_out_) {
+    code = kExitTimeout;
+    state_.status = "timeout";
+  } else if (!last) {
+    // Never ran: the tier could not start it.
+    std::string why = job_->spawn_error() ? job_->spawn_error()->message : proc.reason();
+    error("could not start the job: " + why);
+    code = kExitBatmanError;
+    state_.status = "failed";
+    state_.exit_code = kExitBatmanError;
+  } else if (last->signal) {
+    code = 128 + last->signal;
+    state_.status = "killed";
+  } else {
+    code = last->code;
+    state_.status = (code == 0 && !stop_requested_) ? "succeeded" : (stop_requested_ ? "killed" : "failed");
+  }
+  signal_ready(code == kExitBatmanError ? 1 : 0);
+  if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
+
+  if (!o.keep_tmp) (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  if (worktree) {
+    if (code == 0) {
+      auto rm = run_capture({"git", "-C", worktree->repo, "worktree", "remove", "--force", worktree->path});
+      if (!rm || rm->exit_code != 0) info("could not remove worktree " + worktree->path);
+    } else {
+      info("worktree kept for inspection: " + worktree->path);
+    }
+  }
+  save_state();
+  return code;
+}
+
+// batman-multi: one live instance per ID, held by flock on state/<ID>.lock.
+Result<UniqueFd> lock_instance(const ProjectTree& tree, const std::string& id) {
+  std::string name = id + ".lock";
+  int fd = ::openat(tree.state_fd.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return sys_error("open " + tree.state_path() + "/" + name);
+  UniqueFd lock(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return lock;
+  if (errno != EWOULDBLOCK) return sys_error("lock " + name);
+  std::string detail;
+  if (auto s = runner::read_state(tree.state_fd.get(), id)) {
+    detail = " (pid " + std::to_string(s->pid) + ", batman pid " + std::to_string(s->batman_pid) +
+             ", started " + s->started_at + ")";
+  }
+  return fail("instance '" + id + "' is already running" + detail + ": stop it with 'batman stop " + id +
+              "' or pick another ID");
+}
+
+}  // namespace
+
+int run_job(std::string_view kind, const std::vector<std::string>& args) {
+  RunOptions o;
+  o.kind = std::string(kind);
+  std::string program = kind == "parallel" ? "batman-parallel" : kind == "isolated" ? "batman-isolated" : "batman-multi";
+  CLI::App app{kind == "parallel"   ? "Run COMMAND in PROJECT's own tree, side by side with other runs."
+               : kind == "isolated" ? "Run COMMAND with the strongest isolation this machine allows."
+                                    : "Run COMMAND as the one live instance of ID.",
+               program};
+  app.set_help_flag("-h,--help", "show this help");
+  if (kind == "parallel") app.add_option("PROJECT", o.project, "project name")->required();
+  if (kind == "multi") app.add_option("ID", o.project, "instance ID (also the project)")->required();
+  app.add_option("COMMAND", o.command, "command, run as /bin/sh -c COMMAND")->required();
+  if (kind == "isolated") {
+    o.project = "isolated";
+    app.add_option("--project", o.project, "project name (default: isolated)");
+  }
+  app.add_option("--isolation", o.isolation, "auto|namespaces|firejail|systemd|env");
+  app.add_option("--profile", o.profile, "isolation profile: NAME or FILE");
+  app.add_flag("--net", o.net, "use the host network");
+  app.add_flag("--no-net", o.no_net, "no network");
+  app.add_option("--memory", o.memory, "memory limit, e.g. 512M");
+  app.add_option("--cpus", o.cpus, "CPU limit, e.g. 1.5");
+  app.add_option("--pids", o.pids, "process count limit");
+  app.add_option("--timeout", o.timeout, "stop the job after DURATION (exit 124)");
+  app.add_option("--restart", o.restart, "always|never|unexpected (default never)");
+  app.add_option("--exitcodes", o.exitcodes, "expected exit codes, e.g. 0,2");
+  app.add_option("--startretries", o.startretries, "retries of a failed start");
+  app.add_option("--starttime", o.starttime, "time up before a start counts");
+  app.add_option("--stopsignal", o.stopsignal, "signal of the stop sequence");
+  app.add_option("--stoptime", o.stoptime, "wait before SIGKILL");
+  app.add_option("--env", o.env, "K=V for the job (repeatable)")->take_all();
+  app.add_option("--cwd", o.cwd, "working directory");
+  app.add_flag("--worktree", o.worktree, "run in a fresh git worktree");
+  app.add_flag("-d,--detach", o.detach, "run in the background, print the run-id");
+  app.add_flag("--keep-tmp", o.keep_tmp, "keep tmp/<run-id> afterwards");
+  app.add_option("--monitor", o.monitor, "serve a status page on 127.0.0.1[:PORT]")->expected(0, 1);
+  app.add_flag("--no-monitor", o.no_monitor, "no status page (the default)");
+  app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
+  if (auto rc = parse(app, args)) return *rc;
+  if (app.count("--monitor") && !o.monitor) o.monitor = "";
+  set_quiet(o.quiet);
+
+  auto plan = make_plan(o);
+  if (!plan) {
+    error(plan.error().message);
+    return kExitBatmanError;
+  }
+  info(plan->tier.summary());
+
+  auto tree = open_project(plan->options.project, true);
+  if (!tree) {
+    error(tree.error().message);
+    return kExitBatmanError;
+  }
+
+  UniqueFd lock;
+  std::string run_id;
+  if (kind == "multi") {
+    auto l = lock_instance(*tree, plan->options.project);
+    if (!l) {
+      error(l.error().message);
+      return kExitBatmanError;
+    }
+    lock = std::move(*l);
+    run_id = plan->options.project;
+  } else {
+    run_id = new_run_id();
+    // Unique even within one second: six random hex digits, and the log is created O_EXCL.
+    struct stat st{};
+    while (::fstatat(tree->logs_fd.get(), (run_id + ".log").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      run_id = new_run_id();
+  }
+
+  if (!plan->options.detach) {
+    Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
+    return run.execute(-1);
+  }
+
+  // --detach: the child runs the job in its own session; the parent prints the run-id once
+  // the job has started (so `batman ps` sees it at once) and exits 0.
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) {
+    error(std::string("pipe: ") + std::strerror(errno));
+    return kExitBatmanError;
+  }
+  std::cout.flush();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    error(std::string("fork: ") + std::strerror(errno));
+    return kExitBatmanError;
+  }
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::setsid();
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    set_quiet(true);
+    Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
+    std::_Exit(run.execute(ready[1]));
+  }
+  ::close(ready[1]);
+  lock.reset();
+  char status = 1;
+  ssize_t n;
+  do {
+    n = ::read(ready[0], &status, 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(ready[0]);
+  if (n != 1 || status != 0) {
+    error("the detached run " + run_id + " failed to start: see 'batman logs " + tree->name + " " + run_id +
+          "' and " + tree->logs_path() + "/events.log");
+    return kExitBatmanError;
+  }
+  std::cout << run_id << std::endl;
+  return 0;
+}
+
+}  // namespace batman::cli

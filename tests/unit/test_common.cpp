@@ -1,0 +1,152 @@
+// Unit tests of common/: durations, sizes, names, signals, timestamps, atomic writes.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "common/duration.hpp"
+#include "common/fs.hpp"
+#include "common/names.hpp"
+#include "common/signals.hpp"
+#include "common/time_format.hpp"
+
+using namespace batman;
+using namespace std::chrono_literals;
+
+TEST(Duration, ParsesUnits) {
+  EXPECT_EQ(*parse_duration("1500ms"), 1500ms);
+  EXPECT_EQ(*parse_duration("30s"), 30s);
+  EXPECT_EQ(*parse_duration("5m"), 5min);
+  EXPECT_EQ(*parse_duration("1h"), 1h);
+  EXPECT_EQ(*parse_duration("1h30m"), 90min);
+  EXPECT_EQ(*parse_duration("2.5"), 2500ms);
+  EXPECT_EQ(*parse_duration("0"), 0s);
+}
+
+TEST(Duration, RejectsGarbageWithAHint) {
+  for (const char* bad : {"", "abc", "10x", "-5s", "5s5", "s", "1..5s", "nan"}) {
+    auto r = parse_duration(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("ms, s, m or h"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(Duration, Formats) {
+  EXPECT_EQ(format_duration(250ms), "250ms");
+  EXPECT_EQ(format_duration(1500ms), "1.5s");
+  EXPECT_EQ(format_duration(125s), "2m05s");
+  EXPECT_EQ(format_uptime(65s), "0:01:05");
+  EXPECT_EQ(format_uptime(3725s), "1:02:05");
+}
+
+TEST(Size, ParsesBinaryMultiples) {
+  EXPECT_EQ(*parse_size("1024"), 1024u);
+  EXPECT_EQ(*parse_size("1K"), 1024u);
+  EXPECT_EQ(*parse_size("512M"), 512ull << 20);
+  EXPECT_EQ(*parse_size("50MB"), 50ull << 20);
+  EXPECT_EQ(*parse_size("2g"), 2ull << 30);
+  EXPECT_FALSE(parse_size("12Q"));
+  EXPECT_FALSE(parse_size("M"));
+  EXPECT_FALSE(parse_size("-1M"));
+}
+
+TEST(Integer, BoundsAndMessage) {
+  EXPECT_EQ(*parse_integer("3", "--retries", 0, 10), 3);
+  auto r = parse_integer("11", "--retries", 0, 10);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "--retries: '11' is not a whole number from 0 to 10");
+  EXPECT_FALSE(parse_integer("3x", "n", 0, 10));
+  EXPECT_FALSE(parse_integer("", "n", 0, 10));
+}
+
+TEST(Names, AcceptsTheRule) {
+  for (std::string ok : {std::string("disk"), std::string("api"), std::string("a"), std::string("A-b_c.d"),
+                         std::string("0abc"), std::string(64, 'x')})
+    EXPECT_TRUE(validate_name(ok, "project")) << ok;
+}
+
+TEST(Names, RefusesEscapesAndStatesTheRule) {
+  for (const char* bad : {"../x", "a/b", ".", "..", "-x", "", ".hidden", "_x", "a b", "a\nb"}) {
+    auto r = validate_name(bad, "project");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("1-64 letters"), std::string::npos);
+  }
+  EXPECT_FALSE(validate_name(std::string(65, 'x'), "project"));
+}
+
+TEST(Names, RunIdsAreWellFormedAndUnique) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string id = new_run_id();
+    ASSERT_EQ(id.size(), 22u) << id;
+    EXPECT_EQ(id[8], 'T');
+    EXPECT_EQ(id[15], '-');
+    EXPECT_TRUE(validate_name(id, "run-id"));
+    seen.insert(id);
+  }
+  EXPECT_GT(seen.size(), 190u);  // six random hex digits per id
+}
+
+TEST(Signals, NamesAndNumbers) {
+  EXPECT_EQ(*parse_signal("TERM"), SIGTERM);
+  EXPECT_EQ(*parse_signal("SIGTERM"), SIGTERM);
+  EXPECT_EQ(*parse_signal("usr1"), SIGUSR1);
+  EXPECT_EQ(*parse_signal("9"), SIGKILL);
+  EXPECT_FALSE(parse_signal("FOO"));
+  EXPECT_FALSE(parse_signal("0"));
+  EXPECT_EQ(signal_name(SIGHUP), "HUP");
+}
+
+TEST(Time, Rfc3339RoundTrip) {
+  auto t = std::chrono::system_clock::from_time_t(1'700'000'000) + 123ms;
+  std::string s = format_rfc3339(t);
+  EXPECT_EQ(s, "2023-11-14T22:13:20.123Z");
+  auto back = parse_rfc3339(s);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, t);
+  EXPECT_FALSE(parse_rfc3339("yesterday"));
+}
+
+class FsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/batman-unit-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    fd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+  UniqueFd fd_;
+};
+
+TEST_F(FsTest, AtomicWriteReplacesAndLeavesNoTemp) {
+  ASSERT_TRUE(write_file_atomic(fd_.get(), "s.json", "one"));
+  ASSERT_TRUE(write_file_atomic(fd_.get(), "s.json", "two"));
+  EXPECT_EQ(*read_file_at(fd_.get(), "s.json"), "two");
+  auto names = list_dir(fd_.get());
+  ASSERT_TRUE(names);
+  EXPECT_EQ(names->size(), 1u);
+}
+
+TEST_F(FsTest, NeverFollowsAPlantedSymlink) {
+  std::string outside = dir_ + "-outside";
+  ASSERT_EQ(::mkdir(outside.c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(outside.c_str(), (dir_ + "/logs").c_str()), 0);
+  auto r = open_dir_at(fd_.get(), "logs", true);
+  EXPECT_FALSE(r);
+  EXPECT_NE(r.error().message.find("symlink"), std::string::npos);
+  ASSERT_EQ(::symlink((outside + "/secret").c_str(), (dir_ + "/file").c_str()), 0);
+  EXPECT_FALSE(read_file_at(fd_.get(), "file"));
+  // Removing a tree removes the link, not what it points to.
+  ASSERT_EQ(::close(::open((outside + "/keep").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/tree").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(outside.c_str(), (dir_ + "/tree/link").c_str()), 0);
+  ASSERT_TRUE(remove_tree_at(fd_.get(), "tree"));
+  EXPECT_TRUE(std::filesystem::exists(outside + "/keep"));
+  std::filesystem::remove_all(outside);
+}
