@@ -32,6 +32,18 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
     return 0;
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
+    // CLI11 reports a missing positional before an unknown option; the unknown option is
+    // what the user got wrong ("batman-parallel -x true").
+    for (const auto& arg : args) {
+      if (arg == "--") break;
+      if (arg.size() < 2 || arg[0] != '-') continue;
+      std::string name = arg.substr(0, arg.find('='));
+      if (name.size() > 2 && name[1] != '-') name = name.substr(0, 2);  // -abc: -a
+      if (app.get_option_no_throw(name) == nullptr && name != "-h" && name != "--help") {
+        what = "unknown option '" + name + "' (names cannot start with '-'; put COMMAND after '--' if it does)";
+        break;
+      }
+    }
     error(app.get_name() + ": " + what + " (see '" + app.get_name() + " --help')");
     return kExitBatmanError;
   }
