@@ -216,31 +216,89 @@ std::vector<pid_t> session_members(pid_t sid) {
 }
 
 std::vector<pid_t> children_of(pid_t parent) {
+  // /proc/PID/task/TID/children (one file per thread) is far cheaper than a /proc scan.
   std::vector<pid_t> out;
-  for (const auto& p : read_processes())
-    if (p.ppid == parent) out.push_back(p.pid);
+  char dir_path[64];
+  std::snprintf(dir_path, sizeof dir_path, "/proc/%d/task", parent);
+  DIR* dir = ::opendir(dir_path);
+  if (!dir) return out;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[400];
+    std::snprintf(path, sizeof path, "/proc/%d/task/%s/children", parent, e->d_name);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    std::istringstream in(text);
+    pid_t child;
+    while (in >> child) out.push_back(child);
+  }
+  ::closedir(dir);
   return out;
 }
+
+namespace {
+
+pid_t session_of(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char* close = std::strrchr(buf, ')');
+  char state = 0;
+  int ppid = 0, pgid = 0, sid = 0;
+  if (!close || std::sscanf(close + 2, "%c %d %d %d", &state, &ppid, &pgid, &sid) != 4) return -1;
+  if (state == 'Z' || state == 'X') return -1;
+  return sid;
+}
+
+// Every descendant of `root`, found through the children files.
+void collect_descendants(pid_t root, std::set<pid_t>& out) {
+  for (pid_t c : children_of(root))
+    if (out.insert(c).second) collect_descendants(c, out);
+}
+
+}  // namespace
 
 void signal_session(pid_t sid, int sig) {
   if (sid <= 1) return;
   ::kill(-sid, sig);
-  // Members that moved to another process group, and descendants that left the session,
-  // found by walking the parent links from the session's processes.
-  auto procs = read_processes();
-  std::map<pid_t, std::vector<pid_t>> children;
-  for (const auto& p : procs) children[p.ppid].push_back(p.pid);
-  std::set<pid_t> targets;
-  std::vector<pid_t> stack;
-  for (const auto& p : procs)
-    if (p.sid == sid || p.pid == sid) stack.push_back(p.pid);
-  while (!stack.empty()) {
-    pid_t p = stack.back();
-    stack.pop_back();
-    if (!targets.insert(p).second) continue;
-    for (pid_t c : children[p]) stack.push_back(c);
-  }
   pid_t self = ::getpid();
+  std::set<pid_t> targets;
+  std::set<pid_t> ours;
+  collect_descendants(self, ours);
+  if (ours.count(sid) || session_of(sid) < 0) {
+    // The job is ours (batman is its ancestor and subreaper): whatever of it is alive is
+    // below us. Members of its session, and everything below them, belong to it.
+    for (pid_t p : ours) {
+      if (targets.count(p) || session_of(p) != sid) continue;
+      targets.insert(p);
+      collect_descendants(p, targets);
+    }
+  } else {
+    // Someone else's job (`batman stop` of a lost run): scan /proc.
+    auto procs = read_processes();
+    std::map<pid_t, std::vector<pid_t>> children;
+    for (const auto& p : procs) children[p.ppid].push_back(p.pid);
+    std::vector<pid_t> stack;
+    for (const auto& p : procs)
+      if (p.sid == sid || p.pid == sid) stack.push_back(p.pid);
+    while (!stack.empty()) {
+      pid_t p = stack.back();
+      stack.pop_back();
+      if (!targets.insert(p).second) continue;
+      for (pid_t c : children[p]) stack.push_back(c);
+    }
+  }
   for (pid_t p : targets)
     if (p != self) ::kill(p, sig);
 }
