@@ -1,4 +1,4 @@
-// The constructors of each tier's Backend (one file each), for make_backend in tiers.cpp.
+// The constructors and probes of each tier's Backend (one file each), for tiers.cpp.
 #pragma once
 #include <memory>
 
@@ -6,6 +6,8 @@
 
 namespace batman::isolation {
 
-std::unique_ptr<Backend> make_env_backend();  // env_backend.cpp
+std::unique_ptr<Backend> make_env_backend();         // env_backend.cpp
+std::unique_ptr<Backend> make_namespaces_backend();  // namespaces.cpp
+Availability probe_namespaces();                     // a real clone into new namespaces
 
 }  // namespace batman::isolation

@@ -29,7 +29,7 @@ Result<std::optional<Tier>> parse_tier(std::string_view text) {
 Availability probe_tier(Tier t) {
   switch (t) {
     case Tier::Namespaces:
-      return {t, false, "not built into this version of batman yet"};
+      return probe_namespaces();
     case Tier::Firejail:
       return {t, false, "not built into this version of batman yet"};
     case Tier::Systemd:
@@ -75,6 +75,7 @@ Result<TierChoice> choose_tier(std::optional<Tier> requested) {
 
 std::unique_ptr<Backend> make_backend(Tier t) {
   switch (t) {
+    case Tier::Namespaces: return make_namespaces_backend();
     case Tier::Env: return make_env_backend();
     default: return make_env_backend();  // not reachable: choose_tier never picks them yet
   }

@@ -1,0 +1,315 @@
+// Cgroups: detecting v2 / v1 from /proc/self/mountinfo, and one job cgroup per run under
+// this process's own cgroup, with a v2 driver (one directory, cgroup.kill) and a v1 driver
+// (a directory per controller hierarchy, freezer to kill without races).
+#include "isolation/cgroups.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "common/fs.hpp"
+
+namespace batman::isolation {
+
+namespace {
+
+const char* const kWanted[] = {"memory", "cpu", "pids", "freezer"};
+
+struct Mounts {
+  std::string v2;                            // cgroup2 mount point, if any
+  std::map<std::string, std::string> v1;     // controller -> hierarchy mount point
+};
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, sep)) out.push_back(item);
+  return out;
+}
+
+Mounts find_mounts() {
+  Mounts m;
+  auto text = read_file("/proc/self/mountinfo");
+  if (!text) return m;
+  for (const auto& line : split(*text, '\n')) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    const auto left = split(line.substr(0, dash), ' ');
+    const auto right = split(line.substr(dash + 3), ' ');
+    if (left.size() < 5 || right.size() < 3) continue;
+    if (right[0] == "cgroup2" && m.v2.empty()) m.v2 = left[4];
+    if (right[0] == "cgroup") {
+      for (const auto& option : split(right[2], ','))
+        if (!m.v1.contains(option)) m.v1[option] = left[4];
+    }
+  }
+  return m;
+}
+
+// This process's cgroup path per v1 controller, and "" for v2 ("0::/path").
+std::map<std::string, std::string> own_paths() {
+  std::map<std::string, std::string> out;
+  auto text = read_file("/proc/self/cgroup");
+  if (!text) return out;
+  for (const auto& line : split(*text, '\n')) {
+    const auto first = line.find(':');
+    const auto second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    const auto path = line.substr(second + 1);
+    const auto controllers = line.substr(first + 1, second - first - 1);
+    if (controllers.empty()) out[""] = path;
+    for (const auto& c : split(controllers, ',')) out[c] = path;
+  }
+  return out;
+}
+
+std::string join(const std::string& mount, const std::string& path) {
+  return path == "/" || path.empty() ? mount : mount + path;
+}
+
+std::vector<std::string> v2_controllers(const std::string& dir) {
+  auto text = read_file(dir + "/cgroup.controllers");
+  if (!text) return {};
+  std::vector<std::string> out;
+  std::istringstream in(*text);
+  std::string c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
+Result<void> write_text(const std::string& path, const std::string& text) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return sys_error("open " + path);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return sys_error("write " + path);
+  return {};
+}
+
+Result<void> make_dir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + path);
+  return {};
+}
+
+std::vector<pid_t> read_procs(const std::string& dir) {
+  std::vector<pid_t> out;
+  auto text = read_file(dir + "/cgroup.procs");
+  if (!text) return out;
+  std::istringstream in(*text);
+  pid_t pid;
+  while (in >> pid) out.push_back(pid);
+  return out;
+}
+
+std::string limit_name(const std::string& controller) {
+  if (controller == "memory") return "memory limit";
+  if (controller == "cpu") return "cpu limit";
+  return "pids limit";
+}
+
+class JobCgroup final : public Cgroup {
+ public:
+  JobCgroup(int version, std::vector<std::string> dirs, std::string procs_dir, std::string freezer)
+      : version_(version), dirs_(std::move(dirs)), procs_dir_(std::move(procs_dir)),
+        freezer_(std::move(freezer)) {}
+  ~JobCgroup() override { remove(); }
+
+  Result<void> add(pid_t pid) override {
+    for (const auto& dir : dirs_) {
+      if (auto ok = write_text(dir + "/cgroup.procs", std::to_string(pid)); !ok)
+        return std::unexpected(ok.error().wrap("cgroup"));
+    }
+    return {};
+  }
+
+  std::vector<pid_t> members() const override { return read_procs(procs_dir_); }
+
+  void signal_all(int sig) override {
+    for (pid_t pid : members()) kill(pid, sig);
+  }
+
+  void kill_all() override {
+    if (version_ == 2 && write_text(procs_dir_ + "/cgroup.kill", "1")) return;
+    const std::string state = version_ == 2 ? "/cgroup.freeze" : "/freezer.state";
+    const bool frozen = !freezer_.empty() &&
+                        write_text(freezer_ + state, version_ == 2 ? "1" : "FROZEN").has_value();
+    // Frozen, nobody can fork between reading the list and the kill; unfrozen, go round
+    // until the cgroup is empty (bounded: a fork bomb is still stopped by the pids limit).
+    for (int round = 0; round < (frozen ? 1 : 50); ++round) {
+      const auto pids = members();
+      if (pids.empty()) break;
+      for (pid_t pid : pids) kill(pid, SIGKILL);
+    }
+    if (frozen) (void)write_text(freezer_ + state, version_ == 2 ? "0" : "THAWED");
+  }
+
+  void remove() override {
+    for (const auto& dir : dirs_) {
+      // Killed processes leave their cgroup as they exit, which can lag the kill briefly.
+      for (int attempt = 0; attempt < 50; ++attempt) {
+        if (rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
+        if (errno != EBUSY) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+    dirs_.clear();
+  }
+
+  std::string describe() const override {
+    return "v" + std::to_string(version_) + " " + (dirs_.empty() ? "" : dirs_.front());
+  }
+
+ private:
+  int version_;
+  std::vector<std::string> dirs_;
+  std::string procs_dir_;
+  std::string freezer_;
+};
+
+bool any_limit(const Limits& limits) {
+  return limits.memory_bytes || limits.cpus || limits.pids;
+}
+
+}  // namespace
+
+CgroupSupport detect_cgroups() {
+  CgroupSupport s;
+  const Mounts mounts = find_mounts();
+  const auto own = own_paths();
+  if (!mounts.v2.empty()) {
+    const auto path = join(mounts.v2, own.contains("") ? own.at("") : "/");
+    auto available = v2_controllers(path);
+    if (!available.empty()) {
+      s.version = 2;
+      s.mount = mounts.v2;
+      for (const char* c : kWanted) {
+        if (std::string(c) == "freezer") {
+          if (access((path + "/cgroup.freeze").c_str(), F_OK) == 0 || path == mounts.v2)
+            s.controllers.push_back(c);
+        } else if (std::find(available.begin(), available.end(), c) != available.end()) {
+          s.controllers.push_back(c);
+        }
+      }
+      s.writable = access(path.c_str(), W_OK) == 0;
+      s.note = s.writable ? "jobs' cgroups go under " + path + "/batman"
+                          : path + " is not writable by uid " + std::to_string(geteuid()) +
+                                " (run as root, or in a delegated cgroup)";
+      return s;
+    }
+  }
+  if (!mounts.v1.empty()) {
+    s.version = 1;
+    s.mount = "/sys/fs/cgroup";
+    std::string first;
+    for (const char* c : kWanted) {
+      if (!mounts.v1.contains(c)) continue;
+      s.controllers.push_back(c);
+      const auto path = join(mounts.v1.at(c), own.contains(c) ? own.at(c) : "/");
+      if (first.empty()) first = path;
+    }
+    s.writable = !first.empty() && access(first.c_str(), W_OK) == 0;
+    s.note = first.empty() ? "no v1 hierarchy with memory, cpu, pids or freezer"
+             : s.writable ? "jobs' cgroups go under " + first + "/batman (and the other hierarchies)"
+                          : first + " is not writable by uid " + std::to_string(geteuid()) +
+                                " (run as root, or in a delegated cgroup)";
+    if (!mounts.v2.empty()) s.note += "; the cgroup2 mount at " + mounts.v2 + " has no controllers";
+    return s;
+  }
+  s.note = "no cgroup file system is mounted";
+  return s;
+}
+
+std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
+                                          std::vector<std::string>& unenforced) {
+  const CgroupSupport support = detect_cgroups();
+  if (!support.writable || unit.empty()) {
+    if (any_limit(limits)) unenforced.push_back("cgroups: " + support.note);
+    return nullptr;
+  }
+  const Mounts mounts = find_mounts();
+  const auto own = own_paths();
+  std::vector<std::string> dirs;
+  std::string procs_dir, freezer;
+  auto has = [&](const char* c) {
+    return std::find(support.controllers.begin(), support.controllers.end(), c) !=
+           support.controllers.end();
+  };
+  // Writes a limit; a failure is reported as unenforced, not fatal.
+  auto set_limit = [&](const std::string& dir, const std::string& file, const std::string& value,
+                       const std::string& controller) {
+    if (auto ok = write_text(dir + "/" + file, value); !ok) {
+      unenforced.push_back(limit_name(controller) + ": " + ok.error().message);
+      return false;
+    }
+    return true;
+  };
+  bool enforced_memory = false, enforced_cpu = false, enforced_pids = false;
+  if (support.version == 2) {
+    const auto parent = join(mounts.v2, own.contains("") ? own.at("") : "/");
+    const auto base = parent + "/batman";
+    const auto dir = base + "/" + unit;
+    if (auto ok = make_dir(base); !ok) {
+      if (any_limit(limits)) unenforced.push_back("cgroups: " + ok.error().message);
+      return nullptr;
+    }
+    std::string enable;
+    for (const char* c : {"memory", "cpu", "pids"})
+      if (has(c)) enable += std::string(enable.empty() ? "+" : " +") + c;
+    // Fails with EBUSY when batman's own cgroup holds processes (v2's no-internal-process
+    // rule); the job's cgroup then still groups the tree, without limits.
+    const bool delegated = write_text(parent + "/cgroup.subtree_control", enable).has_value() &&
+                           write_text(base + "/cgroup.subtree_control", enable).has_value();
+    if (auto ok = make_dir(dir); !ok) {
+      if (any_limit(limits)) unenforced.push_back("cgroups: " + ok.error().message);
+      return nullptr;
+    }
+    dirs.push_back(dir);
+    procs_dir = freezer = dir;
+    if (!delegated && any_limit(limits))
+      unenforced.push_back("cgroups: cannot enable controllers below " + parent +
+                           " (it holds processes; run batman in a delegated cgroup)");
+    if (delegated && limits.memory_bytes)
+      enforced_memory = set_limit(dir, "memory.max", std::to_string(*limits.memory_bytes), "memory");
+    if (delegated && limits.cpus)
+      enforced_cpu = set_limit(dir, "cpu.max",
+                               std::to_string(std::llround(*limits.cpus * 100000)) + " 100000", "cpu");
+    if (delegated && limits.pids)
+      enforced_pids = set_limit(dir, "pids.max", std::to_string(*limits.pids), "pids");
+  } else {
+    for (const char* c : kWanted) {
+      if (!has(c)) continue;
+      const auto base = join(mounts.v1.at(c), own.contains(c) ? own.at(c) : "/") + "/batman";
+      const auto dir = base + "/" + unit;
+      if (!make_dir(base) || !make_dir(dir)) {
+        unenforced.push_back(std::string("cgroups: cannot create ") + dir);
+        continue;
+      }
+      dirs.push_back(dir);
+      if (procs_dir.empty() || std::string(c) == "freezer") procs_dir = dir;
+      const std::string controller = c;
+      if (controller == "freezer") freezer = dir;
+      if (controller == "memory" && limits.memory_bytes)
+        enforced_memory = set_limit(dir, "memory.limit_in_bytes",
+                                    std::to_string(*limits.memory_bytes), controller);
+      if (controller == "cpu" && limits.cpus)
+        enforced_cpu = set_limit(dir, "cpu.cfs_period_us", "100000", controller) &&
+                       set_limit(dir, "cpu.cfs_quota_us",
+                                 std::to_string(std::llround(*limits.cpus * 100000)), controller);
+      if (controller == "pids" && limits.pids)
+        enforced_pids = set_limit(dir, "pids.max", std::to_string(*limits.pids), controller);
+    }
+    if (dirs.empty()) return nullptr;
+  }
+  auto group = std::make_unique<JobCgroup>(support.version, std::move(dirs), procs_dir, freezer);
+  group->enforced = {enforced_memory, enforced_cpu, enforced_pids};
+  return group;
+}
+
+}  // namespace batman::isolation

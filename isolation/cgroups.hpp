@@ -1,0 +1,51 @@
+// Cgroups behind one interface with two drivers (v2 unified, v1 per-controller hierarchies),
+// after crun's cgroup-*.c: a job's cgroup enforces --memory/--cpus/--pids and lets any tier
+// signal or kill every process of the job.
+#pragma once
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "isolation/profile.hpp"
+
+namespace batman::isolation {
+
+class Cgroup {
+ public:
+  virtual ~Cgroup() = default;
+  // Move `pid` into the job's cgroup (in every hierarchy).
+  virtual Result<void> add(pid_t pid) = 0;
+  virtual std::vector<pid_t> members() const = 0;
+  virtual void signal_all(int sig) = 0;
+  // SIGKILL every member so that none can fork away meanwhile (cgroup.kill, or freeze first).
+  virtual void kill_all() = 0;
+  // Remove the cgroup directories (after its processes are gone). Safe to call twice.
+  virtual void remove() = 0;
+  virtual std::string describe() const = 0;  // "v1 /sys/fs/cgroup/memory/.../batman/UNIT"
+
+  // Which limits the cgroup holds; the caller covers the others another way (rlimits).
+  struct Enforced {
+    bool memory = false, cpu = false, pids = false;
+  } enforced;
+};
+
+// What this machine offers, for `batman doctor` and for choosing a driver.
+struct CgroupSupport {
+  int version = 0;                       // 2, 1, or 0 for none usable
+  std::string mount;                     // v2: the cgroup2 mount; v1: the parent of hierarchies
+  std::vector<std::string> controllers;  // usable: memory, cpu, pids, freezer
+  bool writable = false;                 // can this process create a cgroup for a job?
+  std::string note;                      // why not, or where jobs' cgroups go
+};
+CgroupSupport detect_cgroups();
+
+// Create the job's cgroup `unit` under this process's own cgroup (".../batman/<unit>") and
+// apply the limits. Limits it cannot enforce are appended to `unenforced` with the reason.
+// Returns nullptr (not an error) when no writable cgroup exists.
+std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
+                                          std::vector<std::string>& unenforced);
+
+}  // namespace batman::isolation

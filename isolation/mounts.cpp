@@ -1,0 +1,271 @@
+// The mount namespace: the parent turns a profile's filesystem section into an ordered mount
+// list; the child builds the new root from it (bind, read-only, tmpfs, hide, /proc) and
+// pivots into it, in bubblewrap's order: private /, a staging tmpfs, pivot so the old root
+// sits at /oldroot, bind from /oldroot into /newroot, drop /oldroot, pivot into /newroot.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "isolation/ns_plan.hpp"
+
+namespace batman::isolation::ns {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::size_t depth(const std::string& path) {
+  return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) - (path == "/" ? 1 : 0);
+}
+
+// `path` is `base` or below it.
+bool within(const std::string& path, const std::string& base) {
+  if (base == "/") return true;
+  return path == base || (path.starts_with(base) && path[base.size()] == '/');
+}
+
+std::string env_value(const std::vector<std::string>& env, std::string_view name) {
+  for (const auto& kv : env) {
+    if (kv.size() > name.size() && kv.starts_with(name) && kv[name.size()] == '=')
+      return kv.substr(name.size() + 1);
+  }
+  return {};
+}
+
+std::string substitute(const std::string& path, const LaunchRequest& request) {
+  const std::pair<std::string_view, std::string> vars[] = {
+      {"$CWD", request.cwd},
+      {"$PROJECT_DIR", request.project_dir},
+      {"$TMPDIR", request.tmp_dir},
+      {"$HOME", env_value(request.env, "HOME")}};
+  for (const auto& [name, value] : vars) {
+    if (path.starts_with(name) && (path.size() == name.size() || path[name.size()] == '/'))
+      return value + path.substr(name.size());
+  }
+  return path;
+}
+
+}  // namespace
+
+Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
+                                         std::vector<std::string>& unenforced) {
+  const auto& filesystem = request.profile.filesystem;
+  std::vector<MountOp> ops;
+  // Binds use the canonical host path on both sides, so no symlink is followed inside the
+  // half-built new root (an absolute link would resolve against the staging root).
+  auto add_bind = [&](const std::string& raw, bool read_only) {
+    const std::string path = substitute(raw, request);
+    std::error_code ec;
+    const auto canonical = fs::canonical(path, ec);
+    if (path.empty() || ec) {
+      unenforced.push_back(std::string(read_only ? "read_only " : "read_write ") + raw +
+                           (path.empty() || path == raw ? "" : " (" + path + ")") +
+                           ": does not exist, not mounted");
+      return;
+    }
+    MountOp op;
+    op.kind = MountOp::Kind::Bind;
+    op.read_only = read_only;
+    op.is_dir = fs::is_directory(canonical, ec);
+    op.shown = canonical.string();
+    op.source = "/oldroot" + (op.shown == "/" ? std::string() : op.shown);
+    op.target = "/newroot" + (op.shown == "/" ? std::string() : op.shown);
+    ops.push_back(std::move(op));
+  };
+  for (const auto& p : filesystem.read_only) add_bind(p, true);
+  for (const auto& p : filesystem.read_write) add_bind(p, false);
+
+  for (const auto& raw : filesystem.tmpfs) {
+    const std::string path = fs::path(substitute(raw, request)).lexically_normal().string();
+    MountOp op;
+    op.shown = path;
+    op.target = "/newroot" + path;
+    if (path == "/tmp") {
+      // The private /tmp is the run's own tmp dir, so --keep-tmp can keep what the job left.
+      op.kind = MountOp::Kind::Bind;
+      op.source = "/oldroot" + request.tmp_dir;
+    } else {
+      op.kind = MountOp::Kind::Tmpfs;
+    }
+    ops.push_back(std::move(op));
+  }
+  for (const auto& raw : filesystem.hide) {
+    const std::string path = substitute(raw, request);
+    std::error_code ec;
+    const auto canonical = fs::canonical(path, ec);
+    if (ec) continue;  // nothing there to hide
+    MountOp op;
+    op.kind = MountOp::Kind::Hide;
+    op.is_dir = fs::is_directory(canonical, ec);
+    op.shown = canonical.string();
+    op.source = "/oldroot/dev/null";
+    op.target = "/newroot" + op.shown;
+    ops.push_back(std::move(op));
+  }
+
+  // The job's working directory stays visible when a private /tmp (or a hidden path) would
+  // cover it: bind it again over the cover, with the access it had.
+  std::error_code ec;
+  const std::string cwd = fs::canonical(request.cwd, ec).string();
+  if (!ec) {
+    std::size_t cover_depth = 0;
+    bool covered = false;
+    for (const auto& op : ops) {
+      const bool cover = op.kind != MountOp::Kind::Bind || op.source == "/oldroot" + request.tmp_dir;
+      if (cover && within(cwd, op.shown) && cwd != op.shown) {
+        covered = true;
+        cover_depth = std::max(cover_depth, depth(op.shown));
+      }
+    }
+    const MountOp* holder = nullptr;
+    for (const auto& op : ops) {
+      if (op.kind == MountOp::Kind::Bind && op.source != "/oldroot" + request.tmp_dir &&
+          within(cwd, op.shown) && (!holder || depth(op.shown) >= depth(holder->shown)))
+        holder = &op;
+    }
+    if (covered && holder && depth(holder->shown) <= cover_depth) {
+      MountOp op;
+      op.kind = MountOp::Kind::Bind;
+      op.read_only = holder->read_only;
+      op.shown = cwd;
+      op.source = "/oldroot" + cwd;
+      op.target = "/newroot" + cwd;
+      ops.push_back(std::move(op));
+    }
+  }
+
+  if (request.profile.has_namespace("pid")) {
+    MountOp proc;
+    proc.kind = MountOp::Kind::Proc;
+    proc.shown = "/proc";
+    proc.target = "/newroot/proc";
+    ops.push_back(std::move(proc));
+  }
+  if (request.profile.has_namespace("ipc") && fs::is_directory("/dev/shm", ec)) {
+    MountOp shm;
+    shm.kind = MountOp::Kind::DevShm;
+    shm.shown = "/dev/shm";
+    shm.target = "/newroot/dev/shm";
+    shm.optional = true;  // a root without /dev is fine
+    ops.push_back(std::move(shm));
+  }
+  // Parents before children; among equals, the profile's order (read_write after read_only).
+  std::stable_sort(ops.begin(), ops.end(),
+                   [](const MountOp& a, const MountOp& b) { return depth(a.shown) < depth(b.shown); });
+  return ops;
+}
+
+namespace {
+
+bool exists(const char* path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+// mkdir -p in the child: `path` is edited in place (no allocation) and restored.
+int make_directories(std::string& path, bool last_too) {
+  char* p = path.data();
+  const std::size_t n = path.size();
+  for (std::size_t i = 1; i <= n; ++i) {
+    if (i < n && p[i] != '/') continue;
+    if (i == n && !last_too) break;
+    const char saved = p[i];
+    p[i] = '\0';
+    int rc = 0;
+    if (!exists(p) && mkdir(p, 0755) != 0 && errno != EEXIST) rc = errno;
+    p[i] = saved;
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+int make_mount_point(MountOp& op) {
+  if (op.is_dir) return make_directories(op.target, true);
+  if (int rc = make_directories(op.target, false)) return rc;
+  if (exists(op.target.c_str())) return 0;
+  const int fd = open(op.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  close(fd);
+  return 0;
+}
+
+int make_read_only(const char* target) {
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) == 0) return 0;
+  if (errno != ENOSYS) return errno;
+  // Before Linux 5.12: only the top mount can be made read-only.
+  if (mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) return errno;
+  return 0;
+}
+
+int fail_at(Failure& failure, Step step, int index, int err) {
+  failure = Failure{static_cast<int>(step), index, err};
+  return err;
+}
+
+}  // namespace
+
+int apply_mounts(ChildPlan& plan, Failure& failure) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return fail_at(failure, Step::MountPrivate, -1, errno);
+  const char* base = plan.base.c_str();
+  if (mount("tmpfs", base, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755") != 0)
+    return fail_at(failure, Step::MountBase, -1, errno);
+  if (chdir(base) != 0 || mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0 ||
+      syscall(SYS_pivot_root, base, "oldroot") != 0 || chdir("/") != 0)
+    return fail_at(failure, Step::PivotBase, -1, errno);
+  // The staging tmpfs is not a mount point of its own for pivot_root's purposes until bound.
+  if (mount("newroot", "newroot", nullptr, MS_BIND | MS_REC, nullptr) != 0)
+    return fail_at(failure, Step::PivotBase, -1, errno);
+
+  for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+    MountOp& op = plan.mounts[i];
+    const int index = static_cast<int>(i);
+    if (int rc = make_mount_point(op)) {
+      if (op.optional) continue;
+      return fail_at(failure, Step::MakeMountPoint, index, rc);
+    }
+    const char* target = op.target.c_str();
+    switch (op.kind) {
+      case MountOp::Kind::Bind:
+        if (mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0)
+          return fail_at(failure, Step::Bind, index, errno);
+        if (op.read_only) {
+          if (int rc = make_read_only(target)) return fail_at(failure, Step::ReadOnly, index, rc);
+        }
+        break;
+      case MountOp::Kind::Tmpfs:
+      case MountOp::Kind::DevShm:
+        if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0) {
+          if (op.optional) break;
+          return fail_at(failure, op.kind == MountOp::Kind::Tmpfs ? Step::Tmpfs : Step::DevShm,
+                         index, errno);
+        }
+        break;
+      case MountOp::Kind::Hide:
+        if (op.is_dir ? mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755")
+                      : mount(op.source.c_str(), target, nullptr, MS_BIND, nullptr))
+          return fail_at(failure, Step::Hide, index, errno);
+        break;
+      case MountOp::Kind::Proc:
+        if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+          return fail_at(failure, Step::Proc, index, errno);
+        break;
+    }
+  }
+
+  if (umount2("/oldroot", MNT_DETACH) != 0) return fail_at(failure, Step::DetachOldRoot, -1, errno);
+  // pivot_root(".", ".") stacks the old root under the new one; detaching "." drops it.
+  if (chdir("/newroot") != 0 || syscall(SYS_pivot_root, ".", ".") != 0 ||
+      umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+    return fail_at(failure, Step::PivotRoot, -1, errno);
+  return 0;
+}
+
+}  // namespace batman::isolation::ns

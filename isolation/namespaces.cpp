@@ -1,0 +1,417 @@
+// The `namespaces` tier: clone3 into the profile's namespaces, then one ordered child pipeline
+// (user → mounts → uts → net → cgroup → pid init → ids → capabilities → no_new_privs →
+// seccomp → execve), after nsjail's contain.cc. The parent prepares everything and writes the
+// id maps; the child makes system calls only and reports a failure as (step, errno).
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <fstream>
+
+#include "common/fs.hpp"
+#include "isolation/backends.hpp"
+#include "isolation/cgroups.hpp"
+#include "isolation/ns_plan.hpp"
+#include "isolation/rlimits.hpp"
+#include "isolation/spawn.hpp"
+
+namespace batman::isolation {
+
+namespace ns {
+
+std::string_view step_name(Step step) {
+  switch (step) {
+    case Step::Sync: return "wait for the parent";
+    case Step::DieWithParent: return "prctl PR_SET_PDEATHSIG";
+    case Step::Session: return "setsid";
+    case Step::Stdio: return "dup2 stdio";
+    case Step::MountPrivate: return "make / private";
+    case Step::MountBase: return "mount staging tmpfs";
+    case Step::PivotBase: return "pivot_root into the staging tmpfs";
+    case Step::MakeMountPoint: return "create mount point";
+    case Step::Bind: return "bind mount";
+    case Step::ReadOnly: return "make read-only";
+    case Step::Tmpfs: return "mount tmpfs";
+    case Step::Hide: return "hide";
+    case Step::Proc: return "mount";
+    case Step::DevShm: return "mount tmpfs";
+    case Step::DetachOldRoot: return "detach the old root";
+    case Step::PivotRoot: return "pivot_root into the new root";
+    case Step::Hostname: return "sethostname";
+    case Step::Loopback: return "bring up lo";
+    case Step::CgroupNamespace: return "unshare the cgroup namespace";
+    case Step::Groups: return "setgroups";
+    case Step::Gid: return "setresgid";
+    case Step::Uid: return "setresuid";
+    case Step::Umask: return "umask";
+    case Step::Rlimits: return "setrlimit";
+    case Step::Bounding: return "drop the capability bounding set";
+    case Step::Capabilities: return "capset";
+    case Step::NoNewPrivs: return "prctl PR_SET_NO_NEW_PRIVS";
+    case Step::Seccomp: return "load the seccomp filter";
+    case Step::Chdir: return "chdir";
+    case Step::ForkJob: return "start the job under PID 1";
+    case Step::Exec: return "execve";
+  }
+  return "setup";
+}
+
+namespace {
+
+// clone3's argument block (linux/sched.h's struct clone_args, which clashes with <sched.h>).
+struct CloneArgs {
+  std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+
+[[noreturn]] void report(const ChildPlan& plan, Step step, int err, int index = -1) {
+  Failure failure{static_cast<int>(step), index, err};
+  // Nothing else can be done if this write fails: the parent then sees the child die.
+  [[maybe_unused]] auto n = write(plan.error_fd, &failure, sizeof failure);
+  _exit(125);
+}
+
+// A fork-like clone in the child (for the job under PID 1): no allocation, no atfork handlers.
+pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+
+// The job's last steps: stdio, signals, ids, capabilities, no_new_privs, seccomp, execve.
+[[noreturn]] void exec_job(ChildPlan& plan) {
+  sigset_t none;
+  sigemptyset(&none);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    sigaction(sig, &action, nullptr);
+  }
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (setsid() < 0 && errno != EPERM) report(plan, Step::Session, errno);
+  for (int i = 0; i < 3; ++i) {
+    if (dup2(plan.stdio[i], i) < 0) report(plan, Step::Stdio, errno);
+  }
+  if (int rc = drop_bounding_set(plan.caps)) report(plan, Step::Bounding, rc);
+  if (plan.set_ids) {
+    if (setgroups(0, nullptr) != 0) report(plan, Step::Groups, errno);
+    if (setresgid(plan.gid, plan.gid, plan.gid) != 0) report(plan, Step::Gid, errno);
+    if (setresuid(plan.uid, plan.uid, plan.uid) != 0) report(plan, Step::Uid, errno);
+  }
+  if (int rc = set_capability_sets(plan.caps)) report(plan, Step::Capabilities, rc);
+  if (plan.set_umask) umask(plan.umask);
+  if (int rc = apply_rlimits(plan.rlimits)) report(plan, Step::Rlimits, rc);
+  if (chdir(plan.cwd.c_str()) != 0) report(plan, Step::Chdir, errno);
+  // Nothing of batman's leaks into the job: every fd above stdio closes on execve, the error
+  // pipe included, which is how the parent learns that execve happened.
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    report(plan, Step::NoNewPrivs, errno);
+  // Last before execve, so that nothing batman itself does is filtered.
+  if (int rc = load_seccomp(plan.seccomp)) report(plan, Step::Seccomp, rc);
+  execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+  report(plan, Step::Exec, errno);
+}
+
+[[noreturn]] void child_main(ChildPlan& plan, int sync_write, int error_read, pid_t parent) {
+  close(sync_write);
+  close(error_read);
+  if (plan.die_with_parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(plan, Step::DieWithParent, errno);
+  }
+  // The parent's go-ahead (after the id maps and the cgroup). EOF means it died, perhaps
+  // before PDEATHSIG was armed: that closes the race. Outside a pid namespace getppid
+  // says the same.
+  char go = 0;
+  if (read(plan.sync_fd, &go, 1) != 1) _exit(125);
+  close(plan.sync_fd);
+  if (!plan.pid_namespace && getppid() != parent) _exit(125);
+  if (setsid() < 0) report(plan, Step::Session, errno);
+  Failure failure;
+  if (plan.mount_namespace && apply_mounts(plan, failure) != 0)
+    report(plan, static_cast<Step>(failure.step), failure.err, failure.index);
+  if (!plan.hostname.empty() && sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
+    report(plan, Step::Hostname, errno);
+  if (plan.loopback_up) {
+    if (int rc = bring_loopback_up()) report(plan, Step::Loopback, rc);
+  }
+  // After the parent put us in the job's cgroup, so that it is the namespace's root.
+  if (plan.cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0)
+    report(plan, Step::CgroupNamespace, errno);
+  if (!plan.pid_namespace) exec_job(plan);
+
+  // PID 1: block every signal before the job exists, so none meant for it is lost.
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  const pid_t job = fork_raw();
+  if (job < 0) report(plan, Step::ForkJob, errno);
+  if (job == 0) exec_job(plan);
+  // init holds nothing of the job's: no stdio (the job's output pipes close when it exits),
+  // no error pipe (EOF tells the parent the job reached execve).
+  syscall(SYS_close_range, 0U, ~0U, 0U);
+  run_init(job);
+}
+
+std::string find_program(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& kv : env)
+    if (kv.starts_with("PATH=")) path = kv.substr(5);
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto colon = std::min(path.find(':', start), path.size());
+    const std::string candidate = path.substr(start, colon - start) + "/" + name;
+    if (colon > start && access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = colon + 1;
+  }
+  return name;
+}
+
+}  // namespace
+}  // namespace ns
+
+using ns::ChildPlan;
+using ns::MountOp;
+
+namespace {
+
+class NamespacesBackend final : public Backend {
+ public:
+  Tier tier() const override { return Tier::Namespaces; }
+
+  Result<std::vector<std::string>> prepare(const LaunchRequest& request) override {
+    std::vector<std::string> unenforced;
+    auto plan = build_plan(request, unenforced);
+    if (!plan) return std::unexpected(plan.error().wrap("namespaces"));
+    if (!cgroup_) cgroup_ = create_job_cgroup(request.unit_name, request.limits, unenforced);
+    plan->rlimits = plan_rlimits(request.limits, cgroup_.get(), unenforced);
+    plan_ = std::move(*plan);
+    prepared_ = true;
+    return unenforced;
+  }
+
+  Result<Child> spawn(const LaunchRequest& request) override {
+    if (!prepared_) {
+      if (auto ok = prepare(request); !ok) return std::unexpected(ok.error());
+    }
+    ChildPlan plan = plan_;  // the child edits mount paths in place (mkdir -p)
+    plan.stdio[0] = request.stdin_fd;
+    plan.stdio[1] = request.stdout_fd;
+    plan.stdio[2] = request.stderr_fd;
+    UniqueFd devnull;
+    UniqueFd lifted[3];
+    for (int i = 0; i < 3; ++i) {
+      if (plan.stdio[i] < 0) {
+        if (!devnull) devnull.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
+        if (!devnull) return sys_error("namespaces: open /dev/null");
+        plan.stdio[i] = devnull.get();
+      }
+      // Keep the sources above 2 so dup2 onto 0..2 cannot clobber one another.
+      if (plan.stdio[i] < 3) {
+        lifted[i].reset(fcntl(plan.stdio[i], F_DUPFD_CLOEXEC, 3));
+        if (!lifted[i]) return sys_error("namespaces: dup stdio");
+        plan.stdio[i] = lifted[i].get();
+      }
+    }
+    plan.argv.clear();
+    for (auto& a : plan.argv_storage) plan.argv.push_back(a.data());
+    plan.argv.push_back(nullptr);
+    plan.envp.clear();
+    for (auto& e : plan.env_storage) plan.envp.push_back(e.data());
+    plan.envp.push_back(nullptr);
+
+    int sync[2], errors[2];
+    if (pipe2(sync, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
+    UniqueFd sync_read(sync[0]), sync_write(sync[1]);
+    if (pipe2(errors, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
+    UniqueFd error_read(errors[0]), error_write(errors[1]);
+    plan.sync_fd = sync_read.get();
+    plan.error_fd = error_write.get();
+
+    const pid_t parent = getpid();
+    int pidfd = -1;
+    ns::CloneArgs args{};
+    args.flags = plan.clone_flags | CLONE_PIDFD;
+    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    pid_t pid = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+    if (pid < 0 && errno == ENOSYS) {
+      pid = static_cast<pid_t>(syscall(SYS_clone, plan.clone_flags | SIGCHLD, 0, 0, 0, 0));
+      if (pid > 0) pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    }
+    if (pid < 0) return sys_error("namespaces: clone");
+    if (pid == 0) ns::child_main(plan, sync_write.get(), error_read.get(), parent);
+
+    Child child;
+    child.pid = pid;
+    child.pidfd.reset(pidfd);
+    sync_read.reset();
+    error_write.reset();
+    auto abandon = [&](Error error) -> Result<Child> {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      return std::unexpected(std::move(error).wrap("namespaces"));
+    };
+    if (plan.user_namespace) {
+      if (auto ok = ns::write_id_maps(pid, getuid(), getgid()); !ok) return abandon(ok.error());
+    }
+    if (cgroup_) {
+      if (auto ok = cgroup_->add(pid); !ok) return abandon(ok.error());
+    }
+    if (write(sync_write.get(), "x", 1) != 1) return abandon(Error{"signal the child", errno});
+    sync_write.reset();
+
+    ns::Failure failure;
+    ssize_t n;
+    do {
+      n = read(error_read.get(), &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return child;  // EOF: the job reached execve
+    waitpid(pid, nullptr, 0);
+    if (n != sizeof failure) return fail("namespaces: the child died during setup");
+    return fail("namespaces: " + describe(plan_, failure), failure.err);
+  }
+
+  void signal_tree(const Child& child, int sig) override {
+    if (child.pid <= 0) return;
+    if (cgroup_ && sig == SIGKILL) cgroup_->kill_all();
+    if (plan_.pid_namespace) {
+      // PID 1 forwards it to every process of the namespace; SIGKILL takes the namespace down.
+      kill(child.pid, sig);
+    } else {
+      signal_session(child.pid, sig);
+    }
+    if (cgroup_ && sig != SIGKILL) cgroup_->signal_all(sig);
+  }
+
+  void kill_leftovers(const Child& child) override {
+    // With a pid namespace, its processes died with PID 1; the cgroup or session catch the
+    // rest (a job that escaped neither cannot exist under this tier).
+    if (cgroup_) cgroup_->kill_all();
+    if (!plan_.pid_namespace && child.pid > 0) signal_session(child.pid, SIGKILL);
+  }
+
+  void release() override {
+    if (cgroup_) cgroup_->remove();
+    cgroup_.reset();
+  }
+
+  ~NamespacesBackend() override { release(); }
+
+ private:
+  static std::string describe(const ChildPlan& plan, const ns::Failure& failure) {
+    const auto step = static_cast<ns::Step>(failure.step);
+    std::string what(ns::step_name(step));
+    if (failure.index >= 0 && static_cast<std::size_t>(failure.index) < plan.mounts.size()) {
+      const MountOp& op = plan.mounts[static_cast<std::size_t>(failure.index)];
+      what += " " + (step == ns::Step::Proc ? std::string("proc on /proc") : op.shown);
+    }
+    if (step == ns::Step::Chdir) what += " " + plan.cwd;
+    if (step == ns::Step::Exec) what += " " + plan.argv_storage.front();
+    return what + ": " + std::strerror(failure.err);
+  }
+
+  static Result<ChildPlan> build_plan(const LaunchRequest& request,
+                                      std::vector<std::string>& unenforced) {
+    const Profile& profile = request.profile;
+    ChildPlan plan;
+    const bool root = geteuid() == 0;
+    const auto want = [&](std::string_view name) { return profile.has_namespace(name); };
+    if (want("mount")) plan.clone_flags |= CLONE_NEWNS;
+    if (want("pid")) plan.clone_flags |= CLONE_NEWPID;
+    if (want("ipc")) plan.clone_flags |= CLONE_NEWIPC;
+    if (want("uts")) plan.clone_flags |= CLONE_NEWUTS;
+    if (profile.network != Network::Host) plan.clone_flags |= CLONE_NEWNET;
+    // Without root, a user namespace is what makes every other namespace possible.
+    plan.user_namespace = !root && (plan.clone_flags != 0 || want("user") || want("cgroup"));
+    if (plan.user_namespace) plan.clone_flags |= CLONE_NEWUSER;
+    plan.mount_namespace = want("mount");
+    plan.pid_namespace = want("pid");
+    plan.cgroup_namespace = want("cgroup");
+    plan.loopback_up = profile.network == Network::Loopback;
+    if (want("uts")) plan.hostname = profile.hostname;
+    else if (!profile.hostname.empty()) unenforced.push_back("hostname (needs the uts namespace)");
+    plan.base = "/tmp";
+    if (plan.mount_namespace) {
+      auto mounts = ns::plan_mounts(request, unenforced);
+      if (!mounts) return std::unexpected(mounts.error());
+      plan.mounts = std::move(*mounts);
+    } else if (!profile.filesystem.read_only.empty() || !profile.filesystem.tmpfs.empty() ||
+               !profile.filesystem.hide.empty()) {
+      unenforced.push_back("filesystem (needs the mount namespace)");
+    }
+    plan.cwd = request.cwd.empty() ? "/" : request.cwd;
+    plan.die_with_parent = profile.die_with_parent;
+    if (request.uid) {
+      if (!root) return fail("running as another user needs root");
+      plan.set_ids = true;
+      plan.uid = *request.uid;
+      plan.gid = request.gid.value_or(*request.uid);
+    }
+    if (request.umask) {
+      plan.set_umask = true;
+      plan.umask = *request.umask;
+    }
+    auto caps = plan_capabilities(profile.capabilities);
+    if (!caps) return std::unexpected(caps.error());
+    plan.caps = *caps;
+    // The kernel takes a seccomp filter from an unprivileged process only with no_new_privs.
+    plan.no_new_privs = profile.no_new_privs || profile.seccomp.enabled;
+    auto seccomp = compile_seccomp(profile.seccomp);
+    if (!seccomp) return std::unexpected(seccomp.error());
+    plan.seccomp = std::move(*seccomp);
+    if (request.argv.empty()) return fail("nothing to run: empty command");
+    plan.argv_storage = request.argv;
+    plan.argv_storage.front() = ns::find_program(request.argv.front(), request.env);
+    plan.env_storage = request.env;
+    return plan;
+  }
+
+  ChildPlan plan_;
+  bool prepared_ = false;
+  std::unique_ptr<Cgroup> cgroup_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<NamespacesBackend>(); }
+
+Availability probe_namespaces() {
+  Availability a{Tier::Namespaces, false, {}};
+  const bool root = geteuid() == 0;
+  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
+  if (!root) flags |= CLONE_NEWUSER;
+  const pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0));
+  if (pid == 0) _exit(0);
+  if (pid > 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    a.available = true;
+    a.reason = root ? "as root: mount, pid, ipc, uts, net and cgroup namespaces"
+                    : "unprivileged user namespaces";
+    return a;
+  }
+  const int err = errno;
+  auto number = [](const char* path) -> long {
+    auto text = read_file(path);
+    return text ? std::strtol(text->c_str(), nullptr, 10) : -1;
+  };
+  if (!root && number("/proc/sys/user/max_user_namespaces") == 0)
+    a.reason = "unprivileged user namespaces are disabled (user.max_user_namespaces is 0)";
+  else if (!root && number("/proc/sys/kernel/unprivileged_userns_clone") == 0)
+    a.reason = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone is 0)";
+  else if (!root && number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1)
+    a.reason = "AppArmor restricts unprivileged user namespaces "
+               "(kernel.apparmor_restrict_unprivileged_userns is 1)";
+  else
+    a.reason = std::string("cannot create namespaces: clone: ") + std::strerror(err);
+  return a;
+}
+
+}  // namespace batman::isolation

@@ -1,0 +1,92 @@
+// The namespaces tier's child plan: everything the child needs between clone and execve,
+// built by the parent (paths, argv, envp, seccomp program), and the (step, errno) report a
+// child sends back when a step fails. Shared by namespaces.cpp and the per-concern files.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "isolation/backend.hpp"
+#include "isolation/capabilities.hpp"
+#include "isolation/rlimits.hpp"
+#include "isolation/seccomp.hpp"
+
+namespace batman::isolation::ns {
+
+// Child-side steps, in pipeline order; the parent turns (step, index, errno) into a message.
+enum class Step : int {
+  Sync, DieWithParent, Session, Stdio, MountPrivate, MountBase, PivotBase, MakeMountPoint,
+  Bind, ReadOnly, Tmpfs, Hide, Proc, DevShm, DetachOldRoot, PivotRoot, Hostname, Loopback,
+  CgroupNamespace, Groups, Gid, Uid, Umask, Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp,
+  Chdir, ForkJob, Exec,
+};
+std::string_view step_name(Step step);
+
+struct Failure {
+  int step = 0;
+  int index = -1;  // the mount's index for mount steps
+  int err = 0;
+};
+
+struct MountOp {
+  enum class Kind { Bind, Tmpfs, Hide, Proc, DevShm };
+  Kind kind = Kind::Bind;
+  bool read_only = false;
+  bool is_dir = true;        // a file bind needs a file as its mount point
+  bool optional = false;     // a missing mount point is skipped, not an error
+  std::string source;        // "/oldroot/..." for binds
+  std::string target;        // "/newroot/..."; the child creates missing directories in it
+  std::string shown;         // the path as the job sees it, for messages
+};
+
+struct ChildPlan {
+  // Namespaces to create (CLONE_NEW* flags), and which half of them the child handles later.
+  unsigned long clone_flags = 0;
+  bool user_namespace = false;
+  bool pid_namespace = false;
+  bool cgroup_namespace = false;  // unshared by the child after the parent placed it
+  bool mount_namespace = false;
+  bool loopback_up = false;
+  std::string hostname;           // empty: leave it
+  std::string base;               // where the staging tmpfs goes before pivot_root
+  std::vector<MountOp> mounts;    // sorted: parents before children
+  std::string cwd;
+  bool die_with_parent = true;
+  int stdio[3] = {-1, -1, -1};
+  bool set_ids = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool set_umask = false;
+  mode_t umask = 022;
+  CapabilityPlan caps;
+  RlimitPlan rlimits;
+  bool no_new_privs = false;
+  SeccompProgram seccomp;
+  std::vector<std::string> argv_storage, env_storage;
+  std::vector<char*> argv, envp;  // null-terminated views of the storage
+  int sync_fd = -1;               // read end: the parent's go-ahead
+  int error_fd = -1;              // write end: a Failure, or EOF on execve
+};
+
+// Parent side: the mount list for a request (mounts.cpp). Adds to `unenforced` what it must
+// skip (e.g. a read_write path that does not exist).
+Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
+                                         std::vector<std::string>& unenforced);
+// Child side (system calls only): build the new root and pivot into it (mounts.cpp).
+// Returns 0 or fills `failure`.
+int apply_mounts(ChildPlan& plan, Failure& failure);
+
+// Parent side: write setgroups "deny", gid_map and uid_map of `pid` mapping this process's
+// ids to themselves (user_ns.cpp).
+Result<void> write_id_maps(pid_t pid, uid_t uid, gid_t gid);
+
+// Child side: bring lo up in the new network namespace (net.cpp). 0 or errno.
+int bring_loopback_up();
+
+// Child side, PID 1 of the new pid namespace (pid_init.cpp): reap every process, forward
+// termination signals to all of them, and exit with the job's status when it exits.
+[[noreturn]] void run_init(pid_t job);
+
+}  // namespace batman::isolation::ns
