@@ -186,7 +186,11 @@ CgroupSupport detect_cgroups() {
   if (!mounts.v2.empty()) {
     const auto path = join(mounts.v2, own.contains("") ? own.at("") : "/");
     auto available = v2_controllers(path);
-    if (!available.empty()) {
+    const bool useful = std::any_of(available.begin(), available.end(), [](const std::string& c) {
+      return c == "memory" || c == "cpu" || c == "pids";
+    });
+    // A hybrid setup mounts an empty (or hugetlb-only) cgroup2 beside the v1 hierarchies.
+    if (useful) {
       s.version = 2;
       s.mount = mounts.v2;
       for (const char* c : kWanted) {

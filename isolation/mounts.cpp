@@ -11,7 +11,37 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "isolation/backends.hpp"
 #include "isolation/ns_plan.hpp"
+
+namespace batman::isolation {
+
+namespace {
+
+std::string env_value(const std::vector<std::string>& env, std::string_view name) {
+  for (const auto& kv : env) {
+    if (kv.size() > name.size() && kv.starts_with(name) && kv[name.size()] == '=')
+      return kv.substr(name.size() + 1);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string expand_profile_path(const std::string& path, const LaunchRequest& request) {
+  const std::pair<std::string_view, std::string> vars[] = {
+      {"$CWD", request.cwd},
+      {"$PROJECT_DIR", request.project_dir},
+      {"$TMPDIR", request.tmp_dir},
+      {"$HOME", env_value(request.env, "HOME")}};
+  for (const auto& [name, value] : vars) {
+    if (path.starts_with(name) && (path.size() == name.size() || path[name.size()] == '/'))
+      return value + path.substr(name.size());
+  }
+  return path;
+}
+
+}  // namespace batman::isolation
 
 namespace batman::isolation::ns {
 
@@ -29,27 +59,6 @@ bool within(const std::string& path, const std::string& base) {
   return path == base || (path.starts_with(base) && path[base.size()] == '/');
 }
 
-std::string env_value(const std::vector<std::string>& env, std::string_view name) {
-  for (const auto& kv : env) {
-    if (kv.size() > name.size() && kv.starts_with(name) && kv[name.size()] == '=')
-      return kv.substr(name.size() + 1);
-  }
-  return {};
-}
-
-std::string substitute(const std::string& path, const LaunchRequest& request) {
-  const std::pair<std::string_view, std::string> vars[] = {
-      {"$CWD", request.cwd},
-      {"$PROJECT_DIR", request.project_dir},
-      {"$TMPDIR", request.tmp_dir},
-      {"$HOME", env_value(request.env, "HOME")}};
-  for (const auto& [name, value] : vars) {
-    if (path.starts_with(name) && (path.size() == name.size() || path[name.size()] == '/'))
-      return value + path.substr(name.size());
-  }
-  return path;
-}
-
 }  // namespace
 
 Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
@@ -59,7 +68,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   // Binds use the canonical host path on both sides, so no symlink is followed inside the
   // half-built new root (an absolute link would resolve against the staging root).
   auto add_bind = [&](const std::string& raw, bool read_only) {
-    const std::string path = substitute(raw, request);
+    const std::string path = expand_profile_path(raw, request);
     std::error_code ec;
     const auto canonical = fs::canonical(path, ec);
     if (path.empty() || ec) {
@@ -81,7 +90,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   for (const auto& p : filesystem.read_write) add_bind(p, false);
 
   for (const auto& raw : filesystem.tmpfs) {
-    const std::string path = fs::path(substitute(raw, request)).lexically_normal().string();
+    const std::string path = fs::path(expand_profile_path(raw, request)).lexically_normal().string();
     MountOp op;
     op.shown = path;
     op.target = "/newroot" + path;
@@ -95,7 +104,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
     ops.push_back(std::move(op));
   }
   for (const auto& raw : filesystem.hide) {
-    const std::string path = substitute(raw, request);
+    const std::string path = expand_profile_path(raw, request);
     std::error_code ec;
     const auto canonical = fs::canonical(path, ec);
     if (ec) continue;  // nothing there to hide

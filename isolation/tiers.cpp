@@ -4,6 +4,8 @@
 
 #include "isolation/backend.hpp"
 #include "isolation/backends.hpp"
+#include "isolation/firejail.hpp"
+#include "isolation/systemd.hpp"
 
 namespace batman::isolation {
 
@@ -31,9 +33,9 @@ Availability probe_tier(Tier t) {
     case Tier::Namespaces:
       return probe_namespaces();
     case Tier::Firejail:
-      return {t, false, "not built into this version of batman yet"};
+      return probe_firejail();
     case Tier::Systemd:
-      return {t, false, "not built into this version of batman yet"};
+      return probe_systemd();
     case Tier::Env:
       return {t, true, "separate directories, environment and process group"};
   }
@@ -76,9 +78,11 @@ Result<TierChoice> choose_tier(std::optional<Tier> requested) {
 std::unique_ptr<Backend> make_backend(Tier t) {
   switch (t) {
     case Tier::Namespaces: return make_namespaces_backend();
+    case Tier::Firejail: return make_firejail_backend();
+    case Tier::Systemd: return make_systemd_backend();
     case Tier::Env: return make_env_backend();
-    default: return make_env_backend();  // not reachable: choose_tier never picks them yet
   }
+  return make_env_backend();
 }
 
 }  // namespace batman::isolation
