@@ -1,0 +1,217 @@
+// Supervisor: the Taskmaster daemon's core. Program instances (NAME:NN) as runner::Job
+// objects, start/stop/restart with completion callbacks, status, and the reload diff.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/logger.h>
+
+#include "common/clock.hpp"
+#include "common/error.hpp"
+#include "isolation/backend.hpp"
+#include "isolation/profile.hpp"
+#include "runner/event_loop.hpp"
+#include "runner/job.hpp"
+#include "runner/output.hpp"
+#include "runner/process.hpp"
+
+namespace batman::runner {
+
+// Where one of a program's streams goes.
+struct OutputTarget {
+  enum class Kind { Default, Discard, Path };
+  Kind kind = Kind::Default;     // Default: the project's logs/<program>_<NN>.<out|err>.log
+  std::string path;              // Kind::Path: absolute; NN-suffixed when numprocs > 1
+  std::uint64_t max_bytes = 50ull * 1024 * 1024;  // supervisord's 50MB; 0 = never rotate
+  int backups = 10;
+  bool operator==(const OutputTarget&) const = default;
+};
+
+// One `programs:` entry of SPEC §9, validated and resolved (paths absolute, user looked up).
+struct ProgramConfig {
+  std::string name;
+  std::string command;
+  int numprocs = 1;
+  bool autostart = true;
+  RestartRules rules;
+  OutputTarget stdout_log, stderr_log;
+  std::map<std::string, std::string> env;
+  std::string workingdir;               // absolute; empty = the supervisor's own
+  std::optional<mode_t> umask;          // nullopt = inherited
+  std::optional<std::string> isolation; // tier name as written ("auto", "namespaces", ...)
+  isolation::Tier tier = isolation::Tier::Env;
+  std::optional<std::string> profile;   // name or path as written
+  isolation::Profile resolved_profile;  // loaded when `profile` is set
+  std::optional<std::string> user;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+};
+
+// True when an instance started under `a` would run exactly as under `b`; numprocs is not
+// compared (raising or lowering it leaves existing instances alone).
+bool same_program(const ProgramConfig& a, const ProgramConfig& b);
+
+struct SupervisorConfig {
+  std::string source;                  // the config file, as given
+  std::string project;                 // the file's stem
+  std::optional<std::string> logfile;  // absolute; nullopt = the project's logs/events.log
+  std::optional<std::string> socket;   // absolute; nullopt = state/control.sock
+  std::vector<ProgramConfig> programs; // in file order
+  const ProgramConfig* find(const std::string& name) const;
+};
+
+// An instance's identity: program name and index (0-based).
+struct InstanceKey {
+  std::string program;
+  int index = 0;
+  auto operator<=>(const InstanceKey&) const = default;
+};
+// "web" when the program has one instance, else "web:00", "web:01"...
+std::string instance_name(const std::string& program, int index, int numprocs);
+// The name used for files and state: "web_00" (a valid run-id, no ':').
+std::string instance_file_stem(const InstanceKey& key);
+
+// What a reload does, instance by instance (SPEC §9). Pure: computed from two configs.
+struct ReloadPlan {
+  std::vector<std::string> added_programs, changed_programs, removed_programs;
+  std::vector<InstanceKey> start;     // new instances (added programs, numprocs raised)
+  std::vector<InstanceKey> restart;   // instances of changed programs that stay
+  std::vector<InstanceKey> stop;      // removed programs, numprocs lowered
+  std::vector<InstanceKey> keep;      // untouched
+  bool empty() const { return start.empty() && restart.empty() && stop.empty(); }
+  std::string summary() const;        // "added: a; changed: b; removed: c" or "no changes"
+};
+ReloadPlan plan_reload(const SupervisorConfig& before, const SupervisorConfig& after);
+
+// One line of `status`, as data.
+struct InstanceStatus {
+  std::string name;      // display name
+  std::string program;
+  int index = 0;
+  ProcState state = ProcState::Stopped;
+  pid_t pid = 0;
+  Duration uptime{};
+  std::optional<ExitInfo> last_exit;
+  std::string reason;    // BACKOFF/FATAL reason
+  int restarts = 0;
+  bool started = false;  // ever started
+};
+// "pid 1234, uptime 0:01:05", "exit code 1", the reason, ... (SPEC §9).
+std::string status_detail(const InstanceStatus& s);
+// Aligned "NAME  STATE  detail" lines, one per instance, each ending in '\n'.
+std::string format_status(const std::vector<InstanceStatus>& rows);
+nlohmann::json status_json(const std::vector<InstanceStatus>& rows);
+
+// What the supervisor needs from its surroundings (the project tree, the event log).
+struct SupervisorContext {
+  std::string project;
+  std::string home;          // $BATMAN_HOME, absolute
+  std::string project_dir;   // $BATMAN_HOME/<project>
+  std::string logs_dir;      // absolute
+  std::string tmp_dir;       // absolute
+  int state_fd = -1;         // state/ (not owned)
+  std::shared_ptr<spdlog::logger> events;
+  std::vector<std::string> base_env;  // the supervisor's own environment, "K=V"
+  std::string default_cwd;            // where programs run without `workingdir`
+};
+
+class Supervisor final : public Job::Listener {
+ public:
+  // One result line per instance ("web:00: started", "web:01: ERROR (spawn error)").
+  using Done = std::function<void(std::vector<std::string> lines)>;
+
+  Supervisor(EventLoop& loop, SupervisorContext context, SupervisorConfig config);
+  ~Supervisor() override;
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Start every instance of every autostart program.
+  void start_autostart();
+
+  // NAME (every instance), NAME:NN, or "all" → instance keys; unknown names are an error.
+  Result<std::vector<InstanceKey>> select(const std::vector<std::string>& names) const;
+  void start(const std::vector<InstanceKey>& keys, Done done);
+  void stop(const std::vector<InstanceKey>& keys, Done done);
+  void restart(const std::vector<InstanceKey>& keys, Done done);
+
+  std::vector<InstanceStatus> status(const std::vector<InstanceKey>& keys) const;
+  std::vector<InstanceStatus> status() const;
+
+  // Apply a new, already validated config with the per-instance diff.
+  ReloadPlan reload(SupervisorConfig next);
+  // Stop every instance with its stop sequence; `done` runs once all have settled.
+  void shutdown(std::function<void()> done);
+
+  // Reap processes reparented to us (we are the programs' subreaper) that are no
+  // instance's own process: call on SIGCHLD, or they stay zombies.
+  void reap_orphans();
+
+  const SupervisorConfig& config() const { return config_; }
+  // Program names and instance names (for completion and `pid`).
+  std::vector<std::string> names() const;
+  // The file an instance's stream is written to (stream: "stdout"|"stderr"); nullopt when
+  // discarded.
+  std::optional<std::string> log_path(const InstanceKey& key, const std::string& stream) const;
+  // Follow an instance's stream: `on_data` gets every captured byte until unsubscribed.
+  using SubscriptionId = std::uint64_t;
+  Result<SubscriptionId> subscribe(const InstanceKey& key, const std::string& stream,
+                                   std::function<void(std::string_view)> on_data);
+  void unsubscribe(SubscriptionId id);
+
+  // Job::Listener
+  void on_transition(Job& job, ProcState from, ProcState to, const std::string& why) override;
+  void on_spawned(Job& job, pid_t pid) override;
+
+ private:
+  struct Instance;
+  // A start/stop/restart command waiting for its instances to get where they were sent.
+  struct Operation {
+    enum class Kind { Start, Stop, Restart };
+    struct Item {
+      InstanceKey key;
+      std::string name;
+      bool stopping_phase = false;  // restart: waiting for the stop to finish
+      std::uint64_t running_mark = 0, fatal_mark = 0, stopped_mark = 0;
+      std::optional<std::string> line;
+    };
+    Kind kind = Kind::Start;
+    std::vector<Item> items;
+    Done done;
+  };
+  class TeeSink;
+
+  Instance* find(const InstanceKey& key) const;
+  Instance* find(const Job& job) const;
+  std::unique_ptr<Instance> make_instance(const ProgramConfig& program, int index);
+  Result<void> build_job(Instance& instance);
+  void start_instance(Instance& instance);
+  void begin(Operation::Kind kind, const std::vector<InstanceKey>& keys, Done done);
+  void start_for(Instance& instance, Operation::Item& item);
+  void write_state(Instance& instance);
+  void settle(Instance& instance);
+  void check_operations();
+  void log_event(const std::string& line, bool warning = false);
+  static std::pair<std::vector<Sink*>, std::vector<Sink*>> sinks_of(Instance& instance);
+
+  EventLoop& loop_;
+  SupervisorContext context_;
+  SupervisorConfig config_;
+  std::map<InstanceKey, std::unique_ptr<Instance>> instances_;
+  std::vector<std::unique_ptr<Operation>> operations_;
+  std::vector<std::unique_ptr<Instance>> graveyard_;  // retired instances, freed off-callback
+  std::optional<EventLoop::TimerId> reaper_;
+  SubscriptionId next_subscription_ = 1;
+  std::map<SubscriptionId, std::pair<InstanceKey, std::string>> subscriptions_;
+};
+
+}  // namespace batman::runner

@@ -1,0 +1,275 @@
+// `batman supervise CONFIG` (alias `taskmaster CONFIG`): the Taskmaster daemon of SPEC §9 —
+// programs under restart rules, the control socket, the foreground shell, SIGHUP reload.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "common/fs.hpp"
+#include "runner/event_log.hpp"
+#include "runner/event_loop.hpp"
+#include "runner/supervisor.hpp"
+#include "src/cli.hpp"
+#include "src/control_commands.hpp"
+#include "src/control_socket.hpp"
+#include "src/project.hpp"
+#include "src/shell.hpp"
+#include "src/supervisor_config.hpp"
+
+extern char** environ;
+
+namespace batman::cli {
+namespace {
+
+struct SuperviseOptions {
+  std::string config;
+  bool daemon = false;
+  std::string pidfile;
+};
+
+// Detach (fork, setsid, fork). The first parent waits for the daemon to say it is serving
+// (or why it is not) over `ready`, so `taskmaster --daemon` fails loudly when it fails.
+// Returns in the daemon only; the first parent exits.
+[[noreturn]] void wait_for_daemon(int ready_read) {
+  std::string message;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(ready_read, buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
+  if (message.rfind("ok ", 0) == 0) {
+    info("supervisor running as pid " + message.substr(3));
+    std::_Exit(0);
+  }
+  error(message.empty() ? std::string("the daemon exited before it was ready") : message);
+  std::_Exit(kExitBatmanError);
+}
+
+Result<UniqueFd> daemonize() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("pipe");
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return sys_error("fork");
+  if (pid > 0) {
+    ::close(fds[1]);
+    wait_for_daemon(fds[0]);
+  }
+  ::close(fds[0]);
+  if (::setsid() < 0) std::_Exit(kExitBatmanError);
+  pid = ::fork();
+  if (pid < 0) std::_Exit(kExitBatmanError);
+  if (pid > 0) std::_Exit(0);
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (null > 2) ::close(null);
+  }
+  return UniqueFd(fds[1]);
+}
+
+void tell(int ready_fd, const std::string& message) {
+  if (ready_fd >= 0) (void)write_all(ready_fd, message);
+}
+
+int supervise(const SuperviseOptions& options) {
+  std::error_code ec;
+  std::string config_path = std::filesystem::absolute(options.config, ec).lexically_normal().string();
+  if (ec) config_path = options.config;
+  auto config = load_supervisor_config(config_path);
+  if (!config) {
+    error(config.error().message);
+    return kExitBatmanError;
+  }
+  auto tree = open_project(config->project, true);
+  if (!tree) {
+    error(tree.error().message);
+    return kExitBatmanError;
+  }
+  std::string socket_path = config->socket.value_or(tree->state_path() + "/control.sock");
+  std::string pidfile = options.pidfile.empty() ? tree->state_path() + "/supervisor.pid" : options.pidfile;
+  std::string start_dir = std::filesystem::current_path(ec).string();
+  if (ec) start_dir = "/";
+
+  auto events = config->logfile ? runner::open_event_log_path(*config->logfile, "taskmaster")
+                                : runner::open_event_log(tree->logs_fd.get(), "events.log", "taskmaster");
+  if (!events) {
+    error(events.error().message);
+    return kExitBatmanError;
+  }
+
+  UniqueFd ready;
+  if (options.daemon) {
+    auto r = daemonize();
+    if (!r) {
+      error(r.error().message);
+      return kExitBatmanError;
+    }
+    ready = std::move(*r);
+    if (::chdir("/") != 0) {
+      // Nothing depends on it: programs get start_dir explicitly.
+    }
+  }
+  int ready_fd = ready ? ready.get() : -1;
+  auto refuse = [&](const std::string& message) {
+    tell(ready_fd, message);
+    if (ready_fd < 0) error(message);
+    return kExitBatmanError;
+  };
+
+  // Writing to a client that left must not kill the supervisor; programs get default
+  // dispositions back when they are spawned.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto loop_made = runner::EventLoop::create();
+  if (!loop_made) return refuse(loop_made.error().message);
+  runner::EventLoop& loop = **loop_made;
+
+  runner::SupervisorContext context;
+  context.project = config->project;
+  context.home = tree->home;
+  context.project_dir = tree->dir;
+  context.logs_dir = tree->logs_path();
+  context.tmp_dir = tree->tmp_path();
+  context.state_fd = tree->state_fd.get();
+  context.events = *events;
+  for (char** e = environ; e && *e; ++e) context.base_env.emplace_back(*e);
+  context.default_cwd = start_dir;
+  std::string source_name = config->source;
+  runner::Supervisor supervisor(loop, context, std::move(*config));
+
+  bool shutting_down = false;
+  auto quit = [&](std::function<void()> stopped) {
+    if (shutting_down) {
+      if (stopped) stopped();
+      return;
+    }
+    shutting_down = true;
+    (*events)->info("shutting down: stopping every program");
+    supervisor.shutdown([&, stopped] {
+      if (stopped) stopped();
+      (*events)->info("every program stopped; supervisor exiting");
+      loop.add_timer_after(Duration::zero(), [&] { loop.stop(); });
+    });
+  };
+  auto reload = [&]() -> Result<runner::ReloadPlan> {
+    auto next = load_supervisor_config(config_path);
+    if (!next) {
+      (*events)->error("reload refused, nothing changed: " + next.error().message);
+      return std::unexpected(next.error());
+    }
+    if (next->socket != supervisor.config().socket || next->logfile != supervisor.config().logfile)
+      (*events)->warn("reload: 'socket' and 'logfile' changes apply at the next start");
+    next->socket = supervisor.config().socket;
+    next->logfile = supervisor.config().logfile;
+    return supervisor.reload(std::move(*next));
+  };
+  ControlCommands commands(supervisor, CommandHooks{reload, quit});
+
+  auto server = ControlServer::listen(loop, socket_path,
+                                      [&](std::string_view line, ControlCommands::Output out,
+                                          ControlCommands::Finish finish) {
+                                        return commands.run(line, std::move(out), std::move(finish));
+                                      });
+  if (!server) return refuse(server.error().message);
+
+  if (options.daemon || !options.pidfile.empty()) {
+    auto dir = std::filesystem::path(pidfile).parent_path().string();
+    auto dirfd = open_dir_path(dir.empty() ? "." : dir, false);
+    if (!dirfd) return refuse("pid file " + pidfile + ": " + dirfd.error().message);
+    auto written = write_file_atomic(dirfd->get(), std::filesystem::path(pidfile).filename().string(),
+                                     std::to_string(::getpid()) + "\n", 0644);
+    if (!written) return refuse("pid file " + pidfile + ": " + written.error().message);
+  }
+
+  std::optional<Shell> shell;
+  ControlCommands::Cancel foreground_stream;
+  auto handled = loop.handle_signals({SIGHUP, SIGTERM, SIGINT, SIGCHLD}, [&](const signalfd_siginfo& info) {
+    int sig = static_cast<int>(info.ssi_signo);
+    if (sig == SIGCHLD) {
+      supervisor.reap_orphans();
+    } else if (sig == SIGHUP) {
+      (*events)->info("SIGHUP: reloading " + source_name);
+      auto plan = reload();
+      if (shell && !plan) std::cerr << "\nreload failed: " << plan.error().message << std::endl;
+    } else if (sig == SIGINT && foreground_stream) {
+      auto cancel = std::move(foreground_stream);
+      foreground_stream = nullptr;
+      cancel();
+    } else {
+      (*events)->info(std::string("SIG") + (sig == SIGINT ? "INT" : "TERM") + ": stopping");
+      quit(nullptr);
+    }
+  });
+  if (!handled) return refuse(handled.error().message);
+
+  (*events)->info("supervisor started, pid " + std::to_string(::getpid()) + ", config " + config_path +
+                  ", socket " + socket_path);
+  supervisor.start_autostart();
+  tell(ready_fd, "ok " + std::to_string(::getpid()));
+  ready.reset();
+
+  if (!options.daemon && ::isatty(STDIN_FILENO)) {
+    Shell::Options shell_options;
+    shell_options.history_path = tree->state_path() + "/history";
+    shell_options.commands = ControlCommands::command_names();
+    shell_options.names = [&] { return supervisor.names(); };
+    shell.emplace(std::move(shell_options));
+    auto attached = shell->attach(loop, [&](std::optional<std::string> line) {
+      if (!line) {
+        std::cout << "quit" << std::endl;
+        line = "quit";
+      }
+      auto out = [](std::string_view text) {
+        std::cout << text;
+        std::cout.flush();
+      };
+      auto finish = [&](int, const std::string& message) {
+        if (!message.empty()) std::cerr << message << std::endl;
+        foreground_stream = nullptr;
+        if (!shutting_down && shell) shell->resume();
+      };
+      auto cancel = commands.run(*line, out, finish);
+      if (cancel) {
+        // `tail -f` in the shell: Enter or Ctrl-C ends it.
+        foreground_stream = cancel;
+        shell->wait_for_enter([&] {
+          if (foreground_stream) {
+            auto c = std::move(foreground_stream);
+            foreground_stream = nullptr;
+            c();
+          }
+        });
+      }
+    });
+    if (!attached) error(attached.error().message);
+  }
+
+  auto ran = loop.run();
+  if (shell) shell->detach();
+  (*server)->flush(std::chrono::seconds(1));
+  server->reset();
+  if (options.daemon || !options.pidfile.empty()) ::unlink(pidfile.c_str());
+  if (!ran) {
+    error(ran.error().message);
+    return kExitBatmanError;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int command_supervise(const std::vector<std::string>& args) {
+  CLI::App app{"Run the programs of CONFIG under Taskmaster restart rules (SPEC §9).", "taskmaster"};
+  SuperviseOptions options;
+  app.add_option("CONFIG", options.config, "the YAML config; its file name is the project")->required();
+  app.add_flag("--daemon,-d", options.daemon, "detach, write a pid file, serve the control socket");
+  app.add_option("--pidfile", options.pidfile, "where --daemon writes its pid (default: state/supervisor.pid)");
+  if (auto code = parse(app, args)) return *code;
+  return supervise(options);
+}
+
+}  // namespace batman::cli
