@@ -242,7 +242,7 @@ std::string summary_table(const Report& report, std::size_t list_all_up_to) {
     }
   }
   if (!all && c.succeeded) out += "(" + std::to_string(c.succeeded) + " succeeded tasks not listed)\n";
-  out += std::to_string(c.total) + " tasks: " + std::to_string(c.succeeded) + " succeeded, " +
+  out += std::to_string(c.total) + (c.total == 1 ? " task: " : " tasks: ") + std::to_string(c.succeeded) + " succeeded, " +
          std::to_string(c.failed) + " failed, " + std::to_string(c.skipped) + " skipped in " +
          format_duration(report.elapsed) + (report.interrupted ? " (interrupted)" : "") + "\n";
   return out;

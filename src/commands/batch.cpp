@@ -20,6 +20,7 @@
 #include "runner/job.hpp"
 #include "runner/scheduler.hpp"
 #include "runner/state_store.hpp"
+#include "runner/state_writer.hpp"
 #include "src/batch_config.hpp"
 #include "src/batch_report.hpp"
 #include "src/batch_view.hpp"
@@ -142,6 +143,7 @@ class BatchRunner final : public runner::Launcher {
   isolation::Profile profile_;
   std::unique_ptr<runner::EventLoop> loop_;
   std::unique_ptr<runner::Scheduler> scheduler_;
+  std::unique_ptr<runner::StateWriter> state_writer_;
   std::unique_ptr<BatchView> view_;
   std::shared_ptr<spdlog::logger> events_;
   std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
@@ -406,10 +408,7 @@ void BatchRunner::on_task_end(std::size_t task) {
   save_state(s);
 }
 
-void BatchRunner::save_state(const runner::RunState& s) {
-  if (auto w = runner::write_state(tree_.state_fd.get(), s); !w)
-    show("cannot write state file for task " + s.run_id + ": " + w.error().message);
-}
+void BatchRunner::save_state(const runner::RunState& s) { state_writer_->submit(s); }
 
 void BatchRunner::on_log(std::string_view message) {
   const std::string text(message);
@@ -573,6 +572,8 @@ Result<int> BatchRunner::execute() {
       !h)
     return std::unexpected(h.error());
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
+  // After the signals are blocked: the writer's thread inherits the mask.
+  state_writer_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
 
   const char* term = std::getenv("TERM");
   const bool live = !quiet() && ::isatty(1) && ::isatty(2) && !(term && std::string_view(term) == "dumb");
@@ -602,6 +603,7 @@ Result<int> BatchRunner::execute() {
   for (pid_t orphan : isolation::children_of(::getpid())) ::kill(orphan, SIGKILL);
 
   view_->clear();
+  for (const auto& e : state_writer_->flush()) error("cannot write " + e.message);
   const auto report = build_report();
   write_reports(report);
   if (!quiet()) std::cerr << summary_table(report) << std::flush;

@@ -1,0 +1,45 @@
+// StateWriter: writes state files (SPEC §5: temp file, fsync, rename) on a thread of its own,
+// so a batch of short tasks does not wait for the disk between one task and the next. A
+// write still pending when a newer state of the same run arrives is replaced by it.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/error.hpp"
+#include "runner/state_store.hpp"
+
+namespace batman::runner {
+
+class StateWriter {
+ public:
+  // `state_dirfd` is not owned and must outlive the writer. Start it after the signals the
+  // event loop handles are blocked: the thread inherits that mask.
+  explicit StateWriter(int state_dirfd);
+  ~StateWriter();  // writes what is pending, then joins
+  StateWriter(const StateWriter&) = delete;
+  StateWriter& operator=(const StateWriter&) = delete;
+
+  void submit(RunState state);
+  // Block until every submitted state is on disk; returns (and forgets) the errors seen.
+  std::vector<Error> flush();
+
+ private:
+  void work();
+
+  int dirfd_;
+  std::mutex mutex_;
+  std::condition_variable wake_, idle_;
+  std::map<std::string, RunState> pending_;  // by run_id
+  std::deque<std::string> order_;            // run_ids, first submitted first
+  std::vector<Error> errors_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace batman::runner
