@@ -1,0 +1,489 @@
+"""Taskmaster (SPEC §8, §9): the installed `taskmaster` and `batman ctl` driven the way a
+user would, through the Taskmaster defence: restart rules, stop sequences, output rotation,
+the program's environment, reload, quit, the control socket and the interactive shell."""
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import time
+import unittest
+
+from harness import NOBODY, BatmanTestCase, bin_path, pid_alive, processes_with_marker, wait_for
+
+
+class TaskmasterCase(BatmanTestCase):
+    def setUp(self):
+        super().setUp()
+        # A sleep length no other test uses marks this test's processes in /proc.
+        self.mark = str(random.randint(1_000_000, 9_999_999))
+        self.daemons = []
+
+    def tearDown(self):
+        for pidfile in self.daemons:
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in processes_with_marker(self.mark):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        super().tearDown()
+
+    def config(self, text, name="tm"):
+        path = os.path.join(self.work, name + ".yaml")
+        with open(path, "w") as f:
+            f.write(text.replace("MARK", self.mark))
+        return path
+
+    def state_dir(self, project="tm"):
+        return os.path.join(self.home, project, "state")
+
+    def logs_dir(self, project="tm"):
+        return os.path.join(self.home, project, "logs")
+
+    def start_daemon(self, config, project="tm"):
+        proc = self.batman(config, "--daemon", name="taskmaster", check=0)
+        pidfile = os.path.join(self.state_dir(project), "supervisor.pid")
+        self.daemons.append(pidfile)
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        self.assertTrue(pid_alive(pid), proc.stderr)
+        return pid
+
+    def ctl(self, *args, check=0, config=None):
+        return self.batman("ctl", "--config", config or os.path.join(self.work, "tm.yaml"), *args, check=check)
+
+    def status(self, config=None):
+        rows = json.loads(self.ctl("status", "--json", config=config).stdout)
+        return {r["name"]: r for r in rows}
+
+    def wait_state(self, name, state, timeout=15, config=None):
+        def reached():
+            row = self.status(config).get(name)
+            return row if row and row["state"] == state else None
+        return wait_for(reached, timeout=timeout, what=f"{name} to be {state}")
+
+    def events(self, project="tm"):
+        with open(os.path.join(self.logs_dir(project), "events.log")) as f:
+            return f.read()
+
+    def wait_gone(self, pid, timeout=15):
+        wait_for(lambda: not pid_alive(pid), timeout=timeout, what=f"pid {pid} to exit")
+
+
+class RestartRules(TaskmasterCase):
+    def test_crash_at_once_goes_backoff_then_fatal_after_startretries(self):
+        self.start_daemon(self.config("programs:\n  crash:\n    cmd: \"exit 3\"\n    startretries: 2\n"))
+        row = self.wait_state("crash", "FATAL", timeout=20)
+        self.assertIn("exited too quickly", row["detail"])
+        self.assertEqual(row["restarts"], 2)  # 1 start + 2 retries
+        ev = self.events()
+        self.assertEqual(ev.count("crash STARTING -> BACKOFF"), 2, ev)
+        self.assertIn("crash STARTING -> FATAL", ev)
+        line = self.ctl("status", "crash").stdout
+        self.assertRegex(line, r"^crash\s+FATAL\s+exited too quickly")
+
+    def test_kill_9_brings_it_back_running_with_a_new_pid_within_milliseconds(self):
+        self.start_daemon(self.config("programs:\n  app:\n    cmd: \"sleep MARK\"\n    starttime: 0\n"))
+        first = self.wait_state("app", "RUNNING")["pid"]
+        os.kill(first, signal.SIGKILL)
+        row = wait_for(lambda: (r := self.status()["app"])["state"] == "RUNNING" and r["pid"] != first and r,
+                       what="a new pid")
+        self.assertNotEqual(row["pid"], first)
+        self.assertTrue(pid_alive(row["pid"]))
+        # The event log shows the exit and the next spawn: no polling loop between them.
+        stamps = {}
+        for line in self.events().splitlines():
+            m = re.match(r"(\S+)Z \[\w+\] app (.*)", line)
+            if not m:
+                continue
+            t = time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + m.group(1)[19:])
+            if "RUNNING -> EXITED" in m.group(2):
+                stamps["exit"] = t
+            elif "spawned pid %d" % row["pid"] in m.group(2):
+                stamps["spawn"] = t
+        self.assertIn("exit", stamps)
+        self.assertLess(stamps["spawn"] - stamps["exit"], 0.5, self.events())
+
+    def test_expected_exit_is_not_restarted_unexpected_is(self):
+        self.start_daemon(self.config(
+            "programs:\n"
+            "  ok:\n    cmd: \"sleep 1.2; exit 2\"\n    exitcodes: [0, 2]\n    starttime: 1\n"
+            "  bad:\n    cmd: \"sleep 1.2; exit 1\"\n    starttime: 1\n    startretries: 0\n"))
+        row = self.wait_state("ok", "EXITED")
+        self.assertIn("exit code 2 (expected)", row["detail"])
+        wait_for(lambda: self.status()["bad"]["restarts"] >= 1, what="bad to be restarted")
+        self.assertIn("bad RUNNING -> EXITED: exit status 1 (not expected)", self.events())
+
+    def test_program_ignoring_its_stopsignal_is_killed_after_stoptime(self):
+        self.start_daemon(self.config(
+            "programs:\n  stubborn:\n    cmd: \"trap '' TERM; while :; do sleep MARK; done\"\n"
+            "    starttime: 0\n    stoptime: 1\n"))
+        pid = self.wait_state("stubborn", "RUNNING")["pid"]
+        started = time.monotonic()
+        out = self.ctl("stop", "stubborn").stdout
+        took = time.monotonic() - started
+        self.assertIn("stubborn: stopped", out)
+        self.assertGreaterEqual(took, 0.9)
+        self.assertLess(took, 8)
+        self.assertFalse(pid_alive(pid))
+        self.assertIn("stubborn killed with SIGKILL after stoptime", self.events())
+        self.assertEqual(self.status()["stubborn"]["state"], "STOPPED")
+
+    def test_stop_leaves_no_child_behind(self):
+        self.start_daemon(self.config(
+            "programs:\n  family:\n"
+            "    cmd: \"sleep MARK & (sleep MARK &) ; setsid sleep MARK & sleep MARK\"\n    starttime: 0\n"))
+        self.wait_state("family", "RUNNING")
+        wait_for(lambda: len(processes_with_marker(self.mark)) >= 4, what="the family to start")
+        self.ctl("stop", "family")
+        wait_for(lambda: not processes_with_marker(self.mark), timeout=5, what="every child to be gone")
+
+
+class Output(TaskmasterCase):
+    def test_spammer_fills_rotated_files_of_the_configured_size_and_count(self):
+        self.start_daemon(self.config(
+            "programs:\n  spam:\n    cmd: \"yes spam-spam-spam\"\n"
+            "    stdout_maxbytes: 64KB\n    stdout_backups: 2\n"))
+        base = os.path.join(self.logs_dir(), "spam_00.out.log")
+        wait_for(lambda: os.path.exists(base + ".2"), what="two rotated backups")
+        self.ctl("stop", "spam")
+        self.assertFalse(os.path.exists(base + ".3"))
+        for name in (base + ".1", base + ".2"):
+            self.assertEqual(os.path.getsize(name), 64 * 1024, name)
+        self.assertLessEqual(os.path.getsize(base), 64 * 1024)
+        # Rotation cuts at a byte count, so only the first and last lines may be partial.
+        with open(base + ".1") as f:
+            self.assertEqual(set(f.read().split("\n")[1:-1]), {"spam-spam-spam"})
+
+    def test_stdout_and_stderr_to_their_files_or_discarded(self):
+        out = os.path.join(self.work, "out.log")
+        self.start_daemon(self.config(
+            f"programs:\n  talk:\n    cmd: \"echo to-out; echo to-err >&2; sleep MARK\"\n"
+            f"    stdout: {out}\n    stderr: null\n"))
+        self.wait_state("talk", "RUNNING")
+        wait_for(lambda: os.path.exists(out) and "to-out" in open(out).read(), what="stdout in its file")
+        self.assertFalse(os.path.exists(os.path.join(self.logs_dir(), "talk_00.err.log")))
+        self.assertIn("to-out", self.ctl("tail", "talk").stdout)
+        r = self.ctl("tail", "talk", "stderr", check=1)
+        self.assertIn("discarded", r.stderr)
+
+    def test_tail_follows_new_output(self):
+        self.start_daemon(self.config(
+            "programs:\n  ticker:\n    cmd: \"i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done\"\n"))
+        self.wait_state("ticker", "RUNNING")
+        p = subprocess.Popen([bin_path(), "ctl", "--config", os.path.join(self.work, "tm.yaml"), "tail", "ticker", "-f"],
+                             env=self.env, stdout=subprocess.PIPE, text=True)
+        self.children.append(p)
+        seen = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(seen) < 15:
+            seen.append(p.stdout.readline())
+        p.kill()
+        numbers = [int(x) for x in re.findall(r"tick-(\d+)", "".join(seen))]
+        self.assertGreaterEqual(len(numbers), 15)
+        self.assertEqual(numbers, sorted(numbers))
+
+
+class ProgramSees(TaskmasterCase):
+    def test_env_workingdir_and_umask_are_what_the_program_sees(self):
+        wd = os.path.join(self.work, "wd")
+        os.makedirs(wd)
+        self.start_daemon(self.config(
+            f"programs:\n  look:\n"
+            f"    cmd: \"echo FOO=$FOO; echo PORT=$PORT; echo CWD=$(pwd); echo UMASK=$(umask); touch made; sleep MARK\"\n"
+            f"    env: {{FOO: bar baz, PORT: 8000}}\n    workingdir: {wd}\n    umask: \"027\"\n"))
+        self.wait_state("look", "RUNNING")
+        log = os.path.join(self.logs_dir(), "look_00.out.log")
+        text = wait_for(lambda: os.path.exists(log) and "UMASK" in (t := open(log).read()) and t, what="output")
+        self.assertIn("FOO=bar baz\n", text)
+        self.assertIn("PORT=8000\n", text)
+        self.assertIn(f"CWD={wd}\n", text)
+        self.assertIn("UMASK=0027\n", text)
+        made = os.path.join(wd, "made")
+        wait_for(lambda: os.path.exists(made), what="the file")
+        self.assertEqual(stat.S_IMODE(os.stat(made).st_mode), 0o640)
+
+    def test_user_runs_the_program_as_that_user(self):
+        if os.getuid() != 0:
+            self.skipTest("running as another user needs root")
+        self.start_daemon(self.config("programs:\n  who:\n    cmd: \"id -u; sleep MARK\"\n    user: nobody\n"))
+        self.wait_state("who", "RUNNING")
+        log = os.path.join(self.logs_dir(), "who_00.out.log")
+        text = wait_for(lambda: os.path.exists(log) and open(log).read(), what="output")
+        self.assertEqual(text.strip(), str(NOBODY))
+
+
+RELOAD_BEFORE = """programs:
+  keep:
+    cmd: "sleep MARK"
+    numprocs: 2
+  change:
+    cmd: "sleep MARK"
+  drop:
+    cmd: "sleep MARK"
+"""
+RELOAD_AFTER = """programs:
+  keep:
+    cmd: "sleep MARK"
+    numprocs: 3
+  change:
+    cmd: "sleep MARK; echo changed"
+  add:
+    cmd: "sleep MARK"
+"""
+
+
+class Reload(TaskmasterCase):
+    def pids(self):
+        return {name: row["pid"] for name, row in self.status().items()}
+
+    def wait_all_running(self, names):
+        wait_for(lambda: all(self.status().get(n, {}).get("state") == "RUNNING" for n in names),
+                 what=f"{names} running")
+
+    def test_reload_keeps_unchanged_restarts_changed_adds_and_removes(self):
+        config = self.config(RELOAD_BEFORE)
+        daemon = self.start_daemon(config)
+        self.wait_all_running(["keep:00", "keep:01", "change", "drop"])
+        before = self.pids()
+        self.config(RELOAD_AFTER)
+        out = self.ctl("reload").stdout
+        self.assertIn("added: add", out)
+        self.assertIn("removed: drop", out)
+        self.wait_all_running(["keep:00", "keep:01", "keep:02", "change", "add"])
+        after = self.pids()
+        self.assertEqual(after["keep:00"], before["keep:00"])
+        self.assertEqual(after["keep:01"], before["keep:01"])
+        self.assertNotEqual(after["change"], before["change"])
+        self.assertNotIn("drop", after)
+        self.wait_gone(before["drop"])
+        self.wait_gone(before["change"])
+        ev = self.events()
+        self.assertIn("reload: added: add; changed: keep, change; removed: drop", ev)
+
+        # numprocs down by SIGHUP: the extra instances stop, the first keeps its pid.
+        self.config(RELOAD_AFTER.replace("numprocs: 3", "numprocs: 1"))
+        os.kill(daemon, signal.SIGHUP)
+        wait_for(lambda: set(self.status()) == {"keep", "change", "add"}, what="keep:01 and keep:02 removed")
+        self.assertEqual(self.pids()["keep"], before["keep:00"])
+        self.wait_gone(after["keep:01"])
+        self.wait_gone(after["keep:02"])
+
+    def test_invalid_config_is_reported_with_file_line_key_and_changes_nothing(self):
+        config = self.config(RELOAD_BEFORE)
+        self.start_daemon(config)
+        self.wait_all_running(["keep:00", "keep:01", "change", "drop"])
+        before = self.pids()
+        self.config(RELOAD_AFTER.replace("numprocs: 3", "numprocs: many"))
+        r = self.ctl("reload", check=1)
+        self.assertIn(f"{config}:4: key 'programs.keep.numprocs'", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertEqual(self.pids(), before)
+
+
+class Lifecycle(TaskmasterCase):
+    def test_quit_stops_every_program_and_exits(self):
+        self.start_daemon(self.config(
+            "programs:\n  a:\n    cmd: \"sleep MARK\"\n    numprocs: 3\n  b:\n    cmd: \"sleep MARK & sleep MARK\"\n"))
+        wait_for(lambda: len(processes_with_marker(self.mark)) >= 5, what="programs up")
+        pid = int(open(os.path.join(self.state_dir(), "supervisor.pid")).read())
+        out = self.ctl("quit").stdout
+        self.assertIn("stopped every program", out)
+        self.wait_gone(pid)
+        self.assertEqual(processes_with_marker(self.mark), [])
+        self.assertFalse(os.path.exists(os.path.join(self.state_dir(), "control.sock")))
+        self.assertFalse(os.path.exists(os.path.join(self.state_dir(), "supervisor.pid")))
+
+    def test_sigterm_to_the_foreground_supervisor_stops_everything_and_exits_0(self):
+        config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n")
+        p = self.spawn(config, name="taskmaster")
+        wait_for(lambda: len(processes_with_marker(self.mark)) >= 2, what="programs up")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=20), 0)
+        self.assertEqual(processes_with_marker(self.mark), [])
+
+    def test_start_stop_restart_answer_per_instance(self):
+        self.start_daemon(self.config(
+            "programs:\n  w:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    autostart: false\n    starttime: 0\n"))
+        self.assertEqual(self.status()["w:00"]["state"], "STOPPED")
+        self.assertEqual(self.ctl("start", "w:01").stdout, "w:01: started\n")
+        self.assertEqual(self.status()["w:00"]["state"], "STOPPED")
+        out = self.ctl("start", "all", check=1).stdout
+        self.assertIn("w:00: started", out)
+        self.assertIn("w:01: ERROR (already started)", out)
+        old = self.status()["w:00"]["pid"]
+        self.assertEqual(self.ctl("restart", "w:00").stdout, "w:00: started\n")
+        self.assertNotEqual(self.status()["w:00"]["pid"], old)
+        self.assertEqual(self.ctl("stop", "w").stdout, "w:00: stopped\nw:01: stopped\n")
+        pid = self.ctl("pid").stdout.strip()
+        self.assertEqual(pid, open(os.path.join(self.state_dir(), "supervisor.pid")).read().strip())
+
+    def test_second_supervisor_for_the_same_config_is_refused(self):
+        config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n")
+        self.start_daemon(config)
+        r = self.batman(config, name="taskmaster", check=125)
+        self.assertIn("already serving", r.stderr)
+
+    def test_bad_config_at_start_names_file_line_key_and_starts_nothing(self):
+        config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n    stopsignal: BOGUS\n")
+        r = self.batman(config, "--daemon", name="taskmaster", check=125)
+        self.assertIn(f"{config}:4: key 'programs.a.stopsignal'", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertEqual(processes_with_marker(self.mark), [])
+
+
+class ControlSocket(TaskmasterCase):
+    def test_socket_is_0600_and_other_users_are_refused(self):
+        sock_dir = os.path.join(self.tmp, "sock")
+        os.makedirs(sock_dir)
+        os.chmod(sock_dir, 0o755)
+        sock = os.path.join(sock_dir, "ctl.sock")
+        self.start_daemon(self.config(f"socket: {sock}\nprograms:\n  a:\n    cmd: \"sleep MARK\"\n"))
+        self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o600)
+        if os.getuid() != 0:
+            return
+        # Even with the file opened up, SO_PEERCRED keeps other users out.
+        os.chmod(sock, 0o666)
+        r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+                            bin_path(), "ctl", "--socket", sock, "status"],
+                           env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("permission denied", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_bad_requests_get_one_line_and_the_supervisor_keeps_serving(self):
+        self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n"))
+        r = self.ctl("frobnicate", check=125)
+        self.assertIn("unknown command 'frobnicate'", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+        r = self.ctl("start", "nosuch", check=125)
+        self.assertIn("no such program 'nosuch'", r.stderr)
+        r = self.ctl("stop", "a:07", check=125)
+        self.assertIn("no such instance 'a:07'", r.stderr)
+        # Raw garbage and an endless line straight on the socket.
+        import socket as socketlib
+        path = os.path.join(self.state_dir(), "control.sock")
+        s = socketlib.socket(socketlib.AF_UNIX)
+        s.connect(path)
+        s.sendall(b"\xff\xfe\x00garbage\n" + b"x" * 10000)
+        data = b""
+        s.settimeout(10)
+        while b"longer than" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        replies = [json.loads(line) for line in data.decode().splitlines()]
+        self.assertEqual(replies[0]["exit"], 125)
+        self.assertIn("longer than", replies[-1]["error"])
+        self.wait_state("a", "RUNNING")
+
+    def test_status_json_and_text_agree(self):
+        self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    starttime: 0\n"))
+        self.wait_state("a:01", "RUNNING")
+        rows = json.loads(self.ctl("status", "--json").stdout)
+        text = self.ctl("status").stdout.splitlines()
+        self.assertEqual(len(rows), 2)
+        for row, line in zip(rows, text):
+            self.assertEqual(line.split()[:2], [row["name"], row["state"]])
+            self.assertIn(f"pid {row['pid']}, uptime", line)
+
+    def test_ctl_without_a_supervisor_says_how_to_start_one(self):
+        self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n")
+        r = self.ctl("status", check=125)
+        self.assertIn("no supervisor is listening", r.stderr)
+
+
+@unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
+class Shell(TaskmasterCase):
+    def setUp(self):
+        super().setUp()
+        # Not the marker: the tmux server's command line holds its socket name.
+        self.tmux_socket = "batman-test-%d" % random.randint(1, 1 << 30)
+
+    def tearDown(self):
+        subprocess.run(["tmux", "-L", self.tmux_socket, "kill-server"], capture_output=True)
+        super().tearDown()
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-L", self.tmux_socket] + list(args), capture_output=True, text=True,
+                              check=True).stdout
+
+    session = "tm"
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", self.session)
+
+    def wait_screen(self, pattern, timeout=15):
+        try:
+            return wait_for(lambda: re.search(pattern, self.screen(), re.M), timeout=timeout,
+                            what=f"{pattern!r} on the terminal")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the terminal shows:\n{self.screen()}") from None
+
+    def open_shell(self, config):
+        cmd = f"env BATMAN_HOME={self.home} {bin_path('taskmaster')} {config}; echo EXITED=$?; sleep 60"
+        self.tmux("new-session", "-d", "-s", self.session, "-x", "150", "-y", "40", cmd)
+        self.wait_screen(r"^taskmaster>")
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", self.session, *keys)
+
+    def test_prompt_commands_completion_and_history_across_runs(self):
+        config = self.config(
+            "programs:\n  webserver:\n    cmd: \"sleep MARK\"\n    starttime: 0\n  worker:\n    cmd: \"sleep MARK\"\n")
+        self.open_shell(config)
+        self.keys("status", "Enter")
+        self.wait_screen(r"^webserver\s+RUNNING\s+pid \d+, uptime")
+        # Tab completes a command, then a program name.
+        self.keys("resta", "Tab")
+        self.wait_screen(r"taskmaster> restart\s*$")
+        self.keys("webs", "Tab")
+        self.wait_screen(r"taskmaster> restart webserver")
+        self.keys("Enter")
+        self.wait_screen(r"^webserver: started")
+        self.keys("quit", "Enter")
+        self.wait_screen(r"^EXITED=0")
+        self.assertEqual(processes_with_marker(self.mark), [])
+        # A second run finds the first run's commands in its history.
+        self.session = "tm2"
+        self.open_shell(config)
+        self.keys("Up", "Up")
+        self.wait_screen(r"taskmaster> restart webserver")
+        self.keys("C-u", "C-d")
+        self.wait_screen(r"^EXITED=0")
+        self.assertEqual(processes_with_marker(self.mark), [])
+
+    def test_ctl_interactive_shell(self):
+        config = self.config("programs:\n  api:\n    cmd: \"sleep MARK\"\n    starttime: 0\n")
+        self.start_daemon(config)
+        self.wait_state("api", "RUNNING")
+        cmd = f"env BATMAN_HOME={self.home} {bin_path()} ctl --config {config}; echo EXITED=$?; sleep 60"
+        self.tmux("new-session", "-d", "-s", "tm", "-x", "150", "-y", "40", cmd)
+        self.wait_screen(r"^taskmaster>")
+        self.keys("stop ap", "Tab")
+        self.wait_screen(r"taskmaster> stop api")
+        self.keys("Enter")
+        self.wait_screen(r"^api: stopped")
+        self.keys("status", "Enter")
+        self.wait_screen(r"^api\s+STOPPED")
+        self.keys("exit", "Enter")
+        self.wait_screen(r"^EXITED=0")
+        self.assertEqual(self.status()["api"]["state"], "STOPPED")
+
+
+if __name__ == "__main__":
+    unittest.main()
