@@ -1,6 +1,7 @@
 // StateWriter: writes state files (SPEC §5: temp file, fsync, rename) on a thread of its own,
 // so a batch of short tasks does not wait for the disk between one task and the next. A
-// write still pending when a newer state of the same run arrives is replaced by it.
+// write still pending when a newer state of the same run arrives is replaced by it, and what
+// is pending is written as one group sharing a journal commit.
 #pragma once
 #include <condition_variable>
 #include <deque>
@@ -30,6 +31,7 @@ class StateWriter {
 
  private:
   void work();
+  std::vector<Error> write_group(const std::vector<RunState>& group);
 
   int dirfd_;
   std::mutex mutex_;

@@ -104,10 +104,11 @@ struct Attempt final : runner::Job::Listener {
 
 class BatchRunner final : public runner::Launcher {
  public:
-  BatchRunner(BatchOptions options, BatchRun run, ProjectTree tree, isolation::TierChoice tier,
-              isolation::Profile profile)
+  BatchRunner(BatchOptions options, BatchRun run, std::vector<std::string> cwd_of, ProjectTree tree,
+              isolation::TierChoice tier, isolation::Profile profile)
       : options_(std::move(options)), run_(std::move(run)), tree_(std::move(tree)),
-        tier_(std::move(tier)), profile_(std::move(profile)), report_attempts_(run_.tasks.size()) {}
+        tier_(std::move(tier)), profile_(std::move(profile)), report_attempts_(run_.tasks.size()),
+        last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)) {}
 
   Result<int> execute();
 
@@ -148,9 +149,10 @@ class BatchRunner final : public runner::Launcher {
   std::shared_ptr<spdlog::logger> events_;
   std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
   std::vector<std::vector<ReportAttempt>> report_attempts_;
+  std::vector<pid_t> last_pid_;      // of each task's latest attempt, for its final state
+  std::vector<std::string> cwd_of_;  // absolute working directory per task
   std::vector<std::string> report_events_;
   std::map<std::string, std::string> base_env_;
-  std::vector<std::string> cwd_of_;  // absolute working directory per task
   runner::RunState state_template_;
   runner::FdSink out_{1}, err_{2};
   UniqueFd devnull_;
@@ -281,6 +283,7 @@ void BatchRunner::on_spawned(Attempt& a, runner::Job& j, pid_t pid) {
   s.cwd = cwd_of_[a.task];
   s.pid = pid;
   s.pid_start_time = runner::process_start_time(pid);
+  last_pid_[a.task] = pid;
   s.status = "running";
   s.started_at = format_rfc3339(a.started_wall);
   s.restarts = a.number - 1;
@@ -397,6 +400,7 @@ void BatchRunner::on_task_end(std::size_t task) {
   s.cwd = cwd_of_[task];
   s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
   s.ended_at = format_rfc3339(std::chrono::system_clock::now());
+  s.pid = last_pid_[task];
   s.restarts = static_cast<int>(rec.attempts.size()) - 1;
   s.log = attempts.empty() ? "" : attempts.back().log;
   if (last.signal) s.signal = last.signal;
@@ -548,17 +552,6 @@ Result<int> BatchRunner::execute() {
     std::string entry(*e);
     if (auto eq = entry.find('='); eq != std::string::npos) base_env_[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
-  std::error_code ec;
-  const auto here = std::filesystem::current_path(ec);
-  if (ec) return fail("cannot read the current directory: " + ec.message());
-  for (const auto& t : run_.tasks) {
-    auto dir = t.cwd.empty() ? here : std::filesystem::absolute(here / t.cwd).lexically_normal();
-    if (!std::filesystem::is_directory(dir, ec))
-      return fail("task " + t.name + ": cwd " + dir.string() + " is not a directory");
-    auto text = dir.string();
-    if (text.size() > 1 && text.back() == '/') text.pop_back();
-    cwd_of_.push_back(text);
-  }
   if (auto ok = open_reports(); !ok) return std::unexpected(ok.error());
   devnull_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull_) return sys_error("open /dev/null");
@@ -609,6 +602,23 @@ Result<int> BatchRunner::execute() {
   if (!quiet()) std::cerr << summary_table(report) << std::flush;
   if (events_) events_->info("batch {} ended: {} succeeded, {} failed, {} skipped", run_.project, succeeded_, failed_, skipped_);
   return scheduler_->all_succeeded() ? 0 : 1;
+}
+
+// Each task's working directory, absolute: `cwd` is relative to batman's own.
+Result<std::vector<std::string>> working_directories(const BatchRun& run, const std::string& source) {
+  std::error_code ec;
+  const auto here = std::filesystem::current_path(ec);
+  if (ec) return fail("cannot read the current directory: " + ec.message());
+  std::vector<std::string> out;
+  for (const auto& t : run.tasks) {
+    auto dir = t.cwd.empty() ? here : (here / t.cwd).lexically_normal();
+    if (!std::filesystem::is_directory(dir, ec))
+      return fail(source + ": key 'tasks." + t.name + ".cwd': " + dir.string() + " is not a directory");
+    auto text = dir.string();
+    if (text.size() > 1 && text.back() == '/') text.pop_back();
+    out.push_back(text);
+  }
+  return out;
 }
 
 // Flags as Limits; the flag's name is in every error.
@@ -691,6 +701,8 @@ int command_batch(const std::vector<std::string>& args) {
   if (!profile) return config_error(profile.error());
   auto tier = isolation::choose_tier(*requested);
   if (!tier) return config_error(tier.error());
+  auto cwd_of = working_directories(*run, file.source);
+  if (!cwd_of) return config_error(cwd_of.error());
   auto tree = open_project(run->project, true);
   if (!tree) return config_error(tree.error());
   if (run->tasks.empty()) {
@@ -699,7 +711,8 @@ int command_batch(const std::vector<std::string>& args) {
   }
   info(tier->summary());
 
-  BatchRunner runner(std::move(o), std::move(*run), std::move(*tree), std::move(*tier), std::move(*profile));
+  BatchRunner runner(std::move(o), std::move(*run), std::move(*cwd_of), std::move(*tree), std::move(*tier),
+                     std::move(*profile));
   auto code = runner.execute();
   if (!code) {
     error(code.error().message);

@@ -199,6 +199,9 @@ class BatchTest(BatmanTestCase):
         self.run_lines(["true"], "--halt", "sometimes", check=125)
         self.batman("batch", os.path.join(self.work, "missing.yaml"), check=125)
         self.batman("batch", bad, "--rate-limit", "fast", check=125)
+        nowhere = self.write("nowhere.yaml", "tasks:\n  a: {cmd: 'true', cwd: /no/such/dir}\n")
+        proc = self.batman("batch", nowhere, check=125)
+        self.assertIn("key 'tasks.a.cwd': /no/such/dir is not a directory", proc.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.home, "bad")), "a config error creates nothing")
 
     def test_halt_now_stops_at_the_first_failure(self):
