@@ -23,10 +23,9 @@ std::string stats_line(const ViewCounts& c, Duration elapsed) {
     const double left = static_cast<double>(c.queued + c.running) / rate;
     eta = format_uptime(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(left)));
   }
-  return std::to_string(c.queued) + " queued, " + std::to_string(c.running) + " running (limit " +
-         std::to_string(c.concurrency) + "), " + std::to_string(c.succeeded) + " done, " +
-         std::to_string(c.failed) + " failed, " + std::to_string(c.skipped) + " skipped, " + rate_text +
-         ", ETA " + eta;
+  return "queued " + std::to_string(c.queued) + ", running " + std::to_string(c.running) + "/" +
+         std::to_string(c.concurrency) + ", done " + std::to_string(c.succeeded) + ", failed " +
+         std::to_string(c.failed) + ", skipped " + std::to_string(c.skipped) + ", " + rate_text + ", ETA " + eta;
 }
 
 BatchView::BatchView(bool live, int fd) : live_(live), fd_(fd) {}
@@ -65,7 +64,7 @@ void BatchView::draw(const ViewCounts& counts, const std::vector<ViewTask>& runn
   for (std::size_t i = 0; i < running.size() && i < kShown; ++i) {
     const auto& t = running[i];
     std::string line = "  " + t.name + (t.attempt > 1 ? " (attempt " + std::to_string(t.attempt) + ")" : "") +
-                       "  " + format_uptime(t.elapsed);
+                       "  " + format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(t.elapsed) / 100 * 100);
     if (!t.last_line.empty()) line += "  " + t.last_line;
     block += fit(line);
     ++lines;

@@ -21,7 +21,7 @@ struct ViewTask {
   std::string last_line;  // the latest line of its output
 };
 
-// "12 queued, 2 running, 30 done, 1 failed, 0 skipped, 4.1/s, ETA 0:00:05"
+// "queued 12, running 2/3, done 30, failed 1, skipped 0, 4.1/s, ETA 0:00:05"
 std::string stats_line(const ViewCounts& counts, Duration elapsed);
 
 class BatchView {
