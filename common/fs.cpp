@@ -99,9 +99,12 @@ static Result<std::string> read_fd(int fd, const std::string& shown) {
 
 Result<std::string> read_file_at(int dirfd, std::string_view name) {
   std::string n(name);
-  int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return sys_error("open " + n);
   UniqueFd owner(fd);
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return sys_error("stat " + n);
+  if (!S_ISREG(st.st_mode)) return fail(n + " is not a regular file");
   return read_fd(fd, n);
 }
 

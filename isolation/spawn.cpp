@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -301,6 +302,25 @@ void signal_session(pid_t sid, int sig) {
   }
   for (pid_t p : targets)
     if (p != self) ::kill(p, sig);
+}
+
+void kill_all_descendants() {
+  pid_t self = ::getpid();
+  // Bounded: a fork bomb cannot keep us here forever, SIGKILL wins within a few rounds.
+  for (int round = 0; round < 100; ++round) {
+    std::set<pid_t> all;
+    collect_descendants(self, all);
+    if (all.empty()) return;
+    for (pid_t p : all) ::kill(p, SIGKILL);
+    for (pid_t child : children_of(self)) ::waitpid(child, nullptr, 0);
+  }
+}
+
+void reap_strays(const std::vector<pid_t>& keep) {
+  for (pid_t child : children_of(::getpid())) {
+    if (std::find(keep.begin(), keep.end(), child) != keep.end()) continue;
+    ::waitpid(child, nullptr, WNOHANG);
+  }
 }
 
 }  // namespace batman::isolation

@@ -24,5 +24,11 @@ std::vector<pid_t> children_of(pid_t parent);
 // `include_orphans`, every child of this process except `exclude` (the job's own pids
 // already signalled) — the env tier's "whole tree".
 void signal_session(pid_t sid, int sig);
+// For a batman that runs one job: SIGKILL every descendant of this process (the subreaper
+// catches daemonized grandchildren) and reap them, until none is left.
+void kill_all_descendants();
+// Reap exited children of this process that `keep` does not claim (orphans reparented to
+// the subreaper), without touching the ones it does.
+void reap_strays(const std::vector<pid_t>& keep);
 
 }  // namespace batman::isolation

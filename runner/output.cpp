@@ -13,8 +13,13 @@
 namespace batman::runner {
 
 void FdSink::write(std::string_view data) {
+  if (broken_) return;
   // A terminal that went away must not stop capture to the log.
-  (void)write_all(fd_, data);
+  auto w = write_all(fd_, data);
+  if (!w && w.error().code == EPIPE) {
+    broken_ = true;
+    if (on_broken_) on_broken_();
+  }
 }
 
 Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, std::uint64_t max_bytes,
@@ -28,6 +33,18 @@ Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, std::u
   sink->fd_.reset(fd);
   struct stat st{};
   if (::fstat(fd, &st) == 0) sink->size_ = static_cast<std::uint64_t>(st.st_size);
+  return sink;
+}
+
+std::unique_ptr<FileSink> FileSink::adopt(UniqueFd fd, const std::string& path, std::uint64_t max_bytes,
+                                          int backups) {
+  std::unique_ptr<FileSink> sink(new FileSink());
+  sink->path_ = path;
+  sink->max_bytes_ = max_bytes;
+  sink->backups_ = backups;
+  struct stat st{};
+  if (::fstat(fd.get(), &st) == 0) sink->size_ = static_cast<std::uint64_t>(st.st_size);
+  sink->fd_ = std::move(fd);
   return sink;
 }
 

@@ -23,12 +23,17 @@ class Sink {
 };
 
 // Writes to an fd it does not own (a terminal, batman's stdout), all bytes, EINTR-safe.
+// When the reader goes away (EPIPE: `batman-parallel p yes | head -1`), it stops writing and
+// calls on_broken once, so the owner can end the job as a shell pipeline would.
 class FdSink final : public Sink {
  public:
-  explicit FdSink(int fd) : fd_(fd) {}
+  explicit FdSink(int fd, std::function<void()> on_broken = {}) : fd_(fd), on_broken_(std::move(on_broken)) {}
   void write(std::string_view data) override;
+  bool broken() const { return broken_; }
  private:
   int fd_;
+  std::function<void()> on_broken_;
+  bool broken_ = false;
 };
 
 // Appends to a file it owns; rotates at max_bytes keeping `backups` old files (name.1 ...),
@@ -37,6 +42,9 @@ class FileSink final : public Sink {
  public:
   static Result<std::unique_ptr<FileSink>> open(const std::string& path, std::uint64_t max_bytes = 0,
                                                 int backups = 0);
+  // Take an fd already opened (by openat, O_NOFOLLOW); `path` is only used for rotation.
+  static std::unique_ptr<FileSink> adopt(UniqueFd fd, const std::string& path, std::uint64_t max_bytes = 0,
+                                         int backups = 0);
   void write(std::string_view data) override;
   int fd() const { return fd_.get(); }
  private:

@@ -83,8 +83,10 @@ void SupervisedProcess::spawn_attempt() {
   started_once_ = true;
   auto pid = host_.spawn();
   if (!pid) {
-    // A spawn failure counts as a failed start, as an exec failure does in supervisord.
+    // A spawn failure counts as a failed start, as an exec failure does in supervisord:
+    // STARTING, then BACKOFF or FATAL.
     pid_ = 0;
+    transition(ProcState::Starting, "spawning");
     ++backoff_;
     if (backoff_ > rules_.startretries) {
       pending_ = Pending::None;

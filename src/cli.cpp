@@ -59,7 +59,7 @@ std::string batman_home() {
   } else if (passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
     base = pw->pw_dir;
   } else {
-    base = "/tmp";
+    return {};  // no home: home_dir() reports it; never a predictable path in shared /tmp
   }
   return base + "/.batman-parallel";
 }

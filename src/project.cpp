@@ -15,6 +15,7 @@ namespace batman::cli {
 
 Result<std::string> home_dir(bool create) {
   std::string home = batman_home();
+  if (home.empty()) return fail("no home directory: set HOME or BATMAN_HOME");
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(home, ec);
   if (ec) return fail("BATMAN_HOME '" + home + "': " + ec.message());
@@ -63,7 +64,7 @@ Result<ProjectTree> open_project(const std::string& name, bool create) {
   } subs[] = {{"logs", &tree.logs_fd}, {"state", &tree.state_fd}, {"tmp", &tree.tmp_fd},
               {"worktrees", &tree.worktrees_fd}};
   for (auto& sub : subs) {
-    auto fd = open_dir_at(tree.dir_fd.get(), sub.name, true);
+    auto fd = open_dir_at(tree.dir_fd.get(), sub.name, create);
     if (!fd) return std::unexpected(fd.error().wrap("project " + name));
     *sub.fd = std::move(*fd);
   }

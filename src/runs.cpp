@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "common/fs.hpp"
+#include "isolation/spawn.hpp"
 #include "src/project.hpp"
 
 namespace batman::cli {
@@ -32,7 +33,9 @@ std::vector<runner::RunState> load_runs(const std::optional<std::string>& projec
 
 bool run_is_live(const runner::RunState& s) {
   if (s.live_status()) return true;
-  return s.status == "lost" && runner::process_matches(s.pid, s.pid_start_time);
+  // A lost run (its batman died) is live while anything of its job's session is: the
+  // kernel does not hand out a pid that is still some session's id.
+  return s.status == "lost" && s.pid > 1 && !isolation::session_members(s.pid).empty();
 }
 
 }  // namespace batman::cli

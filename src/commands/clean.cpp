@@ -13,8 +13,22 @@
 #include "src/cli.hpp"
 #include "src/project.hpp"
 #include "src/runs.hpp"
+#include "src/subprocess.hpp"
 
 namespace batman::cli {
+namespace {
+
+// A kept worktree is registered in its repository: let git remove it (and its registration).
+void forget_worktree(const std::string& path) {
+  auto top = run_capture({"git", "-C", path, "rev-parse", "--git-common-dir"});
+  if (!top || top->exit_code != 0) return;
+  std::string common = top->out;
+  while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
+  if (!common.empty() && common[0] != '/') common = path + "/" + common;
+  (void)run_capture({"git", "--git-dir=" + common, "worktree", "remove", "--force", path});
+}
+
+}  // namespace
 
 int command_clean(const std::vector<std::string>& args) {
   std::string project, older_text;
@@ -72,9 +86,10 @@ int command_clean(const std::vector<std::string>& args) {
     bool ok = true;
     ok &= remove_tree_at(tree->logs_fd.get(), s.run_id + ".log").has_value();
     ok &= remove_tree_at(tree->tmp_fd.get(), s.run_id).has_value();
+    if (s.worktree) forget_worktree(*s.worktree);
     ok &= remove_tree_at(tree->worktrees_fd.get(), s.run_id).has_value();
     ok &= remove_tree_at(tree->state_fd.get(), s.run_id + ".json").has_value();
-    if (lock) (void)remove_tree_at(tree->state_fd.get(), s.run_id + ".lock");
+    // The .lock file stays: unlinking it would let two instances lock two different files.
     if (!ok) {
       error("could not remove everything of " + s.project + " " + s.run_id);
       ++failures;

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -34,6 +35,7 @@ std::size_t copy_out(int fd) {
 // Position fd so that only the last n lines remain to be read.
 void seek_last_lines(int fd, long long n) {
   off_t size = ::lseek(fd, 0, SEEK_END);
+  if (n == 0) return;  // nothing of the past, only what comes (-f)
   off_t pos = size;
   long long newlines = 0;
   char buf[8192];
@@ -104,7 +106,13 @@ int command_logs(const std::vector<std::string>& args) {
     return kExitBatmanError;
   }
   std::string log_name = log_rel.substr(5);
-  int fd = ::openat(tree->logs_fd.get(), log_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = ::openat(tree->logs_fd.get(), log_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat log_stat{};
+  if (fd >= 0 && (::fstat(fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode))) {
+    ::close(fd);
+    error(tree->dir + "/" + log_rel + " is not a regular file: remove it");
+    return kExitBatmanError;
+  }
   if (fd < 0) {
     error("cannot open " + tree->dir + "/" + log_rel + ": " + std::strerror(errno));
     return kExitBatmanError;

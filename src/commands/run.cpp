@@ -43,7 +43,7 @@ struct RunOptions {
   std::string profile;
   bool net = false, no_net = false;
   std::string memory, cpus, pids, timeout;
-  std::string restart = "never", exitcodes = "0", startretries = "3", starttime, stopsignal = "TERM",
+  std::string restart = "never", exitcodes = "0", startretries, starttime, stopsignal = "TERM",
               stoptime = "10s";
   std::vector<std::string> env;
   std::string cwd;
@@ -124,7 +124,7 @@ Result<RunPlan> make_plan(RunOptions options) {
     plan.rules.exitcodes.push_back(static_cast<int>(*c));
   }
   if (plan.rules.exitcodes.empty()) return fail("--exitcodes: give at least one code, e.g. 0,2");
-  auto retries = parse_integer(options.startretries, "--startretries", 0, 1000);
+  auto retries = parse_integer(options.startretries.empty() ? "3" : options.startretries, "--startretries", 0, 1000);
   if (!retries) return std::unexpected(retries.error());
   plan.rules.startretries = static_cast<int>(*retries);
   // A one-shot job has no "started" phase: any exit is its result. With a restart policy,
@@ -132,7 +132,8 @@ Result<RunPlan> make_plan(RunOptions options) {
   std::string starttime = options.starttime;
   if (starttime.empty()) starttime = *restart == runner::AutoRestart::Never ? "0" : "1s";
   // Nor is there anything to retry: a job that cannot be started at all fails at once.
-  if (options.starttime.empty() && *restart == runner::AutoRestart::Never) plan.rules.startretries = 0;
+  if (options.starttime.empty() && options.startretries.empty() && *restart == runner::AutoRestart::Never)
+    plan.rules.startretries = 0;
   auto st = parse_duration(starttime);
   if (!st) return std::unexpected(st.error().wrap("--starttime"));
   plan.rules.starttime = *st;
@@ -250,6 +251,8 @@ class Run final : public runner::Job::Listener {
  private:
   void save_state();
   void signal_ready(char status);
+  // An error before the job started: say it (also to a --detach parent), remove what was made.
+  int fail_early(const std::string& message);
   void handle_signal(const signalfd_siginfo& info);
 
   RunPlan plan_;
@@ -265,6 +268,8 @@ class Run final : public runner::Job::Listener {
   bool timed_out_ = false;
   bool stop_requested_ = false;
   bool settle_check_pending_ = false;
+  bool made_tmp_ = false, made_log_ = false;
+  std::optional<Worktree> worktree_;
 };
 
 void Run::save_state() {
@@ -306,6 +311,14 @@ void Run::on_transition(runner::Job& job, ProcState from, ProcState to, const st
 
 void Run::handle_signal(const signalfd_siginfo& info) {
   int sig = static_cast<int>(info.ssi_signo);
+  if (sig == SIGCHLD) {
+    // Orphans reparented to us (the subreaper) are reaped as they exit; the job's own
+    // process is left to its pidfd watch.
+    std::vector<pid_t> keep;
+    if (job_ && job_->process().pid() > 0) keep.push_back(job_->process().pid());
+    isolation::reap_strays(keep);
+    return;
+  }
   if (sig == SIGHUP) {
     job_->signal_tree(SIGHUP);
     return;
@@ -330,47 +343,66 @@ void Run::handle_signal(const signalfd_siginfo& info) {
   job_->process().stop(send, grace);
 }
 
+int Run::fail_early(const std::string& message) {
+  error(message);
+  if (ready_fd_ >= 0) {
+    // --detach: the parent prints it; this process's stderr is /dev/null.
+    std::string packet = "\x01" + message;
+    (void)write_all(ready_fd_, packet);
+    ::close(ready_fd_);
+    ready_fd_ = -1;
+  }
+  // Nothing of a run that never started is left behind for `clean` to miss.
+  if (made_tmp_) (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  if (made_log_) (void)remove_tree_at(tree_.logs_fd.get(), run_id_ + ".log");
+  if (worktree_) {
+    auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
+    (void)rm;
+  }
+  return kExitBatmanError;
+}
+
 int Run::execute(int ready_fd) {
   ready_fd_ = ready_fd;
   const auto& o = plan_.options;
   std::string tmp_dir = tree_.tmp_path() + "/" + run_id_;
   std::string log_name = run_id_ + ".log";
 
+  // What can fail without touching the project tree comes first.
+  auto loop = runner::EventLoop::create();
+  if (!loop) return fail_early(loop.error().message);
+  loop_ = std::move(*loop);
+  ::signal(SIGPIPE, SIG_IGN);
+  auto signals = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP, SIGCHLD},
+                                       [this](const signalfd_siginfo& i) { handle_signal(i); });
+  if (!signals) return fail_early(signals.error().message);
+  if (plan_.monitor_port >= 0) {
+    auto m = Monitor::start(plan_.monitor_port, tree_.name + " " + run_id_);
+    if (!m) return fail_early(m.error().message);
+    monitor_ = std::move(*m);
+    state_.monitor_url = monitor_->url();
+    info("monitor: " + monitor_->url());
+  }
+
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
 
   // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
   if (o.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
-  if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0) {
-    error("cannot create " + tmp_dir + ": " + std::strerror(errno));
-    signal_ready(1);
-    return kExitBatmanError;
-  }
-  int log_flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (o.kind == "multi" ? O_TRUNC : O_EXCL);
-  int log_fd = ::openat(tree_.logs_fd.get(), log_name.c_str(), log_flags, 0600);
-  if (log_fd < 0) {
-    error("cannot create log " + tree_.logs_path() + "/" + log_name + ": " + std::strerror(errno));
-    signal_ready(1);
-    return kExitBatmanError;
-  }
-  ::close(log_fd);
-  auto log_sink = runner::FileSink::open(tree_.logs_path() + "/" + log_name);
-  if (!log_sink) {
-    error(log_sink.error().message);
-    signal_ready(1);
-    return kExitBatmanError;
-  }
+  if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0)
+    return fail_early("cannot create " + tmp_dir + ": " + std::strerror(errno));
+  made_tmp_ = true;
+  int log_flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (o.kind == "multi" ? O_TRUNC : O_EXCL);
+  UniqueFd log_fd(::openat(tree_.logs_fd.get(), log_name.c_str(), log_flags, 0600));
+  if (!log_fd)
+    return fail_early("cannot create log " + tree_.logs_path() + "/" + log_name + ": " + std::strerror(errno));
+  made_log_ = true;
+  auto log_sink = runner::FileSink::adopt(std::move(log_fd), tree_.logs_path() + "/" + log_name);
 
   std::string job_cwd = plan_.cwd;
-  std::optional<Worktree> worktree;
   if (o.worktree) {
     auto wt = add_worktree(plan_.cwd, tree_, run_id_, job_cwd);
-    if (!wt) {
-      error(wt.error().message);
-      (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
-      signal_ready(1);
-      return kExitBatmanError;
-    }
-    worktree = *wt;
+    if (!wt) return fail_early(wt.error().message);
+    worktree_ = *wt;
   }
 
   state_.project = tree_.name;
@@ -389,7 +421,7 @@ int Run::execute(int ready_fd) {
   if (plan_.limits.pids) state_.limits.pids = format_limit_size(plan_.limits.pids);
   state_.started_at = format_rfc3339(std::chrono::system_clock::now());
   state_.log = "logs/" + log_name;
-  if (worktree) state_.worktree = worktree->path;
+  if (worktree_) state_.worktree = worktree_->path;
 
   isolation::LaunchRequest request;
   request.argv = {"/bin/sh", "-c", o.command};
@@ -402,33 +434,15 @@ int Run::execute(int ready_fd) {
   request.profile = plan_.profile;
   request.limits = plan_.limits;
 
-  auto loop = runner::EventLoop::create();
-  if (!loop) {
-    error(loop.error().message);
-    signal_ready(1);
-    return kExitBatmanError;
-  }
-  loop_ = std::move(*loop);
-  ::signal(SIGPIPE, SIG_IGN);
-  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP}, [this](const signalfd_siginfo& i) { handle_signal(i); }); !h) {
-    error(h.error().message);
-    signal_ready(1);
-    return kExitBatmanError;
-  }
-  if (plan_.monitor_port >= 0) {
-    auto m = Monitor::start(plan_.monitor_port, tree_.name + " " + run_id_);
-    if (!m) {
-      error(m.error().message);
-      signal_ready(1);
-      return kExitBatmanError;
+  // A reader that goes away ends the job as it would end a pipeline: with SIGPIPE.
+  auto on_broken = [this] {
+    if (job_ && !stop_requested_) {
+      stop_requested_ = true;
+      job_->process().stop(SIGPIPE);
     }
-    monitor_ = std::move(*m);
-    state_.monitor_url = monitor_->url();
-    info("monitor: " + monitor_->url());
-  }
-
-  runner::FdSink term_out(1), term_err(2);
-  std::vector<runner::Sink*> out_sinks{log_sink->get()}, err_sinks{log_sink->get()};
+  };
+  runner::FdSink term_out(1, on_broken), term_err(2, on_broken);
+  std::vector<runner::Sink*> out_sinks{log_sink.get()}, err_sinks{log_sink.get()};
   if (!o.detach) {
     out_sinks.insert(out_sinks.begin(), &term_out);
     err_sinks.insert(err_sinks.begin(), &term_err);
@@ -436,11 +450,7 @@ int Run::execute(int ready_fd) {
   job_ = std::make_unique<runner::Job>(*loop_, isolation::make_backend(plan_.tier.tier), request, plan_.rules,
                                        this, out_sinks, err_sinks, o.detach ? -1 : 0);
   auto unenforced = job_->prepare();
-  if (!unenforced) {
-    error(unenforced.error().message);
-    signal_ready(1);
-    return kExitBatmanError;
-  }
+  if (!unenforced) return fail_early(unenforced.error().message);
   state_.isolation.unenforced = *unenforced;
   if (!unenforced->empty() && !o.quiet) {
     std::string joined;
@@ -449,9 +459,8 @@ int Run::execute(int ready_fd) {
   }
   save_state();
 
-  std::optional<runner::EventLoop::TimerId> timeout_timer;
   if (plan_.timeout) {
-    timeout_timer = loop_->add_timer_after(*plan_.timeout, [this] {
+    loop_->add_timer_after(*plan_.timeout, [this] {
       timed_out_ = true;
       info("timeout after " + plan_.options.timeout + ": stopping the job");
       job_->process().stop();
@@ -462,12 +471,9 @@ int Run::execute(int ready_fd) {
   if (!job_->process().settled()) (void)loop_->run();
   job_->finish();
 
-  // The job's own descendants that slipped out of its session were reparented to us
-  // (child subreaper): they are the job's too.
-  for (pid_t orphan : isolation::children_of(::getpid())) {
-    ::kill(orphan, SIGKILL);
-    ::waitpid(orphan, nullptr, 0);
-  }
+  // Whatever of the job is still alive is below us (we are its subreaper): daemons that
+  // left its session, their children reparented to us. None of it outlives the run.
+  isolation::kill_all_descendants();
 
   const auto& proc = job_->process();
   int code = 0;
@@ -495,16 +501,25 @@ int Run::execute(int ready_fd) {
     code = last->code;
     state_.status = (code == 0 && !stop_requested_) ? "succeeded" : (stop_requested_ ? "killed" : "failed");
   }
-  signal_ready(code == kExitBatmanError ? 1 : 0);
+  if (code == kExitBatmanError && !last) {
+    if (ready_fd_ >= 0) {
+      std::string packet = "\x01could not start the job: " +
+                           (job_->spawn_error() ? job_->spawn_error()->message : proc.reason());
+      (void)write_all(ready_fd_, packet);
+      ::close(ready_fd_);
+      ready_fd_ = -1;
+    }
+  }
+  signal_ready(0);
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
   if (!o.keep_tmp) (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
-  if (worktree) {
+  if (worktree_) {
     if (code == 0) {
-      auto rm = run_capture({"git", "-C", worktree->repo, "worktree", "remove", "--force", worktree->path});
-      if (!rm || rm->exit_code != 0) info("could not remove worktree " + worktree->path);
+      auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
+      if (!rm || rm->exit_code != 0) info("could not remove worktree " + worktree_->path);
     } else {
-      info("worktree kept for inspection: " + worktree->path);
+      info("worktree kept for inspection: " + worktree_->path);
     }
   }
   save_state();
@@ -560,16 +575,29 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   app.add_option("--starttime", o.starttime, "time up before a start counts");
   app.add_option("--stopsignal", o.stopsignal, "signal of the stop sequence");
   app.add_option("--stoptime", o.stoptime, "wait before SIGKILL");
-  app.add_option("--env", o.env, "K=V for the job (repeatable)")->take_all();
+  app.add_option("--env", o.env, "K=V for the job (repeatable)")->allow_extra_args(false)->take_all();
   app.add_option("--cwd", o.cwd, "working directory");
   app.add_flag("--worktree", o.worktree, "run in a fresh git worktree");
   app.add_flag("-d,--detach", o.detach, "run in the background, print the run-id");
   app.add_flag("--keep-tmp", o.keep_tmp, "keep tmp/<run-id> afterwards");
-  app.add_option("--monitor", o.monitor, "serve a status page on 127.0.0.1[:PORT]")->expected(0, 1);
+  // --monitor takes its port only as --monitor=PORT (a separate word would be PROJECT or
+  // COMMAND); it is taken out before CLI11 sees the arguments.
+  bool monitor_flag = false;
+  app.add_flag("--monitor", monitor_flag, "serve a status page on 127.0.0.1 (--monitor=PORT for a fixed port)");
   app.add_flag("--no-monitor", o.no_monitor, "no status page (the default)");
   app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
-  if (auto rc = parse(app, args)) return *rc;
-  if (app.count("--monitor") && !o.monitor) o.monitor = "";
+  std::vector<std::string> rest;
+  bool options_ended = false;
+  for (const auto& a : args) {
+    if (!options_ended && a == "--") options_ended = true;
+    if (!options_ended && a.rfind("--monitor=", 0) == 0) {
+      o.monitor = a.substr(10);
+      continue;
+    }
+    rest.push_back(a);
+  }
+  if (auto rc = parse(app, rest)) return *rc;
+  if (monitor_flag && !o.monitor) o.monitor = "";
   set_quiet(o.quiet);
 
   auto plan = make_plan(o);
@@ -636,15 +664,19 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   }
   ::close(ready[1]);
   lock.reset();
-  char status = 1;
-  ssize_t n;
-  do {
-    n = ::read(ready[0], &status, 1);
-  } while (n < 0 && errno == EINTR);
+  std::string reply;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<std::size_t>(n));
+    if (reply[0] == 0) break;
+  }
   ::close(ready[0]);
-  if (n != 1 || status != 0) {
-    error("the detached run " + run_id + " failed to start: see 'batman logs " + tree->name + " " + run_id +
-          "' and " + tree->logs_path() + "/events.log");
+  if (reply.empty() || reply[0] != 0) {
+    std::string why = reply.size() > 1 ? reply.substr(1) : "it exited before starting the job";
+    error("the detached run " + run_id + " failed to start: " + why);
     return kExitBatmanError;
   }
   std::cout << run_id << std::endl;

@@ -34,7 +34,8 @@ bool wait_gone(pid_t pid, unsigned long long start_time, Duration timeout) {
 // batman is gone (lost) or does not finish in time.
 bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<int> sig,
               std::optional<Duration> grace) {
-  Duration wait = grace.value_or(std::chrono::seconds(10)) + std::chrono::seconds(5);
+  // Without --grace the run's own batman applies the job's stoptime and SIGKILL: wait for it.
+  Duration wait = grace ? *grace + std::chrono::seconds(5) : Duration(std::chrono::hours(24 * 365));
   if (runner::process_matches(s.batman_pid, s.batman_start_time)) {
     unsigned packed = static_cast<unsigned>(sig.value_or(0));
     if (grace) {
@@ -53,10 +54,12 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
     ::kill(s.batman_pid, SIGKILL);
   }
   // Lost run: its batman is gone, but the job may not be.
-  if (runner::process_matches(s.pid, s.pid_start_time)) {
+  if (s.pid > 1 && !isolation::session_members(s.pid).empty()) {
     isolation::signal_session(s.pid, sig.value_or(SIGTERM));
-    if (!wait_gone(s.pid, s.pid_start_time, grace.value_or(std::chrono::seconds(10))))
-      isolation::signal_session(s.pid, SIGKILL);
+    auto deadline = std::chrono::steady_clock::now() + grace.value_or(std::chrono::seconds(10));
+    while (!isolation::session_members(s.pid).empty() && std::chrono::steady_clock::now() < deadline)
+      ::usleep(20'000);  // another process's session: no pidfd covers all of it
+    isolation::signal_session(s.pid, SIGKILL);
   }
   runner::RunState final_state = s;
   if (final_state.status == "lost" || final_state.live_status()) {

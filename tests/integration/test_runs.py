@@ -62,6 +62,46 @@ class ExitCodes(BatmanTestCase):
             self.assertEqual(len(lines), 1, (args, p.stderr))
             self.assertTrue(lines[0].startswith("batman: "), lines[0])
 
+    def test_repeatable_and_optional_value_options_do_not_swallow_positionals(self):
+        p = self.batman("--env", "A=1", "p", "echo $A", "-q", name="batman-parallel")
+        self.assertEqual((p.returncode, p.stdout), (0, "1\n"), p.stderr)
+        p = self.batman("--monitor", "p", "echo hi", "-q", name="batman-parallel")
+        self.assertEqual((p.returncode, p.stdout), (0, "hi\n"), p.stderr)
+
+    def test_reader_going_away_ends_the_job(self):
+        p = subprocess.run(f"{self.command(['p', 'yes', '--isolation', 'env'], 'batman-parallel')[0]} p yes "
+                           f"--isolation env | head -1", shell=True, env=self.env, cwd=self.work,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.stdout, "y\n")
+        self.assertEqual(self.states("p")[0]["status"], "killed")
+
+    def test_daemonized_grandchildren_do_not_outlive_the_run(self):
+        for tier in TIERS:
+            with self.subTest(tier=tier):
+                m = marker()
+                p = self.batman("dz", f"setsid sh -c 'sleep {m} & sleep {m}1 & wait' & sleep 0.3",
+                                "--isolation", tier, name="batman-parallel")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                wait_for(lambda: processes_with_marker(m) == [], timeout=5, what="no daemon left")
+
+    def test_failed_start_leaves_nothing_behind(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = self.batman("fsl", "true", f"--monitor={port}", name="batman-parallel")
+        s.close()
+        self.assertEqual(p.returncode, 125)
+        self.assertIn(str(port), p.stderr)
+        for sub in ("logs", "tmp", "state"):
+            d = os.path.join(self.home, "fsl", sub)
+            left = [f for f in os.listdir(d) if f != "events.log"] if os.path.isdir(d) else []
+            self.assertEqual(left, [], sub)
+        d = self.batman("fsl", "true", "--detach", "--worktree", "--cwd", "/", name="batman-parallel")
+        self.assertEqual(d.returncode, 125)
+        self.assertIn("not inside a git repository", d.stderr)
+
     def test_options_after_positionals_and_double_dash(self):
         p = self.batman("p", "echo $FOO", "--env", "FOO=after", name="batman-parallel")
         self.assertEqual(p.stdout.strip(), "after")
@@ -197,7 +237,8 @@ class StopAndSignals(BatmanTestCase):
                 wait_for(lambda: processes_with_marker(m) == [], timeout=10, what="no process of the job")
 
     def test_stopsignal_ignored_is_killed_after_stoptime(self):
-        p = self.batman("stub", "trap '' TERM; echo ready; sleep 300 & wait", "--detach", "--stoptime", "500ms",
+        m = marker()
+        p = self.batman("stub", f"trap '' TERM; echo ready; sleep {m} & wait", "--detach", "--stoptime", "500ms",
                         name="batman-parallel")
         run_id = p.stdout.strip()
         wait_for(lambda: self.states("stub")[0]["status"] == "running")
@@ -206,14 +247,16 @@ class StopAndSignals(BatmanTestCase):
         self.assertLess(time.monotonic() - t, 8)
         st = self.states("stub")[0]
         self.assertEqual(st["status"], "killed")
+        self.assertEqual(st["signal"], 9)
         self.assertEqual(st["run_id"], run_id)
+        self.assertEqual(processes_with_marker(m), [])
 
     def test_sighup_is_forwarded(self):
         flag = os.path.join(self.work, "got-hup")
-        p = self.spawn("hup", f"trap 'touch {flag}; exit 0' HUP; echo ready; while :; do sleep 0.05; done",
-                       name="batman-parallel", env={"BATMAN_TEST": "1"})
-        wait_for(lambda: self.states("hup") and self.states("hup")[0]["status"] == "running")
-        time.sleep(0.3)
+        armed = os.path.join(self.work, "armed")
+        p = self.spawn("hup", f"trap 'touch {flag}; exit 0' HUP; touch {armed}; while :; do sleep 0.05; done",
+                       name="batman-parallel")
+        wait_for(lambda: os.path.exists(armed), what="the trap to be set")
         os.kill(p.pid, signal.SIGHUP)
         p.communicate(timeout=20)
         self.assertTrue(os.path.exists(flag))
@@ -262,6 +305,7 @@ class Inspect(BatmanTestCase):
         self.assertEqual(self.batman("logs", "lg", check=0).stdout, "".join(f"{i}\n" for i in range(1, 11)))
         self.assertEqual(self.batman("logs", "lg", first_id, check=0).stdout, "first\n")
         self.assertEqual(self.batman("logs", "lg", "-n", "2", check=0).stdout, "9\n10\n")
+        self.assertEqual(self.batman("logs", "lg", "-n", "0", check=0).stdout, "")
         self.assertEqual(self.batman("logs", "nope").returncode, 125)
         self.assertEqual(self.batman("logs", "lg", "no-such-run").returncode, 125)
 
@@ -285,15 +329,23 @@ class Inspect(BatmanTestCase):
         self.batman("stop", "live", "--all", check=0)
 
     def test_killed_batman_reads_as_lost(self):
-        self.batman("lost", "sleep 300", "--detach", "--isolation", "env", name="batman-parallel", check=0)
+        m = marker()
+        self.batman("lost", f"sleep {m} & sleep {m}1", "--detach", "--isolation", "env",
+                    name="batman-parallel", check=0)
+        wait_for(lambda: len(processes_with_marker(m)) >= 2)
         st = self.states("lost")[0]
         os.kill(st["batman_pid"], signal.SIGKILL)
         wait_for(lambda: not pid_alive(st["batman_pid"]))
         rows = self.ps_json()
         self.assertEqual(rows[0]["status"], "lost")
-        # stop still finds the job by its recorded pid and ends it.
+        # The env tier cannot take the job down with batman: its processes outlive it, and
+        # clean leaves such a run alone while stop finds them through the job's session.
+        wait_for(lambda: not pid_alive(st["pid"]), what="the job's leader to die with batman")
+        self.assertGreaterEqual(len(processes_with_marker(m)), 1)
+        self.batman("clean", "lost", check=0)
+        self.assertEqual(len(self.states("lost")), 1)
         self.batman("stop", "lost", "--grace", "1s", check=0)
-        wait_for(lambda: not pid_alive(st["pid"]), what="job gone")
+        wait_for(lambda: processes_with_marker(m) == [], what="job gone")
 
     def test_clean_never_touches_a_running_run(self):
         self.batman("cl", "true", name="batman-parallel", check=0)
