@@ -33,8 +33,24 @@ std::string find_firejail() {
   return {};
 }
 
-bool within(const std::string& path, const std::string& base) {
-  return path == base || (path.starts_with(base) && path[base.size()] == '/');
+// Descendants of `root` that are not firejail's own processes.
+std::vector<pid_t> job_processes(pid_t root) {
+  std::vector<pid_t> out, stack = {root};
+  while (!stack.empty()) {
+    const pid_t pid = stack.back();
+    stack.pop_back();
+    for (pid_t c : children_of(pid)) {
+      stack.push_back(c);
+      auto comm = read_file("/proc/" + std::to_string(c) + "/comm");
+      if (comm && !comm->starts_with("firejail")) out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Strictly below `base` (firejail refuses to whitelist /tmp itself).
+bool below(const std::string& path, const std::string& base) {
+  return path.size() > base.size() + 1 && path.starts_with(base) && path[base.size()] == '/';
 }
 
 }  // namespace
@@ -59,8 +75,8 @@ std::vector<std::string> firejail_argv(const std::string& firejail, const Launch
     if (path == "/tmp") {
       // A fresh tmpfs, not tmp/<run-id>; the work dir stays visible through a whitelist.
       argv.push_back("--private-tmp");
-      if (within(request.cwd, "/tmp")) argv.push_back("--whitelist=" + request.cwd);
-      if (within(request.project_dir, "/tmp")) argv.push_back("--whitelist=" + request.project_dir);
+      if (below(request.cwd, "/tmp")) argv.push_back("--whitelist=" + request.cwd);
+      if (below(request.project_dir, "/tmp")) argv.push_back("--whitelist=" + request.project_dir);
     } else {
       unenforced.push_back("tmpfs " + path + " (firejail allows only a private /tmp)");
     }
@@ -191,9 +207,17 @@ class FirejailBackend final : public Backend {
 
   void signal_tree(const Child& child, int sig) override {
     if (child.pid <= 0) return;
-    if (cgroup_ && sig == SIGKILL) cgroup_->kill_all();
-    // firejail forwards SIGTERM/SIGINT to the sandbox; the walk reaches the rest.
-    signal_session(child.pid, sig);
+    if (sig == SIGKILL) {
+      if (cgroup_) cgroup_->kill_all();
+      signal_session(child.pid, sig);
+      return;
+    }
+    // firejail answers a signal by tearing the sandbox down with SIGKILL, so the job would
+    // never see it: signal the job's own processes instead, and firejail follows their exit.
+    // Before the job exists (firejail still setting up), firejail itself is all there is.
+    const auto pids = job_processes(child.pid);
+    if (pids.empty()) signal_session(child.pid, sig);
+    for (pid_t pid : pids) kill(pid, sig);
   }
 
   void kill_leftovers(const Child& child) override {

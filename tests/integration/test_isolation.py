@@ -1,0 +1,379 @@
+"""Isolation tiers (issue 3), checked from inside the job: what it sees of processes, network,
+hostname, /tmp, the file system, its privileges; and that nothing of it survives batman.
+Every class runs as root and again as uid 65534 (the *Nobody subclasses)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+
+from harness import NOBODY, BatmanTestCase, processes_with_marker, wait_for
+
+# What the job reports about itself, one KEY=VALUE per line.
+PROBE = r"""
+grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status | tr -d '\t ' | sed 's/:/=/'
+echo "pids=$(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ')"
+echo "ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
+echo "hostname=$(cat /proc/sys/kernel/hostname)"
+echo private > /tmp/{mark} && echo "tmpwrite=ok"
+if touch /usr/batman-ro-{mark} 2>&1 | grep -q 'Read-only file system'; then echo rootfs=readonly; else echo rootfs=other; rm -f /usr/batman-ro-{mark}; fi
+touch ./cwd-{mark} && echo cwd=writable
+echo "tier=$BATMAN_ISOLATION"
+"""
+
+
+# Run argv[1:] in a new user namespace (root and nobody mapped to themselves) whose
+# user.max_user_namespaces is 0. The maps are written by the parent before the child execs, so
+# the child keeps its capabilities in the namespace and may set the limit.
+LIMITED_USERNS = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000) != 0:
+        os._exit(99)
+    os.write(ready_w, b"x")
+    os.read(go_r, 1)
+    try:
+        with open("/proc/sys/user/max_user_namespaces", "w") as f:
+            f.write("0")
+    except OSError as e:
+        print(e, file=sys.stderr)
+        os._exit(99)
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.read(ready_r, 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write("0 0 65536\n")
+os.write(go_w, b"x")
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def sleeps(mark):
+    """Pids of live `sleep MARK` processes (not the shells or sandboxes that mention it)."""
+    found = []
+    for pid in processes_with_marker(mark):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:2] == [b"sleep", mark.encode()]:
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def marker():
+    return "9" + str(uuid.uuid4().int % 10**8).zfill(8)
+
+
+def parse(stdout):
+    out = {}
+    for line in stdout.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def tier_available(tier, user):
+    """Ask batman doctor (as the test's user) whether a tier is available, and why not."""
+    cmd = [os.path.join(os.environ["BATMAN_BINDIR"], "batman"), "doctor", "--json"]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--"] + cmd
+    report = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    for t in report["tiers"]:
+        if t["tier"] == tier:
+            return t["available"], t["reason"]
+    return False, "unknown tier"
+
+
+class InsideTheJob:
+    """The issue's "Done when", from inside the job, for one tier (set `tier`)."""
+
+    tier = "namespaces"
+    # What this tier can express (firejail brings lo up even for `none`, has no cgroup ns...).
+    private_pid_numbers = True
+
+    def setUp(self):
+        super().setUp()
+        ok, why = tier_available(self.tier, self.user)
+        if not ok:
+            self.skipTest(f"{self.tier} tier unavailable for uid {self.user or 0}: {why}")
+
+    def run_probe(self, *extra):
+        mark = marker()
+        p = self.batman(PROBE.replace("{mark}", mark), "--isolation", self.tier, *extra,
+                        name="batman-isolated", check=0)
+        return mark, p, parse(p.stdout)
+
+    def test_privileges_dropped(self):
+        _, p, seen = self.run_probe()
+        self.assertEqual(seen.get("NoNewPrivs"), "1", p.stdout + p.stderr)
+        self.assertEqual(seen.get("Seccomp"), "2", p.stdout)
+        self.assertEqual(int(seen.get("CapEff", "1"), 16), 0, p.stdout)
+        self.assertEqual(seen.get("tier"), self.tier)
+
+    def test_own_processes_network_hostname(self):
+        _, p, seen = self.run_probe()
+        pids = [int(x) for x in seen["pids"].split()]
+        # Its own pid namespace: a handful of processes, none of the host's (batman's own pid
+        # is far above these numbers on any running system).
+        self.assertLess(len(pids), 10, seen["pids"])
+        if self.private_pid_numbers:
+            self.assertIn(1, pids)
+            self.assertTrue(all(pid < 100 for pid in pids), seen["pids"])
+        self.assertEqual(seen["ifaces"].split(), ["lo"], p.stdout)
+        self.assertEqual(seen["hostname"], "batman")
+        self.assertNotEqual(seen["hostname"], os.uname().nodename)
+
+    def test_private_tmp_readonly_system_writable_workdir(self):
+        mark, p, seen = self.run_probe()
+        self.assertEqual(seen.get("tmpwrite"), "ok", p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(f"/tmp/{mark}"), "the host saw the job's private /tmp")
+        self.assertEqual(seen.get("rootfs"), "readonly", p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(f"/usr/batman-ro-{mark}"))
+        self.assertEqual(seen.get("cwd"), "writable", p.stdout + p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.work, f"cwd-{mark}")))
+
+    def test_state_records_the_tier(self):
+        self.batman("true", "--isolation", self.tier, name="batman-isolated", check=0)
+        st = self.states("isolated")[-1]
+        self.assertEqual(st["isolation"]["tier"], self.tier)
+        self.assertEqual(st["isolation"]["profile"], "isolated")
+
+    def test_kill_9_of_batman_leaves_nothing(self):
+        mark = marker()
+        p = self.spawn(f"sleep {mark} & sleep {mark} & (sleep {mark} &) ; wait",
+                       "--isolation", self.tier, name="batman-isolated")
+        wait_for(lambda: len(sleeps(mark)) >= 3, timeout=20,
+                 what="the job's three sleeps")
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        wait_for(lambda: not processes_with_marker(mark), timeout=20,
+                 what="every process of the job to die with batman")
+
+    def test_sigterm_reaches_the_job_and_tree_is_gone(self):
+        mark = marker()
+        p = self.spawn(f"trap 'echo got-term; exit 3' TERM; sleep {mark} & sleep {mark} & wait",
+                       "--isolation", self.tier, name="batman-isolated")
+        wait_for(lambda: len(sleeps(mark)) >= 2, timeout=20,
+                 what="the job's sleeps")
+        os.kill(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        self.assertIn("got-term", out, err)
+        self.assertEqual(p.returncode, 3, err)
+        wait_for(lambda: not processes_with_marker(mark), what="the tree to be gone")
+
+
+class Namespaces(InsideTheJob, BatmanTestCase):
+    tier = "namespaces"
+
+    def test_auto_picks_namespaces_and_says_so(self):
+        p = self.batman("true", name="batman-isolated", check=0)
+        self.assertIn("batman: isolation: namespaces", p.stderr)
+
+    def test_parallel_profile_private_tmp_and_pids_host_network(self):
+        mark = marker()
+        p = self.batman("p", PROBE.replace("{mark}", mark), "--isolation", "namespaces",
+                        name="batman-parallel", check=0)
+        seen = parse(p.stdout)
+        self.assertIn(1, [int(x) for x in seen["pids"].split()], p.stdout + p.stderr)
+        self.assertEqual(seen.get("tmpwrite"), "ok")
+        self.assertFalse(os.path.exists(f"/tmp/{mark}"))
+        self.assertIn("lo", seen["ifaces"].split())
+        host_ifaces = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
+        self.assertEqual(sorted(seen["ifaces"].split()), sorted(host_ifaces))
+        self.assertEqual(seen.get("Seccomp"), "0")
+
+    def test_no_net_and_net_override(self):
+        p = self.batman("p", "tail -n +3 /proc/net/dev | cut -d: -f1", "--no-net",
+                        "--isolation", "namespaces", name="batman-parallel", check=0)
+        self.assertEqual(p.stdout.split(), ["lo"])
+        p = self.batman("cat /proc/sys/kernel/hostname; tail -n +3 /proc/net/dev | wc -l", "--net",
+                        "--isolation", "namespaces", name="batman-isolated", check=0)
+        lines = p.stdout.split()
+        self.assertEqual(int(lines[1]), len(open("/proc/net/dev").read().splitlines()) - 2)
+
+    def test_seccomp_denies_with_eperm_and_clone3_enosys(self):
+        script = ("python3 -c \"import ctypes,os;l=ctypes.CDLL(None,use_errno=True);"
+                  "r=l.syscall(435,0,0);print('clone3',ctypes.get_errno());"
+                  "r=l.syscall(169,0,0,0,0);print('reboot',ctypes.get_errno())\"")
+        if not shutil.which("python3"):
+            self.skipTest("python3 is not installed for the job to use")
+        p = self.batman(script, "--isolation", "namespaces", name="batman-isolated", check=0)
+        self.assertIn(f"clone3 {38}", p.stdout, p.stderr)   # ENOSYS
+        self.assertIn(f"reboot {1}", p.stdout, p.stderr)    # EPERM
+
+    def test_job_exit_code_and_signal_pass_through(self):
+        self.assertEqual(self.batman("exit 7", "--isolation", "namespaces", name="batman-isolated").returncode, 7)
+        self.assertEqual(self.batman("kill -TERM $$", "--isolation", "namespaces",
+                                     name="batman-isolated").returncode, 128 + 15)
+        self.assertEqual(self.batman("no-such-command-xyz", "--isolation", "namespaces",
+                                     name="batman-isolated").returncode, 127)
+
+    def test_unenforced_paths_are_reported(self):
+        profile = os.path.join(self.tmp, "odd.yaml")
+        with open(profile, "w") as f:
+            f.write("namespaces: [user, mount, pid]\nfilesystem:\n  read_only: [/]\n"
+                    "  read_write: [$CWD, /no/such/dir]\n  tmpfs: [/tmp]\n")
+        os.chmod(profile, 0o644)
+        p = self.batman("true", "--isolation", "namespaces", "--profile", profile,
+                        name="batman-isolated", check=0)
+        self.assertIn("/no/such/dir", p.stderr)
+        st = self.states("isolated")[-1]
+        self.assertTrue(any("/no/such/dir" in u for u in st["isolation"]["unenforced"]), st)
+
+    def test_bad_profile_names_file_line_key(self):
+        profile = os.path.join(self.tmp, "bad.yaml")
+        with open(profile, "w") as f:
+            f.write("namespaces: [user]\nseccomp:\n  deny: [mount, not_a_call]\n")
+        os.chmod(profile, 0o644)
+        p = self.batman("true", "--profile", profile, name="batman-isolated", check=125)
+        self.assertIn(f"{profile}:3: key 'seccomp.deny': unknown system call 'not_a_call'", p.stderr)
+
+    def test_memory_limit(self):
+        grab = "python3 -c 'b = bytearray(300 << 20); print(len(b))'"
+        if not shutil.which("python3"):
+            self.skipTest("python3 is not installed for the job to use")
+        free = self.batman(grab, "--isolation", "namespaces", name="batman-isolated")
+        self.assertEqual(free.returncode, 0, free.stderr)
+        self.assertIn(str(300 << 20), free.stdout)
+        p = self.batman(grab, "--memory", "64M", "--isolation", "namespaces", name="batman-isolated")
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertNotIn(str(300 << 20), p.stdout)
+        st = self.states("isolated")[-1]
+        self.assertEqual(st["limits"]["memory"] is not None, True, st)
+
+    def test_pids_limit(self):
+        p = self.batman("for i in $(seq 40); do sleep 2 & done; wait; echo done",
+                        "--pids", "16", "--isolation", "namespaces", name="batman-isolated")
+        st = self.states("isolated")[-1]
+        if any("pids" in u for u in st["isolation"]["unenforced"]):
+            # As an unprivileged user there is no writable cgroup: said, and recorded.
+            self.assertIn("pids limit", p.stderr)
+        else:
+            self.assertNotEqual(p.returncode, 0)
+            self.assertRegex(p.stderr, "[Cc]annot fork|Resource temporarily unavailable")
+
+
+class NamespacesNobody(Namespaces):
+    user = NOBODY
+
+
+class Firejail(InsideTheJob, BatmanTestCase):
+    tier = "firejail"
+    private_pid_numbers = False  # firejail's own helper processes sit beside the job
+
+
+class FirejailNobody(BatmanTestCase):
+    """firejail is installed but this user may not use it: the tier says so, exit 125."""
+    user = NOBODY
+
+    def test_not_allowed_is_detected(self):
+        ok, why = tier_available("firejail", self.user)
+        if ok:
+            self.skipTest("firejail is allowed for uid 65534 on this machine")
+        p = self.batman("true", "--isolation", "firejail", name="batman-isolated", check=125)
+        self.assertIn("firejail", p.stderr)
+        self.assertIn(why, p.stderr)
+
+
+class Systemd(BatmanTestCase):
+    def test_systemd_tier(self):
+        ok, why = tier_available("systemd", self.user)
+        p = self.batman("echo $BATMAN_ISOLATION", "--isolation", "systemd", name="batman-isolated")
+        if not ok:
+            # A forced tier that is unavailable is an error with the reason...
+            self.assertEqual(p.returncode, 125, p.stderr)
+            self.assertIn(why, p.stderr)
+            # ...and the tier itself cannot be exercised here.
+            self.skipTest(f"systemd tier unavailable: {why}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.strip(), "systemd")
+
+
+class UserNamespacesDisabled(BatmanTestCase):
+    """With unprivileged user namespaces off, `auto` as a non-root user falls back and says why."""
+    user = NOBODY
+    SYSCTL = "/proc/sys/user/max_user_namespaces"
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("changing user.max_user_namespaces needs root")
+
+    def run_limited(self, *args):
+        """Run a batman command with user.max_user_namespaces=0. The machine's own value is
+        set (and restored in a finally) when root may; where root lacks CAP_SYS_RESOURCE (a
+        container), the limit is set in a user namespace of our own, which is the namespace
+        the command then runs in, so it sees and suffers the same 0."""
+        with open(self.SYSCTL) as f:
+            saved = f.read().strip()
+        try:
+            with open(self.SYSCTL, "w") as f:
+                f.write("0")
+        except PermissionError:
+            return self.run_in_limited_userns(*args)
+        try:
+            return self.batman(*args, name="batman-isolated")
+        finally:
+            with open(self.SYSCTL, "w") as f:
+                f.write(saved)
+
+    def run_in_limited_userns(self, *args):
+        cmd = [sys.executable, "-c", LIMITED_USERNS] + self.command(args, "batman-isolated")
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.work, timeout=60)
+        self.assertNotEqual(p.returncode, 99, "could not set max_user_namespaces in a user namespace: "
+                            + p.stderr)
+        return p
+
+    def test_auto_falls_back_and_says_why(self):
+        p = self.run_limited("echo tier=$BATMAN_ISOLATION")
+        lines = [l for l in p.stderr.splitlines() if "isolation:" in l]
+        self.assertTrue(lines, p.stderr)
+        self.assertNotIn("isolation: namespaces", lines[0])
+        self.assertIn("namespaces: unprivileged user namespaces are disabled "
+                      "(user.max_user_namespaces is 0)", lines[0])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotEqual(parse(p.stdout)["tier"], "namespaces")
+
+    def test_forced_namespaces_is_an_error_with_the_reason(self):
+        p = self.run_limited("true", "--isolation", "namespaces")
+        self.assertEqual(p.returncode, 125, p.stderr)
+        self.assertIn("max_user_namespaces is 0", p.stderr)
+
+
+class Doctor(BatmanTestCase):
+    def test_doctor_json_and_text(self):
+        report = json.loads(self.batman("doctor", "--json", check=0).stdout)
+        self.assertEqual([t["tier"] for t in report["tiers"]], ["namespaces", "firejail", "systemd", "env"])
+        self.assertTrue(report["tiers"][3]["available"])
+        for t in report["tiers"]:
+            self.assertTrue(t["reason"], t)
+        self.assertIn(report["cgroups"]["version"], (0, 1, 2))
+        self.assertIn("batman-isolated (profile isolated)", report["auto"])
+        with open("/proc/1/comm") as f:
+            init = f.read().strip()
+        if init != "systemd":
+            self.assertEqual(report["tiers"][2]["reason"], f"systemd is not PID 1 (init is {init})")
+        text = self.batman("doctor", check=0).stdout
+        self.assertIn("auto picks:", text)
+
+    def test_profiles_list_and_show(self):
+        listing = self.batman("profiles", "list", check=0).stdout
+        for name in ("parallel", "isolated", "strict", "build", "ci"):
+            self.assertIn(name, listing)
+        shown = self.batman("profiles", "show", "isolated", check=0).stdout
+        self.assertIn("namespaces: [user, mount, pid, ipc, uts, net, cgroup]", shown)
+        p = self.batman("profiles", "show", "nope", check=125)
+        self.assertIn("profile 'nope' not found", p.stderr)
+
+
+class DoctorNobody(Doctor):
+    user = NOBODY
