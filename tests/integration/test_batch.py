@@ -3,6 +3,7 @@ reports, checked from timestamps the tasks record themselves."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
@@ -229,6 +230,20 @@ class BatchTest(BatmanTestCase):
         self.assertRegex(proc.stderr, r"concurrency 4 -> 2: failure rate 100% \(\d+ of \d+ recent attempts\) is above 50%")
         events = open(os.path.join(self.home, "aimd", "logs", "events.log")).read()
         self.assertIn("concurrency 4 -> 2", events)
+
+    def test_ctrl_c_stops_running_tasks_and_skips_the_rest(self):
+        pidfile = os.path.join(self.marks, "child.pid")
+        proc = self.spawn("batch", "-", "--isolation", "env", "-j", "1", stdin=subprocess.PIPE)
+        proc.stdin.write(f"sleep 300 & echo $! > {pidfile}; wait\nsleep 300\n")
+        proc.stdin.close()
+        child = int(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(),
+                             what="the first task to start"))
+        os.kill(proc.pid, signal.SIGINT)
+        self.assertEqual(proc.wait(timeout=15), 1)
+        err = proc.stderr.read()
+        self.assertIn("interrupted by SIGINT", err)
+        self.assertRegex(err, r"2 tasks: 0 succeeded, 1 failed, 1 skipped")
+        wait_for(lambda: not pid_alive(child), timeout=5, what=f"the task's child {child} to die")
 
     # --- output and reports ---------------------------------------------------------------
 
