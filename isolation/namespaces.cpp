@@ -4,6 +4,8 @@
 // id maps; the child makes system calls only and reports a failure as (step, errno).
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -124,11 +126,17 @@ pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0
   if (plan.die_with_parent) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(plan, Step::DieWithParent, errno);
   }
-  // The parent's go-ahead (after the id maps and the cgroup). EOF means it died, perhaps
-  // before PDEATHSIG was armed: that closes the race. Outside a pid namespace getppid
-  // says the same.
-  char go = 0;
-  if (read(plan.sync_fd, &go, 1) != 1) _exit(125);
+  if (plan.wait_for_parent) {
+    // The parent's go-ahead (after the id maps and the cgroup). EOF means it died, perhaps
+    // before PDEATHSIG was armed: that closes the race.
+    char go = 0;
+    if (read(plan.sync_fd, &go, 1) != 1) _exit(125);
+  } else {
+    // Nothing to wait for: a parent that died before PDEATHSIG was armed shows as a
+    // readable pidfd (getppid cannot tell from inside a new pid namespace).
+    pollfd dead{plan.parent_pidfd, POLLIN, 0};
+    if (plan.parent_pidfd >= 0 && poll(&dead, 1, 0) != 0) _exit(125);
+  }
   close(plan.sync_fd);
   if (!plan.pid_namespace && getppid() != parent) _exit(125);
   if (setsid() < 0) report(plan, Step::Session, errno);
@@ -189,7 +197,11 @@ class NamespacesBackend final : public Backend {
     std::vector<std::string> unenforced;
     auto plan = build_plan(request, unenforced);
     if (!plan) return std::unexpected(plan.error().wrap("namespaces"));
-    if (!cgroup_) cgroup_ = create_job_cgroup(request.unit_name, request.limits, unenforced);
+    // A cgroup costs a few milliseconds per run; without limits the pid namespace already
+    // holds the whole tree, so one is made only for limits or when there is no pid namespace.
+    const bool limited = request.limits.memory_bytes || request.limits.cpus || request.limits.pids;
+    if (!cgroup_ && (limited || !plan->pid_namespace))
+      cgroup_ = create_job_cgroup(request.unit_name, request.limits, unenforced);
     plan->rlimits = plan_rlimits(request.limits, cgroup_.get(), unenforced);
     plan_ = std::move(*plan);
     prepared_ = true;
@@ -232,6 +244,11 @@ class NamespacesBackend final : public Backend {
     if (pipe2(errors, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
     UniqueFd error_read(errors[0]), error_write(errors[1]);
     plan.sync_fd = sync_read.get();
+    // Only a user namespace (id maps) or a cgroup needs the parent before the child goes on;
+    // otherwise the round trip is saved.
+    plan.wait_for_parent = plan.user_namespace || cgroup_ != nullptr;
+    UniqueFd self(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+    plan.parent_pidfd = self.get();
     plan.error_fd = error_write.get();
 
     const pid_t parent = getpid();
@@ -264,7 +281,8 @@ class NamespacesBackend final : public Backend {
     if (cgroup_) {
       if (auto ok = cgroup_->add(pid); !ok) return abandon(ok.error());
     }
-    if (write(sync_write.get(), "x", 1) != 1) return abandon(Error{"signal the child", errno});
+    if (plan.wait_for_parent && write(sync_write.get(), "x", 1) != 1)
+      return abandon(Error{"signal the child", errno});
     sync_write.reset();
 
     ns::Failure failure;
@@ -385,16 +403,27 @@ std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<Nam
 Availability probe_namespaces() {
   Availability a{Tier::Namespaces, false, {}};
   const bool root = geteuid() == 0;
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
-  if (!root) flags |= CLONE_NEWUSER;
-  const pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0));
+  if (root) {
+    // Root needs CAP_SYS_ADMIN (absent in some containers); no clone needed to know.
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &header, data) == 0 && (data[0].effective & (1U << CAP_SYS_ADMIN))) {
+      a.available = true;
+      a.reason = "as root: mount, pid, ipc, uts, net and cgroup namespaces";
+    } else {
+      a.reason = "running as root without CAP_SYS_ADMIN (a container?): cannot create namespaces";
+    }
+    return a;
+  }
+  // A user namespace is the one an unprivileged user may be refused; the others follow
+  // from it. Creating just that one is cheap (a network namespace is not).
+  const pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
   if (pid == 0) _exit(0);
   if (pid > 0) {
     int status = 0;
     waitpid(pid, &status, 0);
     a.available = true;
-    a.reason = root ? "as root: mount, pid, ipc, uts, net and cgroup namespaces"
-                    : "unprivileged user namespaces";
+    a.reason = "unprivileged user namespaces";
     return a;
   }
   const int err = errno;

@@ -67,6 +67,8 @@ struct ChildPlan {
   std::vector<std::string> argv_storage, env_storage;
   std::vector<char*> argv, envp;  // null-terminated views of the storage
   int sync_fd = -1;               // read end: the parent's go-ahead
+  bool wait_for_parent = true;    // false: no go-ahead needed (no id maps, no cgroup)
+  int parent_pidfd = -1;          // readable once the parent is gone
   int error_fd = -1;              // write end: a Failure, or EOF on execve
 };
 
