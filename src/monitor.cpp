@@ -1,70 +1,95 @@
-// The live status page of one run (--monitor).
+// Starting and stopping batman-monitor, the --monitor helper.
 #include "src/monitor.hpp"
 
-#include <httplib.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <vector>
+
+extern char** environ;
 
 namespace batman::cli {
 namespace {
 
-std::string escape_html(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
+// libexec/batman/batman-monitor beside bin/ (installed, relocatable), or the build tree's
+// batman-monitor next to batman.
+std::string helper_path() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "batman-monitor";
+  auto dir = self.parent_path();
+  for (auto candidate : {dir / "../libexec/batman/batman-monitor", dir / "batman-monitor"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.lexically_normal().string();
   }
-  return out;
+  return "batman-monitor";
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Monitor>> Monitor::start(int port, std::string title) {
+Result<std::unique_ptr<Monitor>> Monitor::start(int port, const std::string& state_file, const std::string& title) {
   if (port < 0 || port > 65535) return fail("--monitor port " + std::to_string(port) + " is not in 0-65535");
+  int life[2], reply[2];
+  if (::pipe2(life, O_CLOEXEC) != 0 || ::pipe2(reply, O_CLOEXEC) != 0) return sys_error("--monitor: pipe");
+  UniqueFd life_read(life[0]), life_write(life[1]), reply_read(reply[0]), reply_write(reply[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, life_read.get(), 0);
+  posix_spawn_file_actions_adddup2(&actions, reply_write.get(), 1);
+  std::string path = helper_path();
+  std::string port_text = std::to_string(port);
+  std::vector<std::string> args{path, port_text, state_file, title};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return sys_error("--monitor: start " + path, rc);
+  life_read.reset();
+  reply_write.reset();
   std::unique_ptr<Monitor> m(new Monitor());
-  m->title_ = std::move(title);
-  m->server_ = std::make_unique<httplib::Server>();
-  Monitor* self = m.get();
-  m->server_->Get("/status.json", [self](const httplib::Request&, httplib::Response& res) {
-    std::lock_guard lock(self->mutex_);
-    res.set_content(self->snapshot_, "application/json");
-  });
-  m->server_->Get("/", [self](const httplib::Request&, httplib::Response& res) {
-    std::string body;
-    {
-      std::lock_guard lock(self->mutex_);
-      body = "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">"
-             "<title>batman: " + escape_html(self->title_) + "</title></head><body><h1>batman: " +
-             escape_html(self->title_) + "</h1><pre id=\"state\">" + escape_html(self->snapshot_) +
-             "</pre></body></html>";
-    }
-    res.set_content(body, "text/html; charset=utf-8");
-  });
-  int bound = 0;
-  if (port == 0) {
-    bound = m->server_->bind_to_any_port("127.0.0.1");
-  } else if (m->server_->bind_to_port("127.0.0.1", port)) {
-    bound = port;
+  m->pid_ = pid;
+  m->lifeline_ = std::move(life_write);
+  // One line back: "PORT" once listening, or "error: ..." when it could not.
+  std::string line;
+  char buf[512];
+  for (;;) {
+    pollfd p{reply_read.get(), POLLIN, 0};
+    if (::poll(&p, 1, 10'000) <= 0) break;
+    ssize_t n = ::read(reply_read.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<std::size_t>(n));
+    if (line.find('\n') != std::string::npos) break;
   }
-  if (bound <= 0)
-    return fail("--monitor: cannot listen on 127.0.0.1:" + std::to_string(port) +
-                " (in use?): pick another port or use --monitor=0");
-  m->url_ = "http://127.0.0.1:" + std::to_string(bound) + "/";
-  m->thread_ = std::thread([self] { self->server_->listen_after_bind(); });
+  if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
+  if (line.empty() || line.rfind("error: ", 0) == 0) {
+    return fail("--monitor: " + (line.empty() ? std::string("the status page helper did not start") : line.substr(7)));
+  }
+  m->url_ = "http://127.0.0.1:" + line + "/";
   return m;
 }
 
 Monitor::~Monitor() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Monitor::update(std::string state_json) {
-  std::lock_guard lock(mutex_);
-  snapshot_ = std::move(state_json);
+  lifeline_.reset();
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
 }
 
 }  // namespace batman::cli

@@ -275,7 +275,6 @@ class Run final : public runner::Job::Listener {
 void Run::save_state() {
   if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w)
     error("cannot write state file: " + w.error().message);
-  if (monitor_) monitor_->update(runner::to_json(state_));
 }
 
 void Run::signal_ready(char status) {
@@ -377,7 +376,8 @@ int Run::execute(int ready_fd) {
                                        [this](const signalfd_siginfo& i) { handle_signal(i); });
   if (!signals) return fail_early(signals.error().message);
   if (plan_.monitor_port >= 0) {
-    auto m = Monitor::start(plan_.monitor_port, tree_.name + " " + run_id_);
+    auto m = Monitor::start(plan_.monitor_port, tree_.state_path() + "/" + run_id_ + ".json",
+                            tree_.name + " " + run_id_);
     if (!m) return fail_early(m.error().message);
     monitor_ = std::move(*m);
     state_.monitor_url = monitor_->url();
