@@ -117,36 +117,40 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
     ops.push_back(std::move(op));
   }
 
-  // The job's working directory stays visible when a private /tmp (or a hidden path) would
-  // cover it: bind it again over the cover, with the access it had.
-  std::error_code ec;
-  const std::string cwd = fs::canonical(request.cwd, ec).string();
-  if (!ec) {
+  // The job's working directory, its project dir and its TMPDIR stay visible at their own
+  // paths when a private /tmp (or a hidden path) would cover them: each is bound again over
+  // the cover, with the access it had. TMPDIR is always writable.
+  const std::string tmp_backed = "/oldroot" + request.tmp_dir;
+  auto keep_visible = [&](const std::string& raw, bool writable) {
+    std::error_code ec;
+    const std::string path = fs::canonical(raw, ec).string();
+    if (raw.empty() || ec) return;
     std::size_t cover_depth = 0;
     bool covered = false;
+    const MountOp* holder = nullptr;  // the deepest bind that shows `path`
     for (const auto& op : ops) {
-      const bool cover = op.kind != MountOp::Kind::Bind || op.source == "/oldroot" + request.tmp_dir;
-      if (cover && within(cwd, op.shown) && cwd != op.shown) {
+      const bool cover = op.kind != MountOp::Kind::Bind || op.source == tmp_backed;
+      if (cover && within(path, op.shown) && path != op.shown) {
         covered = true;
         cover_depth = std::max(cover_depth, depth(op.shown));
       }
-    }
-    const MountOp* holder = nullptr;
-    for (const auto& op : ops) {
-      if (op.kind == MountOp::Kind::Bind && op.source != "/oldroot" + request.tmp_dir &&
-          within(cwd, op.shown) && (!holder || depth(op.shown) >= depth(holder->shown)))
+      if (!cover && within(path, op.shown) && (!holder || depth(op.shown) >= depth(holder->shown)))
         holder = &op;
     }
-    if (covered && holder && depth(holder->shown) <= cover_depth) {
-      MountOp op;
-      op.kind = MountOp::Kind::Bind;
-      op.read_only = holder->read_only;
-      op.shown = cwd;
-      op.source = "/oldroot" + cwd;
-      op.target = "/newroot" + cwd;
-      ops.push_back(std::move(op));
-    }
-  }
+    const bool shown = holder && (!covered || depth(holder->shown) > cover_depth);
+    const bool need = writable ? !(shown && !holder->read_only) : (covered && holder && !shown);
+    if (!need) return;
+    MountOp op;
+    op.kind = MountOp::Kind::Bind;
+    op.read_only = !writable && holder->read_only;
+    op.shown = path;
+    op.source = "/oldroot" + path;
+    op.target = "/newroot" + path;
+    ops.push_back(std::move(op));
+  };
+  keep_visible(request.cwd, false);
+  keep_visible(request.project_dir, false);
+  keep_visible(request.tmp_dir, true);
 
   if (request.profile.has_namespace("pid")) {
     MountOp proc;
@@ -155,7 +159,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
     proc.target = "/newroot/proc";
     ops.push_back(std::move(proc));
   }
-  if (request.profile.has_namespace("ipc") && fs::is_directory("/dev/shm", ec)) {
+  if (request.profile.has_namespace("ipc") && access("/dev/shm", X_OK) == 0) {
     MountOp shm;
     shm.kind = MountOp::Kind::DevShm;
     shm.shown = "/dev/shm";

@@ -96,3 +96,24 @@ TEST(Mounts, SubstitutesVariables) {
   EXPECT_EQ(expand_profile_path("$HOME/.cache", r), "/home/x/.cache");
   EXPECT_EQ(expand_profile_path("$CWDX", r), "$CWDX");
 }
+
+TEST(Mounts, TmpdirStaysVisibleAndWritableUnderAReadOnlyRoot) {
+  TempTree t;
+  auto r = request(t);
+  r.profile.filesystem.read_write = {"$CWD"};  // strict: the project dir is not writable
+  std::vector<std::string> unenforced;
+  auto ops = ns::plan_mounts(r, unenforced);
+  ASSERT_TRUE(ops.has_value());
+  const auto tmpdir = std::find_if(ops->begin(), ops->end(), [&](const MountOp& o) {
+    return o.shown == (t.root / "project/tmp/r1").string();
+  });
+  ASSERT_NE(tmpdir, ops->end()) << "TMPDIR must be bound at its own path";
+  EXPECT_FALSE(tmpdir->read_only);
+  // The project dir itself, covered by the private /tmp, comes back read-only as / had it.
+  const auto project = std::find_if(ops->begin(), ops->end(), [&](const MountOp& o) {
+    return o.shown == (t.root / "project").string();
+  });
+  ASSERT_NE(project, ops->end());
+  EXPECT_TRUE(project->read_only);
+  EXPECT_LT(project - ops->begin(), tmpdir - ops->begin());
+}
