@@ -144,7 +144,7 @@ class BatchRunner final : public runner::Launcher {
   isolation::Profile profile_;
   std::unique_ptr<runner::EventLoop> loop_;
   std::unique_ptr<runner::Scheduler> scheduler_;
-  std::unique_ptr<runner::StateWriter> state_writer_;
+  std::unique_ptr<runner::StateWriter> disk_;
   std::unique_ptr<BatchView> view_;
   std::shared_ptr<spdlog::logger> events_;
   std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
@@ -390,7 +390,7 @@ void BatchRunner::on_task_end(std::size_t task) {
     case TaskStatus::Failed: ++failed_; break;
     default: ++skipped_; break;
   }
-  (void)remove_tree_at(tree_.tmp_fd.get(), t.name);
+  disk_->remove_tree(tree_.tmp_fd.get(), t.name);
   if (rec.attempts.empty()) return;  // skipped before it ran: no state to record
   const auto& last = rec.attempts.back().outcome;
   const auto& attempts = report_attempts_[task];
@@ -412,7 +412,7 @@ void BatchRunner::on_task_end(std::size_t task) {
   save_state(s);
 }
 
-void BatchRunner::save_state(const runner::RunState& s) { state_writer_->submit(s); }
+void BatchRunner::save_state(const runner::RunState& s) { disk_->submit(s); }
 
 void BatchRunner::on_log(std::string_view message) {
   const std::string text(message);
@@ -566,7 +566,7 @@ Result<int> BatchRunner::execute() {
     return std::unexpected(h.error());
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
   // After the signals are blocked: the writer's thread inherits the mask.
-  state_writer_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
+  disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
 
   const char* term = std::getenv("TERM");
   const bool live = !quiet() && ::isatty(1) && ::isatty(2) && !(term && std::string_view(term) == "dumb");
@@ -596,7 +596,7 @@ Result<int> BatchRunner::execute() {
   for (pid_t orphan : isolation::children_of(::getpid())) ::kill(orphan, SIGKILL);
 
   view_->clear();
-  for (const auto& e : state_writer_->flush()) error("cannot write " + e.message);
+  for (const auto& e : disk_->flush()) error("cannot write " + e.message);
   const auto report = build_report();
   write_reports(report);
   if (!quiet()) std::cerr << summary_table(report) << std::flush;

@@ -1,7 +1,8 @@
-// StateWriter: writes state files (SPEC §5: temp file, fsync, rename) on a thread of its own,
-// so a batch of short tasks does not wait for the disk between one task and the next. A
-// write still pending when a newer state of the same run arrives is replaced by it, and what
-// is pending is written as one group sharing a journal commit.
+// StateWriter: state files (SPEC §5: temp file, fsync, rename) written on a thread of its own,
+// so the event loop never waits for the disk between one task and the next; the same thread
+// removes finished runs' tmp directories, for the same reason. A state still pending
+// when a newer one of the same run arrives is replaced by it, and what is pending is written
+// as one group sharing a journal commit.
 #pragma once
 #include <condition_variable>
 #include <deque>
@@ -21,12 +22,14 @@ class StateWriter {
   // `state_dirfd` is not owned and must outlive the writer. Start it after the signals the
   // event loop handles are blocked: the thread inherits that mask.
   explicit StateWriter(int state_dirfd);
-  ~StateWriter();  // writes what is pending, then joins
+  ~StateWriter();  // does what is pending, then joins
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
 
   void submit(RunState state);
-  // Block until every submitted state is on disk; returns (and forgets) the errors seen.
+  // Remove `name` and everything below it inside `dirfd` (not owned; must stay open).
+  void remove_tree(int dirfd, std::string name);
+  // Block until every chore submitted is done; returns (and forgets) the errors seen.
   std::vector<Error> flush();
 
  private:
@@ -38,6 +41,7 @@ class StateWriter {
   std::condition_variable wake_, idle_;
   std::map<std::string, RunState> pending_;  // by run_id
   std::deque<std::string> order_;            // run_ids, first submitted first
+  std::deque<std::pair<int, std::string>> removals_;
   std::vector<Error> errors_;
   bool busy_ = false;
   bool stopping_ = false;

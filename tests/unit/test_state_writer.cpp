@@ -1,5 +1,5 @@
 // StateWriter tests: the newest state of a run wins, every run gets its file, nothing but the
-// state files is left behind, and a failed write is reported by flush().
+// state files is left behind, trees are removed, and a failed write is reported by flush().
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +67,16 @@ TEST_F(StateWriterTest, FailuresAreReportedByFlush) {
   EXPECT_NE(errors[0].message.find("state blocked.json: rename"), std::string::npos) << errors[0].message;
   EXPECT_TRUE(read_state(fd_.get(), "fine"));
   EXPECT_TRUE(writer.flush().empty()) << "errors are reported once";
+}
+
+TEST_F(StateWriterTest, RemovesTrees) {
+  ASSERT_EQ(::mkdirat(fd_.get(), "tmp", 0700), 0);
+  ASSERT_EQ(::mkdirat(fd_.get(), "tmp/inner", 0700), 0);
+  StateWriter worker(fd_.get());
+  worker.remove_tree(fd_.get(), "tmp");
+  EXPECT_TRUE(worker.flush().empty());
+  struct stat st{};
+  EXPECT_NE(::fstatat(fd_.get(), "tmp", &st, AT_SYMLINK_NOFOLLOW), 0);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The state writer's thread: newest state of each run wins, and what is pending is written as
 // one group (every temp file written, then each fsynced, then each renamed into place), so a
-// burst of short tasks costs one journal commit instead of one per file.
+// burst of short tasks costs one journal commit instead of one per file; then removals.
 #include "runner/state_writer.hpp"
 
 #include <fcntl.h>
@@ -55,29 +55,42 @@ void StateWriter::submit(RunState state) {
   wake_.notify_one();
 }
 
+void StateWriter::remove_tree(int dirfd, std::string name) {
+  {
+    std::lock_guard lock(mutex_);
+    removals_.emplace_back(dirfd, std::move(name));
+  }
+  wake_.notify_one();
+}
+
 std::vector<Error> StateWriter::flush() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return order_.empty() && !busy_; });
+  idle_.wait(lock, [this] { return order_.empty() && removals_.empty() && !busy_; });
   return std::exchange(errors_, {});
 }
 
 void StateWriter::work() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [this] { return stopping_ || !order_.empty(); });
-    if (order_.empty()) return;  // stopping, and nothing left to write
+    wake_.wait(lock, [this] { return stopping_ || !order_.empty() || !removals_.empty(); });
+    if (order_.empty() && removals_.empty()) return;  // stopping, and nothing left to do
     std::vector<RunState> group;
     while (!order_.empty() && group.size() < kMaxGroup) {
       group.push_back(std::move(pending_.extract(order_.front()).mapped()));
       order_.pop_front();
     }
+    auto removals = std::exchange(removals_, {});
     busy_ = true;
     lock.unlock();
     auto errors = write_group(group);
+    for (const auto& [dirfd, name] : removals) {
+      if (auto removed = remove_tree_at(dirfd, name); !removed)
+        errors.push_back(removed.error().wrap("remove " + name));
+    }
     lock.lock();
     busy_ = false;
     for (auto& e : errors) errors_.push_back(std::move(e));
-    if (order_.empty()) idle_.notify_all();
+    if (order_.empty() && removals_.empty()) idle_.notify_all();
   }
 }
 
