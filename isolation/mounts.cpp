@@ -151,6 +151,19 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   keep_visible(request.cwd, false);
   keep_visible(request.project_dir, false);
   keep_visible(request.tmp_dir, true);
+  // Mount points for paths kept visible under the private /tmp would be directories made
+  // inside the run's tmp dir, and the job would find them in its TMPDIR. Then /tmp is a
+  // tmpfs of its own instead (TMPDIR, at its own path, still holds what --keep-tmp keeps).
+  for (auto& tmp : ops) {
+    if (tmp.kind != MountOp::Kind::Bind || tmp.source != tmp_backed) continue;
+    const bool nested = std::any_of(ops.begin(), ops.end(), [&](const MountOp& op) {
+      return &op != &tmp && within(op.shown, tmp.shown) && op.shown != tmp.shown;
+    });
+    if (nested) {
+      tmp.kind = MountOp::Kind::Tmpfs;
+      tmp.source.clear();
+    }
+  }
 
   if (request.profile.has_namespace("pid")) {
     MountOp proc;

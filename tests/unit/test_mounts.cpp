@@ -57,8 +57,9 @@ TEST(Mounts, OrderAndPrivateTmp) {
   }
   const auto tmp = std::find_if(ops->begin(), ops->end(), [](const MountOp& o) { return o.shown == "/tmp"; });
   ASSERT_NE(tmp, ops->end());
-  EXPECT_EQ(tmp->kind, MountOp::Kind::Bind);
-  EXPECT_EQ(tmp->source, "/oldroot" + (t.root / "project/tmp/r1").string());
+  // The work dir lives under /tmp here, so /tmp is a tmpfs: its mount points must not show
+  // up in the run's TMPDIR.
+  EXPECT_EQ(tmp->kind, MountOp::Kind::Tmpfs);
   const auto work = std::find_if(ops->begin(), ops->end(),
                                  [&](const MountOp& o) { return o.shown == (t.root / "work").string(); });
   ASSERT_NE(work, ops->end());
@@ -82,6 +83,23 @@ TEST(Mounts, WorkDirUnderTmpIsKeptEvenWhenOnlyRootIsBound) {
                                  [&](const MountOp& o) { return o.shown == (t.root / "work").string(); });
   ASSERT_NE(work, ops->end());
   EXPECT_FALSE(work->read_only);
+}
+
+TEST(Mounts, PrivateTmpIsTheRunsTmpDirWhenNothingUnderTmpMustStay) {
+  LaunchRequest r;
+  r.cwd = "/";
+  r.project_dir = "/usr";  // anything outside /tmp that exists
+  r.tmp_dir = "/usr/share";
+  r.profile.namespaces = {"mount"};
+  r.profile.filesystem.read_write = {"/"};
+  r.profile.filesystem.tmpfs = {"/tmp"};
+  std::vector<std::string> unenforced;
+  auto ops = ns::plan_mounts(r, unenforced);
+  ASSERT_TRUE(ops.has_value());
+  const auto tmp = std::find_if(ops->begin(), ops->end(), [](const MountOp& o) { return o.shown == "/tmp"; });
+  ASSERT_NE(tmp, ops->end());
+  EXPECT_EQ(tmp->kind, MountOp::Kind::Bind);
+  EXPECT_EQ(tmp->source, "/oldroot/usr/share");
 }
 
 TEST(Mounts, SubstitutesVariables) {
