@@ -361,7 +361,7 @@ Result<void> Supervisor::build_job(Instance& instance) {
 }
 
 void Supervisor::write_state(Instance& instance) {
-  if (context_.state_fd < 0) return;
+  if (!context_.state_writer) return;
   RunState& r = instance.record;
   ProcState s = instance.state();
   const SupervisedProcess* p = instance.job ? &instance.job->process() : nullptr;
@@ -389,8 +389,8 @@ void Supervisor::write_state(Instance& instance) {
   }
   if (r.started_at.empty()) r.started_at = now;
   if (instance.settled() && !instance.active()) r.ended_at = now;
-  if (auto ok = runner::write_state(context_.state_fd, r); !ok)
-    log_event(instance.name + ": state file: " + ok.error().message);
+  // The disk is the writer thread's: a restart does not wait for an fsync.
+  context_.state_writer->submit(r);
 }
 
 void Supervisor::on_spawned(Job& job, pid_t pid) {

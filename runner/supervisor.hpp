@@ -24,6 +24,7 @@
 #include "runner/job.hpp"
 #include "runner/output.hpp"
 #include "runner/process.hpp"
+#include "runner/state_writer.hpp"
 
 namespace batman::runner {
 
@@ -119,7 +120,7 @@ struct SupervisorContext {
   std::string project_dir;   // $BATMAN_HOME/<project>
   std::string logs_dir;      // absolute
   std::string tmp_dir;       // absolute
-  int state_fd = -1;         // state/ (not owned)
+  StateWriter* state_writer = nullptr;  // writes state/<instance>.json off the loop; null: none
   std::shared_ptr<spdlog::logger> events;
   std::vector<std::string> base_env;  // the supervisor's own environment, "K=V"
   std::string default_cwd;            // where programs run without `workingdir`

@@ -106,7 +106,15 @@ void Shell::resume() {
   if (installed_ || !loop_) return;
   // stdin is watched only while the prompt is up: input typed during a command waits in
   // the terminal, and a level-triggered watch would spin on it.
-  auto w = loop_->watch(STDIN_FILENO, EPOLLIN, [](std::uint32_t) { rl_callback_read_char(); });
+  auto w = loop_->watch(STDIN_FILENO, EPOLLIN, [this](std::uint32_t events) {
+    if (events & (EPOLLHUP | EPOLLERR)) {
+      // The terminal went away: that is the end of input, and a hung-up fd would spin.
+      pause();
+      if (handler_) handler_(std::nullopt);
+      return;
+    }
+    rl_callback_read_char();
+  });
   if (!w) return;
   installed_ = true;
   rl_callback_handler_install(options_.prompt.c_str(), on_line);

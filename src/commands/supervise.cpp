@@ -1,9 +1,11 @@
 // `batman supervise CONFIG` (alias `taskmaster CONFIG`): the Taskmaster daemon of SPEC §9 —
 // programs under restart rules, the control socket, the foreground shell, SIGHUP reload.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -124,9 +126,24 @@ int supervise(const SuperviseOptions& options) {
   // Writing to a client that left must not kill the supervisor; programs get default
   // dispositions back when they are spawned.
   std::signal(SIGPIPE, SIG_IGN);
+  // Every program holds about eight fds here (pipes, log files, pidfd): raise the soft limit
+  // to the hard one, as supervisord's minfds does, so hundreds of programs fit.
+  if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1 << 16);
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
   auto loop_made = runner::EventLoop::create();
   if (!loop_made) return refuse(loop_made.error().message);
   runner::EventLoop& loop = **loop_made;
+
+  // Signals go to the signalfd from here on, before the state writer's thread exists (it
+  // inherits the mask); what arrives before the loop runs waits in the signalfd.
+  std::function<void(int)> on_signal;
+  auto handled = loop.handle_signals({SIGHUP, SIGTERM, SIGINT, SIGCHLD}, [&](const signalfd_siginfo& info) {
+    if (on_signal) on_signal(static_cast<int>(info.ssi_signo));
+  });
+  if (!handled) return refuse(handled.error().message);
+  runner::StateWriter state_writer(tree->state_fd.get());
 
   runner::SupervisorContext context;
   context.project = config->project;
@@ -134,7 +151,7 @@ int supervise(const SuperviseOptions& options) {
   context.project_dir = tree->dir;
   context.logs_dir = tree->logs_path();
   context.tmp_dir = tree->tmp_path();
-  context.state_fd = tree->state_fd.get();
+  context.state_writer = &state_writer;
   context.events = *events;
   for (char** e = environ; e && *e; ++e) context.base_env.emplace_back(*e);
   context.default_cwd = start_dir;
@@ -185,10 +202,10 @@ int supervise(const SuperviseOptions& options) {
     if (!written) return refuse("pid file " + pidfile + ": " + written.error().message);
   }
 
+
   std::optional<Shell> shell;
   ControlCommands::Cancel foreground_stream;
-  auto handled = loop.handle_signals({SIGHUP, SIGTERM, SIGINT, SIGCHLD}, [&](const signalfd_siginfo& info) {
-    int sig = static_cast<int>(info.ssi_signo);
+  on_signal = [&](int sig) {
     if (sig == SIGCHLD) {
       supervisor.reap_orphans();
     } else if (sig == SIGHUP) {
@@ -203,9 +220,7 @@ int supervise(const SuperviseOptions& options) {
       (*events)->info(std::string("SIG") + (sig == SIGINT ? "INT" : "TERM") + ": stopping");
       quit(nullptr);
     }
-  });
-  if (!handled) return refuse(handled.error().message);
-
+  };
   (*events)->info("supervisor started, pid " + std::to_string(::getpid()) + ", config " + config_path +
                   ", socket " + socket_path);
   supervisor.start_autostart();

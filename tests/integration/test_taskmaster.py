@@ -33,7 +33,8 @@ class TaskmasterCase(BatmanTestCase):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        for pid in processes_with_marker(self.mark):
+        # Supervisors started in a terminal (the shell tests) carry the config path.
+        for pid in processes_with_marker(self.work) + processes_with_marker(self.mark):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
