@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -34,10 +35,12 @@ class Connection {
   // Runs `line`, printing output as it arrives; returns the command's exit code.
   Result<int> run(const std::string& line, std::ostream& out) {
     std::string request = line + "\n";
-    if (auto sent = write_all(fd_.get(), request); !sent) return std::unexpected(sent.error().wrap("send to supervisor"));
+    // A supervisor that refuses us (SO_PEERCRED) answers and closes at once: read its answer
+    // even when sending failed.
+    auto sent = write_all(fd_.get(), request);
     for (;;) {
       auto reply = next_line();
-      if (!reply) return std::unexpected(reply.error());
+      if (!reply) return std::unexpected(sent ? reply.error() : sent.error().wrap("send to supervisor"));
       nlohmann::json j = nlohmann::json::parse(*reply, nullptr, false);
       if (j.is_discarded() || !j.is_object()) return fail("malformed reply from the supervisor: " + reply->substr(0, 80));
       if (auto it = j.find("out"); it != j.end() && it->is_string()) {
@@ -175,6 +178,7 @@ int interactive(Connection& connection, const std::string& config) {
 }  // namespace
 
 int command_ctl(const std::vector<std::string>& args) {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed connection is an error to report, not death
   std::string socket, config;
   std::size_t i = 0;
   // ctl's own options come first; everything after them is the command and its arguments.
