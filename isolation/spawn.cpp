@@ -262,6 +262,24 @@ pid_t session_of(pid_t pid) {
   return sid;
 }
 
+// The parent of `pid` (zombies included), or -1 when it is gone.
+pid_t parent_of(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char* close = std::strrchr(buf, ')');
+  char state = 0;
+  int ppid = 0;
+  if (!close || std::sscanf(close + 2, "%c %d", &state, &ppid) != 2) return -1;
+  return ppid;
+}
+
 // Every descendant of `root`, found through the children files.
 void collect_descendants(pid_t root, std::set<pid_t>& out) {
   for (pid_t c : children_of(root))
@@ -272,20 +290,26 @@ void collect_descendants(pid_t root, std::set<pid_t>& out) {
 
 void signal_session(pid_t sid, int sig) {
   if (sid <= 1) return;
-  ::kill(-sid, sig);
+  // The tree is read before anything is signalled: a leader killed first would hand its
+  // children to us and hide which of them were its own.
   pid_t self = ::getpid();
   std::set<pid_t> targets;
-  std::set<pid_t> ours;
-  collect_descendants(self, ours);
-  if (ours.count(sid) || session_of(sid) < 0) {
-    // The job is ours (batman is its ancestor and subreaper): whatever of it is alive is
-    // below us. Members of its session, and everything below them, belong to it.
-    for (pid_t p : ours) {
-      if (targets.count(p) || session_of(p) != sid) continue;
+  pid_t leader_parent = parent_of(sid);
+  if (leader_parent == self || leader_parent < 0) {
+    // The job is ours (batman is its parent and subreaper). Its processes are below its
+    // leader, or, once their parent died, reparented to us: look only there, so stopping
+    // many programs costs each stop its own tree, not a walk of every program's.
+    if (leader_parent == self) {
+      targets.insert(sid);
+      collect_descendants(sid, targets);
+    }
+    for (pid_t p : children_of(self)) {
+      if (p == sid || targets.count(p) || session_of(p) != sid) continue;
       targets.insert(p);
       collect_descendants(p, targets);
     }
-  } else {
+  }
+  if (leader_parent != self && targets.empty()) {
     // Someone else's job (`batman stop` of a lost run): scan /proc.
     auto procs = read_processes();
     std::map<pid_t, std::vector<pid_t>> children;
@@ -300,6 +324,7 @@ void signal_session(pid_t sid, int sig) {
       for (pid_t c : children[p]) stack.push_back(c);
     }
   }
+  ::kill(-sid, sig);
   for (pid_t p : targets)
     if (p != self) ::kill(p, sig);
 }
