@@ -139,6 +139,8 @@ class BatmanTestCase(unittest.TestCase):
             if name.endswith(".json") and not name.startswith("."):
                 with open(os.path.join(d, name)) as f:
                     out.append(json.load(f))
+        # Oldest first by start time: run-ids of one second differ only by random digits.
+        out.sort(key=lambda s: (s.get("started_at") or "", s.get("run_id") or ""))
         return out
 
     def ps_json(self, *extra):
