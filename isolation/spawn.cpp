@@ -21,6 +21,7 @@
 #include <fstream>
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -244,40 +245,42 @@ std::vector<pid_t> children_of(pid_t parent) {
 
 namespace {
 
-pid_t session_of(pid_t pid) {
+struct StatLine {
+  char state = 0;
+  pid_t ppid = 0, sid = 0;
+};
+
+// Fields of /proc/PID/stat that tell a process's place in the tree (zombies included).
+std::optional<StatLine> read_stat(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) return std::nullopt;
   char buf[512];
   ssize_t n = ::read(fd, buf, sizeof buf - 1);
   ::close(fd);
-  if (n <= 0) return -1;
+  if (n <= 0) return std::nullopt;
   buf[n] = 0;
   char* close = std::strrchr(buf, ')');
-  char state = 0;
+  StatLine line;
   int ppid = 0, pgid = 0, sid = 0;
-  if (!close || std::sscanf(close + 2, "%c %d %d %d", &state, &ppid, &pgid, &sid) != 4) return -1;
-  if (state == 'Z' || state == 'X') return -1;
-  return sid;
+  if (!close || std::sscanf(close + 2, "%c %d %d %d", &line.state, &ppid, &pgid, &sid) != 4) return std::nullopt;
+  line.ppid = ppid;
+  line.sid = sid;
+  return line;
+}
+
+// The session of a live process, or -1 (gone or a zombie).
+pid_t session_of(pid_t pid) {
+  auto line = read_stat(pid);
+  if (!line || line->state == 'Z' || line->state == 'X') return -1;
+  return line->sid;
 }
 
 // The parent of `pid` (zombies included), or -1 when it is gone.
 pid_t parent_of(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  char* close = std::strrchr(buf, ')');
-  char state = 0;
-  int ppid = 0;
-  if (!close || std::sscanf(close + 2, "%c %d", &state, &ppid) != 2) return -1;
-  return ppid;
+  auto line = read_stat(pid);
+  return line ? line->ppid : -1;
 }
 
 // Every descendant of `root`, found through the children files.
