@@ -40,11 +40,7 @@ int command_clean(const std::vector<std::string>& args) {
   if (auto rc = parse(app, args)) return *rc;
   std::optional<std::string> only;
   if (!project.empty()) {
-    if (auto v = validate_name(project, "project"); !v) {
-      error(v.error().message);
-      return kExitBatmanError;
-    }
-    auto tree = open_project(project, false);
+    auto tree = open_project(project, false);  // validates the name first
     if (!tree) {
       error(tree.error().message);
       return kExitBatmanError;

@@ -75,17 +75,13 @@ int command_logs(const std::vector<std::string>& args) {
   app.add_flag("-f,--follow", follow, "follow until the run ends");
   app.add_option("-n,--lines", lines, "only the last N lines")->check(CLI::NonNegativeNumber);
   if (auto rc = parse(app, args)) return *rc;
-  if (auto v = validate_name(project, "project"); !v) {
-    error(v.error().message);
-    return kExitBatmanError;
-  }
   if (!run_id.empty()) {
     if (auto v = validate_name(run_id, "run-id"); !v) {
       error(v.error().message);
       return kExitBatmanError;
     }
   }
-  auto tree = open_project(project, false);
+  auto tree = open_project(project, false);  // validates the name first
   if (!tree) {
     error(tree.error().message);
     return kExitBatmanError;

@@ -82,9 +82,9 @@ int command_stop(const std::vector<std::string>& args) {
   app.add_option("--signal", signal_text, "signal to send first (default: the job's stopsignal)");
   app.add_option("--grace", grace_text, "wait before SIGKILL (default: the job's stoptime)");
   if (auto rc = parse(app, args)) return *rc;
-  for (const auto& [what, value] : {std::pair{"project", project}, std::pair{"run-id", run_id}}) {
-    if (value.empty() && std::string(what) == "run-id") continue;
-    if (auto v = validate_name(value, what); !v) {
+  // The project's name is validated by open_project below.
+  if (!run_id.empty()) {
+    if (auto v = validate_name(run_id, "run-id"); !v) {
       error(v.error().message);
       return kExitBatmanError;
     }
