@@ -62,6 +62,10 @@ struct LaunchRequest {
 struct Child {
   pid_t pid = -1;    // the process batman waits for (a direct child of batman)
   UniqueFd pidfd;    // pidfd_open(pid): becomes readable when it exits
+  // Optional (namespaces with a pid namespace): readable when the attempt has ended, with
+  // the job's wait status (an int), or EOF if PID 1 died without a report. PID 1 may still
+  // be taking its namespaces down then; it is reaped later through the pidfd.
+  UniqueFd status_fd;
 };
 
 class Backend {

@@ -161,9 +161,15 @@ pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0
   if (job < 0) report(plan, Step::ForkJob, errno);
   if (job == 0) exec_job(plan);
   // init holds nothing of the job's: no stdio (the job's output pipes close when it exits),
-  // no error pipe (EOF tells the parent the job reached execve).
-  syscall(SYS_close_range, 0U, ~0U, 0U);
-  run_init(job);
+  // no error pipe (EOF tells the parent the job reached execve); only the status pipe.
+  const int keep = plan.status_fd;
+  if (keep < 0) {
+    syscall(SYS_close_range, 0U, ~0U, 0U);
+  } else {
+    if (keep > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(keep - 1), 0U);
+    syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, 0U);
+  }
+  run_init(job, keep);
 }
 
 std::string find_program(const std::string& name, const std::vector<std::string>& env) {
@@ -250,6 +256,15 @@ class NamespacesBackend final : public Backend {
     UniqueFd self(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
     plan.parent_pidfd = self.get();
     plan.error_fd = error_write.get();
+    // PID 1 reports the job's status here, ahead of its own exit (see run_init).
+    UniqueFd status_read, status_write;
+    if (plan.pid_namespace) {
+      int status[2];
+      if (pipe2(status, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
+      status_read.reset(status[0]);
+      status_write.reset(status[1]);
+      plan.status_fd = status_write.get();
+    }
 
     const pid_t parent = getpid();
     int pidfd = -1;
@@ -268,8 +283,10 @@ class NamespacesBackend final : public Backend {
     Child child;
     child.pid = pid;
     child.pidfd.reset(pidfd);
+    child.status_fd = std::move(status_read);
     sync_read.reset();
     error_write.reset();
+    status_write.reset();
     auto abandon = [&](Error error) -> Result<Child> {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);

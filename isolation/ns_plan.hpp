@@ -70,6 +70,7 @@ struct ChildPlan {
   bool wait_for_parent = true;    // false: no go-ahead needed (no id maps, no cgroup)
   int parent_pidfd = -1;          // readable once the parent is gone
   int error_fd = -1;              // write end: a Failure, or EOF on execve
+  int status_fd = -1;             // write end, kept by PID 1: the job's wait status
 };
 
 // Parent side: the mount list for a request (mounts.cpp). Adds to `unenforced` what it must
@@ -88,7 +89,9 @@ Result<void> write_id_maps(pid_t pid, uid_t uid, gid_t gid);
 int bring_loopback_up();
 
 // Child side, PID 1 of the new pid namespace (pid_init.cpp): reap every process, forward
-// termination signals to all of them, and exit with the job's status when it exits.
-[[noreturn]] void run_init(pid_t job);
+// termination signals to all of them; when the job exits, kill and reap the rest, write the
+// job's raw wait status (an int) to `status_fd`, and exit. The parent acts on the status at
+// once instead of waiting for the kernel to take the namespaces down behind PID 1.
+[[noreturn]] void run_init(pid_t job, int status_fd);
 
 }  // namespace batman::isolation::ns

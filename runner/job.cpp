@@ -3,8 +3,11 @@
 #include "runner/job.hpp"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 
 namespace batman::runner {
@@ -32,6 +35,7 @@ Job::~Job() {
   if (child_) {
     // A forgotten child is killed and reaped here, never left behind.
     loop_.unwatch(child_->pidfd.get());
+    if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
     backend_->signal_tree(*child_, SIGKILL);
     ::waitpid(child_->pid, nullptr, 0);
     backend_->kill_leftovers(*child_);
@@ -79,7 +83,10 @@ Result<pid_t> Job::spawn() {
   spawn_error_.reset();
   child_ = std::move(*child);
   pid_t pid = child_->pid;
-  if (auto w = loop_.watch_exit(child_->pidfd.get(), [this] { on_child_exit(); }); !w) {
+  auto w = child_->status_fd ? loop_.watch(child_->status_fd.get(), EPOLLIN, [this](std::uint32_t) { on_status_report(); })
+                             : loop_.watch_exit(child_->pidfd.get(), [this] { on_child_exit(); });
+  if (!w) {
+    if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
     backend_->signal_tree(*child_, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     child_.reset();
@@ -99,6 +106,31 @@ void Job::on_child_exit() {
   do {
     r = ::waitpid(child_->pid, &status, 0);
   } while (r < 0 && errno == EINTR);
+  child_.reset();
+  process_.on_exit(status);
+}
+
+void Job::on_status_report() {
+  if (!child_) return;
+  int status = 0;
+  ssize_t n;
+  do {
+    n = ::read(child_->status_fd.get(), &status, sizeof status);
+  } while (n < 0 && errno == EINTR);
+  loop_.unwatch(child_->status_fd.get());
+  child_->status_fd.reset();
+  if (n != static_cast<ssize_t>(sizeof status)) {
+    // PID 1 died without a report (killed from outside): its own exit tells.
+    if (auto w = loop_.watch_exit(child_->pidfd.get(), [this] { on_child_exit(); }); !w) on_child_exit();
+    return;
+  }
+  backend_->kill_leftovers(*child_);
+  // PID 1 has killed and reaped the rest and is on its way out; the kernel takes its
+  // namespaces down behind it. It is reaped when its pidfd says so, while we go on.
+  auto pidfd = std::make_shared<UniqueFd>(std::move(child_->pidfd));
+  const pid_t pid = child_->pid;
+  if (auto w = loop_.watch_exit(pidfd->get(), [pidfd, pid] { ::waitpid(pid, nullptr, WNOHANG); }); !w)
+    ::waitpid(pid, nullptr, 0);
   child_.reset();
   process_.on_exit(status);
 }

@@ -54,6 +54,7 @@ class Job final : public ProcessHost {
 
  private:
   void on_child_exit();
+  void on_status_report();
   EventLoop& loop_;
   std::unique_ptr<isolation::Backend> backend_;
   isolation::LaunchRequest request_;

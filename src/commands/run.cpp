@@ -457,7 +457,8 @@ int Run::execute(int ready_fd) {
     for (const auto& u : *unenforced) joined += (joined.empty() ? "" : "; ") + u;
     info("not enforced: " + joined);
   }
-  save_state();
+  // The first state write is on_spawned's (status running, with the pid): one fsync fewer
+  // on every run's critical path. A job that never starts gets its file at the end.
 
   if (plan_.timeout) {
     loop_->add_timer_after(*plan_.timeout, [this] {

@@ -214,6 +214,14 @@ class Namespaces(InsideTheJob, BatmanTestCase):
         self.assertEqual(self.batman("exit 7", "--isolation", "namespaces", name="batman-isolated").returncode, 7)
         self.assertEqual(self.batman("kill -TERM $$", "--isolation", "namespaces",
                                      name="batman-isolated").returncode, 128 + 15)
+        # PID 1 hands over the raw wait status: the state says killed by 15, not exit 143.
+        st = self.states("isolated")[-1]
+        self.assertEqual((st["status"], st["signal"], st["exit_code"]), ("killed", 15, None), st)
+        # A daemon the job left behind is gone once batman has returned.
+        mark = marker()
+        self.assertEqual(self.batman(f"(sleep {mark} &); echo started", "--isolation", "namespaces",
+                                     name="batman-isolated").returncode, 0)
+        self.assertEqual(processes_with_marker(mark), [])
         self.assertEqual(self.batman("no-such-command-xyz", "--isolation", "namespaces",
                                      name="batman-isolated").returncode, 127)
 
