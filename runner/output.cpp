@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 
 #include "common/fs.hpp"
@@ -22,17 +25,38 @@ void FdSink::write(std::string_view data) {
   }
 }
 
+ssize_t Sink::splice_from(int, std::size_t) {
+  errno = EINVAL;
+  return -1;
+}
+
+namespace {
+constexpr int kLogFlags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+}  // namespace
+
+void FileSink::init(UniqueFd fd) {
+  fd_ = std::move(fd);
+  struct stat st{};
+  if (::fstat(fd_.get(), &st) == 0) {
+    size_ = static_cast<std::uint64_t>(st.st_size);
+    // Only a regular file takes splice at a seekable end; a FIFO, tty or device gets write().
+    splice_ok_ = S_ISREG(st.st_mode);
+  } else {
+    splice_ok_ = false;
+  }
+  int flags = ::fcntl(fd_.get(), F_GETFL);
+  append_flag_ = flags >= 0 && (flags & O_APPEND);
+}
+
 Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, std::uint64_t max_bytes,
                                                  int backups) {
   std::unique_ptr<FileSink> sink(new FileSink());
   sink->path_ = path;
   sink->max_bytes_ = max_bytes;
   sink->backups_ = backups;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = ::open(path.c_str(), kLogFlags | O_APPEND, 0600);
   if (fd < 0) return sys_error("open log " + path);
-  sink->fd_.reset(fd);
-  struct stat st{};
-  if (::fstat(fd, &st) == 0) sink->size_ = static_cast<std::uint64_t>(st.st_size);
+  sink->init(UniqueFd(fd));
   return sink;
 }
 
@@ -42,9 +66,7 @@ std::unique_ptr<FileSink> FileSink::adopt(UniqueFd fd, const std::string& path, 
   sink->path_ = path;
   sink->max_bytes_ = max_bytes;
   sink->backups_ = backups;
-  struct stat st{};
-  if (::fstat(fd.get(), &st) == 0) sink->size_ = static_cast<std::uint64_t>(st.st_size);
-  sink->fd_ = std::move(fd);
+  sink->init(std::move(fd));
   return sink;
 }
 
@@ -60,9 +82,16 @@ void FileSink::rotate() {
     ::rename(from.c_str(), to.c_str());
   }
   ::rename(path_.c_str(), (path_ + ".1").c_str());
-  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  // The new file gets the same append mode as the old one had (see seek_end).
+  int fd = ::open(path_.c_str(), kLogFlags | (append_flag_ ? O_APPEND : 0), 0600);
   if (fd >= 0) fd_.reset(fd);
   size_ = 0;
+}
+
+bool FileSink::seek_end() {
+  // With O_APPEND the kernel does it; without (the splice path), writes go where the file
+  // ends now, so a log truncated behind our back (copytruncate) is not left sparse.
+  return append_flag_ || ::lseek(fd_.get(), 0, SEEK_END) >= 0;
 }
 
 void FileSink::write(std::string_view data) {
@@ -73,10 +102,50 @@ void FileSink::write(std::string_view data) {
       std::uint64_t room = max_bytes_ - size_;
       if (chunk.size() > room) chunk = chunk.substr(0, static_cast<std::size_t>(room));
     }
+    (void)seek_end();
     (void)write_all(fd_.get(), chunk);
     size_ += chunk.size();
     data.remove_prefix(chunk.size());
+    // Rotate as soon as the file is full, as supervisord does (and as the splice path must:
+    // it cannot tell whether more bytes are coming before it asks for them).
+    if (max_bytes_ > 0 && size_ >= max_bytes_) rotate();
   }
+}
+
+ssize_t FileSink::splice_from(int pipe_fd, std::size_t max) {
+  if (!splice_ok_ || max == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  auto give_up = [this](int err) -> ssize_t {
+    // Back to write(), with O_APPEND again so the kernel appends for us.
+    splice_ok_ = false;
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags >= 0 && ::fcntl(fd_.get(), F_SETFL, flags | O_APPEND) == 0) append_flag_ = true;
+    errno = err;
+    return -1;
+  };
+  if (append_flag_) {
+    // splice(2) into an O_APPEND file fails with EINVAL: append by seeking instead.
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_APPEND) != 0) return give_up(EINVAL);
+    append_flag_ = false;
+  }
+  if (max_bytes_ > 0) {
+    // Never past max_bytes: the rotated files hold exactly max_bytes each. (A file found
+    // full at open is rotated before the first byte.)
+    if (size_ >= max_bytes_) rotate();
+    max = static_cast<std::size_t>(std::min<std::uint64_t>(max, max_bytes_ - size_));
+  }
+  if (!seek_end()) return give_up(errno);
+  ssize_t n = ::splice(pipe_fd, nullptr, fd_.get(), nullptr, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n > 0) {
+    size_ += static_cast<std::uint64_t>(n);
+    if (max_bytes_ > 0 && size_ >= max_bytes_) rotate();
+  } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+    return give_up(errno);
+  }
+  return n;
 }
 
 void LinePrefixSink::write(std::string_view data) {
@@ -108,6 +177,8 @@ OutputPump::OutputPump(EventLoop& loop, UniqueFd read_end, std::vector<Sink*> si
                        std::function<void()> on_eof)
     : loop_(loop), fd_(std::move(read_end)), sinks_(std::move(sinks)), on_eof_(std::move(on_eof)) {
   int fd = fd_.get();
+  int size = ::fcntl(fd, F_GETPIPE_SZ);
+  capacity_ = size > 0 ? static_cast<std::size_t>(size) : 65536;
   (void)loop_.watch(fd, EPOLLIN, [this](std::uint32_t) { on_readable(); });
 }
 
@@ -115,38 +186,93 @@ OutputPump::~OutputPump() {
   if (fd_) loop_.unwatch(fd_.get());
 }
 
-void OutputPump::on_readable() {
+void OutputPump::grow_pipe() {
+  // The job filled the pipe: give it a bigger one, so a chatty job costs fewer wake-ups and
+  // more bytes per wake-up. 1 MiB is Linux's default pipe-max-size; past a user's pipe quota the
+  // kernel refuses (EPERM) and the pipe stays as it is.
+  grown_ = true;
+  for (int size : {1 << 20, 1 << 18}) {
+    int got = ::fcntl(fd_.get(), F_SETPIPE_SZ, size);
+    if (got > 0) {
+      capacity_ = static_cast<std::size_t>(got);
+      return;
+    }
+  }
+}
+
+Sink* OutputPump::splice_target() const {
+  if (splice_off_) return nullptr;
+  Sink* target = nullptr;
+  for (Sink* s : sinks_) {
+    if (!target && s->can_splice()) {
+      target = s;
+    } else if (!s->idle()) {
+      return nullptr;  // a second sink wants the bytes too: read them once, write them to each
+    }
+  }
+  return target;
+}
+
+OutputPump::Moved OutputPump::splice_some(Sink& target, std::uint64_t budget) {
+  std::uint64_t moved = 0;
+  while (moved < budget) {
+    ssize_t n = target.splice_from(fd_.get(), kSpliceLen);
+    if (n > 0) {
+      moved += static_cast<std::uint64_t>(n);
+      spliced_ += static_cast<std::uint64_t>(n);
+      if (!grown_ && static_cast<std::size_t>(n) >= capacity_) grow_pipe();
+      continue;
+    }
+    if (n == 0) return Moved::Closed;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return Moved::Drained;
+    splice_off_ = true;  // EINVAL (a file splice cannot write), ENOSPC...: write() from now on
+    return Moved::Fallback;
+  }
+  return Moved::More;
+}
+
+OutputPump::Moved OutputPump::copy_some(std::uint64_t budget, bool to_empty) {
   char buf[65536];
-  // Bounded rounds per wake-up so one noisy job cannot starve the loop.
-  for (int round = 0; round < 16; ++round) {
+  std::uint64_t moved = 0;
+  while (moved < budget) {
     ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n > 0) {
       std::string_view data(buf, static_cast<std::size_t>(n));
       for (Sink* s : sinks_) s->write(data);
-      if (static_cast<std::size_t>(n) < sizeof buf) return;
+      moved += static_cast<std::uint64_t>(n);
+      copied_ += static_cast<std::uint64_t>(n);
+      if (!grown_ && static_cast<std::size_t>(n) >= capacity_) grow_pipe();
+      // A short read most likely emptied the pipe: spare the read that would say EAGAIN.
+      if (!to_empty && static_cast<std::size_t>(n) < sizeof buf) return Moved::Drained;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    close_pipe();  // EOF or a read error: the writer side is gone
-    return;
+    if (n < 0 && errno == EAGAIN) return Moved::Drained;
+    return Moved::Closed;  // EOF or a read error: the writer side is gone
   }
+  return Moved::More;
+}
+
+OutputPump::Moved OutputPump::move_some(std::uint64_t budget, bool to_empty) {
+  if (Sink* target = splice_target()) {
+    Moved m = splice_some(*target, budget);
+    if (m != Moved::Fallback) return m;
+  }
+  return copy_some(budget, to_empty);
+}
+
+void OutputPump::on_readable() {
+  // A bounded amount per wake-up so one noisy job cannot starve the loop.
+  if (move_some(4 << 20, false) == Moved::Closed) close_pipe();
 }
 
 void OutputPump::drain() {
   if (!fd_) return;
-  char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-    if (n > 0) {
-      std::string_view data(buf, static_cast<std::size_t>(n));
-      for (Sink* s : sinks_) s->write(data);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    close_pipe();
-    return;
+    Moved m = move_some(UINT64_MAX, true);
+    if (m == Moved::Closed) close_pipe();
+    if (m != Moved::More) return;
   }
 }
 
@@ -166,8 +292,6 @@ Result<Pipe> make_pipe() {
   Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1])};
   int flags = ::fcntl(fds[0], F_GETFL);
   ::fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
-  // A larger pipe means fewer wake-ups for chatty jobs.
-  ::fcntl(fds[0], F_SETPIPE_SZ, 1 << 18);
   return p;
 }
 

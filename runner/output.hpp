@@ -1,6 +1,9 @@
 // Output capture: copy one pipe to several sinks (terminal, log file, rotating file) without
 // loss or reordering within the stream.
 #pragma once
+#include <sys/types.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +23,14 @@ class Sink {
   virtual ~Sink() = default;
   virtual void write(std::string_view data) = 0;
   virtual void flush() {}
+  // True while bytes written here would go nowhere (a tee nobody follows): the pump may
+  // then leave this sink out and move bytes to the others with splice(2).
+  virtual bool idle() const { return false; }
+  // Zero-copy path: a sink backed by a plain file moves up to `max` bytes straight from the
+  // pipe `pipe_fd` with splice(2). Returns the bytes moved, 0 at end of stream, or -1 with
+  // errno (EAGAIN: the pipe is empty; anything else: use write() from now on).
+  virtual bool can_splice() const { return false; }
+  virtual ssize_t splice_from(int pipe_fd, std::size_t max);
 };
 
 // Writes to an fd it does not own (a terminal, batman's stdout), all bytes, EINTR-safe.
@@ -46,15 +57,23 @@ class FileSink final : public Sink {
   static std::unique_ptr<FileSink> adopt(UniqueFd fd, const std::string& path, std::uint64_t max_bytes = 0,
                                          int backups = 0);
   void write(std::string_view data) override;
+  bool can_splice() const override { return splice_ok_; }
+  ssize_t splice_from(int pipe_fd, std::size_t max) override;
   int fd() const { return fd_.get(); }
  private:
   FileSink() = default;
+  void init(UniqueFd fd);
   void rotate();
+  bool seek_end();
   std::string path_;
   UniqueFd fd_;
   std::uint64_t max_bytes_ = 0;
   int backups_ = 0;
   std::uint64_t size_ = 0;
+  // splice(2) refuses O_APPEND files, so the splice path drops O_APPEND and appends by
+  // seeking to the end before each write instead (a truncated log is still written from 0).
+  bool append_flag_ = true;
+  bool splice_ok_ = true;
 };
 
 // Prefixes every complete line with `prefix` before passing it on (batch's "[task] ").
@@ -81,16 +100,39 @@ class OutputPump {
   // Read whatever is left without waiting (at exit, before the final state is written).
   void drain();
   bool open() const { return static_cast<bool>(fd_); }
+  // Bytes moved by splice(2) and by read(2) so far (for tests and curiosity).
+  std::uint64_t spliced() const { return spliced_; }
+  std::uint64_t copied() const { return copied_; }
  private:
+  // Bytes asked of one splice(2). A splice holds the pipe's lock while it copies into the
+  // file, so the job cannot write meanwhile: small pieces let both sides run at once (with
+  // 1 MiB pieces a `yes` spammer waited on the lock and capture ran at half speed).
+  static constexpr std::size_t kSpliceLen = 1 << 16;
   void on_readable();
+  // What one turn of moving bytes ended with: the pipe is empty, its writers are gone,
+  // splice failed (read/write takes over), or the budget ran out with bytes left.
+  enum class Moved { Drained, Closed, Fallback, More };
+  // The one sink to splice into when every other sink is idle; nullptr: read/write.
+  Sink* splice_target() const;
+  Moved splice_some(Sink& target, std::uint64_t budget);
+  // to_empty: keep reading until the pipe says EAGAIN (drain), else a short read ends it.
+  Moved copy_some(std::uint64_t budget, bool to_empty);
+  Moved move_some(std::uint64_t budget, bool to_empty);
+  void grow_pipe();
   void close_pipe();
   EventLoop& loop_;
   UniqueFd fd_;
   std::vector<Sink*> sinks_;
   std::function<void()> on_eof_;
+  bool splice_off_ = false;  // splice failed once: read/write for good
+  bool grown_ = false;
+  std::size_t capacity_ = 0;  // the pipe's size, for telling when it was full
+  std::uint64_t spliced_ = 0, copied_ = 0;
 };
 
-// A pipe whose read end is non-blocking and close-on-exec, write end close-on-exec.
+// A pipe whose read end is non-blocking and close-on-exec, write end close-on-exec. It starts
+// at the kernel's default size; the pump grows it (up to 1 MiB) once a job fills it, so only
+// chatty jobs take pipe memory (unprivileged users have a per-user quota of pipe pages).
 struct Pipe {
   UniqueFd read_end;
   UniqueFd write_end;

@@ -9,6 +9,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 import unittest
 
@@ -195,6 +196,37 @@ class Output(TaskmasterCase):
         numbers = [int(x) for x in re.findall(r"tick-(\d+)", "".join(seen))]
         self.assertGreaterEqual(len(numbers), 15)
         self.assertEqual(numbers, sorted(numbers))
+
+
+    def test_log_keeps_every_byte_in_order_while_tail_joins_and_leaves(self):
+        # Bursts of numbered lines: the first and last reach the log alone (zero-copy), the
+        # middle one while `tail -f` follows (copied to both). Nothing lost, nothing twice.
+        n = 1_000_000
+        self.start_daemon(self.config(
+            "programs:\n  count:\n"
+            f"    cmd: \"seq 1 {n}; sleep 3; seq {n + 1} {2 * n}; sleep 3; seq {2 * n + 1} {3 * n}; sleep MARK\"\n"))
+        log = os.path.join(self.logs_dir(), "count_00.out.log")
+        first = "".join(f"{i}\n" for i in range(1, n + 1)).encode()
+        wait_for(lambda: os.path.exists(log) and os.path.getsize(log) == len(first), what="the first burst")
+        p = subprocess.Popen([bin_path(), "ctl", "--config", os.path.join(self.work, "tm.yaml"), "tail", "count", "-f"],
+                             env=self.env, stdout=subprocess.PIPE, text=True)
+        self.children.append(p)
+        guard = threading.Timer(30, p.kill)  # a tail that misses the burst fails, not hangs
+        guard.start()
+        lines = [p.stdout.readline()]  # the end of the log so far: now it follows
+        while lines[-1] and lines[-1] != f"{2 * n}\n":
+            lines.append(p.stdout.readline())
+        guard.cancel()
+        p.kill()
+        p.wait()
+        self.assertEqual(lines[-1], f"{2 * n}\n", "tail -f did not see the second burst")
+        followed = [int(x) for x in lines[1:]]
+        self.assertLessEqual(followed[0], n + 1)
+        self.assertEqual(followed, list(range(followed[0], 2 * n + 1)))
+        expected = "".join(f"{i}\n" for i in range(1, 3 * n + 1)).encode()
+        wait_for(lambda: os.path.getsize(log) >= len(expected), what="the last burst")
+        with open(log, "rb") as f:
+            self.assertTrue(f.read() == expected, "the log is not seq 1..3000000")
 
 
 class ProgramSees(TaskmasterCase):
