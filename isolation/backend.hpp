@@ -66,6 +66,13 @@ struct Child {
   // the job's wait status (an int), or EOF if PID 1 died without a report. PID 1 may still
   // be taking its namespaces down then; it is reaped later through the pidfd.
   UniqueFd status_fd;
+  // Optional (namespaces): the child's setup report, pending. EOF once the job reached
+  // execve, or a failure; Backend::read_report reads it. spawn() returns right after the
+  // clone, so batman's own work overlaps the child's setup instead of waiting for it.
+  UniqueFd report_fd;
+  // Optional (backends whose gates_start() is true): the child has built its sandbox but
+  // waits for one byte here before it starts the job; closing it unwritten aborts the start.
+  UniqueFd go_fd;
 };
 
 class Backend {
@@ -83,6 +90,12 @@ class Backend {
   virtual void kill_leftovers(const Child& child) = 0;
   // Remove per-run resources. Safe to call more than once.
   virtual void release() = 0;
+  // Read `child.report_fd` (readable, or its writers gone): nothing on EOF (the job reached
+  // execve), else why it could not start.
+  virtual std::optional<Error> read_report(const Child&) { return std::nullopt; }
+  // True when spawn() returns before the job starts, with Child::go_fd holding it back: the
+  // caller's own preparation (the run's log file) then overlaps the child's setup.
+  virtual bool gates_start() const { return false; }
 };
 
 std::unique_ptr<Backend> make_backend(Tier t);

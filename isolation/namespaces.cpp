@@ -62,6 +62,7 @@ std::string_view step_name(Step step) {
     case Step::Chdir: return "chdir";
     case Step::ForkJob: return "start the job under PID 1";
     case Step::Exec: return "execve";
+    case Step::Unshare: return "unshare the namespaces";
   }
   return "setup";
 }
@@ -81,8 +82,18 @@ struct CloneArgs {
   _exit(125);
 }
 
-// A fork-like clone in the child (for the job under PID 1): no allocation, no atfork handlers.
-pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+[[noreturn]] void exec_job(ChildPlan& plan);
+
+// The job under PID 1 starts vfork-style: it shares PID 1's memory (no page tables copied)
+// on a stack of its own, and PID 1 sleeps until the job's execve (or _exit). The job makes
+// system calls only until then, so sharing is safe.
+alignas(64) char job_stack[64 * 1024];
+
+int job_entry(void* plan) { exec_job(*static_cast<ChildPlan*>(plan)); }
+
+pid_t spawn_job(ChildPlan& plan) {
+  return clone(job_entry, job_stack + sizeof job_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+}
 
 // The job's last steps: stdio, signals, ids, capabilities, no_new_privs, seccomp, execve.
 [[noreturn]] void exec_job(ChildPlan& plan) {
@@ -123,6 +134,7 @@ pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0
 [[noreturn]] void child_main(ChildPlan& plan, int sync_write, int error_read, pid_t parent) {
   close(sync_write);
   close(error_read);
+  if (plan.go_write_fd >= 0) close(plan.go_write_fd);
   if (plan.die_with_parent) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(plan, Step::DieWithParent, errno);
   }
@@ -139,6 +151,9 @@ pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0
   }
   close(plan.sync_fd);
   if (!plan.pid_namespace && getppid() != parent) _exit(125);
+  // After the id maps (a user namespace owns what is created in it from here).
+  if (plan.unshare_flags && unshare(static_cast<int>(plan.unshare_flags)) != 0)
+    report(plan, Step::Unshare, errno);
   if (setsid() < 0) report(plan, Step::Session, errno);
   Failure failure;
   if (plan.mount_namespace && apply_mounts(plan, failure) != 0)
@@ -151,15 +166,20 @@ pid_t fork_raw() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0
   // After the parent put us in the job's cgroup, so that it is the namespace's root.
   if (plan.cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0)
     report(plan, Step::CgroupNamespace, errno);
+  // The sandbox is built; the job starts once batman has done its own part (its log file).
+  if (plan.go_fd >= 0) {
+    char go = 0;
+    if (read(plan.go_fd, &go, 1) != 1) _exit(125);
+    close(plan.go_fd);
+  }
   if (!plan.pid_namespace) exec_job(plan);
 
   // PID 1: block every signal before the job exists, so none meant for it is lost.
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);
-  const pid_t job = fork_raw();
+  const pid_t job = spawn_job(plan);
   if (job < 0) report(plan, Step::ForkJob, errno);
-  if (job == 0) exec_job(plan);
   // init holds nothing of the job's: no stdio (the job's output pipes close when it exits),
   // no error pipe (EOF tells the parent the job reached execve); only the status pipe.
   const int keep = plan.status_fd;
@@ -256,6 +276,11 @@ class NamespacesBackend final : public Backend {
     UniqueFd self(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
     plan.parent_pidfd = self.get();
     plan.error_fd = error_write.get();
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
+    UniqueFd go_read(go[0]), go_write(go[1]);
+    plan.go_fd = go_read.get();
+    plan.go_write_fd = go_write.get();
     // PID 1 reports the job's status here, ahead of its own exit (see run_init).
     UniqueFd status_read, status_write;
     if (plan.pid_namespace) {
@@ -269,12 +294,13 @@ class NamespacesBackend final : public Backend {
     const pid_t parent = getpid();
     int pidfd = -1;
     ns::CloneArgs args{};
-    args.flags = plan.clone_flags | CLONE_PIDFD;
+    const unsigned long at_clone = plan.clone_flags & ~plan.unshare_flags;
+    args.flags = at_clone | CLONE_PIDFD;
     args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     pid_t pid = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
     if (pid < 0 && errno == ENOSYS) {
-      pid = static_cast<pid_t>(syscall(SYS_clone, plan.clone_flags | SIGCHLD, 0, 0, 0, 0));
+      pid = static_cast<pid_t>(syscall(SYS_clone, at_clone | SIGCHLD, 0, 0, 0, 0));
       if (pid > 0) pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
     }
     if (pid < 0) return sys_error("namespaces: clone");
@@ -284,6 +310,8 @@ class NamespacesBackend final : public Backend {
     child.pid = pid;
     child.pidfd.reset(pidfd);
     child.status_fd = std::move(status_read);
+    child.go_fd = std::move(go_write);
+    go_read.reset();
     sync_read.reset();
     error_write.reset();
     status_write.reset();
@@ -301,16 +329,23 @@ class NamespacesBackend final : public Backend {
     if (plan.wait_for_parent && write(sync_write.get(), "x", 1) != 1)
       return abandon(Error{"signal the child", errno});
     sync_write.reset();
+    // The child builds its root and starts the job on its own; the report comes later.
+    child.report_fd = std::move(error_read);
+    return child;
+  }
 
+  bool gates_start() const override { return true; }
+
+  std::optional<Error> read_report(const Child& child) override {
+    if (!child.report_fd) return std::nullopt;
     ns::Failure failure;
     ssize_t n;
     do {
-      n = read(error_read.get(), &failure, sizeof failure);
+      n = read(child.report_fd.get(), &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
-    if (n == 0) return child;  // EOF: the job reached execve
-    waitpid(pid, nullptr, 0);
-    if (n != sizeof failure) return fail("namespaces: the child died during setup");
-    return fail("namespaces: " + describe(plan_, failure), failure.err);
+    if (n == 0) return std::nullopt;  // EOF: the job reached execve
+    if (n != sizeof failure) return Error{"namespaces: the child died during setup"};
+    return Error{"namespaces: " + describe(plan_, failure), failure.err};
   }
 
   void signal_tree(const Child& child, int sig) override {
@@ -366,6 +401,7 @@ class NamespacesBackend final : public Backend {
     // Without root, a user namespace is what makes every other namespace possible.
     plan.user_namespace = !root && (plan.clone_flags != 0 || want("user") || want("cgroup"));
     if (plan.user_namespace) plan.clone_flags |= CLONE_NEWUSER;
+    plan.unshare_flags = plan.clone_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWPID);
     plan.mount_namespace = want("mount");
     plan.pid_namespace = want("pid");
     plan.cgroup_namespace = want("cgroup");

@@ -248,6 +248,7 @@ namespace {
 struct StatLine {
   char state = 0;
   pid_t ppid = 0, sid = 0;
+  bool exiting = false;  // PF_EXITING: in do_exit already (a zombie, or still tearing down)
 };
 
 // Fields of /proc/PID/stat that tell a process's place in the tree (zombies included).
@@ -263,10 +264,16 @@ std::optional<StatLine> read_stat(pid_t pid) {
   buf[n] = 0;
   char* close = std::strrchr(buf, ')');
   StatLine line;
-  int ppid = 0, pgid = 0, sid = 0;
-  if (!close || std::sscanf(close + 2, "%c %d %d %d", &line.state, &ppid, &pgid, &sid) != 4) return std::nullopt;
+  int ppid = 0, pgid = 0, sid = 0, tty = 0, tpgid = 0;
+  unsigned flags = 0;
+  const int got = close ? std::sscanf(close + 2, "%c %d %d %d %d %d %u", &line.state, &ppid, &pgid, &sid,
+                                      &tty, &tpgid, &flags)
+                        : 0;
+  if (got < 4) return std::nullopt;
   line.ppid = ppid;
   line.sid = sid;
+  constexpr unsigned kPfExiting = 0x4;
+  line.exiting = line.state == 'Z' || line.state == 'X' || (got == 7 && (flags & kPfExiting));
   return line;
 }
 
@@ -334,13 +341,26 @@ void signal_session(pid_t sid, int sig) {
 
 void kill_all_descendants() {
   pid_t self = ::getpid();
+  // A child already in do_exit (a namespaces PID 1 that reported the job's status and now
+  // waits for the kernel to take its namespaces down) has nothing left alive below it: it is
+  // not waited for here, its pidfd or SIGCHLD reaps it.
+  std::set<pid_t> dying;
   // Bounded: a fork bomb cannot keep us here forever, SIGKILL wins within a few rounds.
   for (int round = 0; round < 100; ++round) {
     std::set<pid_t> all;
-    collect_descendants(self, all);
+    for (pid_t c : children_of(self)) {
+      if (dying.count(c)) continue;
+      if (auto st = read_stat(c); st && st->exiting) {
+        collect_descendants(c, all);  // none for a PID 1; a dying parent's children are live
+        if (::waitpid(c, nullptr, WNOHANG) == 0) dying.insert(c);
+        continue;
+      }
+      if (all.insert(c).second) collect_descendants(c, all);
+    }
     if (all.empty()) return;
     for (pid_t p : all) ::kill(p, SIGKILL);
-    for (pid_t child : children_of(self)) ::waitpid(child, nullptr, 0);
+    for (pid_t child : children_of(self))
+      if (!dying.count(child)) ::waitpid(child, nullptr, 0);
   }
 }
 

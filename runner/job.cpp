@@ -36,6 +36,7 @@ Job::~Job() {
     // A forgotten child is killed and reaped here, never left behind.
     loop_.unwatch(child_->pidfd.get());
     if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
+    if (child_->report_fd) loop_.unwatch(child_->report_fd.get());
     backend_->signal_tree(*child_, SIGKILL);
     ::waitpid(child_->pid, nullptr, 0);
     backend_->kill_leftovers(*child_);
@@ -75,6 +76,13 @@ Result<pid_t> Job::spawn() {
   request_.stdin_fd = stdin_fd_;
   request_.stdout_fd = stdout_write_ ? stdout_write_.get() : -1;
   request_.stderr_fd = stderr_write_ ? stderr_write_.get() : -1;
+  const bool gated = backend_->gates_start();
+  if (!gated && listener_) {
+    if (auto ready = listener_->prepare_start(*this); !ready) {
+      spawn_error_ = ready.error();
+      return std::unexpected(ready.error());
+    }
+  }
   auto child = backend_->spawn(request_);
   if (!child) {
     spawn_error_ = child.error();
@@ -85,19 +93,61 @@ Result<pid_t> Job::spawn() {
   pid_t pid = child_->pid;
   auto w = child_->status_fd ? loop_.watch(child_->status_fd.get(), EPOLLIN, [this](std::uint32_t) { on_status_report(); })
                              : loop_.watch_exit(child_->pidfd.get(), [this] { on_child_exit(); });
+  if (w && child_->report_fd)
+    w = loop_.watch(child_->report_fd.get(), EPOLLIN, [this](std::uint32_t) { take_report(); });
   if (!w) {
     if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
+    if (child_->report_fd) loop_.unwatch(child_->report_fd.get());
+    loop_.unwatch(child_->pidfd.get());
     backend_->signal_tree(*child_, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     child_.reset();
     return std::unexpected(w.error());
   }
-  if (listener_) listener_->on_spawned(*this, pid);
+  start_failed_ = false;
+  if (child_->go_fd) {
+    // The child builds its sandbox meanwhile; the job starts on our byte.
+    auto ready = listener_ ? listener_->prepare_start(*this) : Result<void>{};
+    if (ready && ::write(child_->go_fd.get(), "g", 1) != 1) ready = sys_error("start the job");
+    child_->go_fd.reset();  // unwritten: the child exits without starting the job
+    if (!ready) {
+      spawn_error_ = ready.error();
+      start_failed_ = true;
+    }
+  }
+  if (listener_) listener_->on_starting(*this, pid);
+  // A backend that reports later (namespaces) confirms the start from the loop.
+  if (!child_->report_fd && listener_) listener_->on_spawned(*this, pid);
   return pid;
+}
+
+void Job::take_report() {
+  if (!child_ || !child_->report_fd) return;
+  loop_.unwatch(child_->report_fd.get());
+  auto failed = backend_->read_report(*child_);
+  child_->report_fd.reset();
+  if (start_failed_) return;  // aborted before the go: spawn_error says why
+  if (failed) {
+    // The child exits 125 next; its exit is then a failed start, not the job's exit.
+    spawn_error_ = std::move(*failed);
+    start_failed_ = true;
+    return;
+  }
+  if (listener_) listener_->on_spawned(*this, child_->pid);
+}
+
+void Job::end_attempt(int status) {
+  if (start_failed_) {
+    process_.on_start_failed(spawn_error_ ? spawn_error_->message : "the child died during setup");
+  } else {
+    process_.on_exit(status);
+  }
 }
 
 void Job::on_child_exit() {
   if (!child_) return;
+  // Its writers are gone with the child: the report, if still unread, is there in full.
+  take_report();
   // What the attempt left behind dies with it: grandchildren are part of the job. Done
   // before reaping, while the exited leader still holds its pid (and session id).
   backend_->kill_leftovers(*child_);
@@ -107,11 +157,12 @@ void Job::on_child_exit() {
     r = ::waitpid(child_->pid, &status, 0);
   } while (r < 0 && errno == EINTR);
   child_.reset();
-  process_.on_exit(status);
+  end_attempt(status);
 }
 
 void Job::on_status_report() {
   if (!child_) return;
+  take_report();
   int status = 0;
   ssize_t n;
   do {
@@ -132,7 +183,7 @@ void Job::on_status_report() {
   if (auto w = loop_.watch_exit(pidfd->get(), [pidfd, pid] { ::waitpid(pid, nullptr, WNOHANG); }); !w)
     ::waitpid(pid, nullptr, 0);
   child_.reset();
-  process_.on_exit(status);
+  end_attempt(status);
 }
 
 void Job::signal_tree(int sig) {

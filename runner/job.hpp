@@ -21,6 +21,13 @@ class Job final : public ProcessHost {
   struct Listener {
     virtual ~Listener() = default;
     virtual void on_transition(Job&, ProcState from, ProcState to, const std::string& why) = 0;
+    // The attempt's process exists and may still be setting up (it may yet fail to start:
+    // then start_failed() and spawn_error() say so and on_spawned does not follow).
+    virtual void on_starting(Job&, pid_t) {}
+    // Last preparation before the job may start (the run's log file). Under a backend that
+    // gates the start (namespaces) it runs while the child builds its sandbox; elsewhere
+    // before the spawn. An error aborts the attempt as a failed start.
+    virtual Result<void> prepare_start(Job&) { return {}; }
     virtual void on_spawned(Job&, pid_t) {}
   };
 
@@ -41,6 +48,8 @@ class Job final : public ProcessHost {
   const isolation::LaunchRequest& request() const { return request_; }
   // The last error from spawning (shown in BACKOFF/FATAL details and by the CLI).
   const std::optional<Error>& spawn_error() const { return spawn_error_; }
+  // The last attempt's process was created but never reached execve (spawn_error says why).
+  bool start_failed() const { return start_failed_; }
   // Kill every process left of the tree and read the pipes dry. Call once it has settled.
   void finish();
   void set_sinks(std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks);
@@ -55,6 +64,8 @@ class Job final : public ProcessHost {
  private:
   void on_child_exit();
   void on_status_report();
+  void take_report();
+  void end_attempt(int wait_status);
   EventLoop& loop_;
   std::unique_ptr<isolation::Backend> backend_;
   isolation::LaunchRequest request_;
@@ -68,6 +79,7 @@ class Job final : public ProcessHost {
   std::optional<isolation::Child> child_;
   std::optional<EventLoop::TimerId> timer_;
   std::optional<Error> spawn_error_;
+  bool start_failed_ = false;
   bool released_ = false;
 };
 

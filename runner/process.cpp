@@ -162,6 +162,27 @@ void SupervisedProcess::on_timer() {
   }
 }
 
+void SupervisedProcess::on_start_failed(const std::string& why) {
+  pid_ = 0;
+  last_exit_.reset();
+  if (state_ == ProcState::Stopping) {
+    pending_ = Pending::None;
+    host_.set_timer(std::nullopt);
+    transition(ProcState::Stopped, "could not start: " + why);
+    return;
+  }
+  ++backoff_;
+  if (backoff_ > rules_.startretries) {
+    pending_ = Pending::None;
+    host_.set_timer(std::nullopt);
+    transition(ProcState::Fatal, "could not start: " + why);
+  } else {
+    pending_ = Pending::Retry;
+    host_.set_timer(host_.now() + std::chrono::seconds(backoff_));
+    transition(ProcState::Backoff, "could not start: " + why);
+  }
+}
+
 void SupervisedProcess::on_exit(int wait_status) {
   ExitInfo info = ExitInfo::from_wait_status(wait_status);
   info.expected = info.signal == 0 && rules_.expected(info.code);

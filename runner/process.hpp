@@ -68,6 +68,10 @@ class SupervisedProcess {
   void stop(std::optional<int> sig = std::nullopt, std::optional<Duration> grace = std::nullopt);
   // The attempt's process has been reaped with this wait status.
   void on_exit(int wait_status);
+  // The attempt's process has been reaped, and it never reached execve: the host learned only
+  // after spawn() that the start failed. Counts as a failed start (BACKOFF or FATAL), as a
+  // spawn() failure does.
+  void on_start_failed(const std::string& why);
   // The timer armed through the host has expired.
   void on_timer();
   // New rules (reload). Applies to the next start.

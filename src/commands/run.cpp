@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "common/duration.hpp"
 #include "common/fs.hpp"
@@ -246,6 +247,8 @@ class Run final : public runner::Job::Listener {
   int execute(int ready_fd);
 
   void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
+  void on_starting(runner::Job& job, pid_t pid) override;
+  Result<void> prepare_start(runner::Job& job) override;
   void on_spawned(runner::Job& job, pid_t pid) override;
 
  private:
@@ -269,6 +272,18 @@ class Run final : public runner::Job::Listener {
   bool stop_requested_ = false;
   bool settle_check_pending_ = false;
   bool made_tmp_ = false, made_log_ = false;
+  // The run's log, opened by prepare_start (under the namespaces tier while the child builds
+  // its sandbox); the job cannot write before then, its output waits in the pipe.
+  class LogSink final : public runner::Sink {
+   public:
+    void write(std::string_view data) override {
+      if (file) file->write(data);
+    }
+    void flush() override {
+      if (file) file->flush();
+    }
+    std::unique_ptr<runner::FileSink> file;
+  } log_sink_;
   std::optional<Worktree> worktree_;
 };
 
@@ -284,12 +299,28 @@ void Run::signal_ready(char status) {
   ready_fd_ = -1;
 }
 
-void Run::on_spawned(runner::Job&, pid_t pid) {
+void Run::on_starting(runner::Job&, pid_t pid) {
+  // Written while the namespaces tier's child sets itself up on the other core; a child that
+  // then fails to start is recorded as failed by the final write.
   state_.pid = pid;
   state_.pid_start_time = runner::process_start_time(pid);
   state_.restarts = job_ ? job_->process().restarts() : 0;
   state_.status = "running";
   save_state();
+}
+
+Result<void> Run::prepare_start(runner::Job&) {
+  if (log_sink_.file) return {};  // a restart appends to the run's log
+  const std::string name = run_id_ + ".log";
+  int flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
+  UniqueFd fd(::openat(tree_.logs_fd.get(), name.c_str(), flags, 0600));
+  if (!fd) return sys_error("cannot create log " + tree_.logs_path() + "/" + name);
+  made_log_ = true;
+  log_sink_.file = runner::FileSink::adopt(std::move(fd), tree_.logs_path() + "/" + name);
+  return {};
+}
+
+void Run::on_spawned(runner::Job&, pid_t pid) {
   if (events_) events_->info("{} started pid {} ({})", run_id_, pid, state_.restarts ? "restart" : "start");
   signal_ready(0);
 }
@@ -391,12 +422,6 @@ int Run::execute(int ready_fd) {
   if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0)
     return fail_early("cannot create " + tmp_dir + ": " + std::strerror(errno));
   made_tmp_ = true;
-  int log_flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (o.kind == "multi" ? O_TRUNC : O_EXCL);
-  UniqueFd log_fd(::openat(tree_.logs_fd.get(), log_name.c_str(), log_flags, 0600));
-  if (!log_fd)
-    return fail_early("cannot create log " + tree_.logs_path() + "/" + log_name + ": " + std::strerror(errno));
-  made_log_ = true;
-  auto log_sink = runner::FileSink::adopt(std::move(log_fd), tree_.logs_path() + "/" + log_name);
 
   std::string job_cwd = plan_.cwd;
   if (o.worktree) {
@@ -442,7 +467,7 @@ int Run::execute(int ready_fd) {
     }
   };
   runner::FdSink term_out(1, on_broken), term_err(2, on_broken);
-  std::vector<runner::Sink*> out_sinks{log_sink.get()}, err_sinks{log_sink.get()};
+  std::vector<runner::Sink*> out_sinks{&log_sink_}, err_sinks{&log_sink_};
   if (!o.detach) {
     out_sinks.insert(out_sinks.begin(), &term_out);
     err_sinks.insert(err_sinks.begin(), &term_err);
@@ -457,7 +482,7 @@ int Run::execute(int ready_fd) {
     for (const auto& u : *unenforced) joined += (joined.empty() ? "" : "; ") + u;
     info("not enforced: " + joined);
   }
-  // The first state write is on_spawned's (status running, with the pid): one fsync fewer
+  // The first state write is on_starting's (status running, with the pid): one fsync fewer
   // on every run's critical path. A job that never starts gets its file at the end.
 
   if (plan_.timeout) {
@@ -514,7 +539,17 @@ int Run::execute(int ready_fd) {
   signal_ready(0);
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
-  if (!o.keep_tmp) (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  // The run's TMPDIR goes on a thread of its own while the final state is written: the two
+  // are independent, and both wait on the disk.
+  std::thread remove_tmp;
+  if (!o.keep_tmp) {
+    auto remove = [this] { (void)remove_tree_at(tree_.tmp_fd.get(), run_id_); };
+    try {
+      remove_tmp = std::thread(remove);
+    } catch (const std::system_error&) {
+      remove();  // no thread to be had: in line
+    }
+  }
   if (worktree_) {
     if (code == 0) {
       auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
@@ -524,6 +559,7 @@ int Run::execute(int ready_fd) {
     }
   }
   save_state();
+  if (remove_tmp.joinable()) remove_tmp.join();
   return code;
 }
 

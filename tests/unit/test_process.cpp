@@ -244,6 +244,40 @@ TEST(Process, SpawnFailureBacksOffThenFatal) {
   EXPECT_NE(p.reason().find("No such file"), std::string::npos);
 }
 
+TEST(Process, StartFailureLearnedAfterSpawnBacksOffThenFatal) {
+  // The namespaces tier reports a setup failure after spawn() returned: same rules.
+  FakeHost host;
+  auto r = rules();
+  r.startretries = 1;
+  SupervisedProcess p(host, r);
+  p.start();
+  EXPECT_EQ(p.state(), ProcState::Starting);
+  p.on_start_failed("namespaces: mount tmpfs /x: Permission denied");
+  EXPECT_EQ(p.state(), ProcState::Backoff);
+  EXPECT_EQ(p.pid(), 0);
+  EXPECT_FALSE(p.last_exit());
+  EXPECT_EQ(host.timer_in(), 1s);
+  host.fire(p);
+  EXPECT_EQ(host.spawns, 2);
+  EXPECT_EQ(p.state(), ProcState::Starting);
+  p.on_start_failed("namespaces: mount tmpfs /x: Permission denied");
+  EXPECT_EQ(p.state(), ProcState::Fatal);
+  EXPECT_NE(p.reason().find("could not start: namespaces: mount tmpfs"), std::string::npos);
+
+  // With starttime 0 the attempt is RUNNING already; a failed start still is not an exit.
+  FakeHost host0;
+  auto r0 = rules(AutoRestart::Never);
+  r0.starttime = 0s;
+  r0.startretries = 0;
+  SupervisedProcess q(host0, r0);
+  q.start();
+  EXPECT_EQ(q.state(), ProcState::Running);
+  q.on_start_failed("namespaces: the child died during setup");
+  EXPECT_EQ(q.state(), ProcState::Fatal);
+  EXPECT_TRUE(q.settled());
+  EXPECT_FALSE(q.last_exit());
+}
+
 TEST(Process, StartAfterFatalResetsRetries) {
   FakeHost host;
   auto r = rules();
