@@ -55,30 +55,75 @@ Result<void> write_all(int fd, std::string_view data) {
 
 Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
                                mode_t mode) {
-  std::string target(name);
+  auto file = PendingFile::create(dirfd, name, mode);
+  if (!file) return std::unexpected(file.error());
+  return file->commit(content);
+}
+
+Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t mode) {
+  PendingFile f;
+  f.dirfd_ = dirfd;
+  f.target_ = std::string(name);
   unsigned int rnd = 0;
   if (getrandom(&rnd, sizeof rnd, 0) < 0) rnd = static_cast<unsigned int>(::getpid());
   char suffix[32];
   std::snprintf(suffix, sizeof suffix, ".tmp.%d.%08x", ::getpid(), rnd);
-  std::string temp = "." + target + suffix;
-  int fd = ::openat(dirfd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0) return sys_error("create " + temp);
-  UniqueFd owner(fd);
+  f.temp_ = "." + f.target_ + suffix;
+  f.fd_.reset(::openat(dirfd, f.temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (!f.fd_) return sys_error("create " + f.temp_);
+  return f;
+}
+
+PendingFile::PendingFile(PendingFile&& other) noexcept
+    : dirfd_(other.dirfd_), target_(std::move(other.target_)), temp_(std::move(other.temp_)),
+      fd_(std::move(other.fd_)) {
+  other.temp_.clear();
+}
+
+PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
+  if (this != &other) {
+    discard();
+    dirfd_ = other.dirfd_;
+    target_ = std::move(other.target_);
+    temp_ = std::move(other.temp_);
+    fd_ = std::move(other.fd_);
+    other.temp_.clear();
+  }
+  return *this;
+}
+
+PendingFile::~PendingFile() { discard(); }
+
+void PendingFile::discard() {
+  if (fd_) {
+    fd_.reset();
+    ::unlinkat(dirfd_, temp_.c_str(), 0);
+  }
+  temp_.clear();
+}
+
+Result<void> PendingFile::commit(std::string_view content) {
+  if (!fd_) return fail("commit " + target_ + ": nothing pending");
+  const int fd = fd_.get();
   if (auto w = write_all(fd, content); !w) {
-    ::unlinkat(dirfd, temp.c_str(), 0);
-    return std::unexpected(w.error().wrap("write " + temp));
+    auto e = w.error().wrap("write " + temp_);
+    discard();
+    return std::unexpected(e);
   }
   if (::fsync(fd) != 0) {
     int err = errno;
-    ::unlinkat(dirfd, temp.c_str(), 0);
-    return sys_error("fsync " + temp, err);
+    discard();
+    return sys_error("fsync " + temp_, err);
   }
-  owner.reset();
-  if (::renameat(dirfd, temp.c_str(), dirfd, target.c_str()) != 0) {
+  fd_.reset();
+  if (::renameat(dirfd_, temp_.c_str(), dirfd_, target_.c_str()) != 0) {
     int err = errno;
-    ::unlinkat(dirfd, temp.c_str(), 0);
-    return sys_error("rename " + temp + " to " + target, err);
+    ::unlinkat(dirfd_, temp_.c_str(), 0);
+    auto e = sys_error("rename " + temp_ + " to " + target_, err);
+    temp_.clear();
+    return e;
   }
+  temp_.clear();
   return {};
 }
 

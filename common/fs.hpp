@@ -20,6 +20,28 @@ Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode
 // Write `content` to dirfd/name atomically: temp file in the same dir, fsync, rename.
 Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
                                mode_t mode = 0600);
+
+// write_file_atomic in two steps: the temporary file is created ahead of time (off a critical
+// path; a new inode is the slow part on some file systems), commit() writes, fsyncs and
+// renames it over `name`. Not committed: the temporary file is removed.
+class PendingFile {
+ public:
+  static Result<PendingFile> create(int dirfd, std::string_view name, mode_t mode = 0600);
+  PendingFile(PendingFile&& other) noexcept;
+  PendingFile& operator=(PendingFile&& other) noexcept;
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+  ~PendingFile();
+  // Once only: the file is gone from this object afterwards, whatever the outcome.
+  Result<void> commit(std::string_view content);
+
+ private:
+  PendingFile() = default;
+  void discard();
+  int dirfd_ = -1;
+  std::string target_, temp_;
+  UniqueFd fd_;
+};
 // Read a whole regular file (no symlink following).
 Result<std::string> read_file_at(int dirfd, std::string_view name);
 Result<std::string> read_file(const std::string& path);

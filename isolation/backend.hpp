@@ -70,8 +70,8 @@ struct Child {
   // execve, or a failure; Backend::read_report reads it. spawn() returns right after the
   // clone, so batman's own work overlaps the child's setup instead of waiting for it.
   UniqueFd report_fd;
-  // Optional (backends whose gates_start() is true): the child has built its sandbox but
-  // waits for one byte here before it starts the job; closing it unwritten aborts the start.
+  // Optional (backends whose gates_start() is true): the child waits for one byte here before
+  // its mounts and the job; closing it unwritten aborts the start before the job exists.
   UniqueFd go_fd;
 };
 

@@ -65,12 +65,25 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
                                          std::vector<std::string>& unenforced) {
   const auto& filesystem = request.profile.filesystem;
   std::vector<MountOp> ops;
+  // The run's TMPDIR may not exist yet: batman makes it while the child unshares its
+  // namespaces, before the child's mounts. Paths in it resolve through its parent.
+  const auto in_tmp_dir = [&](const std::string& path) {
+    return !request.tmp_dir.empty() &&
+           (path == request.tmp_dir || path.starts_with(request.tmp_dir + "/"));
+  };
+  const auto canonical_of = [&](const std::string& path, std::error_code& ec) {
+    return in_tmp_dir(path) ? fs::weakly_canonical(path, ec) : fs::canonical(path, ec);
+  };
+  const auto is_dir = [&](const fs::path& canonical, const std::string& path) {
+    std::error_code ec;
+    return path == request.tmp_dir || fs::is_directory(canonical, ec);
+  };
   // Binds use the canonical host path on both sides, so no symlink is followed inside the
   // half-built new root (an absolute link would resolve against the staging root).
   auto add_bind = [&](const std::string& raw, bool read_only) {
     const std::string path = expand_profile_path(raw, request);
     std::error_code ec;
-    const auto canonical = fs::canonical(path, ec);
+    const auto canonical = canonical_of(path, ec);
     if (path.empty() || ec) {
       unenforced.push_back(std::string(read_only ? "read_only " : "read_write ") + raw +
                            (path.empty() || path == raw ? "" : " (" + path + ")") +
@@ -80,7 +93,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
     MountOp op;
     op.kind = MountOp::Kind::Bind;
     op.read_only = read_only;
-    op.is_dir = fs::is_directory(canonical, ec);
+    op.is_dir = is_dir(canonical, path);
     op.shown = canonical.string();
     op.source = "/oldroot" + (op.shown == "/" ? std::string() : op.shown);
     op.target = "/newroot" + (op.shown == "/" ? std::string() : op.shown);
@@ -123,7 +136,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   const std::string tmp_backed = "/oldroot" + request.tmp_dir;
   auto keep_visible = [&](const std::string& raw, bool writable) {
     std::error_code ec;
-    const std::string path = fs::canonical(raw, ec).string();
+    const std::string path = canonical_of(raw, ec).string();
     if (raw.empty() || ec) return;
     std::size_t cover_depth = 0;
     bool covered = false;

@@ -155,6 +155,13 @@ pid_t spawn_job(ChildPlan& plan) {
   if (plan.unshare_flags && unshare(static_cast<int>(plan.unshare_flags)) != 0)
     report(plan, Step::Unshare, errno);
   if (setsid() < 0) report(plan, Step::Session, errno);
+  // The run's TMPDIR (bound as /tmp) and log are batman's part, done meanwhile; the job
+  // starts only on batman's go, which comes before the mounts that need the TMPDIR.
+  if (plan.go_fd >= 0) {
+    char go = 0;
+    if (read(plan.go_fd, &go, 1) != 1) _exit(125);
+    close(plan.go_fd);
+  }
   Failure failure;
   if (plan.mount_namespace && apply_mounts(plan, failure) != 0)
     report(plan, static_cast<Step>(failure.step), failure.err, failure.index);
@@ -166,12 +173,6 @@ pid_t spawn_job(ChildPlan& plan) {
   // After the parent put us in the job's cgroup, so that it is the namespace's root.
   if (plan.cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0)
     report(plan, Step::CgroupNamespace, errno);
-  // The sandbox is built; the job starts once batman has done its own part (its log file).
-  if (plan.go_fd >= 0) {
-    char go = 0;
-    if (read(plan.go_fd, &go, 1) != 1) _exit(125);
-    close(plan.go_fd);
-  }
   if (!plan.pid_namespace) exec_job(plan);
 
   // PID 1: block every signal before the job exists, so none meant for it is lost.

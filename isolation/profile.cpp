@@ -383,12 +383,18 @@ std::vector<fs::path> profile_search_path() {
 }
 
 Result<Profile> load_profile(std::string_view name_or_path) {
+  auto source = read_profile_source(name_or_path);
+  if (!source) return std::unexpected(source.error());
+  return parse_profile(source->text, source->path);
+}
+
+Result<ProfileSource> read_profile_source(std::string_view name_or_path) {
   if (name_or_path.empty()) return fail("profile: an empty name (try 'batman profiles list')");
   if (looks_like_path(name_or_path)) {
     const std::string path(name_or_path);
     auto text = read_file(path);
     if (!text) return std::unexpected(text.error().wrap("profile " + path));
-    return parse_profile(*text, path);
+    return ProfileSource{path, std::move(*text)};
   }
   std::string tried;
   for (const auto& dir : profile_search_path()) {
@@ -400,7 +406,7 @@ Result<Profile> load_profile(std::string_view name_or_path) {
     }
     auto text = read_file(path.string());
     if (!text) return std::unexpected(text.error().wrap("profile " + path.string()));
-    return parse_profile(*text, path.string());
+    return ProfileSource{path.string(), std::move(*text)};
   }
   return fail("profile '" + std::string(name_or_path) + "' not found in " + tried +
               " (see 'batman profiles list', or pass a path to a .yaml file)");

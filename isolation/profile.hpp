@@ -20,6 +20,7 @@ struct Limits {
   std::optional<double> cpus;
   std::optional<std::uint64_t> pids;
   std::optional<std::uint64_t> nofile;
+  bool operator==(const Limits&) const = default;
 };
 
 struct Profile {
@@ -35,10 +36,12 @@ struct Profile {
     std::vector<std::string> read_write;
     std::vector<std::string> tmpfs;
     std::vector<std::string> hide;
+    bool operator==(const Filesystem&) const = default;
   } filesystem;
   struct Capabilities {
     bool drop_all = false;
     std::vector<std::string> keep;  // "CAP_NET_BIND_SERVICE" or "net_bind_service"
+    bool operator==(const Capabilities&) const = default;
   } capabilities;
   bool no_new_privs = false;
   struct Seccomp {
@@ -46,16 +49,19 @@ struct Profile {
     std::string default_action = "allow";
     std::vector<std::string> deny;  // syscall names, validated against libseccomp
     SeccompAction action = SeccompAction::Errno;
+    bool operator==(const Seccomp&) const = default;
   } seccomp;
   Limits limits;
   struct Env {
     bool clear = false;
     std::vector<std::string> keep;
     std::map<std::string, std::string> set;
+    bool operator==(const Env&) const = default;
   } env;
   bool die_with_parent = true;
 
   bool has_namespace(std::string_view ns) const;
+  bool operator==(const Profile&) const = default;
 };
 
 // Directories searched for NAME.yaml, in SPEC §2's order ($BATMAN_PROFILES,
@@ -64,6 +70,11 @@ struct Profile {
 std::vector<std::filesystem::path> profile_search_path();
 // NAME (searched) or a path to a file (contains '/' or ends in .yaml).
 Result<Profile> load_profile(std::string_view name_or_path);
+// Where load_profile would read NAME_OR_PATH from, and the file's text.
+struct ProfileSource {
+  std::string path, text;
+};
+Result<ProfileSource> read_profile_source(std::string_view name_or_path);
 // Parse and validate one profile; errors read "FILE:LINE: key 'x': what is wrong".
 Result<Profile> parse_profile(std::string_view yaml_text, const std::string& source);
 // Every profile found on the search path (first one of each name wins).

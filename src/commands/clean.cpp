@@ -85,6 +85,12 @@ int command_clean(const std::vector<std::string>& args) {
     if (s.worktree) forget_worktree(*s.worktree);
     ok &= remove_tree_at(tree->worktrees_fd.get(), s.run_id).has_value();
     ok &= remove_tree_at(tree->state_fd.get(), s.run_id + ".json").has_value();
+    // A batman killed mid-run leaves the final state's temporary file (.RUN.json.tmp.PID.X).
+    if (auto names = list_dir(tree->state_fd.get())) {
+      const std::string temp_prefix = "." + s.run_id + ".json.tmp.";
+      for (const auto& name : *names)
+        if (name.starts_with(temp_prefix)) ok &= remove_tree_at(tree->state_fd.get(), name).has_value();
+    }
     // The .lock file stays: unlinking it would let two instances lock two different files.
     if (!ok) {
       error("could not remove everything of " + s.project + " " + s.run_id);

@@ -26,6 +26,7 @@
 #include "runner/state_store.hpp"
 #include "src/cli.hpp"
 #include "src/monitor.hpp"
+#include "src/profile_cache.hpp"
 #include "src/project.hpp"
 #include "src/subprocess.hpp"
 
@@ -76,7 +77,7 @@ Result<RunPlan> make_plan(RunOptions options) {
 
   std::string profile_name = options.profile;
   if (profile_name.empty()) profile_name = options.kind == "isolated" ? "isolated" : "parallel";
-  auto profile = isolation::load_profile(profile_name);
+  auto profile = load_profile_cached(profile_name, batman_home());
   if (!profile) return std::unexpected(profile.error());
   plan.profile = std::move(*profile);
   auto& ns = plan.profile.namespaces;
@@ -272,8 +273,8 @@ class Run final : public runner::Job::Listener {
   bool stop_requested_ = false;
   bool settle_check_pending_ = false;
   bool made_tmp_ = false, made_log_ = false;
-  // The run's log, opened by prepare_start (under the namespaces tier while the child builds
-  // its sandbox); the job cannot write before then, its output waits in the pipe.
+  // The run's log, opened by prepare_start with its TMPDIR (under the namespaces tier while
+  // the child unshares its namespaces); the job cannot write before then.
   class LogSink final : public runner::Sink {
    public:
     void write(std::string_view data) override {
@@ -285,6 +286,9 @@ class Run final : public runner::Job::Listener {
     std::unique_ptr<runner::FileSink> file;
   } log_sink_;
   std::optional<Worktree> worktree_;
+  // The final state's temporary file, made while the job runs: at the end only the write,
+  // fsync and rename are left on the way out.
+  std::optional<PendingFile> final_state_;
 };
 
 void Run::save_state() {
@@ -307,10 +311,18 @@ void Run::on_starting(runner::Job&, pid_t pid) {
   state_.restarts = job_ ? job_->process().restarts() : 0;
   state_.status = "running";
   save_state();
+  if (!final_state_) {
+    if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) final_state_ = std::move(*f);
+  }
 }
 
 Result<void> Run::prepare_start(runner::Job&) {
   if (log_sink_.file) return {};  // a restart appends to the run's log
+  // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
+  if (plan_.options.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0)
+    return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_);
+  made_tmp_ = true;
   const std::string name = run_id_ + ".log";
   int flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
   UniqueFd fd(::openat(tree_.logs_fd.get(), name.c_str(), flags, 0600));
@@ -417,11 +429,6 @@ int Run::execute(int ready_fd) {
 
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
 
-  // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
-  if (o.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
-  if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0)
-    return fail_early("cannot create " + tmp_dir + ": " + std::strerror(errno));
-  made_tmp_ = true;
 
   std::string job_cwd = plan_.cwd;
   if (o.worktree) {
@@ -558,7 +565,13 @@ int Run::execute(int ready_fd) {
       info("worktree kept for inspection: " + worktree_->path);
     }
   }
-  save_state();
+  if (final_state_) {
+    if (auto w = final_state_->commit(runner::to_json(state_)); !w)
+      error("cannot write state file: " + w.error().message);
+    final_state_.reset();
+  } else {
+    save_state();
+  }
   if (remove_tmp.joinable()) remove_tmp.join();
   return code;
 }

@@ -1,0 +1,145 @@
+// The profile cache: one JSON file per (version, path, text), named by their hash.
+#include "src/profile_cache.hpp"
+
+#include <cstdio>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+#include "batman_config.h"
+#include "common/fs.hpp"
+
+namespace batman::cli {
+namespace {
+
+using nlohmann::json;
+using isolation::Profile;
+
+constexpr int kFormat = 1;
+
+template <class T>
+json optional_json(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+template <class T>
+std::optional<T> optional_from(const json& j) {
+  if (j.is_null()) return std::nullopt;
+  return j.get<T>();
+}
+
+json to_json_value(const Profile& p) {
+  json limits = {{"memory_bytes", optional_json(p.limits.memory_bytes)},
+                 {"cpus", optional_json(p.limits.cpus)},
+                 {"pids", optional_json(p.limits.pids)},
+                 {"nofile", optional_json(p.limits.nofile)}};
+  return {
+      {"name", p.name},
+      {"description", p.description},
+      {"source", p.source},
+      {"namespaces", p.namespaces},
+      {"network", static_cast<int>(p.network)},
+      {"hostname", p.hostname},
+      {"filesystem",
+       {{"read_only", p.filesystem.read_only},
+        {"read_write", p.filesystem.read_write},
+        {"tmpfs", p.filesystem.tmpfs},
+        {"hide", p.filesystem.hide}}},
+      {"capabilities", {{"drop_all", p.capabilities.drop_all}, {"keep", p.capabilities.keep}}},
+      {"no_new_privs", p.no_new_privs},
+      {"seccomp",
+       {{"enabled", p.seccomp.enabled},
+        {"default_action", p.seccomp.default_action},
+        {"deny", p.seccomp.deny},
+        {"action", static_cast<int>(p.seccomp.action)}}},
+      {"limits", limits},
+      {"env", {{"clear", p.env.clear}, {"keep", p.env.keep}, {"set", p.env.set}}},
+      {"die_with_parent", p.die_with_parent},
+  };
+}
+
+Profile from_json_value(const json& j) {
+  Profile p;
+  p.name = j.at("name").get<std::string>();
+  p.description = j.at("description").get<std::string>();
+  p.source = j.at("source").get<std::string>();
+  p.namespaces = j.at("namespaces").get<std::vector<std::string>>();
+  p.network = static_cast<isolation::Network>(j.at("network").get<int>());
+  p.hostname = j.at("hostname").get<std::string>();
+  const json& fs = j.at("filesystem");
+  p.filesystem.read_only = fs.at("read_only").get<std::vector<std::string>>();
+  p.filesystem.read_write = fs.at("read_write").get<std::vector<std::string>>();
+  p.filesystem.tmpfs = fs.at("tmpfs").get<std::vector<std::string>>();
+  p.filesystem.hide = fs.at("hide").get<std::vector<std::string>>();
+  p.capabilities.drop_all = j.at("capabilities").at("drop_all").get<bool>();
+  p.capabilities.keep = j.at("capabilities").at("keep").get<std::vector<std::string>>();
+  p.no_new_privs = j.at("no_new_privs").get<bool>();
+  const json& sc = j.at("seccomp");
+  p.seccomp.enabled = sc.at("enabled").get<bool>();
+  p.seccomp.default_action = sc.at("default_action").get<std::string>();
+  p.seccomp.deny = sc.at("deny").get<std::vector<std::string>>();
+  p.seccomp.action = static_cast<isolation::SeccompAction>(sc.at("action").get<int>());
+  const json& l = j.at("limits");
+  p.limits.memory_bytes = optional_from<std::uint64_t>(l.at("memory_bytes"));
+  p.limits.cpus = optional_from<double>(l.at("cpus"));
+  p.limits.pids = optional_from<std::uint64_t>(l.at("pids"));
+  p.limits.nofile = optional_from<std::uint64_t>(l.at("nofile"));
+  p.env.clear = j.at("env").at("clear").get<bool>();
+  p.env.keep = j.at("env").at("keep").get<std::vector<std::string>>();
+  p.env.set = j.at("env").at("set").get<std::map<std::string, std::string>>();
+  p.die_with_parent = j.at("die_with_parent").get<bool>();
+  return p;
+}
+
+std::string entry_name(const std::string& path, const std::string& text) {
+  const std::size_t h = std::hash<std::string>{}(std::string(BATMAN_VERSION) + '\0' + path + '\0' + text);
+  char name[32];
+  std::snprintf(name, sizeof name, "%016zx.json", h);
+  return name;
+}
+
+}  // namespace
+
+std::string profile_to_json(const Profile& p) { return to_json_value(p).dump(); }
+
+Result<Profile> profile_from_json(const std::string& text) {
+  try {
+    return from_json_value(json::parse(text));
+  } catch (const json::exception& e) {
+    return fail(std::string("profile cache: ") + e.what());
+  }
+}
+
+Result<Profile> load_profile_cached(std::string_view name_or_path, const std::string& batman_home) {
+  auto source = isolation::read_profile_source(name_or_path);
+  if (!source) return std::unexpected(source.error());
+  // Only inside a $BATMAN_HOME that exists already: a command refused later creates nothing.
+  auto home = open_dir_path(batman_home, false);
+  if (!home) return isolation::parse_profile(source->text, source->path);
+  auto cache = open_dir_at(home->get(), ".cache", true);
+  if (!cache) return isolation::parse_profile(source->text, source->path);
+  auto dir = open_dir_at(cache->get(), "profiles", true);
+  if (!dir) return isolation::parse_profile(source->text, source->path);
+  const std::string name = entry_name(source->path, source->text);
+  if (auto cached = read_file_at(dir->get(), name)) {
+    try {
+      const json entry = json::parse(*cached);
+      if (entry.at("format").get<int>() == kFormat && entry.at("version").get<std::string>() == BATMAN_VERSION &&
+          entry.at("path").get<std::string>() == source->path && entry.at("text").get<std::string>() == source->text)
+        return from_json_value(entry.at("profile"));
+    } catch (const json::exception&) {
+      // A damaged entry is rewritten below.
+    }
+  }
+  auto profile = isolation::parse_profile(source->text, source->path);
+  if (!profile) return profile;
+  const json entry = {{"format", kFormat},
+                      {"version", BATMAN_VERSION},
+                      {"path", source->path},
+                      {"text", source->text},
+                      {"profile", to_json_value(*profile)}};
+  (void)write_file_atomic(dir->get(), name, entry.dump(), 0600);  // a cache: failing is fine
+  return profile;
+}
+
+}  // namespace batman::cli

@@ -1,0 +1,113 @@
+// The profile cache: a round trip keeps every field, an entry is used only for the same text
+// at the same path, and a broken entry or a missing $BATMAN_HOME falls back to the YAML.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "batman_config.h"
+#include "isolation/profile.hpp"
+#include "src/profile_cache.hpp"
+
+using namespace batman;
+using namespace batman::isolation;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every field away from its default, so that a field the cache forgets shows.
+const char* kEverything = R"(name: everything
+description: every field set
+namespaces: [user, mount, pid, net]
+network: loopback
+hostname: box
+filesystem: {read_only: [/usr], read_write: [$CWD], tmpfs: [/tmp, /run], hide: [/etc/shadow]}
+capabilities: {drop: all, keep: [net_bind_service]}
+no_new_privs: true
+seccomp: {default: allow, action: kill, deny: [reboot, kexec_load]}
+limits: {memory: 1G, cpus: 1.5, pids: 64, nofile: 256}
+env: {clear: true, keep: [TERM], set: {A: b}}
+die_with_parent: false
+)";
+
+struct TempHome {
+  fs::path dir;
+  TempHome() {
+    char tmpl[] = "/tmp/batman-cache-test.XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~TempHome() { fs::remove_all(dir); }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir / name) << text;
+    return dir / name;
+  }
+  std::vector<fs::path> entries() const {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir / ".cache" / "profiles", ec)) out.push_back(e.path());
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST(ProfileCache, RoundTripKeepsEveryField) {
+  auto p = parse_profile(kEverything, "everything.yaml");
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  auto back = cli::profile_from_json(cli::profile_to_json(*p));
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  EXPECT_TRUE(*back == *p);
+  for (const char* name : {"parallel", "isolated", "strict", "build", "ci"}) {
+    auto shipped = load_profile(std::string(BATMAN_SOURCE_PROFILES) + "/" + name + ".yaml");
+    ASSERT_TRUE(shipped.has_value()) << name;
+    auto again = cli::profile_from_json(cli::profile_to_json(*shipped));
+    ASSERT_TRUE(again.has_value()) << name;
+    EXPECT_TRUE(*again == *shipped) << name;
+  }
+}
+
+TEST(ProfileCache, UsedOnlyForTheSameTextAndPath) {
+  TempHome home;
+  const auto path = home.write("p.yaml", kEverything).string();
+  auto first = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  ASSERT_EQ(home.entries().size(), 1u);
+  auto second = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_TRUE(*second == *first);
+
+  // The file changes: the old entry is not used, a new one is written.
+  std::string edited = kEverything;
+  edited.replace(edited.find("hostname: box"), 13, "hostname: other");
+  home.write("p.yaml", edited);
+  auto third = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->hostname, "other");
+  EXPECT_EQ(home.entries().size(), 2u);
+
+  // A damaged entry is parsed around and rewritten.
+  for (const auto& e : home.entries()) std::ofstream(e) << "{not json";
+  auto fourth = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(fourth.has_value());
+  EXPECT_EQ(fourth->hostname, "other");
+  auto fifth = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(fifth.has_value());
+  EXPECT_TRUE(*fifth == *fourth);
+}
+
+TEST(ProfileCache, ErrorsAreNotCachedAndNoHomeMeansNoCache) {
+  TempHome home;
+  const auto bad = home.write("bad.yaml", "name: bad\nnetwork: sideways\n").string();
+  auto p = cli::load_profile_cached(bad, home.dir.string());
+  ASSERT_FALSE(p.has_value());
+  EXPECT_NE(p.error().message.find("network"), std::string::npos) << p.error().message;
+  EXPECT_TRUE(home.entries().empty());
+
+  const auto good = home.write("good.yaml", kEverything).string();
+  const auto missing = (home.dir / "no-such-home").string();
+  auto q = cli::load_profile_cached(good, missing);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_FALSE(fs::exists(missing));
+}
