@@ -95,15 +95,18 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
 PendingFile::~PendingFile() { discard(); }
 
 void PendingFile::discard() {
-  if (fd_) {
-    fd_.reset();
-    ::unlinkat(dirfd_, temp_.c_str(), 0);
-  }
+  fd_.reset();
+  if (!temp_.empty()) ::unlinkat(dirfd_, temp_.c_str(), 0);
   temp_.clear();
 }
 
 Result<void> PendingFile::commit(std::string_view content) {
-  if (!fd_) return fail("commit " + target_ + ": nothing pending");
+  if (auto s = sync(content); !s) return s;
+  return publish();
+}
+
+Result<void> PendingFile::sync(std::string_view content) {
+  if (!fd_) return fail("write " + target_ + ": nothing pending");
   const int fd = fd_.get();
   if (auto w = write_all(fd, content); !w) {
     auto e = w.error().wrap("write " + temp_);
@@ -116,6 +119,11 @@ Result<void> PendingFile::commit(std::string_view content) {
     return sys_error("fsync " + temp_, err);
   }
   fd_.reset();
+  return {};
+}
+
+Result<void> PendingFile::publish() {
+  if (fd_ || temp_.empty()) return fail("rename to " + target_ + ": nothing written");
   if (::renameat(dirfd_, temp_.c_str(), dirfd_, target_.c_str()) != 0) {
     int err = errno;
     ::unlinkat(dirfd_, temp_.c_str(), 0);

@@ -34,6 +34,10 @@ class PendingFile {
   ~PendingFile();
   // Once only: the file is gone from this object afterwards, whatever the outcome.
   Result<void> commit(std::string_view content);
+  // commit() in two steps, for a caller that must order the rename after something else:
+  // sync() writes and fsyncs (an error discards the file), publish() renames.
+  Result<void> sync(std::string_view content);
+  Result<void> publish();
 
  private:
   PendingFile() = default;

@@ -243,6 +243,11 @@ class Run final : public runner::Job::Listener {
   Run(RunPlan plan, ProjectTree tree, std::string run_id, UniqueFd lock_fd)
       : plan_(std::move(plan)), tree_(std::move(tree)), run_id_(std::move(run_id)),
         lock_fd_(std::move(lock_fd)) {}
+  ~Run() override {
+    if (running_write_.joinable()) running_write_.join();
+  }
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
 
   // ready: written one byte (0 = started, 1 = failed) once the job has started, for --detach.
   int execute(int ready_fd);
@@ -289,7 +294,20 @@ class Run final : public runner::Job::Listener {
   // The final state's temporary file, made while the job runs: at the end only the write,
   // fsync and rename are left on the way out.
   std::optional<PendingFile> final_state_;
+  // The `running` write goes on a thread: its fsync (milliseconds on some disks) must not keep
+  // the loop from the job's end; the final rename waits for it, so the order on disk holds.
+  std::thread running_write_;
+  std::string running_write_error_;
+  std::optional<runner::EventLoop::TimerId> running_timer_;
+  static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
+  void wait_running_write();
 };
+
+void Run::wait_running_write() {
+  if (running_write_.joinable()) running_write_.join();
+  if (!running_write_error_.empty()) error("cannot write state file: " + running_write_error_);
+  running_write_error_.clear();
+}
 
 void Run::save_state() {
   if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w)
@@ -310,7 +328,22 @@ void Run::on_starting(runner::Job&, pid_t pid) {
   state_.pid_start_time = runner::process_start_time(pid);
   state_.restarts = job_ ? job_->process().restarts() : 0;
   state_.status = "running";
-  save_state();
+  // Written a few milliseconds in, as the batch writer coalesces: a job that is over by then
+  // gets one state write (its end) instead of two fsyncs in a row on its way out.
+  if (running_timer_) loop_->cancel_timer(*running_timer_);
+  running_timer_ = loop_->add_timer_after(kRunningWriteDelay, [this] {
+    running_timer_.reset();
+    wait_running_write();  // a restart's: one write at a time, in order
+    auto write = [this, text = runner::to_json(state_)] {
+      if (auto w = write_file_atomic(tree_.state_fd.get(), run_id_ + ".json", text, 0600); !w)
+        running_write_error_ = w.error().message;
+    };
+    try {
+      running_write_ = std::thread(write);
+    } catch (const std::system_error&) {
+      write();
+    }
+  });
   if (!final_state_) {
     if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) final_state_ = std::move(*f);
   }
@@ -334,6 +367,14 @@ Result<void> Run::prepare_start(runner::Job&) {
 
 void Run::on_spawned(runner::Job&, pid_t pid) {
   if (events_) events_->info("{} started pid {} ({})", run_id_, pid, state_.restarts ? "restart" : "start");
+  if (ready_fd_ >= 0 && running_timer_) {
+    // --detach: the caller may run `batman ps` or `batman stop` the moment we answer, so the
+    // state file is there first.
+    loop_->cancel_timer(*running_timer_);
+    running_timer_.reset();
+    wait_running_write();
+    save_state();
+  }
   signal_ready(0);
 }
 
@@ -565,11 +606,18 @@ int Run::execute(int ready_fd) {
       info("worktree kept for inspection: " + worktree_->path);
     }
   }
+  // The final state is written and synced beside a `running` write still in flight, and
+  // renamed after it. A `running` write not begun yet is not needed any more.
+  if (running_timer_) loop_->cancel_timer(*running_timer_);
+  running_timer_.reset();
   if (final_state_) {
-    if (auto w = final_state_->commit(runner::to_json(state_)); !w)
-      error("cannot write state file: " + w.error().message);
+    auto w = final_state_->sync(runner::to_json(state_));
+    wait_running_write();
+    if (w) w = final_state_->publish();
+    if (!w) error("cannot write state file: " + w.error().message);
     final_state_.reset();
   } else {
+    wait_running_write();
     save_state();
   }
   if (remove_tmp.joinable()) remove_tmp.join();
