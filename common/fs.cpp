@@ -122,6 +122,12 @@ Result<void> PendingFile::sync(std::string_view content) {
   return {};
 }
 
+Result<void> PendingFile::presync() {
+  if (!fd_) return fail("sync " + target_ + ": nothing pending");
+  if (::fsync(fd_.get()) != 0) return sys_error("fsync " + temp_);
+  return {};
+}
+
 Result<void> PendingFile::publish() {
   if (fd_ || temp_.empty()) return fail("rename to " + target_ + ": nothing written");
   if (::renameat(dirfd_, temp_.c_str(), dirfd_, target_.c_str()) != 0) {

@@ -38,6 +38,9 @@ class PendingFile {
   // sync() writes and fsyncs (an error discards the file), publish() renames.
   Result<void> sync(std::string_view content);
   Result<void> publish();
+  // fsync the still empty file ahead of time: on ext4 without a journal the first fsync of a
+  // new file also writes its directory entry, which then is not on the way out.
+  Result<void> presync();
 
  private:
   PendingFile() = default;

@@ -345,7 +345,10 @@ void Run::on_starting(runner::Job&, pid_t pid) {
     }
   });
   if (!final_state_) {
-    if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) final_state_ = std::move(*f);
+    if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) {
+      final_state_ = std::move(*f);
+      (void)final_state_->presync();  // while the job runs; the final fsync is then lighter
+    }
   }
 }
 

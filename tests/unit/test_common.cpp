@@ -150,3 +150,40 @@ TEST_F(FsTest, NeverFollowsAPlantedSymlink) {
   EXPECT_TRUE(std::filesystem::exists(outside + "/keep"));
   std::filesystem::remove_all(outside);
 }
+
+TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) {
+  char tmpl[] = "/tmp/batman-pending.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dirfd);
+  auto count = [&] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(write_file_atomic(dirfd.get(), "s.json", "old").has_value());
+  {
+    auto f = PendingFile::create(dirfd.get(), "s.json");
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(count(), 2u);  // s.json and the temporary file
+    ASSERT_TRUE(f->presync().has_value());
+    ASSERT_TRUE(f->sync("new").has_value());
+    EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "old");  // not before publish()
+    ASSERT_TRUE(f->publish().has_value());
+    EXPECT_FALSE(f->publish().has_value());  // once only
+  }
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "new");
+  EXPECT_EQ(count(), 1u);
+  {
+    auto f = PendingFile::create(dirfd.get(), "s.json");
+    ASSERT_TRUE(f.has_value());
+    ASSERT_TRUE(f->sync("never published").has_value());
+  }  // dropped: the temporary file goes, the target stays
+  {
+    auto f = PendingFile::create(dirfd.get(), "s.json");
+    ASSERT_TRUE(f.has_value());
+  }
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "new");
+  EXPECT_EQ(count(), 1u);
+  std::filesystem::remove_all(dir);
+}
