@@ -109,28 +109,50 @@ struct ProcInfo {
   pid_t pid, ppid, pgid, sid;
 };
 
+struct StatLine {
+  char state = 0;
+  pid_t ppid = 0, pgid = 0, sid = 0;
+  bool exiting = false;  // PF_EXITING: in do_exit already (a zombie, or still tearing down)
+};
+
+// Fields of /proc/PID/stat that tell a process's place in the tree (zombies included).
+std::optional<StatLine> read_stat(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = 0;
+  char* close = std::strrchr(buf, ')');
+  StatLine line;
+  int ppid = 0, pgid = 0, sid = 0, tty = 0, tpgid = 0;
+  unsigned flags = 0;
+  const int got = close ? std::sscanf(close + 2, "%c %d %d %d %d %d %u", &line.state, &ppid, &pgid, &sid,
+                                      &tty, &tpgid, &flags)
+                        : 0;
+  if (got < 4) return std::nullopt;
+  line.ppid = ppid;
+  line.pgid = pgid;
+  line.sid = sid;
+  constexpr unsigned kPfExiting = 0x4;
+  line.exiting = line.state == 'Z' || line.state == 'X' || (got == 7 && (flags & kPfExiting));
+  return line;
+}
+
+
 std::vector<ProcInfo> read_processes() {
   std::vector<ProcInfo> out;
   DIR* dir = ::opendir("/proc");
   if (!dir) return out;
   while (dirent* e = ::readdir(dir)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char path[300];
-    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[512];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n <= 0) continue;
-    buf[n] = 0;
-    char* close = std::strrchr(buf, ')');
-    if (!close) continue;
-    char state = 0;
-    int ppid = 0, pgid = 0, sid = 0;
-    if (std::sscanf(close + 2, "%c %d %d %d", &state, &ppid, &pgid, &sid) != 4) continue;
-    if (state == 'Z' || state == 'X') continue;
-    out.push_back({static_cast<pid_t>(std::atoi(e->d_name)), ppid, pgid, sid});
+    const auto pid = static_cast<pid_t>(std::atoi(e->d_name));
+    auto line = read_stat(pid);
+    if (!line || line->state == 'Z' || line->state == 'X') continue;
+    out.push_back({pid, line->ppid, line->pgid, line->sid});
   }
   ::closedir(dir);
   return out;
@@ -244,38 +266,6 @@ std::vector<pid_t> children_of(pid_t parent) {
 }
 
 namespace {
-
-struct StatLine {
-  char state = 0;
-  pid_t ppid = 0, sid = 0;
-  bool exiting = false;  // PF_EXITING: in do_exit already (a zombie, or still tearing down)
-};
-
-// Fields of /proc/PID/stat that tell a process's place in the tree (zombies included).
-std::optional<StatLine> read_stat(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  buf[n] = 0;
-  char* close = std::strrchr(buf, ')');
-  StatLine line;
-  int ppid = 0, pgid = 0, sid = 0, tty = 0, tpgid = 0;
-  unsigned flags = 0;
-  const int got = close ? std::sscanf(close + 2, "%c %d %d %d %d %d %u", &line.state, &ppid, &pgid, &sid,
-                                      &tty, &tpgid, &flags)
-                        : 0;
-  if (got < 4) return std::nullopt;
-  line.ppid = ppid;
-  line.sid = sid;
-  constexpr unsigned kPfExiting = 0x4;
-  line.exiting = line.state == 'Z' || line.state == 'X' || (got == 7 && (flags & kPfExiting));
-  return line;
-}
 
 // The session of a live process, or -1 (gone or a zombie).
 pid_t session_of(pid_t pid) {

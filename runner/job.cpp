@@ -34,9 +34,7 @@ Job::~Job() {
   if (timer_) loop_.cancel_timer(*timer_);
   if (child_) {
     // A forgotten child is killed and reaped here, never left behind.
-    loop_.unwatch(child_->pidfd.get());
-    if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
-    if (child_->report_fd) loop_.unwatch(child_->report_fd.get());
+    unwatch_child();
     backend_->signal_tree(*child_, SIGKILL);
     ::waitpid(child_->pid, nullptr, 0);
     backend_->kill_leftovers(*child_);
@@ -96,9 +94,7 @@ Result<pid_t> Job::spawn() {
   if (w && child_->report_fd)
     w = loop_.watch(child_->report_fd.get(), EPOLLIN, [this](std::uint32_t) { take_report(); });
   if (!w) {
-    if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
-    if (child_->report_fd) loop_.unwatch(child_->report_fd.get());
-    loop_.unwatch(child_->pidfd.get());
+    unwatch_child();
     backend_->signal_tree(*child_, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     child_.reset();
@@ -119,6 +115,12 @@ Result<pid_t> Job::spawn() {
   // A backend that reports later (namespaces) confirms the start from the loop.
   if (!child_->report_fd && listener_) listener_->on_spawned(*this, pid);
   return pid;
+}
+
+void Job::unwatch_child() {
+  loop_.unwatch(child_->pidfd.get());
+  if (child_->status_fd) loop_.unwatch(child_->status_fd.get());
+  if (child_->report_fd) loop_.unwatch(child_->report_fd.get());
 }
 
 void Job::take_report() {

@@ -65,6 +65,7 @@ class Job final : public ProcessHost {
   void on_child_exit();
   void on_status_report();
   void take_report();
+  void unwatch_child();  // every fd of child_ the loop may watch
   void end_attempt(int wait_status);
   EventLoop& loop_;
   std::unique_ptr<isolation::Backend> backend_;

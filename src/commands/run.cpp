@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -303,6 +304,17 @@ class Run final : public runner::Job::Listener {
   void wait_running_write();
 };
 
+// `work` on a thread of its own, or here and now when no thread can be had (then the
+// returned thread is not joinable).
+std::thread on_a_thread(std::function<void()> work) {
+  try {
+    return std::thread(work);
+  } catch (const std::system_error&) {
+    work();
+    return {};
+  }
+}
+
 void Run::wait_running_write() {
   if (running_write_.joinable()) running_write_.join();
   if (!running_write_error_.empty()) error("cannot write state file: " + running_write_error_);
@@ -322,8 +334,7 @@ void Run::signal_ready(char status) {
 }
 
 void Run::on_starting(runner::Job&, pid_t pid) {
-  // Written while the namespaces tier's child sets itself up on the other core; a child that
-  // then fails to start is recorded as failed by the final write.
+  // A child that then fails to start is recorded as failed by the final write.
   state_.pid = pid;
   state_.pid_start_time = runner::process_start_time(pid);
   state_.restarts = job_ ? job_->process().restarts() : 0;
@@ -334,15 +345,10 @@ void Run::on_starting(runner::Job&, pid_t pid) {
   running_timer_ = loop_->add_timer_after(kRunningWriteDelay, [this] {
     running_timer_.reset();
     wait_running_write();  // a restart's: one write at a time, in order
-    auto write = [this, text = runner::to_json(state_)] {
+    running_write_ = on_a_thread([this, text = runner::to_json(state_)] {
       if (auto w = write_file_atomic(tree_.state_fd.get(), run_id_ + ".json", text, 0600); !w)
         running_write_error_ = w.error().message;
-    };
-    try {
-      running_write_ = std::thread(write);
-    } catch (const std::system_error&) {
-      write();
-    }
+    });
   });
   if (!final_state_) {
     if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) {
@@ -593,14 +599,7 @@ int Run::execute(int ready_fd) {
   // The run's TMPDIR goes on a thread of its own while the final state is written: the two
   // are independent, and both wait on the disk.
   std::thread remove_tmp;
-  if (!o.keep_tmp) {
-    auto remove = [this] { (void)remove_tree_at(tree_.tmp_fd.get(), run_id_); };
-    try {
-      remove_tmp = std::thread(remove);
-    } catch (const std::system_error&) {
-      remove();  // no thread to be had: in line
-    }
-  }
+  if (!o.keep_tmp) remove_tmp = on_a_thread([this] { (void)remove_tree_at(tree_.tmp_fd.get(), run_id_); });
   if (worktree_) {
     if (code == 0) {
       auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
