@@ -193,6 +193,18 @@ Result<std::vector<std::string>> list_dir(int dirfd) {
   return names;
 }
 
+// Everything inside the open directory `fd` (shown as `name` in errors), not the directory.
+static Result<void> remove_children(int fd, const std::string& name) {
+  auto names = list_dir(fd);
+  if (!names) return std::unexpected(names.error().wrap(name));
+  for (const auto& child : *names) {
+    // Directories we may not write into (a job's chmod 0500) are opened up first.
+    ::fchmodat(fd, ".", 0700, 0);
+    if (auto r = remove_tree_at(fd, child); !r) return std::unexpected(r.error().wrap(name));
+  }
+  return {};
+}
+
 Result<void> remove_tree_at(int dirfd, std::string_view name) {
   std::string n(name);
   struct stat st{};
@@ -203,18 +215,67 @@ Result<void> remove_tree_at(int dirfd, std::string_view name) {
   if (S_ISDIR(st.st_mode)) {
     auto sub = open_dir_at(dirfd, n, false);
     if (!sub) return std::unexpected(sub.error());
-    auto names = list_dir(sub->get());
-    if (!names) return std::unexpected(names.error().wrap(n));
-    for (const auto& child : *names) {
-      // Directories we may not write into (a job's chmod 0500) are opened up first.
-      ::fchmodat(sub->get(), ".", 0700, 0);
-      if (auto r = remove_tree_at(sub->get(), child); !r) return std::unexpected(r.error().wrap(n));
-    }
+    if (auto r = remove_children(sub->get(), n); !r) return r;
     if (::unlinkat(dirfd, n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
       return sys_error("remove directory " + n);
   } else if (::unlinkat(dirfd, n.c_str(), 0) != 0 && errno != ENOENT) {
     return sys_error("remove " + n);
   }
+  return {};
+}
+
+std::string parked_dir_name(int slot) { return ".spare." + std::to_string(slot); }
+
+// A directory just renamed into place from a parked name is kept when it is a directory of
+// this user's and empty; its mode is set to `mode`.
+static bool adopt_parked_dir(int dirfd, const std::string& name, mode_t mode) {
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return false;
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) return false;
+  char buf[512];
+  const ssize_t n = ::getdents64(fd.get(), buf, sizeof buf);
+  if (n < 0) return false;
+  for (ssize_t off = 0; off < n;) {
+    const auto* entry = reinterpret_cast<const dirent64*>(buf + off);
+    const std::string_view entry_name(entry->d_name);
+    if (entry_name != "." && entry_name != "..") return false;
+    off += entry->d_reclen;
+  }
+  return ::fchmod(fd.get(), mode) == 0;
+}
+
+Result<void> make_dir_reusing(int dirfd, std::string_view name, mode_t mode) {
+  const std::string n(name);
+  for (int slot = 0; slot < kParkedDirs; ++slot) {
+    const std::string parked = parked_dir_name(slot);
+    if (::renameat2(dirfd, parked.c_str(), dirfd, n.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == ENOENT) continue;  // that slot is empty (or another run took it first)
+      if (errno == EEXIST) return sys_error("create directory " + n);
+      break;                          // no renameat2 here: make it anew
+    }
+    if (adopt_parked_dir(dirfd, n, mode)) return {};
+    // Not what was parked (or not empty): it goes, and the directory is made anew.
+    if (auto r = remove_tree_at(dirfd, n); !r) return r;
+    break;
+  }
+  if (::mkdirat(dirfd, n.c_str(), mode) != 0) return sys_error("create directory " + n);
+  return {};
+}
+
+Result<void> remove_tree_parking(int dirfd, std::string_view name) {
+  const std::string n(name);
+  UniqueFd fd(::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return remove_tree_at(dirfd, n);  // missing, or not a directory: no parking
+  if (auto r = remove_children(fd.get(), n); !r) return r;
+  fd.reset();
+  for (int slot = 0; slot < kParkedDirs; ++slot) {
+    const std::string parked = parked_dir_name(slot);
+    if (::renameat2(dirfd, n.c_str(), dirfd, parked.c_str(), RENAME_NOREPLACE) == 0) return {};
+    if (errno != EEXIST) break;  // no renameat2 here, or `name` is gone: remove it
+  }
+  if (::unlinkat(dirfd, n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+    return sys_error("remove directory " + n);
   return {};
 }
 

@@ -54,6 +54,19 @@ Result<std::string> read_file_at(int dirfd, std::string_view name);
 Result<std::string> read_file(const std::string& path);
 // Remove dirfd/name and everything below it without following symlinks. Missing is fine.
 Result<void> remove_tree_at(int dirfd, std::string_view name);
+
+// A run's directory (its TMPDIR) is recycled instead of made and removed: remove_tree_parking
+// empties it and parks it under a hidden name (.spare.N, a few at most), make_dir_reusing
+// renames a parked one into place (checked: a directory of ours, empty; mode reset) before it
+// falls back to mkdirat. On ext4 without a journal, as here, every new inode is found by
+// scanning past the inodes deleted in the last minutes, and a freed block is discarded
+// synchronously: a directory made and removed per run made each run slower than the last.
+// make_dir_reusing fails with EEXIST when `name` exists, as mkdirat does.
+Result<void> make_dir_reusing(int dirfd, std::string_view name, mode_t mode = 0700);
+Result<void> remove_tree_parking(int dirfd, std::string_view name);
+// The parked directories' names: .spare.0 ... (not a run's: run names never start with '.').
+inline constexpr int kParkedDirs = 8;
+std::string parked_dir_name(int slot);
 // Names in a directory (no "." / "..").
 Result<std::vector<std::string>> list_dir(int dirfd);
 // Write all of `data`, retrying on EINTR and short writes.

@@ -1,7 +1,7 @@
 // The mount namespace: the parent turns a profile's filesystem section into an ordered mount
 // list; the child builds the new root from it (bind, read-only, tmpfs, hide, /proc) and
 // pivots into it, in bubblewrap's order: private /, a staging tmpfs, pivot so the old root
-// sits at /oldroot, bind from /oldroot into /newroot, drop /oldroot, pivot into /newroot.
+// sits at /oldroot, bind from /oldroot into /newroot, pivot into /newroot, drop the old tree.
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -299,11 +299,13 @@ int apply_mounts(ChildPlan& plan, Failure& failure) {
     }
   }
 
-  if (umount2("/oldroot", MNT_DETACH) != 0) return fail_at(failure, Step::DetachOldRoot, -1, errno);
-  // pivot_root(".", ".") stacks the old root under the new one; detaching "." drops it.
-  if (chdir("/newroot") != 0 || syscall(SYS_pivot_root, ".", ".") != 0 ||
-      umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+  // pivot_root(".", ".") stacks the staging tmpfs (with /oldroot, the host's tree, below it)
+  // over the new root; one lazy detach of "." drops both. bubblewrap detaches /oldroot first,
+  // a second umount: each one waits for an RCU grace period, the dearest step of the setup.
+  if (chdir("/newroot") != 0 || syscall(SYS_pivot_root, ".", ".") != 0)
     return fail_at(failure, Step::PivotRoot, -1, errno);
+  if (umount2(".", MNT_DETACH) != 0) return fail_at(failure, Step::DetachOldRoot, -1, errno);
+  if (chdir("/") != 0) return fail_at(failure, Step::PivotRoot, -1, errno);
   return 0;
 }
 

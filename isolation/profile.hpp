@@ -49,7 +49,13 @@ struct Profile {
     std::string default_action = "allow";
     std::vector<std::string> deny;  // syscall names, validated against libseccomp
     SeccompAction action = SeccompAction::Errno;
-    bool operator==(const Seccomp&) const = default;
+    // The BPF program compile_seccomp() made of the fields above, when the profile cache kept
+    // it (one word per instruction: code, jt, jf, k); empty: compiled when needed. Not part of
+    // what the profile says, so not compared.
+    std::vector<std::uint64_t> compiled;
+    bool operator==(const Seccomp& o) const {
+      return enabled == o.enabled && default_action == o.default_action && deny == o.deny && action == o.action;
+    }
   } seccomp;
   Limits limits;
   struct Env {

@@ -38,9 +38,27 @@ std::unexpected<Error> seccomp_error(const std::string& what, int rc) {
 
 }  // namespace
 
+std::vector<std::uint64_t> pack_seccomp(const SeccompProgram& program) {
+  std::vector<std::uint64_t> words;
+  words.reserve(program.instructions.size());
+  for (const auto& i : program.instructions)
+    words.push_back(std::uint64_t{i.code} << 48 | std::uint64_t{i.jt} << 40 | std::uint64_t{i.jf} << 32 | i.k);
+  return words;
+}
+
+SeccompProgram unpack_seccomp(const std::vector<std::uint64_t>& words) {
+  SeccompProgram program;
+  program.instructions.reserve(words.size());
+  for (const auto w : words)
+    program.instructions.push_back(sock_filter{static_cast<std::uint16_t>(w >> 48), static_cast<std::uint8_t>(w >> 40),
+                                               static_cast<std::uint8_t>(w >> 32), static_cast<std::uint32_t>(w)});
+  return program;
+}
+
 Result<SeccompProgram> compile_seccomp(const Profile::Seccomp& seccomp) {
   SeccompProgram program;
   if (!seccomp.enabled) return program;
+  if (!seccomp.compiled.empty()) return unpack_seccomp(seccomp.compiled);
   Context ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) return fail("seccomp: seccomp_init failed (is libseccomp usable on this kernel?)");
   const auto action = action_for(seccomp.action);

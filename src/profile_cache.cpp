@@ -1,5 +1,7 @@
-// The profile cache: one JSON file per (version, path, text), named by their hash.
+// The profile cache: one CBOR file per (version, path, text), named by their hash.
 #include "src/profile_cache.hpp"
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <functional>
@@ -8,6 +10,7 @@
 
 #include "batman_config.h"
 #include "common/fs.hpp"
+#include "isolation/seccomp.hpp"
 
 namespace batman::cli {
 namespace {
@@ -15,7 +18,7 @@ namespace {
 using nlohmann::json;
 using isolation::Profile;
 
-constexpr int kFormat = 1;
+constexpr int kFormat = 2;
 
 template <class T>
 json optional_json(const std::optional<T>& v) {
@@ -91,10 +94,19 @@ Profile from_json_value(const json& j) {
   return p;
 }
 
+// The batman binary that writes and reads an entry: a rebuild (same version, other code, or
+// another libseccomp) must not take a program compiled by the one before.
+std::string executable_identity() {
+  struct stat st{};
+  if (::stat("/proc/self/exe", &st) != 0) return {};
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
 std::string entry_name(const std::string& path, const std::string& text) {
   const std::size_t h = std::hash<std::string>{}(std::string(BATMAN_VERSION) + '\0' + path + '\0' + text);
   char name[32];
-  std::snprintf(name, sizeof name, "%016zx.json", h);
+  std::snprintf(name, sizeof name, "%016zx.cbor", h);
   return name;
 }
 
@@ -121,24 +133,42 @@ Result<Profile> load_profile_cached(std::string_view name_or_path, const std::st
   auto dir = open_dir_at(cache->get(), "profiles", true);
   if (!dir) return isolation::parse_profile(source->text, source->path);
   const std::string name = entry_name(source->path, source->text);
+  const std::string binary = executable_identity();
   if (auto cached = read_file_at(dir->get(), name)) {
     try {
-      const json entry = json::parse(*cached);
+      const json entry = json::from_cbor(*cached);
       if (entry.at("format").get<int>() == kFormat && entry.at("version").get<std::string>() == BATMAN_VERSION &&
-          entry.at("path").get<std::string>() == source->path && entry.at("text").get<std::string>() == source->text)
-        return from_json_value(entry.at("profile"));
+          entry.at("path").get<std::string>() == source->path && entry.at("text").get<std::string>() == source->text) {
+        // The compiled seccomp program only from the very binary that compiled it; another
+        // binary's entry is written anew below.
+        if (!binary.empty() && entry.at("binary").get<std::string>() == binary) {
+          Profile p = from_json_value(entry.at("profile"));
+          p.seccomp.compiled = entry.at("seccomp_bpf").get<std::vector<std::uint64_t>>();
+          return p;
+        }
+      }
     } catch (const json::exception&) {
       // A damaged entry is rewritten below.
     }
   }
   auto profile = isolation::parse_profile(source->text, source->path);
   if (!profile) return profile;
+  // Compiled once here rather than by every run (libseccomp takes a good part of a run's CPU).
+  std::vector<std::uint64_t> bpf;
+  if (profile->seccomp.enabled) {
+    if (auto program = isolation::compile_seccomp(profile->seccomp)) bpf = isolation::pack_seccomp(*program);
+  }
   const json entry = {{"format", kFormat},
                       {"version", BATMAN_VERSION},
                       {"path", source->path},
                       {"text", source->text},
+                      {"binary", binary},
+                      {"seccomp_bpf", bpf},
                       {"profile", to_json_value(*profile)}};
-  (void)write_file_atomic(dir->get(), name, entry.dump(), 0600);  // a cache: failing is fine
+  profile->seccomp.compiled = std::move(bpf);
+  const auto bytes = json::to_cbor(entry);
+  (void)write_file_atomic(dir->get(), name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                          0600);  // a cache: failing is fine
   return profile;
 }
 

@@ -45,6 +45,8 @@ struct BatchOptions {
 
 // How long a killed attempt (timeout, --halt now, Ctrl-C) gets between SIGTERM and SIGKILL.
 constexpr Duration kKillGrace = std::chrono::seconds(1);
+// How long a task's `running` state waits before it is written (see on_spawned).
+constexpr Duration kRunningWriteDelay = std::chrono::milliseconds(5);
 // Lines of a failed task's log carried into its JUnit failure.
 constexpr std::size_t kJunitTailLines = 30;
 
@@ -128,7 +130,7 @@ class BatchRunner final : public runner::Launcher {
   std::vector<std::string> environment(const ResolvedTask& task, int attempt) const;
   void settled(std::size_t task);
   void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
-  void save_state(const runner::RunState& s);
+  void save_state(const runner::RunState& s, Duration delay = Duration::zero());
   void handle_signal(const signalfd_siginfo& info);
   void show(const std::string& message);
   void tick_view();
@@ -214,8 +216,9 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
                           O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return sys_error("create log " + tree_.logs_path() + "/" + a->log_name);
   a->log = std::make_unique<AttemptLog>(UniqueFd(fd));
-  if (::mkdirat(tree_.tmp_fd.get(), t.name.c_str(), 0700) != 0 && errno != EEXIST)
-    return sys_error("create " + tree_.tmp_path() + "/" + t.name);
+  // A retry keeps the directory of the attempt before it.
+  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), t.name); !made && made.error().code != EEXIST)
+    return sys_error("create " + tree_.tmp_path() + "/" + t.name, made.error().code);
   if (!view_->live()) {
     a->out_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", out_);
     a->err_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", err_);
@@ -288,7 +291,9 @@ void BatchRunner::on_spawned(Attempt& a, runner::Job& j, pid_t pid) {
   s.started_at = format_rfc3339(a.started_wall);
   s.restarts = a.number - 1;
   s.log = "logs/" + a.log_name;
-  save_state(s);
+  // As for a single run: a task that is over within a few milliseconds gets one state write
+  // (its end) instead of two.
+  save_state(s, kRunningWriteDelay);
 }
 
 void BatchRunner::on_settled(Attempt& a) {
@@ -412,7 +417,7 @@ void BatchRunner::on_task_end(std::size_t task) {
   save_state(s);
 }
 
-void BatchRunner::save_state(const runner::RunState& s) { disk_->submit(s); }
+void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_->submit(s, delay); }
 
 void BatchRunner::on_log(std::string_view message) {
   const std::string text(message);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <set>
 
 #include "common/duration.hpp"
 #include "common/fs.hpp"
@@ -58,6 +59,7 @@ int command_clean(const std::vector<std::string>& args) {
   }
   auto now = std::chrono::system_clock::now();
   int removed = 0, kept_live = 0, failures = 0;
+  std::set<std::string> cleaned;  // projects whose parked tmp directories go too
   for (const auto& s : load_runs(only)) {
     if (run_is_live(s)) {
       ++kept_live;
@@ -99,6 +101,15 @@ int command_clean(const std::vector<std::string>& args) {
     }
     std::cout << "removed " << s.project << " " << s.run_id << "\n";
     ++removed;
+    cleaned.insert(s.project);
+  }
+  // The emptied TMPDIRs parked for the next run (see make_dir_reusing): a run starting now
+  // that takes one first is fine, it finds it gone and makes its own.
+  for (const auto& name : cleaned) {
+    if (auto tree = open_project(name, false)) {
+      for (int slot = 0; slot < kParkedDirs; ++slot)
+        (void)remove_tree_at(tree->tmp_fd.get(), parked_dir_name(slot));
+    }
   }
   info(std::to_string(removed) + (dry_run ? " run(s) would be removed" : " run(s) removed") +
        (kept_live ? ", " + std::to_string(kept_live) + " running left alone" : ""));

@@ -245,6 +245,7 @@ class Run final : public runner::Job::Listener {
       : plan_(std::move(plan)), tree_(std::move(tree)), run_id_(std::move(run_id)),
         lock_fd_(std::move(lock_fd)) {}
   ~Run() override {
+    if (presync_.joinable()) presync_.join();
     if (running_write_.joinable()) running_write_.join();
   }
   Run(const Run&) = delete;
@@ -298,6 +299,7 @@ class Run final : public runner::Job::Listener {
   // The `running` write goes on a thread: its fsync (milliseconds on some disks) must not keep
   // the loop from the job's end; the final rename waits for it, so the order on disk holds.
   std::thread running_write_;
+  std::thread presync_;  // the final state's temporary file, fsynced while the job runs
   std::string running_write_error_;
   std::optional<runner::EventLoop::TimerId> running_timer_;
   static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
@@ -353,7 +355,9 @@ void Run::on_starting(runner::Job&, pid_t pid) {
   if (!final_state_) {
     if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) {
       final_state_ = std::move(*f);
-      (void)final_state_->presync();  // while the job runs; the final fsync is then lighter
+      // While the job runs, and off the loop (a job may be over before the disk is done):
+      // the final fsync is then lighter.
+      presync_ = on_a_thread([this] { (void)final_state_->presync(); });
     }
   }
 }
@@ -362,8 +366,8 @@ Result<void> Run::prepare_start(runner::Job&) {
   if (log_sink_.file) return {};  // a restart appends to the run's log
   // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
   if (plan_.options.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
-  if (::mkdirat(tree_.tmp_fd.get(), run_id_.c_str(), 0700) != 0)
-    return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_);
+  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), run_id_); !made)
+    return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_, made.error().code);
   made_tmp_ = true;
   const std::string name = run_id_ + ".log";
   int flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
@@ -445,7 +449,7 @@ int Run::fail_early(const std::string& message) {
     ready_fd_ = -1;
   }
   // Nothing of a run that never started is left behind for `clean` to miss.
-  if (made_tmp_) (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  if (made_tmp_) (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_);
   if (made_log_) (void)remove_tree_at(tree_.logs_fd.get(), run_id_ + ".log");
   if (worktree_) {
     auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
@@ -555,8 +559,12 @@ int Run::execute(int ready_fd) {
   job_->finish();
 
   // Whatever of the job is still alive is below us (we are its subreaper): daemons that
-  // left its session, their children reparented to us. None of it outlives the run.
-  isolation::kill_all_descendants();
+  // left its session, their children reparented to us. None of it outlives the run. A job in
+  // a pid namespace of its own has nothing left by now: the kernel killed every process in
+  // it when its PID 1 ended.
+  const auto& ns = plan_.profile.namespaces;
+  if (plan_.tier.tier != isolation::Tier::Namespaces || std::find(ns.begin(), ns.end(), "pid") == ns.end())
+    isolation::kill_all_descendants();
 
   const auto& proc = job_->process();
   int code = 0;
@@ -599,7 +607,7 @@ int Run::execute(int ready_fd) {
   // The run's TMPDIR goes on a thread of its own while the final state is written: the two
   // are independent, and both wait on the disk.
   std::thread remove_tmp;
-  if (!o.keep_tmp) remove_tmp = on_a_thread([this] { (void)remove_tree_at(tree_.tmp_fd.get(), run_id_); });
+  if (!o.keep_tmp) remove_tmp = on_a_thread([this] { (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_); });
   if (worktree_) {
     if (code == 0) {
       auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
@@ -612,6 +620,7 @@ int Run::execute(int ready_fd) {
   // renamed after it. A `running` write not begun yet is not needed any more.
   if (running_timer_) loop_->cancel_timer(*running_timer_);
   running_timer_.reset();
+  if (presync_.joinable()) presync_.join();
   if (final_state_) {
     auto w = final_state_->sync(runner::to_json(state_));
     wait_running_write();

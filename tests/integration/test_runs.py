@@ -1,6 +1,7 @@
 """batman-parallel / batman-multi / ps / logs / stop / clean, driven as a user would (issue 2)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -153,13 +154,31 @@ class ProjectTree(BatmanTestCase):
             log = f.read()
         self.assertIn("out\n", log)
         self.assertIn("err\n", log)
-        # tmp/<run-id> is removed at the end unless --keep-tmp
-        self.assertEqual(os.listdir(os.path.join(self.home, "web", "tmp")), [])
+        # tmp/<run-id> is removed at the end unless --keep-tmp; its emptied directory may stay
+        # parked under a hidden name (.spare.N) for the next run to take
+        left = os.listdir(os.path.join(self.home, "web", "tmp"))
+        self.assertEqual([n for n in left if not re.fullmatch(r"\.spare\.\d+", n)], [])
+        for n in left:
+            self.assertEqual(os.listdir(os.path.join(self.home, "web", "tmp", n)), [])
         p = self.batman("web", "touch $TMPDIR/kept", "--keep-tmp", name="batman-parallel")
         st = self.states("web")[-1] if self.states("web")[-1]["run_id"] != st["run_id"] else self.states("web")[0]
         kept = os.listdir(os.path.join(self.home, "web", "tmp"))
         self.assertEqual(len(kept), 1)
         self.assertTrue(os.path.exists(os.path.join(self.home, "web", "tmp", kept[0], "kept")))
+
+    def test_a_run_never_sees_what_an_earlier_run_left_in_its_tmpdir(self):
+        for tier in TIERS:
+            with self.subTest(tier=tier):
+                self.batman("reuse", "mkdir -p $TMPDIR/d/e && touch $TMPDIR/secret $TMPDIR/d/e/f && chmod 500 $TMPDIR/d",
+                            "--isolation", tier, name="batman-parallel")
+                p = self.batman("reuse", "ls -A $TMPDIR; stat -c %a $TMPDIR", "--isolation", tier,
+                                name="batman-parallel")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(p.stdout, "700\n", "a fresh, empty TMPDIR of mode 0700")
+                # `clean` leaves no parked directory behind
+                c = self.batman("clean", "reuse")
+                self.assertEqual(c.returncode, 0, c.stderr)
+                self.assertEqual(os.listdir(os.path.join(self.home, "reuse", "tmp")), [])
 
     def test_environment_of_the_job(self):
         p = self.batman("envp", "env", "--env", "EXTRA=1", "--cwd", self.tmp, "--isolation", "env",

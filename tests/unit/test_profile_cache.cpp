@@ -7,8 +7,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "batman_config.h"
 #include "isolation/profile.hpp"
+#include "isolation/seccomp.hpp"
 #include "src/profile_cache.hpp"
 
 using namespace batman;
@@ -110,4 +113,55 @@ TEST(ProfileCache, ErrorsAreNotCachedAndNoHomeMeansNoCache) {
   auto q = cli::load_profile_cached(good, missing);
   ASSERT_TRUE(q.has_value());
   EXPECT_FALSE(fs::exists(missing));
+}
+
+// The compiled seccomp program is kept in the entry: a cached profile carries the very program
+// libseccomp makes for it, and compile_seccomp takes it as it is; an entry written by another
+// binary brings the profile but not the program.
+TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
+  TempHome home;
+  const auto path = home.write("p.yaml", kEverything).string();
+  auto first = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  auto fresh = parse_profile(kEverything, path);
+  ASSERT_TRUE(fresh.has_value());
+  ASSERT_TRUE(fresh->seccomp.compiled.empty());
+  auto compiled = compile_seccomp(fresh->seccomp);
+  ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
+  ASSERT_FALSE(compiled->empty());
+
+  auto cached = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->seccomp.compiled, pack_seccomp(*compiled));
+  auto program = compile_seccomp(cached->seccomp);
+  ASSERT_TRUE(program.has_value());
+  ASSERT_EQ(program->instructions.size(), compiled->instructions.size());
+  for (std::size_t i = 0; i < compiled->instructions.size(); ++i) {
+    const auto& a = program->instructions[i];
+    const auto& b = compiled->instructions[i];
+    EXPECT_TRUE(a.code == b.code && a.jt == b.jt && a.jf == b.jf && a.k == b.k) << "instruction " << i;
+  }
+
+  // Another binary's entry: the profile is read and its program compiled anew, and the entry
+  // rewritten for this binary.
+  ASSERT_EQ(home.entries().size(), 1u);
+  const auto entry = home.entries().front();
+  auto read_entry = [&] {
+    std::ifstream in(entry, std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+    return nlohmann::json::from_cbor(bytes);
+  };
+  auto changed = read_entry();
+  changed["binary"] = "other-" + changed.at("binary").get<std::string>();
+  {
+    const auto bytes = nlohmann::json::to_cbor(changed);
+    std::ofstream(entry, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                 static_cast<std::streamsize>(bytes.size()));
+  }
+  auto other = cli::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->seccomp.compiled, pack_seccomp(*compiled));
+  EXPECT_TRUE(*other == *fresh);
+  EXPECT_EQ(read_entry().at("binary").get<std::string>().find("other-"), std::string::npos)
+      << "the entry is this binary's again";
 }

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "common/fs.hpp"
 #include "runner/state_writer.hpp"
@@ -54,6 +55,66 @@ TEST_F(StateWriterTest, NewestStateWinsAndEveryRunIsWritten) {
     ASSERT_TRUE(s) << s.error().message;
     EXPECT_EQ(s->status, "succeeded");
   }
+}
+
+TEST_F(StateWriterTest, DelayedStateIsReplacedOrWrittenWhenDue) {
+  StateWriter writer(fd_.get());
+  writer.submit(state("quick", "running"), std::chrono::hours(1));
+  writer.submit(state("slow", "running"), std::chrono::milliseconds(300));
+  writer.submit(state("quick", "succeeded"));  // replaces the delayed one, written at once
+  auto exists = [&](const std::string& id) {
+    struct stat st{};
+    return ::fstatat(fd_.get(), (id + ".json").c_str(), &st, 0) == 0;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!exists("quick") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(exists("quick"));
+  EXPECT_EQ(read_state(fd_.get(), "quick")->status, "succeeded");
+  EXPECT_FALSE(exists("slow")) << "not before its delay";
+  while (!exists("slow") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(exists("slow")) << "written once due, without a flush";
+  writer.submit(state("late", "running"), std::chrono::hours(1));
+  EXPECT_TRUE(writer.flush().empty());
+  EXPECT_TRUE(exists("late")) << "flush writes what is not due yet";
+}
+
+// A replaced state file is not deleted: it is kept under the temporary name and overwritten
+// by the next write (so the third write of a run brings its first file back).
+TEST_F(StateWriterTest, ReplacedFilesAreReused) {
+  StateWriter writer(fd_.get());
+  auto inode_when = [&](const std::string& status) -> ino_t {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto s = read_state(fd_.get(), "r");
+      struct stat st{};
+      if (s && s->status == status && ::fstatat(fd_.get(), "r.json", &st, 0) == 0) return st.st_ino;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return 0;
+  };
+  // Finished statuses: a file that says running with no live batman_pid reads as lost.
+  writer.submit(state("r", "failed"));
+  const auto first = inode_when("failed");
+  writer.submit(state("r", "timeout"));
+  const auto second = inode_when("timeout");
+  auto longer = state("r", "killed");
+  longer.command = std::string(2000, 'x');
+  writer.submit(longer);
+  const auto third = inode_when("killed");
+  ASSERT_NE(first, 0u);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(third, first);
+  writer.submit(state("r", "succeeded"));
+  EXPECT_TRUE(writer.flush().empty());
+  auto last = read_state(fd_.get(), "r");
+  ASSERT_TRUE(last) << "cut to length: no tail of the longer state before it";
+  EXPECT_EQ(last->status, "succeeded");
+  EXPECT_TRUE(last->command.empty());
+  auto names = list_dir(fd_.get());
+  ASSERT_TRUE(names);
+  EXPECT_EQ(names->size(), 1u) << "flush leaves only the state files";
 }
 
 TEST_F(StateWriterTest, FailuresAreReportedByFlush) {
