@@ -29,38 +29,43 @@ void read_optional(const json& j, const char* key, std::optional<T>& out) {
 }  // namespace
 
 std::string to_json(const RunState& s) {
-  json skipped = json::array();
-  for (const auto& k : s.isolation.skipped) skipped.push_back({{"tier", k.tier}, {"reason", k.reason}});
-  json j = {
-      {"schema", s.schema},
-      {"project", s.project},
-      {"run_id", s.run_id},
-      {"kind", s.kind},
-      {"command", s.command},
-      {"cwd", s.cwd},
-      {"pid", s.pid},
-      {"pid_start_time", s.pid_start_time},
-      {"batman_pid", s.batman_pid},
-      {"batman_start_time", s.batman_start_time},
-      {"isolation",
-       {{"tier", s.isolation.tier},
-        {"profile", s.isolation.profile},
-        {"skipped", skipped},
-        {"unenforced", s.isolation.unenforced}}},
-      {"limits",
-       {{"memory", optional_json(s.limits.memory)},
-        {"cpus", optional_json(s.limits.cpus)},
-        {"pids", optional_json(s.limits.pids)}}},
-      {"status", s.status},
-      {"started_at", s.started_at},
-      {"ended_at", optional_json(s.ended_at)},
-      {"exit_code", optional_json(s.exit_code)},
-      {"signal", optional_json(s.signal)},
-      {"restarts", s.restarts},
-      {"log", s.log},
-      {"monitor_url", optional_json(s.monitor_url)},
-      {"worktree", optional_json(s.worktree)},
-  };
+  // Member by member: an initializer list copies every value once more (this runs at the end
+  // of every run, on its way out).
+  json j(json::value_t::object);
+  j["schema"] = s.schema;
+  j["project"] = s.project;
+  j["run_id"] = s.run_id;
+  j["kind"] = s.kind;
+  j["command"] = s.command;
+  j["cwd"] = s.cwd;
+  j["pid"] = s.pid;
+  j["pid_start_time"] = s.pid_start_time;
+  j["batman_pid"] = s.batman_pid;
+  j["batman_start_time"] = s.batman_start_time;
+  json& isolation = j["isolation"];
+  isolation["tier"] = s.isolation.tier;
+  isolation["profile"] = s.isolation.profile;
+  json& skipped = isolation["skipped"] = json::array();
+  for (const auto& k : s.isolation.skipped) {
+    json entry(json::value_t::object);
+    entry["tier"] = k.tier;
+    entry["reason"] = k.reason;
+    skipped.push_back(std::move(entry));
+  }
+  isolation["unenforced"] = s.isolation.unenforced;
+  json& limits = j["limits"];
+  limits["memory"] = optional_json(s.limits.memory);
+  limits["cpus"] = optional_json(s.limits.cpus);
+  limits["pids"] = optional_json(s.limits.pids);
+  j["status"] = s.status;
+  j["started_at"] = s.started_at;
+  j["ended_at"] = optional_json(s.ended_at);
+  j["exit_code"] = optional_json(s.exit_code);
+  j["signal"] = optional_json(s.signal);
+  j["restarts"] = s.restarts;
+  j["log"] = s.log;
+  j["monitor_url"] = optional_json(s.monitor_url);
+  j["worktree"] = optional_json(s.worktree);
   return j.dump(2) + "\n";
 }
 
