@@ -543,13 +543,14 @@ Report BatchRunner::build_report() const {
 }
 
 void BatchRunner::write_reports(const Report& report) {
-  auto put = [&](const UniqueFd& fd, const std::string& path, const std::string& text) {
+  // Each report is made only when asked for: a thousand tasks' JSON is not free.
+  auto put = [&](const UniqueFd& fd, const std::string& path, std::string (*make)(const Report&)) {
     if (!fd) return;
-    if (auto w = write_all(fd.get(), text); !w) error("cannot write " + path + ": " + w.error().message);
+    if (auto w = write_all(fd.get(), make(report)); !w) error("cannot write " + path + ": " + w.error().message);
   };
-  put(report_fd_, options_.report, report_json(report));
-  put(junit_fd_, options_.junit, report_junit(report));
-  put(joblog_fd_, options_.joblog, report_joblog(report));
+  put(report_fd_, options_.report, report_json);
+  put(junit_fd_, options_.junit, report_junit);
+  put(joblog_fd_, options_.joblog, report_joblog);
 }
 
 Result<int> BatchRunner::execute() {
