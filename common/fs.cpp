@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -226,6 +227,19 @@ Result<void> remove_tree_at(int dirfd, std::string_view name) {
 
 std::string parked_dir_name(int slot) { return ".spare." + std::to_string(slot); }
 
+Result<void> remove_parked_dirs(int dirfd) {
+  for (int slot = 0; slot < kParkedDirs; ++slot) {
+    const std::string parked = parked_dir_name(slot);
+    const std::string mine = ".spare-removed." + std::to_string(::getpid()) + "." + std::to_string(slot);
+    if (::renameat2(dirfd, parked.c_str(), dirfd, mine.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == ENOENT) continue;  // empty slot, or taken by a run just now
+      return sys_error("rename " + parked);
+    }
+    if (auto r = remove_tree_at(dirfd, mine); !r) return r;
+  }
+  return {};
+}
+
 // A directory just renamed into place from a parked name is kept when it is a directory of
 // this user's and empty; its mode is set to `mode`.
 static bool adopt_parked_dir(int dirfd, const std::string& name, mode_t mode) {
@@ -233,6 +247,17 @@ static bool adopt_parked_dir(int dirfd, const std::string& name, mode_t mode) {
   if (!fd) return false;
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) return false;
+  // Nothing the last job could have set that a new directory would not have: no ACL, no
+  // user xattr (a default ACL would reach every file the next job creates). An LSM's label
+  // (security.*) is the same as a new directory's here.
+  char names[1024];
+  const ssize_t listed = ::flistxattr(fd.get(), names, sizeof names);
+  if (listed < 0 && errno != ENOTSUP && errno != EOPNOTSUPP) return false;
+  for (ssize_t off = 0; off < listed;) {
+    const std::string_view name(names + off);
+    if (!name.starts_with("security.")) return false;
+    off += static_cast<ssize_t>(name.size()) + 1;
+  }
   char buf[512];
   const ssize_t n = ::getdents64(fd.get(), buf, sizeof buf);
   if (n < 0) return false;

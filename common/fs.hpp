@@ -67,6 +67,9 @@ Result<void> remove_tree_parking(int dirfd, std::string_view name);
 // The parked directories' names: .spare.0 ... (not a run's: run names never start with '.').
 inline constexpr int kParkedDirs = 8;
 std::string parked_dir_name(int slot);
+// Remove every parked directory in `dirfd`. Each is first renamed to a name of this process's
+// own, so that one a starting run takes in the meantime is left alone.
+Result<void> remove_parked_dirs(int dirfd);
 // Names in a directory (no "." / "..").
 Result<std::vector<std::string>> list_dir(int dirfd);
 // Write all of `data`, retrying on EINTR and short writes.

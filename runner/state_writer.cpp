@@ -1,12 +1,11 @@
 // The state writer's thread: newest state of each run wins, and what is pending is written as
 // one group (every temp file written, then each fsynced, then each renamed into place), so a
 // burst of short tasks costs one journal commit instead of one per file; then removals, whose
-// emptied directories are parked for reuse.
+// emptied directories may be parked for reuse.
 #include "runner/state_writer.hpp"
 
 #include <fcntl.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,7 +19,6 @@ namespace batman::runner {
 namespace {
 
 constexpr std::size_t kMaxGroup = 64;
-constexpr std::size_t kMaxSpares = 64;
 
 struct Staged {
   std::string target;  // <run-id>.json
@@ -48,7 +46,6 @@ StateWriter::~StateWriter() {
   }
   wake_.notify_one();
   thread_.join();
-  drop_spares();
 }
 
 void StateWriter::submit(RunState state, Duration delay) {
@@ -69,10 +66,10 @@ void StateWriter::submit(RunState state, Duration delay) {
   wake_.notify_one();
 }
 
-void StateWriter::remove_tree(int dirfd, std::string name) {
+void StateWriter::remove_tree(int dirfd, std::string name, bool park) {
   {
     std::lock_guard lock(mutex_);
-    removals_.emplace_back(dirfd, std::move(name));
+    removals_.push_back(Removal{dirfd, std::move(name), park});
   }
   wake_.notify_one();
 }
@@ -83,7 +80,6 @@ std::vector<Error> StateWriter::flush() {
   wake_.notify_one();
   idle_.wait(lock, [this] { return order_.empty() && removals_.empty() && !busy_; });
   --flushing_;
-  drop_spares();  // the thread is idle and cannot start a group while this holds the lock
   return std::exchange(errors_, {});
 }
 
@@ -121,9 +117,9 @@ void StateWriter::work() {
     busy_ = true;
     lock.unlock();
     auto errors = write_group(group);
-    for (const auto& [dirfd, name] : removals) {
-      if (auto removed = remove_tree_parking(dirfd, name); !removed)
-        errors.push_back(removed.error().wrap("remove " + name));
+    for (const auto& r : removals) {
+      auto removed = r.park ? remove_tree_parking(r.dirfd, r.name) : remove_tree_at(r.dirfd, r.name);
+      if (!removed) errors.push_back(removed.error().wrap("remove " + r.name));
     }
     lock.lock();
     busy_ = false;
@@ -132,11 +128,6 @@ void StateWriter::work() {
   }
 }
 
-// A state file is replaced with renameat2(RENAME_EXCHANGE): the file it replaces stays behind
-// under the temporary name and is overwritten by a later write, instead of each replacement
-// deleting an inode and freeing its block (costly on ext4 without a journal: see
-// remove_tree_parking in common/fs.hpp). It is overwritten in place and cut to length, never
-// truncated to 0 first, so its block is kept.
 std::vector<Error> StateWriter::write_group(const std::vector<RunState>& group) {
   std::vector<Error> errors;
   std::vector<Staged> staged;
@@ -149,55 +140,28 @@ std::vector<Error> StateWriter::write_group(const std::vector<RunState>& group) 
   };
   for (const auto& state : group) {
     Staged s{state.run_id + ".json", "", UniqueFd()};
-    while (!s.fd && !spares_.empty()) {
-      s.temp = std::move(spares_.back());
-      spares_.pop_back();
-      s.fd.reset(::openat(dirfd_, s.temp.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
-      if (!s.fd) ::unlinkat(dirfd_, s.temp.c_str(), 0);
-    }
-    if (!s.fd) {
-      s.temp = temp_name(s.target);
-      s.fd.reset(::openat(dirfd_, s.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    }
+    s.temp = temp_name(s.target);
+    s.fd.reset(::openat(dirfd_, s.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!s.fd) {
       errors.push_back(Error{"state " + s.target + ": create " + s.temp + ": " + std::strerror(errno), errno});
       continue;
     }
-    const std::string text = to_json(state);
-    if (auto w = write_all(s.fd.get(), text); !w) {
+    if (auto w = write_all(s.fd.get(), to_json(state)); !w) {
       errno = w.error().code;
       failed(s, "write");
       continue;
     }
-    if (::ftruncate(s.fd.get(), static_cast<off_t>(text.size())) != 0) {
-      failed(s, "truncate");
-      continue;
-    }
     staged.push_back(std::move(s));
   }
+  // The first fsync commits the journal transaction that holds every file of the group.
   for (auto& s : staged)
     if (s.fd && ::fsync(s.fd.get()) != 0) failed(s, "fsync");
   for (auto& s : staged) {
     if (!s.fd) continue;
     s.fd.reset();
-    // Only a regular file is exchanged; anything else in the way is replaced, or refused, by
-    // rename as before.
-    struct stat old{};
-    if (::fstatat(dirfd_, s.target.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode) &&
-        ::renameat2(dirfd_, s.temp.c_str(), dirfd_, s.target.c_str(), RENAME_EXCHANGE) == 0) {
-      if (spares_.size() < kMaxSpares) spares_.push_back(std::move(s.temp));
-      else ::unlinkat(dirfd_, s.temp.c_str(), 0);
-      continue;
-    }
-    // The first state of a run (nothing to exchange with), or no RENAME_EXCHANGE here.
     if (::renameat(dirfd_, s.temp.c_str(), dirfd_, s.target.c_str()) != 0) failed(s, "rename");
   }
   return errors;
-}
-
-void StateWriter::drop_spares() {
-  for (const auto& name : spares_) ::unlinkat(dirfd_, name.c_str(), 0);
-  spares_.clear();
 }
 
 }  // namespace batman::runner

@@ -30,17 +30,16 @@ class StateWriter {
   // Written `delay` from now at the latest (sooner when a newer state of the run replaces it
   // or flush() is called): a run that changes again within the delay gets one write, not two.
   void submit(RunState state, Duration delay = Duration::zero());
-  // Remove `name` and everything below it inside `dirfd` (not owned; must stay open); the
-  // emptied directory is parked for make_dir_reusing (remove_tree_parking, common/fs.hpp).
-  void remove_tree(int dirfd, std::string name);
-  // Block until every chore submitted is done; returns (and forgets) the errors seen. Nothing
-  // but the state files is left in the state directory then.
+  // Remove `name` and everything below it inside `dirfd` (not owned; must stay open); with
+  // `park`, the emptied directory is kept for make_dir_reusing (remove_tree_parking in
+  // common/fs.hpp): only when nothing that could still write into it is alive.
+  void remove_tree(int dirfd, std::string name, bool park = false);
+  // Block until every chore submitted is done; returns (and forgets) the errors seen.
   std::vector<Error> flush();
 
  private:
   void work();
   std::vector<Error> write_group(const std::vector<RunState>& group);
-  void drop_spares();
 
   int dirfd_;
   std::mutex mutex_;
@@ -51,11 +50,13 @@ class StateWriter {
   };
   std::map<std::string, Pending> pending_;   // by run_id
   std::deque<std::string> order_;            // run_ids, first submitted first
-  std::deque<std::pair<int, std::string>> removals_;
+  struct Removal {
+    int dirfd;
+    std::string name;
+    bool park;
+  };
+  std::deque<Removal> removals_;
   std::vector<Error> errors_;
-  // Temporary names that hold a replaced state file, to be overwritten by the next write;
-  // touched by the thread only while busy_, by flush() and the destructor only when idle.
-  std::vector<std::string> spares_;
   int flushing_ = 0;  // flush() calls waiting: everything pending is due
   bool busy_ = false;
   bool stopping_ = false;

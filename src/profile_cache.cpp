@@ -1,7 +1,9 @@
 // The profile cache: one CBOR file per (version, path, text), named by their hash.
 #include "src/profile_cache.hpp"
 
+#include <seccomp.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <cstdio>
 #include <functional>
@@ -94,13 +96,20 @@ Profile from_json_value(const json& j) {
   return p;
 }
 
-// The batman binary that writes and reads an entry: a rebuild (same version, other code, or
-// another libseccomp) must not take a program compiled by the one before.
+// What compiled an entry's seccomp program: the batman binary (a rebuild of the same version
+// may have other code), the libseccomp it runs with (a shared one can be upgraded under it)
+// and the kernel (libseccomp asks it which actions it has).
 std::string executable_identity() {
   struct stat st{};
   if (::stat("/proc/self/exe", &st) != 0) return {};
+  struct utsname kernel{};
+  if (::uname(&kernel) != 0) return {};
+  const scmp_version* lib = seccomp_version();
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + " libseccomp " +
+         (lib ? std::to_string(lib->major) + "." + std::to_string(lib->minor) + "." + std::to_string(lib->micro)
+              : std::string("?")) +
+         " " + kernel.release;
 }
 
 std::string entry_name(const std::string& path, const std::string& text) {

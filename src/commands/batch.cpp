@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -131,6 +132,7 @@ class BatchRunner final : public runner::Launcher {
   void settled(std::size_t task);
   void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
   void save_state(const runner::RunState& s, Duration delay = Duration::zero());
+  bool may_park_tmp() const;
   void handle_signal(const signalfd_siginfo& info);
   void show(const std::string& message);
   void tick_view();
@@ -395,7 +397,7 @@ void BatchRunner::on_task_end(std::size_t task) {
     case TaskStatus::Failed: ++failed_; break;
     default: ++skipped_; break;
   }
-  disk_->remove_tree(tree_.tmp_fd.get(), t.name);
+  disk_->remove_tree(tree_.tmp_fd.get(), t.name, may_park_tmp());
   if (rec.attempts.empty()) return;  // skipped before it ran: no state to record
   const auto& last = rec.attempts.back().outcome;
   const auto& attempts = report_attempts_[task];
@@ -418,6 +420,26 @@ void BatchRunner::on_task_end(std::size_t task) {
 }
 
 void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_->submit(s, delay); }
+
+// A finished task's TMPDIR may be parked for the next task only when none of its processes can
+// still write into it. In a pid namespace of its own, none can: its PID 1 took them all down.
+// Otherwise a process it left (say, one that called setsid) lives on until the batch ends,
+// reparented to us as the subreaper: any child of ours that is not a running attempt's leader
+// may be one, and then the directory is removed instead. Under systemd-run the job's processes
+// are systemd's children, not ours: never parked.
+bool BatchRunner::may_park_tmp() const {
+  if (tier_.tier == isolation::Tier::Systemd) return false;
+  const auto& ns = profile_.namespaces;
+  if (tier_.tier == isolation::Tier::Namespaces && std::find(ns.begin(), ns.end(), "pid") != ns.end()) return true;
+  std::vector<pid_t> leaders;
+  for (const auto& [task, a] : attempts_) {
+    for (const runner::Job* j : {a->job.get(), a->check.get()})
+      if (j && !j->process().settled()) leaders.push_back(j->process().pid());
+  }
+  for (pid_t child : isolation::children_of(::getpid()))
+    if (std::find(leaders.begin(), leaders.end(), child) == leaders.end()) return false;
+  return true;
+}
 
 void BatchRunner::on_log(std::string_view message) {
   const std::string text(message);

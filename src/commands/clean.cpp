@@ -103,12 +103,11 @@ int command_clean(const std::vector<std::string>& args) {
     ++removed;
     cleaned.insert(s.project);
   }
-  // The emptied TMPDIRs parked for the next run (see make_dir_reusing): a run starting now
-  // that takes one first is fine, it finds it gone and makes its own.
+  // The emptied TMPDIRs parked for the next run (see make_dir_reusing); one a starting run
+  // takes first is its own, and stays.
   for (const auto& name : cleaned) {
     if (auto tree = open_project(name, false)) {
-      for (int slot = 0; slot < kParkedDirs; ++slot)
-        (void)remove_tree_at(tree->tmp_fd.get(), parked_dir_name(slot));
+      if (auto r = remove_parked_dirs(tree->tmp_fd.get()); !r) error("clean " + name + ": " + r.error().message);
     }
   }
   info(std::to_string(removed) + (dry_run ? " run(s) would be removed" : " run(s) removed") +

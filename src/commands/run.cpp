@@ -606,8 +606,15 @@ int Run::execute(int ready_fd) {
 
   // The run's TMPDIR goes on a thread of its own while the final state is written: the two
   // are independent, and both wait on the disk.
+  // Parked for the next run (make_dir_reusing) only when nothing of the job is left to write
+  // into it: everything below us is gone by now (above), but a job under systemd-run is
+  // systemd's child, not ours.
   std::thread remove_tmp;
-  if (!o.keep_tmp) remove_tmp = on_a_thread([this] { (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_); });
+  const bool park = plan_.tier.tier != isolation::Tier::Systemd;
+  if (!o.keep_tmp)
+    remove_tmp = on_a_thread([this, park] {
+      (void)(park ? remove_tree_parking(tree_.tmp_fd.get(), run_id_) : remove_tree_at(tree_.tmp_fd.get(), run_id_));
+    });
   if (worktree_) {
     if (code == 0) {
       auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});

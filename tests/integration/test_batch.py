@@ -66,6 +66,31 @@ class BatchTest(BatmanTestCase):
 
     # --- limits ---------------------------------------------------------------------------
 
+    def test_a_task_never_sees_what_an_earlier_task_left_in_its_tmpdir(self):
+        # Task `leaves` leaves a process behind (in a session of its own) that writes into its
+        # TMPDIR by its working directory after the task has ended; `looks`, two tasks later
+        # (after the first one's directory was dealt with), must find nothing in its own.
+        out = os.path.join(self.work, "seen")
+        leave = ('cd $TMPDIR && touch left && setsid sh -c \\"sleep 1; touch late\\" </dev/null >/dev/null 2>&1 & '
+                 'sleep 0.3')
+        plan = self.write("leak.yaml", f"""\
+            defaults: {{max_concurrency: 1, rate_limit: 0, retries: 0}}
+            tasks:
+              leaves: {{cmd: "{leave}"}}
+              between: {{cmd: "sleep 0.2", needs: [leaves]}}
+              looks: {{cmd: "sleep 1.2; ls -A $TMPDIR > {out}", needs: [between]}}
+            """)
+        p = self.batman("batch", plan, "--isolation", "env")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), "")
+        # Short tasks that leave nothing behind reuse the directories: still empty every time.
+        lines = [f'ls -A "$TMPDIR" >> {out}; touch "$TMPDIR/mine"' for _ in range(20)]
+        p = self.run_lines(lines, "-j2", "--rate-limit", "0", "--retries", "0")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(out) as f:
+            self.assertEqual(f.read(), "")
+
     def test_never_more_tasks_at_once_than_the_limit(self):
         names = [str(i) for i in range(1, 10)]
         self.run_lines([self.task(n, "sleep 0.3") for n in names], "-j", "3", "--rate-limit", "0", check=0)

@@ -1,6 +1,7 @@
 // Unit tests of common/: durations, sizes, names, signals, timestamps, atomic writes.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -207,6 +208,35 @@ TEST_F(FsTest, RunDirectoriesAreParkedAndReused) {
   EXPECT_EQ(parked, kParkedDirs);
   // A missing name is fine, as for remove_tree_at.
   EXPECT_TRUE(remove_tree_parking(fd_.get(), "never-made"));
+}
+
+// A parked directory that carries an ACL or a user xattr from the job before is not reused;
+// remove_parked_dirs takes every parked directory away.
+TEST_F(FsTest, ParkedDirectoriesWithAttributesAreNotReusedAndCanBeRemoved) {
+  auto inode = [&](const std::string& name) {
+    struct stat st{};
+    return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
+  };
+  ASSERT_TRUE(make_dir_reusing(fd_.get(), "tagged"));
+  const auto tagged = inode("tagged");
+  if (::setxattr((dir_ + "/tagged").c_str(), "user.batman-test", "1", 1, 0) == 0) {
+    ASSERT_TRUE(remove_tree_parking(fd_.get(), "tagged"));
+    ASSERT_EQ(inode(parked_dir_name(0)), tagged);
+    ASSERT_TRUE(make_dir_reusing(fd_.get(), "next"));
+    char value[8];
+    EXPECT_LT(::getxattr((dir_ + "/next").c_str(), "user.batman-test", value, sizeof value), 0)
+        << "made anew (the number of a removed inode may come back: the attribute may not)";
+    EXPECT_EQ(inode(parked_dir_name(0)), 0u) << "the tagged one is gone";
+  } else {
+    ASSERT_TRUE(remove_tree_at(fd_.get(), "tagged"));  // no user xattrs on this file system
+  }
+  for (const char* name : {"a", "b", "c"}) {
+    ASSERT_TRUE(make_dir_reusing(fd_.get(), name));
+    ASSERT_TRUE(remove_tree_parking(fd_.get(), name));
+  }
+  ASSERT_TRUE(remove_parked_dirs(fd_.get()));
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    EXPECT_FALSE(e.path().filename().string().starts_with(".spare")) << e.path();
 }
 
 TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) {

@@ -80,43 +80,6 @@ TEST_F(StateWriterTest, DelayedStateIsReplacedOrWrittenWhenDue) {
   EXPECT_TRUE(exists("late")) << "flush writes what is not due yet";
 }
 
-// A replaced state file is not deleted: it is kept under the temporary name and overwritten
-// by the next write (so the third write of a run brings its first file back).
-TEST_F(StateWriterTest, ReplacedFilesAreReused) {
-  StateWriter writer(fd_.get());
-  auto inode_when = [&](const std::string& status) -> ino_t {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto s = read_state(fd_.get(), "r");
-      struct stat st{};
-      if (s && s->status == status && ::fstatat(fd_.get(), "r.json", &st, 0) == 0) return st.st_ino;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return 0;
-  };
-  // Finished statuses: a file that says running with no live batman_pid reads as lost.
-  writer.submit(state("r", "failed"));
-  const auto first = inode_when("failed");
-  writer.submit(state("r", "timeout"));
-  const auto second = inode_when("timeout");
-  auto longer = state("r", "killed");
-  longer.command = std::string(2000, 'x');
-  writer.submit(longer);
-  const auto third = inode_when("killed");
-  ASSERT_NE(first, 0u);
-  EXPECT_NE(second, first);
-  EXPECT_EQ(third, first);
-  writer.submit(state("r", "succeeded"));
-  EXPECT_TRUE(writer.flush().empty());
-  auto last = read_state(fd_.get(), "r");
-  ASSERT_TRUE(last) << "cut to length: no tail of the longer state before it";
-  EXPECT_EQ(last->status, "succeeded");
-  EXPECT_TRUE(last->command.empty());
-  auto names = list_dir(fd_.get());
-  ASSERT_TRUE(names);
-  EXPECT_EQ(names->size(), 1u) << "flush leaves only the state files";
-}
-
 TEST_F(StateWriterTest, FailuresAreReportedByFlush) {
   ASSERT_EQ(::mkdirat(fd_.get(), "blocked.json", 0700), 0);  // rename onto a directory fails
   ::mkdirat(fd_.get(), "blocked.json/x", 0700);
@@ -133,11 +96,18 @@ TEST_F(StateWriterTest, FailuresAreReportedByFlush) {
 TEST_F(StateWriterTest, RemovesTrees) {
   ASSERT_EQ(::mkdirat(fd_.get(), "tmp", 0700), 0);
   ASSERT_EQ(::mkdirat(fd_.get(), "tmp/inner", 0700), 0);
+  ASSERT_EQ(::mkdirat(fd_.get(), "kept", 0700), 0);
+  ASSERT_EQ(::mkdirat(fd_.get(), "kept/inner", 0700), 0);
   StateWriter worker(fd_.get());
   worker.remove_tree(fd_.get(), "tmp");
+  worker.remove_tree(fd_.get(), "kept", true);
   EXPECT_TRUE(worker.flush().empty());
   struct stat st{};
   EXPECT_NE(::fstatat(fd_.get(), "tmp", &st, AT_SYMLINK_NOFOLLOW), 0);
+  EXPECT_NE(::fstatat(fd_.get(), parked_dir_name(1).c_str(), &st, AT_SYMLINK_NOFOLLOW), 0) << "one parked";
+  EXPECT_NE(::fstatat(fd_.get(), "kept", &st, AT_SYMLINK_NOFOLLOW), 0);
+  ASSERT_EQ(::fstatat(fd_.get(), parked_dir_name(0).c_str(), &st, AT_SYMLINK_NOFOLLOW), 0) << "parked, not removed";
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/" + parked_dir_name(0)));
 }
 
 }  // namespace
