@@ -60,7 +60,7 @@ TEST_F(StateWriterTest, NewestStateWinsAndEveryRunIsWritten) {
 TEST_F(StateWriterTest, DelayedStateIsReplacedOrWrittenWhenDue) {
   StateWriter writer(fd_.get());
   writer.submit(state("quick", "running"), std::chrono::hours(1));
-  writer.submit(state("slow", "running"), std::chrono::milliseconds(300));
+  writer.submit(state("slow", "running"), std::chrono::milliseconds(1500));
   writer.submit(state("quick", "succeeded"));  // replaces the delayed one, written at once
   auto exists = [&](const std::string& id) {
     struct stat st{};
