@@ -39,6 +39,10 @@ struct TierChoice {
 // requested = nullopt means auto. A named tier that is unavailable is an error with the reason.
 Result<TierChoice> choose_tier(std::optional<Tier> requested);
 
+// Whether a job on `tier` under `profile` gets a pid namespace of its own: then no process of
+// it outlives its PID 1 (the kernel kills the rest), and there is nothing left to look for.
+bool has_own_pid_namespace(Tier tier, const Profile& profile);
+
 // Everything a backend needs to start one attempt of a job. Built by the runner.
 struct LaunchRequest {
   std::vector<std::string> argv;  // usually {"/bin/sh", "-c", COMMAND}

@@ -26,6 +26,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/proc_stat.hpp"
+
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
@@ -110,40 +112,6 @@ struct ProcInfo {
   pid_t pid, ppid, pgid, sid;
 };
 
-struct StatLine {
-  char state = 0;
-  pid_t ppid = 0, pgid = 0, sid = 0;
-  bool exiting = false;  // PF_EXITING: in do_exit already (a zombie, or still tearing down)
-};
-
-// Fields of /proc/PID/stat that tell a process's place in the tree (zombies included).
-std::optional<StatLine> read_stat(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  buf[n] = 0;
-  char* close = std::strrchr(buf, ')');
-  StatLine line;
-  int ppid = 0, pgid = 0, sid = 0, tty = 0, tpgid = 0;
-  unsigned flags = 0;
-  const int got = close ? std::sscanf(close + 2, "%c %d %d %d %d %d %u", &line.state, &ppid, &pgid, &sid,
-                                      &tty, &tpgid, &flags)
-                        : 0;
-  if (got < 4) return std::nullopt;
-  line.ppid = ppid;
-  line.pgid = pgid;
-  line.sid = sid;
-  constexpr unsigned kPfExiting = 0x4;
-  line.exiting = line.state == 'Z' || line.state == 'X' || (got == 7 && (flags & kPfExiting));
-  return line;
-}
-
-
 std::vector<ProcInfo> read_processes() {
   std::vector<ProcInfo> out;
   DIR* dir = ::opendir("/proc");
@@ -151,8 +119,8 @@ std::vector<ProcInfo> read_processes() {
   while (dirent* e = ::readdir(dir)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     const auto pid = static_cast<pid_t>(std::atoi(e->d_name));
-    auto line = read_stat(pid);
-    if (!line || line->state == 'Z' || line->state == 'X') continue;
+    auto line = read_proc_stat(pid);
+    if (!line || line->zombie()) continue;
     out.push_back({pid, line->ppid, line->pgid, line->sid});
   }
   ::closedir(dir);
@@ -280,14 +248,14 @@ namespace {
 
 // The session of a live process, or -1 (gone or a zombie).
 pid_t session_of(pid_t pid) {
-  auto line = read_stat(pid);
-  if (!line || line->state == 'Z' || line->state == 'X') return -1;
+  auto line = read_proc_stat(pid);
+  if (!line || line->zombie()) return -1;
   return line->sid;
 }
 
 // The parent of `pid` (zombies included), or -1 when it is gone.
 pid_t parent_of(pid_t pid) {
-  auto line = read_stat(pid);
+  auto line = read_proc_stat(pid);
   return line ? line->ppid : -1;
 }
 
@@ -351,7 +319,7 @@ void kill_all_descendants() {
     std::set<pid_t> all;
     for (pid_t c : children_of(self)) {
       if (dying.count(c)) continue;
-      if (auto st = read_stat(c); st && st->exiting) {
+      if (auto st = read_proc_stat(c); st && st->exiting()) {
         collect_descendants(c, all);  // none for a PID 1; a dying parent's children are live
         if (::waitpid(c, nullptr, WNOHANG) == 0) dying.insert(c);
         continue;

@@ -1,4 +1,5 @@
 // Tier names, probing each tier on this machine for this user, and `auto`'s choice.
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -8,6 +9,11 @@
 #include "isolation/systemd.hpp"
 
 namespace batman::isolation {
+
+bool has_own_pid_namespace(Tier tier, const Profile& profile) {
+  const auto& ns = profile.namespaces;
+  return tier == Tier::Namespaces && std::find(ns.begin(), ns.end(), "pid") != ns.end();
+}
 
 std::string_view tier_name(Tier t) {
   switch (t) {

@@ -1,17 +1,13 @@
 // State files (SPEC §5): JSON through nlohmann-json, written with write_file_atomic.
 #include "runner/state_store.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <csignal>
-#include <cstdlib>
-#include <cstring>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/proc_stat.hpp"
 
 namespace batman::runner {
 
@@ -135,30 +131,8 @@ void mark_lost_if_dead(RunState& s) {
 }
 
 unsigned long long process_start_time(pid_t pid) {
-  // Read and split by hand: this runs at every start and end of a run, or of a batch task.
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[1024];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  // The command (field 2) may hold anything, spaces and ')' included: the last ')' ends it.
-  const char* p = std::strrchr(buf, ')');
-  if (!p || p[1] != ' ') return 0;
-  p += 2;
-  // Fields after the command: state is field 3; starttime is field 22.
-  if (*p == 'Z' || *p == 'X') return 0;
-  for (int field = 3; field < 22; ++field) {
-    p = std::strchr(p, ' ');
-    if (!p) return 0;
-    ++p;
-  }
-  char* end = nullptr;
-  const unsigned long long start = std::strtoull(p, &end, 10);
-  return end != p ? start : 0;
+  auto stat = read_proc_stat(pid);
+  return stat && !stat->zombie() ? stat->start_time : 0;
 }
 
 bool process_matches(pid_t pid, unsigned long long start_time) {

@@ -429,8 +429,7 @@ void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_-
 // are systemd's children, not ours: never parked.
 bool BatchRunner::may_park_tmp() const {
   if (tier_.tier == isolation::Tier::Systemd) return false;
-  const auto& ns = profile_.namespaces;
-  if (tier_.tier == isolation::Tier::Namespaces && std::find(ns.begin(), ns.end(), "pid") != ns.end()) return true;
+  if (isolation::has_own_pid_namespace(tier_.tier, profile_)) return true;
   std::vector<pid_t> leaders;
   for (const auto& [task, a] : attempts_) {
     for (const runner::Job* j : {a->job.get(), a->check.get()})

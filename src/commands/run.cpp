@@ -562,9 +562,7 @@ int Run::execute(int ready_fd) {
   // left its session, their children reparented to us. None of it outlives the run. A job in
   // a pid namespace of its own has nothing left by now: the kernel killed every process in
   // it when its PID 1 ended.
-  const auto& ns = plan_.profile.namespaces;
-  if (plan_.tier.tier != isolation::Tier::Namespaces || std::find(ns.begin(), ns.end(), "pid") == ns.end())
-    isolation::kill_all_descendants();
+  if (!isolation::has_own_pid_namespace(plan_.tier.tier, plan_.profile)) isolation::kill_all_descendants();
 
   const auto& proc = job_->process();
   int code = 0;

@@ -1,6 +1,9 @@
 // Unit tests of common/: durations, sizes, names, signals, timestamps, atomic writes.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <csignal>
+#include <sys/wait.h>
+#include <sys/prctl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 
 #include "common/duration.hpp"
 #include "common/fs.hpp"
+#include "common/proc_stat.hpp"
 #include "common/names.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
@@ -121,6 +125,11 @@ class FsTest : public ::testing::Test {
     fd_.reset(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY));
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  // The inode number of `name` in the test directory (not following a link), 0 when missing.
+  ino_t inode(const std::string& name) const {
+    struct stat st{};
+    return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
+  }
   std::string dir_;
   UniqueFd fd_;
 };
@@ -155,10 +164,6 @@ TEST_F(FsTest, NeverFollowsAPlantedSymlink) {
 // A run's directory is parked when removed and renamed into place for the next run: the
 // same inode, emptied, with its mode reset; anything odd under a parked name is not reused.
 TEST_F(FsTest, RunDirectoriesAreParkedAndReused) {
-  auto inode = [&](const std::string& name) {
-    struct stat st{};
-    return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
-  };
   ASSERT_TRUE(make_dir_reusing(fd_.get(), "run1"));
   const auto first = inode("run1");
   ASSERT_NE(first, 0u);
@@ -213,10 +218,6 @@ TEST_F(FsTest, RunDirectoriesAreParkedAndReused) {
 // A parked directory that carries an ACL or a user xattr from the job before is not reused;
 // remove_parked_dirs takes every parked directory away.
 TEST_F(FsTest, ParkedDirectoriesWithAttributesAreNotReusedAndCanBeRemoved) {
-  auto inode = [&](const std::string& name) {
-    struct stat st{};
-    return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
-  };
   ASSERT_TRUE(make_dir_reusing(fd_.get(), "tagged"));
   const auto tagged = inode("tagged");
   if (::setxattr((dir_ + "/tagged").c_str(), "user.batman-test", "1", 1, 0) == 0) {
@@ -237,6 +238,40 @@ TEST_F(FsTest, ParkedDirectoriesWithAttributesAreNotReusedAndCanBeRemoved) {
   ASSERT_TRUE(remove_parked_dirs(fd_.get()));
   for (const auto& e : std::filesystem::directory_iterator(dir_))
     EXPECT_FALSE(e.path().filename().string().starts_with(".spare")) << e.path();
+}
+
+// The stat line is split after the last ')': a command name with ") " and numbers in it does
+// not shift the fields.
+TEST(ProcStat, ReadsTheTreeFieldsAndStartTimeWhateverTheCommandName) {
+  auto self = read_proc_stat(::getpid());
+  ASSERT_TRUE(self);
+  EXPECT_EQ(self->ppid, ::getppid());
+  EXPECT_EQ(self->pgid, ::getpgrp());
+  EXPECT_EQ(self->sid, ::getsid(0));
+  EXPECT_GT(self->start_time, 0u);
+  EXPECT_FALSE(self->exiting());
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::prctl(PR_SET_NAME, "x) R 1 2 3", 0, 0, 0);
+    (void)!::write(ready[1], "r", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  auto stat = read_proc_stat(child);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  ASSERT_TRUE(stat);
+  EXPECT_EQ(stat->ppid, ::getpid());
+  EXPECT_EQ(stat->sid, self->sid);
+  EXPECT_GE(stat->start_time, self->start_time);
+  EXPECT_FALSE(read_proc_stat(-1));
 }
 
 TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) {
