@@ -49,6 +49,10 @@ struct LaunchRequest {
   std::vector<std::string> env;   // the job's full environment, "K=V"
   std::string cwd;                // absolute
   std::string project_dir;        // $BATMAN_HOME/<project>
+  // batman's own tree ($BATMAN_HOME): never writable from inside a job's mount namespace,
+  // whatever the profile says; only tmp_dir and worktree are (SPEC §7).
+  std::string batman_home;
+  std::string worktree;           // the job's own --worktree, or empty
   std::string tmp_dir;            // $BATMAN_HOME/<project>/tmp/<run-id>, exists
   std::string run_id;
   std::string unit_name;          // a unique name for cgroups / systemd units

@@ -308,6 +308,7 @@ Result<void> Supervisor::build_job(Instance& instance) {
   request.argv = {"/bin/sh", "-c", program.command};
   request.cwd = program.workingdir.empty() ? context_.default_cwd : program.workingdir;
   request.project_dir = context_.project_dir;
+  request.batman_home = context_.batman_home;
   request.tmp_dir = context_.tmp_dir + "/" + stem;
   if (::mkdir(request.tmp_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return sys_error("create " + request.tmp_dir);

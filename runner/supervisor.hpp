@@ -118,6 +118,7 @@ struct SupervisorContext {
   std::string project;
   std::string home;          // $BATMAN_HOME, absolute
   std::string project_dir;   // $BATMAN_HOME/<project>
+  std::string batman_home;   // $BATMAN_HOME, absolute
   std::string logs_dir;      // absolute
   std::string tmp_dir;       // absolute
   StateWriter* state_writer = nullptr;  // writes state/<instance>.json off the loop; null: none

@@ -238,6 +238,7 @@ Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
   request.env = environment(t, a.number);
   request.cwd = cwd_of_[a.task];
   request.project_dir = tree_.dir;
+  request.batman_home = tree_.home;
   request.tmp_dir = tree_.tmp_path() + "/" + t.name;
   request.run_id = t.name;
   request.unit_name = "batman-" + tree_.name + "-" + t.name + "-" + std::to_string(a.number) +

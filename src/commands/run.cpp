@@ -514,6 +514,8 @@ int Run::execute(int ready_fd) {
   request.env = job_environment(plan_, tree_, run_id_, tmp_dir);
   request.cwd = job_cwd;
   request.project_dir = tree_.dir;
+  request.batman_home = tree_.home;
+  if (worktree_) request.worktree = worktree_->path;
   request.tmp_dir = tmp_dir;
   request.run_id = run_id_;
   request.unit_name = "batman-" + tree_.name + "-" + run_id_;

@@ -149,6 +149,7 @@ int supervise(const SuperviseOptions& options) {
   context.project = config->project;
   context.home = tree->home;
   context.project_dir = tree->dir;
+  context.batman_home = tree->home;
   context.logs_dir = tree->logs_path();
   context.tmp_dir = tree->tmp_path();
   context.state_writer = &state_writer;
