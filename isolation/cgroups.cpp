@@ -3,6 +3,7 @@
 // (a directory per controller hierarchy, freezer to kill without races).
 #include "isolation/cgroups.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -130,6 +133,17 @@ class JobCgroup final : public Cgroup {
   }
 
   std::vector<pid_t> members() const override { return read_procs(procs_dir_); }
+
+  Result<std::vector<UniqueFd>> open_procs() const override {
+    std::vector<UniqueFd> fds;
+    for (const auto& dir : dirs_) {
+      const std::string path = dir + "/cgroup.procs";
+      UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd) return sys_error("cgroup: open " + path);
+      fds.push_back(std::move(fd));
+    }
+    return fds;
+  }
 
   void signal_all(int sig) override {
     for (pid_t pid : members()) kill(pid, sig);
@@ -283,7 +297,8 @@ std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits&
       enforced_memory = set_limit(dir, "memory.max", std::to_string(*limits.memory_bytes), "memory");
     if (delegated && limits.cpus)
       enforced_cpu = set_limit(dir, "cpu.max",
-                               std::to_string(std::llround(*limits.cpus * 100000)) + " 100000", "cpu");
+                               std::to_string(std::llround(*limits.cpus * kCpuPeriodUs)) + " " +
+                                   std::to_string(kCpuPeriodUs), "cpu");
     if (delegated && limits.pids)
       enforced_pids = set_limit(dir, "pids.max", std::to_string(*limits.pids), "pids");
   } else {
@@ -303,9 +318,9 @@ std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits&
         enforced_memory = set_limit(dir, "memory.limit_in_bytes",
                                     std::to_string(*limits.memory_bytes), controller);
       if (controller == "cpu" && limits.cpus)
-        enforced_cpu = set_limit(dir, "cpu.cfs_period_us", "100000", controller) &&
+        enforced_cpu = set_limit(dir, "cpu.cfs_period_us", std::to_string(kCpuPeriodUs), controller) &&
                        set_limit(dir, "cpu.cfs_quota_us",
-                                 std::to_string(std::llround(*limits.cpus * 100000)), controller);
+                                 std::to_string(std::llround(*limits.cpus * kCpuPeriodUs)), controller);
       if (controller == "pids" && limits.pids)
         enforced_pids = set_limit(dir, "pids.max", std::to_string(*limits.pids), controller);
     }
@@ -314,6 +329,97 @@ std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits&
   auto group = std::make_unique<JobCgroup>(support.version, std::move(dirs), procs_dir, freezer);
   group->enforced = {enforced_memory, enforced_cpu, enforced_pids};
   return group;
+}
+
+namespace {
+
+// Every directory "<...>/batman/<unit>" below `root` whose <unit> is in `units`. Bounded: a
+// cgroup tree is small, and a hostile one (a job with root that makes thousands) cannot keep
+// `stop` or `clean` walking for long.
+void walk_for_units(const std::string& root, const std::set<std::string>& units, int depth,
+                    std::size_t& budget, std::vector<std::string>& out) {
+  if (depth > 32 || budget == 0) return;
+  DIR* dir = opendir(root.c_str());
+  if (!dir) return;
+  std::vector<std::string> subdirs;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;  // cgroupfs fills d_type
+    if (budget == 0) break;
+    --budget;
+    subdirs.emplace_back(e->d_name);
+  }
+  closedir(dir);
+  const bool batman_dir = root.size() >= 7 && root.ends_with("/batman");
+  for (const auto& name : subdirs) {
+    const std::string path = root + "/" + name;
+    if (batman_dir && units.contains(name)) {
+      out.push_back(path);
+      continue;  // what a job nests below its own cgroup is removed with it, not searched
+    }
+    walk_for_units(path, units, depth + 1, budget, out);
+  }
+}
+
+bool under(const std::string& path, const std::string& mount) {
+  return path.size() > mount.size() && path.starts_with(mount) && path[mount.size()] == '/';
+}
+
+// rmdir `dir` after the empty cgroups a job made below it; false (errno set) when one stays.
+bool remove_cgroup_tree(const std::string& dir, int depth) {
+  if (depth < 8) {
+    if (DIR* d = opendir(dir.c_str())) {
+      std::vector<std::string> subdirs;
+      while (dirent* e = readdir(d))
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') subdirs.push_back(dir + "/" + e->d_name);
+      closedir(d);
+      for (const auto& sub : subdirs) (void)remove_cgroup_tree(sub, depth + 1);
+    }
+  }
+  return rmdir(dir.c_str()) == 0 || errno == ENOENT;
+}
+
+}  // namespace
+
+std::vector<std::string> find_job_cgroup_dirs(const std::vector<std::string>& units) {
+  std::vector<std::string> out;
+  if (units.empty()) return out;
+  const std::set<std::string> wanted(units.begin(), units.end());
+  const Mounts mounts = find_mounts();
+  std::set<std::string> roots;
+  if (!mounts.v2.empty()) roots.insert(mounts.v2);
+  for (const auto& [controller, mount] : mounts.v1) roots.insert(mount);
+  std::size_t budget = 100000;
+  for (const auto& root : roots) walk_for_units(root, wanted, 0, budget, out);
+  return out;
+}
+
+std::unique_ptr<Cgroup> open_job_cgroup(const std::vector<std::string>& dirs) {
+  if (dirs.empty()) return nullptr;
+  const Mounts mounts = find_mounts();
+  int version = 1;
+  std::string procs_dir, freezer;
+  for (const auto& dir : dirs) {
+    if (!mounts.v2.empty() && under(dir, mounts.v2)) {
+      version = 2;
+      procs_dir = freezer = dir;
+      break;
+    }
+    if (mounts.v1.contains("freezer") && under(dir, mounts.v1.at("freezer"))) freezer = dir;
+  }
+  if (version == 1) procs_dir = freezer.empty() ? dirs.front() : freezer;
+  return std::make_unique<JobCgroup>(version, dirs, procs_dir, freezer);
+}
+
+std::vector<std::string> remove_empty_cgroup_dirs(const std::vector<std::string>& dirs) {
+  std::vector<std::string> kept;
+  for (const auto& dir : dirs) {
+    if (const auto procs = read_procs(dir); !procs.empty()) {
+      kept.push_back(dir + ": holds " + std::to_string(procs.size()) + " process(es)");
+      continue;
+    }
+    if (!remove_cgroup_tree(dir, 0)) kept.push_back(dir + ": rmdir: " + std::strerror(errno));
+  }
+  return kept;
 }
 
 }  // namespace batman::isolation

@@ -9,9 +9,15 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 #include "isolation/profile.hpp"
 
 namespace batman::isolation {
+
+// --cpus is enforced as a CFS quota per 100 ms period, and the kernel refuses a quota below
+// 1 ms: 0.01 CPU is the smallest limit that can be held.
+inline constexpr long kCpuPeriodUs = 100000;
+inline constexpr double kMinCpus = 0.01;
 
 class Cgroup {
  public:
@@ -19,6 +25,9 @@ class Cgroup {
   // Move `pid` into the job's cgroup (in every hierarchy).
   virtual Result<void> add(pid_t pid) = 0;
   virtual std::vector<pid_t> members() const = 0;
+  // cgroup.procs of every hierarchy, open for writing: a child writes "0" to each before
+  // execve and so starts inside the cgroup, before it can fork anything that would not be.
+  virtual Result<std::vector<UniqueFd>> open_procs() const = 0;
   virtual void signal_all(int sig) = 0;
   // SIGKILL every member so that none can fork away meanwhile (cgroup.kill, or freeze first).
   virtual void kill_all() = 0;
@@ -47,5 +56,17 @@ CgroupSupport detect_cgroups();
 // Returns nullptr (not an error) when no writable cgroup exists.
 std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
                                           std::vector<std::string>& unenforced);
+
+// The cgroup directories batman made for the job `unit` ("<any parent>/batman/<unit>" in
+// every mounted hierarchy), found by walking the cgroup mounts: a run whose batman was
+// killed can still be stopped and cleaned from any cgroup. Only batman's own naming is
+// looked at; nothing the job could write says where they are.
+std::vector<std::string> find_job_cgroup_dirs(const std::vector<std::string>& units);
+// The job cgroup made of `dirs` (from find_job_cgroup_dirs), to kill and remove what a lost
+// run left; nullptr when `dirs` is empty.
+std::unique_ptr<Cgroup> open_job_cgroup(const std::vector<std::string>& dirs);
+// rmdir each of `dirs` that holds no process (a cgroup with one cannot be removed).
+// Returns the ones that stay, with why.
+std::vector<std::string> remove_empty_cgroup_dirs(const std::vector<std::string>& dirs);
 
 }  // namespace batman::isolation

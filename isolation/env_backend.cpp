@@ -1,10 +1,14 @@
 // The `env` tier: separate directories and environment only. The job gets its own session
 // and process group; batman, a child subreaper, finds and kills what the job leaves behind.
+// Where a cgroup is writable (root, or a delegated cgroup) the job also starts in a cgroup
+// of its own: it holds --memory/--cpus/--pids, and it is how `batman stop` finds every
+// process of the job, setsid daemons included, after batman itself was killed.
 #include <sys/prctl.h>
 
 #include <csignal>
 
 #include "isolation/backends.hpp"
+#include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
 
 namespace batman::isolation {
@@ -26,25 +30,47 @@ class EnvBackend final : public Backend {
     if (!p.filesystem.read_only.empty() || !p.filesystem.hide.empty())
       unenforced.push_back("read-only and hidden paths (env tier)");
     if (!p.filesystem.tmpfs.empty()) unenforced.push_back("private /tmp (env tier; TMPDIR is private)");
-    if (request.limits.memory_bytes) unenforced.push_back("memory limit (env tier)");
-    if (request.limits.cpus) unenforced.push_back("cpu limit (env tier)");
-    if (request.limits.pids) unenforced.push_back("pids limit (env tier)");
+    // create_job_cgroup says why when there is none (or a limit it could not set).
+    if (!cgroup_) cgroup_ = create_job_cgroup(request.unit_name, request.limits, unenforced);
+    const Cgroup::Enforced held = cgroup_ ? cgroup_->enforced : Cgroup::Enforced{};
+    if (request.limits.memory_bytes && !held.memory) unenforced.push_back("memory limit (env tier, no cgroup)");
+    if (request.limits.cpus && !held.cpu) unenforced.push_back("cpu limit (env tier, no cgroup)");
+    if (request.limits.pids && !held.pids) unenforced.push_back("pids limit (env tier, no cgroup)");
     return unenforced;
   }
 
   Result<Child> spawn(const LaunchRequest& request) override {
-    return spawn_plain(request, request.argv);
+    if (!cgroup_) return spawn_plain(request, request.argv);
+    auto fds = cgroup_->open_procs();
+    if (!fds) return std::unexpected(fds.error());
+    std::vector<int> raw;
+    for (const auto& fd : *fds) raw.push_back(fd.get());
+    return spawn_plain(request, request.argv, raw);
   }
 
   void signal_tree(const Child& child, int sig) override {
-    if (child.pid > 0) signal_session(child.pid, sig);
+    if (child.pid <= 0) return;
+    // The cgroup also holds what left the session (setsid); SIGKILL through the freezer so
+    // nothing forks away between reading the members and the kill.
+    if (cgroup_ && sig == SIGKILL) cgroup_->kill_all();
+    signal_session(child.pid, sig);
+    if (cgroup_ && sig != SIGKILL) cgroup_->signal_all(sig);
   }
 
   void kill_leftovers(const Child& child) override {
+    if (cgroup_) cgroup_->kill_all();
     if (child.pid > 0) signal_session(child.pid, SIGKILL);
   }
 
-  void release() override {}
+  void release() override {
+    if (cgroup_) cgroup_->remove();
+    cgroup_.reset();
+  }
+
+  ~EnvBackend() override { release(); }
+
+ private:
+  std::unique_ptr<Cgroup> cgroup_;
 };
 
 }  // namespace

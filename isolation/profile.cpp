@@ -16,6 +16,7 @@
 #include "batman_config.h"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
+#include "isolation/cgroups.hpp"
 
 namespace batman::isolation {
 
@@ -229,6 +230,8 @@ Result<void> parse_limits(const Reader& r, const YAML::Node& node, Limits& out) 
     const double v = std::strtod(s.c_str(), &end);
     if (s.empty() || *end != '\0' || !std::isfinite(v) || v <= 0 || v > 4096)
       return r.error(c, "limits.cpus", "expected a positive number of CPUs like 1.5, or null");
+    if (v < kMinCpus)
+      return r.error(c, "limits.cpus", "below 0.01, the smallest CPU limit the kernel enforces (1 ms per 100 ms period)");
     out.cpus = v;
   }
   for (auto [key, target] : {std::pair{"pids", &out.pids}, std::pair{"nofile", &out.nofile}}) {

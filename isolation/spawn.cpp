@@ -47,6 +47,8 @@ struct ChildPlan {
   uid_t uid;
   gid_t gid;
   bool die_with_parent;
+  const int* cgroup_procs;
+  std::size_t cgroup_count;
   pid_t parent;
   sigset_t parent_mask;
   // Filled by the child on failure.
@@ -69,6 +71,9 @@ int child_main(void* arg) {
     ::_exit(127);
   };
   if (::setsid() < 0) fail_at("setsid");
+  for (std::size_t i = 0; i < plan->cgroup_count; ++i) {
+    if (::write(plan->cgroup_procs[i], "0", 1) != 1) fail_at("join the job's cgroup");
+  }
   if (plan->die_with_parent) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_at("prctl(PR_SET_PDEATHSIG)");
     // The parent may have died before the prctl: then nobody would ever kill us.
@@ -129,7 +134,8 @@ std::vector<ProcInfo> read_processes() {
 
 }  // namespace
 
-Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv) {
+Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
+                          std::span<const int> cgroup_procs) {
   if (argv.empty()) return fail("nothing to run: empty command");
   // Everything the child touches is built here, before the clone.
   std::vector<std::string> argv_copy = argv;
@@ -171,6 +177,8 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
   plan.uid = request.uid.value_or(0);
   plan.gid = request.gid.value_or(0);
   plan.die_with_parent = request.profile.die_with_parent;
+  plan.cgroup_procs = cgroup_procs.data();
+  plan.cgroup_count = cgroup_procs.size();
   plan.parent = ::getpid();
 
   // One stack per spawning thread, kept: the child runs on it only until execve, while this

@@ -3,6 +3,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,10 @@ namespace batman::isolation {
 // setsid() (its own session and process group), sets PDEATHSIG when the profile asks for
 // die_with_parent, and resets signal mask and dispositions. A failure before execve comes
 // back as an Error "step: strerror" (exec failures map to exit 126/127 by the shell).
-Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv);
+// `cgroup_procs`: cgroup.procs files open for writing; the child joins each (writes "0")
+// right after setsid, so the job and all it forks start inside the job's cgroup.
+Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
+                          std::span<const int> cgroup_procs = {});
 
 // Processes whose session id is `sid` (the job's session), live ones only.
 std::vector<pid_t> session_members(pid_t sid);

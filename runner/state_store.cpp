@@ -138,8 +138,10 @@ unsigned long long process_start_time(pid_t pid) {
 bool process_matches(pid_t pid, unsigned long long start_time) {
   if (pid <= 0) return false;
   unsigned long long now = process_start_time(pid);
-  if (now == 0) return false;
-  return start_time == 0 || now == start_time;
+  // A start time of 0 is what a state file without one reads as: it matches nothing, or a
+  // forged or truncated record would make any live pid "ours".
+  if (now == 0 || start_time == 0) return false;
+  return now == start_time;
 }
 
 }  // namespace batman::runner

@@ -1,11 +1,19 @@
-// Loading state files across projects.
+// Loading state files across projects, and finding what is left of a lost run.
 #include "src/runs.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
 #include <tuple>
 
 #include "common/fs.hpp"
-#include "isolation/spawn.hpp"
+#include "common/proc_stat.hpp"
+#include "isolation/cgroups.hpp"
 #include "src/project.hpp"
 
 namespace batman::cli {
@@ -33,9 +41,111 @@ std::vector<runner::RunState> load_runs(const std::optional<std::string>& projec
 
 bool run_is_live(const runner::RunState& s) {
   if (s.live_status()) return true;
-  // A lost run (its batman died) is live while anything of its job's session is: the
-  // kernel does not hand out a pid that is still some session's id.
-  return s.status == "lost" && s.pid > 1 && !isolation::session_members(s.pid).empty();
+  return s.status == "lost" && !find_lost_run(s).empty();
+}
+
+std::vector<std::string> job_cgroup_units(const runner::RunState& s) {
+  if (s.project.empty() || s.run_id.empty()) return {};
+  const std::string unit = "batman-" + s.project + "-" + s.run_id;
+  if (s.kind != "batch") return {unit};
+  // A batch task's attempt N (restarts N-1) and its health check (src/commands/batch.cpp).
+  const std::string attempt = unit + "-" + std::to_string(s.restarts + 1);
+  return {attempt, attempt + "-check"};
+}
+
+namespace {
+
+// Up to `limit` bytes of a /proc file (their size reads as 0, so read until EOF).
+std::string read_small(const std::string& path, std::size_t limit) {
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return out;
+  char buf[4096];
+  ssize_t n;
+  while (out.size() < limit && (n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+bool environ_names_run(pid_t pid, const std::string& project_entry, const std::string& run_entry) {
+  const std::string env = read_small("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
+  bool project = false, run = false;
+  for (std::size_t start = 0; start < env.size();) {
+    std::size_t end = env.find('\0', start);
+    if (end == std::string::npos) end = env.size();
+    const std::string_view entry(env.data() + start, end - start);
+    project |= entry == project_entry;
+    run |= entry == run_entry;
+    start = end + 1;
+  }
+  return project && run;
+}
+
+struct Proc {
+  pid_t pid, ppid, pgid, sid;
+  unsigned long long start;
+};
+
+std::vector<Proc> all_processes() {
+  std::vector<Proc> out;
+  DIR* dir = ::opendir("/proc");
+  if (!dir) return out;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const auto pid = static_cast<pid_t>(std::atoi(e->d_name));
+    auto st = read_proc_stat(pid);
+    if (!st || st->zombie() || st->start_time == 0) continue;
+    out.push_back({pid, st->ppid, st->pgid, st->sid, st->start_time});
+  }
+  ::closedir(dir);
+  return out;
+}
+
+}  // namespace
+
+LostRun find_lost_run(const runner::RunState& s) {
+  LostRun out;
+  out.cgroup_dirs = isolation::find_job_cgroup_dirs(job_cgroup_units(s));
+  for (const auto& dir : out.cgroup_dirs) {
+    const std::string procs = read_small(dir + "/cgroup.procs", 1 << 20);
+    if (procs.find_first_not_of(" \n") != std::string::npos) out.cgroup_members = true;
+  }
+  const unsigned long long since = s.pid_start_time;
+  if (s.pid <= 1 || since == 0) {
+    if (s.pid > 0) out.distrusted = "pid " + std::to_string(s.pid) + " has no recorded start time";
+    return out;
+  }
+  const unsigned long long leader_now = runner::process_start_time(s.pid);
+  const bool leader_reused = leader_now != 0 && leader_now != since;
+  if (leader_reused)
+    out.distrusted = "pid " + std::to_string(s.pid) + " is another process now (started at tick " +
+                     std::to_string(leader_now) + ", the job's leader at " + std::to_string(since) + ")";
+  const auto procs = all_processes();
+  std::map<pid_t, std::vector<const Proc*>> children;
+  for (const auto& p : procs) children[p.ppid].push_back(&p);
+  const pid_t self = ::getpid();
+  const std::string project_entry = "BATMAN_PROJECT=" + s.project;
+  const std::string run_entry = "BATMAN_RUN_ID=" + s.run_id;
+  std::vector<const Proc*> stack;
+  for (const auto& p : procs) {
+    if (p.start < since || p.pid == self) continue;  // older than the job: not of it
+    // A reused leader pid means its session and group are gone (the kernel does not hand
+    // out a pid still used as one), so they can only name someone else's processes now.
+    if (!leader_reused && (p.sid == s.pid || p.pgid == s.pid || p.pid == s.pid)) {
+      stack.push_back(&p);
+    } else if (environ_names_run(p.pid, project_entry, run_entry)) {
+      stack.push_back(&p);
+    }
+  }
+  std::set<pid_t> seen;
+  while (!stack.empty()) {
+    const Proc* p = stack.back();
+    stack.pop_back();
+    if (p->start < since || p->pid == self || !seen.insert(p->pid).second) continue;
+    out.processes.push_back({p->pid, p->start});
+    for (const Proc* c : children[p->pid]) stack.push_back(c);
+  }
+  return out;
 }
 
 }  // namespace batman::cli

@@ -1,9 +1,11 @@
 // `batman clean [PROJECT] [--older-than DURATION] [--dry-run]`: remove finished runs' logs,
 // state, tmp and worktrees; a running run is never touched.
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <set>
 
@@ -11,6 +13,7 @@
 #include "common/fs.hpp"
 #include "common/names.hpp"
 #include "common/time_format.hpp"
+#include "isolation/cgroups.hpp"
 #include "src/cli.hpp"
 #include "src/project.hpp"
 #include "src/runs.hpp"
@@ -19,14 +22,61 @@
 namespace batman::cli {
 namespace {
 
-// A kept worktree is registered in its repository: let git remove it (and its registration).
-void forget_worktree(const std::string& path) {
-  auto top = run_capture({"git", "-C", path, "rev-parse", "--git-common-dir"});
-  if (!top || top->exit_code != 0) return;
-  std::string common = top->out;
+// Canonical form of `path`, or "" when it does not resolve.
+std::string canonical_or_empty(const std::string& path) {
+  std::error_code ec;
+  auto c = std::filesystem::canonical(path, ec);
+  return ec ? std::string() : c.string();
+}
+
+// A kept worktree is registered in its repository: let git remove it (and its registration),
+// but only when it is this run's own `worktrees/<run-id>` (a real directory, not a link)
+// and that repository lists it as one of its worktrees. The state file may have been
+// written by the job: nothing it says decides what is removed. Returns why it was left to
+// a plain removal of worktrees/<run-id>, or "" when git removed it.
+std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) {
+  const std::string own = tree.worktrees_path() + "/" + s.run_id;
+  if (*s.worktree != own) return "its recorded worktree " + *s.worktree + " is not " + own + ": left alone";
+  struct stat st{};
+  if (::fstatat(tree.worktrees_fd.get(), s.run_id.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return "";  // already gone
+  if (!S_ISDIR(st.st_mode)) return own + " is not a directory";
+  const std::string real_own = canonical_or_empty(own);
+  const std::string real_parent = canonical_or_empty(tree.worktrees_path());
+  if (real_own.empty() || real_parent.empty() || real_own != real_parent + "/" + s.run_id)
+    return own + " does not resolve inside " + tree.worktrees_path();
+  // Its .git file names the repository's record of it ("gitdir: <repo>/.git/worktrees/X"),
+  // which names the repository (commondir). Read, not asked of git inside the job's tree.
+  UniqueFd dir(::openat(tree.worktrees_fd.get(), s.run_id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return "";
+  auto dotgit = read_file_at(dir.get(), ".git");
+  if (!dotgit || !dotgit->starts_with("gitdir: ")) return own + "/.git does not name a repository";
+  std::string gitdir = dotgit->substr(8);
+  while (!gitdir.empty() && (gitdir.back() == '\n' || gitdir.back() == '\r')) gitdir.pop_back();
+  if (gitdir.empty() || gitdir[0] != '/') return own + "/.git does not name a repository";
+  auto commondir = read_file(gitdir + "/commondir");
+  if (!commondir) return own + "/.git does not name a linked worktree";
+  std::string common = *commondir;
   while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
-  if (!common.empty() && common[0] != '/') common = path + "/" + common;
-  (void)run_capture({"git", "--git-dir=" + common, "worktree", "remove", "--force", path});
+  if (common.empty()) return own + "/.git does not name a linked worktree";
+  if (common[0] != '/') common = gitdir + "/" + common;
+  common = canonical_or_empty(common);
+  if (common.empty()) return "its repository is gone";
+  auto list = run_capture({"git", "--git-dir=" + common, "worktree", "list", "--porcelain", "-z"});
+  if (!list || list->exit_code != 0) return "git worktree list failed in " + common;
+  bool registered = false;
+  for (std::size_t start = 0; start < list->out.size();) {
+    std::size_t end = list->out.find('\0', start);
+    if (end == std::string::npos) end = list->out.size();
+    const std::string_view entry(list->out.data() + start, end - start);
+    if (entry.starts_with("worktree ") && canonical_or_empty(std::string(entry.substr(9))) == real_own)
+      registered = true;
+    start = end + 1;
+  }
+  if (!registered) return own + " is not a registered worktree of " + common;
+  auto rm = run_capture({"git", "--git-dir=" + common, "worktree", "remove", "--force", real_own});
+  if (!rm || rm->exit_code != 0) return "git worktree remove failed";
+  return "";
 }
 
 }  // namespace
@@ -60,6 +110,7 @@ int command_clean(const std::vector<std::string>& args) {
   auto now = std::chrono::system_clock::now();
   int removed = 0, kept_live = 0, failures = 0;
   std::set<std::string> cleaned;  // projects whose parked tmp directories go too
+  std::vector<std::string> stale_units;  // the removed runs' job cgroup names
   for (const auto& s : load_runs(only)) {
     if (run_is_live(s)) {
       ++kept_live;
@@ -84,7 +135,9 @@ int command_clean(const std::vector<std::string>& args) {
     bool ok = true;
     ok &= remove_tree_at(tree->logs_fd.get(), s.run_id + ".log").has_value();
     ok &= remove_tree_at(tree->tmp_fd.get(), s.run_id).has_value();
-    if (s.worktree) forget_worktree(*s.worktree);
+    if (s.worktree) {
+      if (auto why = forget_worktree(*tree, s); !why.empty()) info("clean " + s.project + " " + s.run_id + ": " + why);
+    }
     ok &= remove_tree_at(tree->worktrees_fd.get(), s.run_id).has_value();
     ok &= remove_tree_at(tree->state_fd.get(), s.run_id + ".json").has_value();
     // A batman killed mid-run leaves the final state's temporary file (.RUN.json.tmp.PID.X).
@@ -102,6 +155,13 @@ int command_clean(const std::vector<std::string>& args) {
     std::cout << "removed " << s.project << " " << s.run_id << "\n";
     ++removed;
     cleaned.insert(s.project);
+    for (auto& unit : job_cgroup_units(s)) stale_units.push_back(std::move(unit));
+  }
+  // The job cgroups a killed batman could not remove (it removes them itself at the end of
+  // a run): only batman's own names of the runs removed above, only empty ones.
+  if (!stale_units.empty()) {
+    for (const auto& left : isolation::remove_empty_cgroup_dirs(isolation::find_job_cgroup_dirs(stale_units)))
+      error("clean: cgroup " + left);
   }
   // The emptied TMPDIRs parked for the next run (see make_dir_reusing); one a starting run
   // takes first is its own, and stays.

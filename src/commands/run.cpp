@@ -21,6 +21,7 @@
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
 #include "isolation/backend.hpp"
+#include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
 #include "runner/event_log.hpp"
 #include "runner/job.hpp"
@@ -102,6 +103,8 @@ Result<RunPlan> make_plan(RunOptions options) {
     double c = std::strtod(options.cpus.c_str(), &end);
     if (end == options.cpus.c_str() || *end || !(c > 0) || c > 4096)
       return fail("--cpus '" + options.cpus + "' is not a positive number of CPUs (e.g. 0.5, 2)");
+    if (c < isolation::kMinCpus)
+      return fail("--cpus " + options.cpus + " is below 0.01, the smallest CPU limit the kernel enforces (1 ms per 100 ms period)");
     plan.limits.cpus = c;
   }
   if (!options.pids.empty()) {

@@ -1,17 +1,22 @@
 // `batman stop PROJECT [RUN-ID | --all] [--signal SIG] [--grace DURATION]`: the stop
 // sequence, run by the run's own batman (signal, wait, SIGKILL to the whole tree).
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
+#include <map>
 
 #include "common/duration.hpp"
 #include "common/names.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
-#include "isolation/spawn.hpp"
+#include "isolation/cgroups.hpp"
 #include "src/cli.hpp"
 #include "src/project.hpp"
 #include "src/runs.hpp"
@@ -30,6 +35,107 @@ bool wait_gone(pid_t pid, unsigned long long start_time, Duration timeout) {
   return ::poll(&p, 1, ms) == 1;
 }
 
+// The name a batman process runs under (argv[0] of batman and its four aliases).
+bool is_batman_process(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buf[32] = {};
+  if (::read(fd.get(), buf, sizeof buf - 1) <= 0) return false;
+  const std::string_view comm(buf);
+  return comm.starts_with("batman") || comm.starts_with("taskmaster");
+}
+
+// The processes of a lost run, each held by a pidfd opened while it was still the process
+// that was found (same start time): a pid that exits and is reused meanwhile is never hit.
+class HeldProcesses {
+ public:
+  void hold(const LostRun& found) {
+    for (const auto& p : found.processes) {
+      if (held_.contains(p.pid)) continue;
+      const int fd = static_cast<int>(::syscall(SYS_pidfd_open, p.pid, 0));
+      if (fd < 0) continue;
+      UniqueFd owner(fd);
+      if (runner::process_start_time(p.pid) != p.start_time) continue;  // gone, or reused
+      held_.emplace(p.pid, std::move(owner));
+    }
+  }
+  void signal(int sig) {
+    for (auto& [pid, fd] : held_) (void)::syscall(SYS_pidfd_send_signal, fd.get(), sig, nullptr, 0);
+  }
+  // Wait, without polling, until every held process has exited or `deadline` passes.
+  void wait_all(std::chrono::steady_clock::time_point deadline) {
+    while (!held_.empty()) {
+      std::vector<pollfd> fds;
+      std::vector<pid_t> pids;
+      for (auto& [pid, fd] : held_) {
+        fds.push_back({fd.get(), POLLIN, 0});
+        pids.push_back(pid);
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return;
+      const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
+      if (n < 0 && errno != EINTR) return;
+      for (std::size_t i = 0; i < fds.size(); ++i)
+        if (fds[i].revents) held_.erase(pids[i]);
+    }
+  }
+  bool empty() const { return held_.empty(); }
+
+ private:
+  std::map<pid_t, UniqueFd> held_;
+};
+
+// Stop what is left of a run whose batman is gone. False (with a line on stderr) when the
+// run's record names a process that is not provably its job's, and nothing else was found.
+bool stop_lost_run(const runner::RunState& s, std::optional<int> sig, std::optional<Duration> grace) {
+  LostRun found = find_lost_run(s);
+  if (found.empty()) {
+    if (!found.distrusted.empty()) {
+      error(s.project + " " + s.run_id + ": nothing of the run is left that can be shown to be its job (" +
+            found.distrusted + "): nothing signalled");
+      return false;
+    }
+    for (const auto& left : isolation::remove_empty_cgroup_dirs(found.cgroup_dirs)) error("cgroup " + left);
+    return true;
+  }
+  auto cgroup = isolation::open_job_cgroup(found.cgroup_dirs);
+  HeldProcesses held;
+  held.hold(found);
+  const int first = sig.value_or(SIGTERM);
+  if (first != SIGKILL) {
+    held.signal(first);
+    if (cgroup) cgroup->signal_all(first);
+    // Cgroup members that are not held were found to be the job's by the kernel: hold
+    // them too, so the wait covers them.
+    if (cgroup) {
+      LostRun members;
+      for (pid_t pid : cgroup->members())
+        if (auto t = runner::process_start_time(pid)) members.processes.push_back({pid, t});
+      held.hold(members);
+    }
+    held.wait_all(std::chrono::steady_clock::now() + grace.value_or(std::chrono::seconds(10)));
+  }
+  // SIGKILL, then look again for what forked meanwhile (bounded: the cgroup's freezer or
+  // the pids limit stop a fork bomb; without either, a few rounds catch a well-behaved tree).
+  for (int round = 0; round < 5; ++round) {
+    if (cgroup) cgroup->kill_all();
+    held.signal(SIGKILL);
+    held.wait_all(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    found = find_lost_run(s);
+    if (found.processes.empty() && !found.cgroup_members) break;
+    held.hold(found);
+  }
+  if (cgroup) cgroup->remove();
+  if (!found.processes.empty()) {
+    error(s.project + " " + s.run_id + ": " + std::to_string(found.processes.size()) +
+          " process(es) of the job are still alive after SIGKILL");
+    return false;
+  }
+  return true;
+}
+
 // Ask the run's batman to stop it; fall back to killing the job's tree ourselves when that
 // batman is gone (lost) or does not finish in time.
 bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<int> sig,
@@ -37,6 +143,11 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
   // Without --grace the run's own batman applies the job's stoptime and SIGKILL: wait for it.
   Duration wait = grace ? *grace + std::chrono::seconds(5) : Duration(std::chrono::hours(24 * 365));
   if (runner::process_matches(s.batman_pid, s.batman_start_time)) {
+    if (!is_batman_process(s.batman_pid)) {
+      error(s.project + " " + s.run_id + ": its batman pid " + std::to_string(s.batman_pid) +
+            " is not a batman process: not signalling it (is the state file genuine?)");
+      return false;
+    }
     unsigned packed = static_cast<unsigned>(sig.value_or(0));
     if (grace) {
       auto tenths = std::chrono::duration_cast<std::chrono::milliseconds>(*grace).count() / 100;
@@ -51,16 +162,14 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
     }
     if (wait_gone(s.batman_pid, s.batman_start_time, wait)) return true;
     error(s.run_id + ": batman pid " + std::to_string(s.batman_pid) + " did not finish in time; killing it and the job");
-    ::kill(s.batman_pid, SIGKILL);
+    if (int fd = static_cast<int>(::syscall(SYS_pidfd_open, s.batman_pid, 0)); fd >= 0) {
+      UniqueFd owner(fd);
+      if (runner::process_matches(s.batman_pid, s.batman_start_time))
+        (void)::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+    }
   }
   // Lost run: its batman is gone, but the job may not be.
-  if (s.pid > 1 && !isolation::session_members(s.pid).empty()) {
-    isolation::signal_session(s.pid, sig.value_or(SIGTERM));
-    auto deadline = std::chrono::steady_clock::now() + grace.value_or(std::chrono::seconds(10));
-    while (!isolation::session_members(s.pid).empty() && std::chrono::steady_clock::now() < deadline)
-      ::usleep(20'000);  // another process's session: no pidfd covers all of it
-    isolation::signal_session(s.pid, SIGKILL);
-  }
+  if (!stop_lost_run(s, sig, grace)) return false;
   runner::RunState final_state = s;
   if (final_state.status == "lost" || final_state.live_status()) {
     final_state.status = "killed";
@@ -126,6 +235,14 @@ int command_stop(const std::vector<std::string>& args) {
       return kExitBatmanError;
     }
     if (!run_is_live(targets.front())) {
+      // A record that names a live process which is not provably the job's: say so, and
+      // leave that process alone.
+      if (targets.front().status == "lost") {
+        if (auto left = find_lost_run(targets.front()); !left.distrusted.empty()) {
+          error(project + " " + run_id + " is lost and " + left.distrusted + ": nothing signalled");
+          return 1;
+        }
+      }
       info(run_id + " is not running (" + targets.front().status + ")");
       return 0;
     }

@@ -69,6 +69,19 @@ TEST(StateStore, RunningWithADeadBatmanReadsAsLost) {
   EXPECT_EQ(done.status, "failed");
 }
 
+TEST(StateStore, AMissingStartTimeMatchesNothing) {
+  // A state file without pid_start_time (or with 0) must not make every live pid "ours".
+  EXPECT_TRUE(process_matches(getpid(), process_start_time(getpid())));
+  EXPECT_FALSE(process_matches(getpid(), 0));
+  EXPECT_FALSE(process_matches(getpid(), process_start_time(getpid()) + 1));
+  EXPECT_FALSE(process_matches(0, 0));
+  auto parsed = from_json(R"({"status":"running","pid":1,"batman_pid":1})", "x.json");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->pid_start_time, 0u);
+  mark_lost_if_dead(*parsed);  // pid 1 is alive, but nothing says it is this run's batman
+  EXPECT_EQ(parsed->status, "lost");
+}
+
 TEST(StateStore, WriteAndReadBack) {
   char tmpl[] = "/tmp/batman-state-XXXXXX";
   std::string dir = mkdtemp(tmpl);
