@@ -60,7 +60,7 @@ void mark_lost_if_dead(RunState& s);
 
 // Field 22 of /proc/PID/stat (start time in clock ticks since boot); 0 when gone.
 unsigned long long process_start_time(pid_t pid);
-// True when `pid` is alive and still the process that started at `start_time`.
+// True when `pid` is alive and still the process that started at `start_time` (0: none).
 bool process_matches(pid_t pid, unsigned long long start_time);
 
 }  // namespace batman::runner
