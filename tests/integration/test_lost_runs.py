@@ -144,7 +144,7 @@ class Stop(LostRunBase):
 
     def test_lost_run_whose_pid_was_reused_is_not_killed(self):
         m = marker()
-        p = self.batman("reuse", f"sleep {m}", "--detach", "--isolation", "env", name="batman-parallel", check=0)
+        p = self.batman("reuse", f"exec sleep {m}", "--detach", "--isolation", "env", name="batman-parallel", check=0)
         run_id = p.stdout.strip()
         wait_for(lambda: processes_with_marker(m), what="the job")
         st = self.states("reuse")[0]
@@ -300,11 +300,33 @@ class StaleCgroups(LostRunBase):
         self.assertEqual(self.states("fj"), [])
 
 
+# A profile the env tier can apply in full, so that `unenforced` can only be about limits.
+PLAIN_PROFILE = """name: plain
+description: nothing but the limits given on the command line
+namespaces: []
+network: host
+filesystem: {read_only: [], read_write: [/], tmpfs: [], hide: []}
+capabilities: {drop: none, keep: []}
+no_new_privs: false
+limits: {memory: null, cpus: null, pids: null, nofile: null}
+env: {clear: false, keep: [], set: {}}
+die_with_parent: true
+"""
+
+
 class EnvLimits(BatmanTestCase):
     def setUp(self):
         super().setUp()
         if not cgroups_writable():
             self.skipTest("needs root and writable cgroups")
+        self.profile = os.path.join(self.tmp, "plain.yaml")
+        with open(self.profile, "w") as f:
+            f.write(PLAIN_PROFILE)
+
+    def batman(self, *args, **kw):
+        if kw.get("name") == "batman-parallel":
+            args = args + ("--profile", self.profile)
+        return super().batman(*args, **kw)
 
     def test_pids_limit_holds_a_fork_loop(self):
         m = marker()
