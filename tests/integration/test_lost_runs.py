@@ -17,6 +17,19 @@ def marker():
     return "9" + str(uuid.uuid4().int % 10**8).zfill(8)
 
 
+def sleeps(mark):
+    """Pids of live `sleep MARK...` processes (not the shell whose command line names them)."""
+    found = []
+    for pid in processes_with_marker(mark):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[0] == b"sleep":
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def start_time(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[19])
@@ -227,12 +240,12 @@ class KilledBatman(LostRunBase):
         p = self.batman(project, f"setsid sleep {m} & sleep {m}1 & wait", "--detach", "--isolation", "env",
                         name="batman-parallel", check=0)
         run_id = p.stdout.strip()
-        wait_for(lambda: len(processes_with_marker(m)) >= 2, what="both sleeps")
+        wait_for(lambda: len(sleeps(m)) == 2, what="both sleeps")
         st = self.states(project)[0]
         os.kill(st["batman_pid"], signal.SIGKILL)
         wait_for(lambda: not pid_alive(st["batman_pid"]))
         wait_for(lambda: not pid_alive(st["pid"]), what="the job's leader to die with batman")
-        self.assertEqual(len(processes_with_marker(m)), 2, "both sleeps outlive batman")
+        self.assertEqual(len(sleeps(m)), 2, "both sleeps outlive batman")
         rows = self.ps_json()
         self.assertEqual([r["status"] for r in rows], ["lost"])
         return m, run_id
