@@ -178,6 +178,11 @@ class Stop(LostRunBase):
         self.assertIn("another process now", p.stderr)
         self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
         self.assertTrue(pid_alive(host.pid))
+        # clean takes the run and the cgroups its killed batman left.
+        self.batman("clean", "reuse", check=0)
+        self.assertEqual(self.states("reuse"), [])
+        self.assertEqual(batman_cgroup_dirs(f"batman-reuse-{run_id}"), [])
+        self.assertTrue(pid_alive(host.pid))
 
 
 class Clean(LostRunBase):
