@@ -84,6 +84,8 @@ TEST(Profile, WrongTypes) {
   EXPECT_NE(error_of("limits: {pids: -1}\n").find("key 'limits.pids'"), std::string::npos);
   EXPECT_NE(error_of("limits: {memory: lots}\n").find("key 'limits.memory'"), std::string::npos);
   EXPECT_NE(error_of("limits: {cpus: fast}\n").find("key 'limits.cpus'"), std::string::npos);
+  // Below 1 ms per 100 ms period the kernel cannot hold it: refused, not left unenforced.
+  EXPECT_NE(error_of("limits: {cpus: 0.001}\n").find("key 'limits.cpus': below 0.01"), std::string::npos);
   EXPECT_NE(error_of("filesystem: {read_only: [relative/path]}\n").find("not an absolute path"),
             std::string::npos);
 }
