@@ -28,8 +28,13 @@ std::vector<runner::RunState> load_runs(const std::optional<std::string>& projec
     if (!files) continue;
     for (const auto& f : *files) {
       if (f.size() < 6 || f[0] == '.' || f.substr(f.size() - 5) != ".json") continue;
-      auto s = runner::read_state(tree->state_fd.get(), f.substr(0, f.size() - 5));
+      const std::string stem = f.substr(0, f.size() - 5);
+      auto s = runner::read_state(tree->state_fd.get(), stem);
       if (!s || s->run_id.empty()) continue;
+      // Where the file is says whose run it is, not what it says (a job may have written
+      // it): `stop` and `clean` go by these names for cgroups and environments.
+      s->project = name;
+      s->run_id = stem;
       runs.push_back(std::move(*s));
     }
   }
