@@ -36,7 +36,10 @@ std::string canonical_or_empty(const std::string& path) {
 // a plain removal of worktrees/<run-id>, or "" when git removed it.
 std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) {
   const std::string own = tree.worktrees_path() + "/" + s.run_id;
-  if (*s.worktree != own) return "its recorded worktree " + *s.worktree + " is not " + own + ": left alone";
+  // The same directory under another spelling of $BATMAN_HOME (a symlink in its path) is ok.
+  const std::string real_recorded = canonical_or_empty(*s.worktree);
+  if (*s.worktree != own && (real_recorded.empty() || real_recorded != canonical_or_empty(own)))
+    return "its recorded worktree " + *s.worktree + " is not " + own + ": left alone";
   struct stat st{};
   if (::fstatat(tree.worktrees_fd.get(), s.run_id.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return "";  // already gone
