@@ -13,4 +13,31 @@ Availability probe_namespaces();                     // a real clone into new na
 // A profile path with $CWD, $PROJECT_DIR, $TMPDIR and $HOME replaced (mounts.cpp).
 std::string expand_profile_path(const std::string& path, const LaunchRequest& request);
 
+// `path` is `base` or below it (both canonical).
+bool path_within(const std::string& path, const std::string& base);
+
+// The trust boundary (SPEC §7) as the tiers with a mount namespace apply it (mounts.cpp).
+// Paths are canonical (symlinks resolved), empty when the request has none.
+struct BatmanTree {
+  std::string home;                  // $BATMAN_HOME: never writable from inside
+  std::string tmp_dir, worktree;     // the job's own parts of it: writable
+  std::string cwd;
+  // Every entry of `home` that is not on the way to tmp_dir or worktree (other projects,
+  // .cache, this project's state/ and logs/, other runs' tmp/ and worktrees/): for tiers
+  // that cannot cover `home` with an empty tmpfs and must hide entry by entry.
+  std::vector<std::string> hidden;
+  // batman's profile directories that exist, to keep read-only when the profile drops every
+  // capability (empty otherwise: a job with capabilities could unmount the cover anyway).
+  std::vector<std::string> config_dirs;
+};
+BatmanTree batman_tree(const LaunchRequest& request, bool list_hidden);
+
+// Whom the job runs as when that is not batman's own user: the request's uid (taskmaster
+// `user:`), or the profile's root_user when batman is root. nullopt: batman's user.
+struct JobIds {
+  uid_t uid;
+  gid_t gid;
+};
+std::optional<JobIds> job_ids(const LaunchRequest& request);
+
 }  // namespace batman::isolation

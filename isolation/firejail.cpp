@@ -66,23 +66,54 @@ std::vector<std::string> firejail_argv(const std::string& firejail, const Launch
   if (!p.hostname.empty() && p.has_namespace("uts")) argv.push_back("--hostname=" + p.hostname);
   if (p.has_namespace("cgroup")) unenforced.push_back("cgroup namespace (firejail tier)");
 
-  for (const auto& path : p.filesystem.read_only)
-    argv.push_back("--read-only=" + expand_profile_path(path, request));
-  for (const auto& path : p.filesystem.read_write)
-    argv.push_back("--read-write=" + expand_profile_path(path, request));
+  // batman's tree (SPEC §7): what a profile says of paths inside it is dropped, and after the
+  // profile's options (firejail applies read-only/read-write last-wins, in order) the tree is
+  // read-only, the job's TMPDIR and worktree writable, and every other entry blacklisted.
+  const BatmanTree tree = batman_tree(request, true);
+  const auto own = [&](const std::string& path) {
+    return path_within(path, tree.tmp_dir) || path_within(path, tree.worktree);
+  };
+  const auto batmans = [&](const std::string& raw) {
+    std::error_code ec;
+    const auto path = std::filesystem::weakly_canonical(raw, ec).string();
+    return !ec && path_within(path, tree.home) && !own(path);
+  };
+  for (const auto& raw : p.filesystem.read_only) {
+    const auto path = expand_profile_path(raw, request);
+    if (!batmans(path)) argv.push_back("--read-only=" + path);
+  }
+  for (const auto& raw : p.filesystem.read_write) {
+    const auto path = expand_profile_path(raw, request);
+    if (!batmans(path)) argv.push_back("--read-write=" + path);
+    else unenforced.push_back("read_write " + raw + ": inside batman's own tree, which a job never "
+                              "writes (only its TMPDIR and --worktree)");
+  }
   for (const auto& raw : p.filesystem.tmpfs) {
     const auto path = expand_profile_path(raw, request);
     if (path == "/tmp") {
-      // A fresh tmpfs, not tmp/<run-id>; the work dir stays visible through a whitelist.
+      // A fresh tmpfs, not tmp/<run-id>; what the job needs under /tmp stays visible through
+      // a whitelist.
       argv.push_back("--private-tmp");
-      if (below(request.cwd, "/tmp")) argv.push_back("--whitelist=" + request.cwd);
-      if (below(request.project_dir, "/tmp")) argv.push_back("--whitelist=" + request.project_dir);
+      for (const auto* keep : {&tree.cwd, &tree.tmp_dir, &tree.worktree})
+        if (below(*keep, "/tmp")) argv.push_back("--whitelist=" + *keep);
     } else {
       unenforced.push_back("tmpfs " + path + " (firejail allows only a private /tmp)");
     }
   }
-  for (const auto& path : p.filesystem.hide)
-    argv.push_back("--blacklist=" + expand_profile_path(path, request));
+  for (const auto& raw : p.filesystem.hide) {
+    const auto path = expand_profile_path(raw, request);
+    if (!batmans(path)) argv.push_back("--blacklist=" + path);
+  }
+  if (!tree.home.empty()) {
+    argv.push_back("--read-only=" + tree.home);
+    for (const auto* mine : {&tree.tmp_dir, &tree.worktree})
+      if (!mine->empty()) argv.push_back("--read-write=" + *mine);
+    // A whitelisted work dir is a mount of its own, which the read-only above does not reach.
+    if (path_within(tree.cwd, tree.home) && !own(tree.cwd)) argv.push_back("--read-only=" + tree.cwd);
+    for (const auto& path : tree.hidden) argv.push_back("--blacklist=" + path);
+  }
+  // batman's profile directories, where a job without capabilities could write them.
+  for (const auto& dir : tree.config_dirs) argv.push_back("--read-only=" + dir);
 
   if (p.capabilities.drop_all) {
     if (p.capabilities.keep.empty()) {
@@ -108,6 +139,11 @@ std::vector<std::string> firejail_argv(const std::string& firejail, const Launch
   }
   if (request.limits.nofile) argv.push_back("--rlimit-nofile=" + std::to_string(*request.limits.nofile));
   argv.push_back("--deterministic-exit-code");
+  // The job ends with its main process, as in the other tiers: firejail would otherwise wait
+  // for whatever the job left behind (a setsid daemon), and the leftovers are killed.
+  argv.push_back("--deterministic-shutdown");
+  if (const auto ids = job_ids(request); ids && !request.uid)
+    unenforced.push_back("root_user " + std::to_string(ids->uid) + " (firejail runs the job as its caller)");
   argv.push_back("--");
   argv.insert(argv.end(), request.argv.begin(), request.argv.end());
   return argv;

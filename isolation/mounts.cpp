@@ -41,6 +41,89 @@ std::string expand_profile_path(const std::string& path, const LaunchRequest& re
   return path;
 }
 
+bool path_within(const std::string& path, const std::string& base) {
+  if (base.empty() || path.empty()) return false;
+  if (base == "/") return true;
+  return path == base || (path.starts_with(base) && path[base.size()] == '/');
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Symlinks resolved as far as the path exists (the run's TMPDIR may not exist yet); "" stays "".
+std::string resolved(const std::string& path) {
+  if (path.empty()) return {};
+  std::error_code ec;
+  auto out = fs::weakly_canonical(path, ec);
+  if (ec) return fs::path(path).lexically_normal().string();
+  std::string text = out.string();
+  if (text.size() > 1 && text.back() == '/') text.pop_back();
+  return text;
+}
+
+void list_hidden(const std::string& dir, const std::vector<std::string>& keep,
+                 std::vector<std::string>& out, int depth) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string path = entry.path().string();
+    bool kept = false, on_the_way = false;
+    for (const auto& k : keep) {
+      if (k.empty()) continue;
+      if (path_within(path, k) || path == k) kept = true;
+      else if (path_within(k, path)) on_the_way = true;
+    }
+    if (kept) continue;
+    std::error_code dir_ec;
+    if (on_the_way && depth < 8 && entry.is_directory(dir_ec) && !entry.is_symlink(dir_ec))
+      list_hidden(path, keep, out, depth + 1);
+    else
+      out.push_back(path);
+  }
+}
+
+}  // namespace
+
+BatmanTree batman_tree(const LaunchRequest& request, bool with_hidden) {
+  BatmanTree tree;
+  tree.home = resolved(request.batman_home);
+  if (tree.home == "/") tree.home.clear();  // nonsense, and nothing could be kept from it
+  tree.tmp_dir = resolved(request.tmp_dir);
+  tree.worktree = resolved(request.worktree);
+  tree.cwd = resolved(request.cwd);
+  // A work dir inside batman's tree stays reachable (read-only) for the tiers that hide.
+  if (with_hidden && !tree.home.empty())
+    list_hidden(tree.home, {tree.tmp_dir, tree.worktree, path_within(tree.cwd, tree.home) ? tree.cwd : ""},
+                tree.hidden, 0);
+  // batman's profile directories: the user's own (~/.config/batman as a whole, so that a
+  // missing profiles/ cannot be created either), $BATMAN_PROFILES', and the system's. Only
+  // for a job without capabilities: one with them could unmount what covers them.
+  const auto& caps = request.profile.capabilities;
+  if (!caps.drop_all || !caps.keep.empty()) return tree;
+  std::vector<fs::path> dirs = profile_search_path();
+  for (auto& dir : dirs) {
+    if (dir.filename() == "profiles" && dir.parent_path().filename() == "batman")
+      dir = dir.parent_path();
+  }
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    const auto canonical = fs::canonical(dir, ec);
+    if (ec || !fs::is_directory(canonical, ec)) continue;
+    const std::string path = canonical.string();
+    if (path == "/" || path_within(path, tree.home)) continue;
+    if (std::find(tree.config_dirs.begin(), tree.config_dirs.end(), path) == tree.config_dirs.end())
+      tree.config_dirs.push_back(path);
+  }
+  return tree;
+}
+
+std::optional<JobIds> job_ids(const LaunchRequest& request) {
+  if (request.uid) return JobIds{*request.uid, request.gid.value_or(*request.uid)};
+  if (request.profile.root_user && geteuid() == 0)
+    return JobIds{*request.profile.root_user, *request.profile.root_user};
+  return std::nullopt;
+}
+
 }  // namespace batman::isolation
 
 namespace batman::isolation::ns {
@@ -53,10 +136,13 @@ std::size_t depth(const std::string& path) {
   return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) - (path == "/" ? 1 : 0);
 }
 
-// `path` is `base` or below it.
-bool within(const std::string& path, const std::string& base) {
-  if (base == "/") return true;
-  return path == base || (path.starts_with(base) && path[base.size()] == '/');
+bool within(const std::string& path, const std::string& base) { return path_within(path, base); }
+
+// Whether `ids` may pass through (search) the directory `st`.
+bool searchable(const struct stat& st, const JobIds& ids) {
+  if (st.st_uid == ids.uid) return st.st_mode & S_IXUSR;
+  if (st.st_gid == ids.gid) return st.st_mode & S_IXGRP;
+  return st.st_mode & S_IXOTH;
 }
 
 }  // namespace
@@ -64,6 +150,10 @@ bool within(const std::string& path, const std::string& base) {
 Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
                                          std::vector<std::string>& unenforced) {
   const auto& filesystem = request.profile.filesystem;
+  // Every path is planned in its canonical form: binds name the same host path on both sides,
+  // so no symlink is followed inside the half-built new root (an absolute link would resolve
+  // against the staging root), and a symlink in $BATMAN_HOME's path is no special case.
+  const BatmanTree tree = batman_tree(request, false);
   std::vector<MountOp> ops;
   // The run's TMPDIR may not exist yet: batman makes it while the child unshares its
   // namespaces, before the child's mounts. Paths in it resolve through its parent.
@@ -74,12 +164,12 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   const auto canonical_of = [&](const std::string& path, std::error_code& ec) {
     return in_tmp_dir(path) ? fs::weakly_canonical(path, ec) : fs::canonical(path, ec);
   };
-  const auto is_dir = [&](const fs::path& canonical, const std::string& path) {
-    std::error_code ec;
-    return path == request.tmp_dir || fs::is_directory(canonical, ec);
+  // The job's own parts of batman's tree.
+  const auto own = [&](const std::string& path) {
+    return within(path, tree.tmp_dir) || within(path, tree.worktree);
   };
-  // Binds use the canonical host path on both sides, so no symlink is followed inside the
-  // half-built new root (an absolute link would resolve against the staging root).
+  // Inside batman's tree and not the job's own: no profile reaches it (SPEC §7).
+  const auto batmans = [&](const std::string& path) { return within(path, tree.home) && !own(path); };
   auto add_bind = [&](const std::string& raw, bool read_only) {
     const std::string path = expand_profile_path(raw, request);
     std::error_code ec;
@@ -93,8 +183,14 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
     MountOp op;
     op.kind = MountOp::Kind::Bind;
     op.read_only = read_only;
-    op.is_dir = is_dir(canonical, path);
     op.shown = canonical.string();
+    if (batmans(op.shown)) {
+      if (!read_only)
+        unenforced.push_back("read_write " + raw + ": inside batman's own tree, which a job never "
+                             "writes (only its TMPDIR and --worktree)");
+      return;
+    }
+    op.is_dir = op.shown == resolved(request.tmp_dir) || fs::is_directory(canonical, ec);
     op.source = "/oldroot" + (op.shown == "/" ? std::string() : op.shown);
     op.target = "/newroot" + (op.shown == "/" ? std::string() : op.shown);
     ops.push_back(std::move(op));
@@ -102,48 +198,82 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   for (const auto& p : filesystem.read_only) add_bind(p, true);
   for (const auto& p : filesystem.read_write) add_bind(p, false);
 
+  const std::string tmp_backed = "/oldroot" + tree.tmp_dir;
   for (const auto& raw : filesystem.tmpfs) {
-    const std::string path = fs::path(expand_profile_path(raw, request)).lexically_normal().string();
+    const std::string path = resolved(expand_profile_path(raw, request));
+    if (batmans(path)) continue;
     MountOp op;
     op.shown = path;
     op.target = "/newroot" + path;
     if (path == "/tmp") {
       // The private /tmp is the run's own tmp dir, so --keep-tmp can keep what the job left.
       op.kind = MountOp::Kind::Bind;
-      op.source = "/oldroot" + request.tmp_dir;
+      op.source = tmp_backed;
     } else {
       op.kind = MountOp::Kind::Tmpfs;
     }
     ops.push_back(std::move(op));
   }
+  auto add_hide = [&](const std::string& path) {
+    std::error_code ec;
+    MountOp op;
+    op.kind = MountOp::Kind::Hide;
+    op.is_dir = fs::is_directory(path, ec);
+    op.shown = path;
+    op.source = "/oldroot/dev/null";
+    op.target = "/newroot" + op.shown;
+    ops.push_back(std::move(op));
+  };
   for (const auto& raw : filesystem.hide) {
     const std::string path = expand_profile_path(raw, request);
     std::error_code ec;
     const auto canonical = fs::canonical(path, ec);
     if (ec) continue;  // nothing there to hide
-    MountOp op;
-    op.kind = MountOp::Kind::Hide;
-    op.is_dir = fs::is_directory(canonical, ec);
-    op.shown = canonical.string();
-    op.source = "/oldroot/dev/null";
-    op.target = "/newroot" + op.shown;
-    ops.push_back(std::move(op));
+    if (batmans(canonical.string())) continue;  // hidden below anyway
+    add_hide(canonical.string());
+  }
+  // batman's tree: an empty tmpfs over all of it, read-only once the job's own TMPDIR and
+  // worktree are bound back below it. The job sees no project's records, its own included.
+  if (!tree.home.empty()) add_hide(tree.home);
+
+  // As another user (root_user, taskmaster's user:), the job must reach its TMPDIR and work
+  // dir: the first directory on the way that it could not pass (/root, a 0700 mkdtemp) is
+  // replaced by an empty one, and what the job needs below it is bound back (it could not
+  // have seen the rest anyway).
+  if (const auto ids = job_ids(request)) {
+    for (const std::string& target : {tree.tmp_dir, tree.worktree, tree.cwd}) {
+      if (target.empty()) continue;
+      std::string way;
+      for (const auto& part : fs::path(target).parent_path()) {
+        way = part == "/" ? "/" : (way == "/" ? "" : way) + "/" + part.string();
+        if (way == "/" || within(way, tree.home)) continue;
+        struct stat st{};
+        if (::stat(way.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) break;
+        if (!searchable(st, *ids)) {
+          const bool have = std::any_of(ops.begin(), ops.end(), [&](const MountOp& op) {
+            return op.kind == MountOp::Kind::Hide && within(way, op.shown);
+          });
+          if (!have) add_hide(way);
+          break;
+        }
+      }
+    }
   }
 
-  // The job's working directory, its project dir and its TMPDIR stay visible at their own
-  // paths when a private /tmp (or a hidden path) would cover them: each is bound again over
-  // the cover, with the access it had. TMPDIR is always writable.
-  const std::string tmp_backed = "/oldroot" + request.tmp_dir;
-  auto keep_visible = [&](const std::string& raw, bool writable) {
+  // What the job needs at its own path when a cover (a private /tmp, a hidden path, batman's
+  // tree) hides it: bound again over the cover, with the access it had (`writable`: always
+  // writable; `read_only`: never).
+  auto keep_visible = [&](const std::string& raw, bool writable, bool read_only) {
+    if (raw.empty()) return;
     std::error_code ec;
     const std::string path = canonical_of(raw, ec).string();
-    if (raw.empty() || ec) return;
+    if (ec) return;
     std::size_t cover_depth = 0;
     bool covered = false;
     const MountOp* holder = nullptr;  // the deepest bind that shows `path`
     for (const auto& op : ops) {
       const bool cover = op.kind != MountOp::Kind::Bind || op.source == tmp_backed;
-      if (cover && within(path, op.shown) && path != op.shown) {
+      if (cover && within(path, op.shown) && (path != op.shown || op.kind == MountOp::Kind::Hide)) {
         covered = true;
         cover_depth = std::max(cover_depth, depth(op.shown));
       }
@@ -151,19 +281,25 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
         holder = &op;
     }
     const bool shown = holder && (!covered || depth(holder->shown) > cover_depth);
-    const bool need = writable ? !(shown && !holder->read_only) : (covered && holder && !shown);
+    bool need = writable ? !(shown && !holder->read_only) : (covered && holder && !shown);
+    if (read_only && shown && !holder->read_only) need = true;
     if (!need) return;
     MountOp op;
     op.kind = MountOp::Kind::Bind;
-    op.read_only = !writable && holder->read_only;
+    op.read_only = read_only || (!writable && holder->read_only);
+    op.is_dir = true;
     op.shown = path;
     op.source = "/oldroot" + path;
     op.target = "/newroot" + path;
     ops.push_back(std::move(op));
   };
-  keep_visible(request.cwd, false);
-  keep_visible(request.project_dir, false);
-  keep_visible(request.tmp_dir, true);
+  keep_visible(request.tmp_dir, true, false);
+  keep_visible(request.worktree, true, false);
+  // A work dir inside batman's tree (not its own TMPDIR or worktree) is shown read-only.
+  keep_visible(request.cwd, false, batmans(tree.cwd));
+  // batman's profile directories, where the job could write them and cannot unmount what
+  // covers them (it keeps no capabilities): read-only, so that no job plants a profile.
+  for (const auto& dir : tree.config_dirs) keep_visible(dir, false, true);
   // Mount points for paths kept visible under the private /tmp would be directories made
   // inside the run's tmp dir, and the job would find them in its TMPDIR. Then /tmp is a
   // tmpfs of its own instead (TMPDIR, at its own path, still holds what --keep-tmp keeps).
@@ -176,6 +312,13 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
       tmp.kind = MountOp::Kind::Tmpfs;
       tmp.source.clear();
     }
+  }
+  // A hidden directory with mounts below it is made read-only only after them.
+  for (auto& hide : ops) {
+    if (hide.kind != MountOp::Kind::Hide || !hide.is_dir) continue;
+    hide.seal_later = std::any_of(ops.begin(), ops.end(), [&](const MountOp& op) {
+      return within(op.shown, hide.shown) && op.shown != hide.shown;
+    });
   }
 
   if (request.profile.has_namespace("pid")) {
@@ -243,6 +386,17 @@ int make_read_only(const char* target) {
   return 0;
 }
 
+// Read-only, this mount only: the binds below it keep their own access.
+int seal(const char* target) {
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, target, 0U, &attr, sizeof attr) == 0) return 0;
+  if (errno != ENOSYS) return errno;
+  if (mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
+    return errno;
+  return 0;
+}
+
 int fail_at(Failure& failure, Step step, int index, int err) {
   failure = Failure{static_cast<int>(step), index, err};
   return err;
@@ -250,7 +404,7 @@ int fail_at(Failure& failure, Step step, int index, int err) {
 
 }  // namespace
 
-int apply_mounts(ChildPlan& plan, Failure& failure) {
+static int apply_mounts_masked(ChildPlan& plan, Failure& failure) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     return fail_at(failure, Step::MountPrivate, -1, errno);
   const char* base = plan.base.c_str();
@@ -288,7 +442,9 @@ int apply_mounts(ChildPlan& plan, Failure& failure) {
         }
         break;
       case MountOp::Kind::Hide:
-        if (op.is_dir ? mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755")
+        // With mounts to come below it, the empty directory is made read-only after them.
+        if (op.is_dir ? mount("tmpfs", target, "tmpfs",
+                              MS_NOSUID | MS_NODEV | (op.seal_later ? 0 : MS_RDONLY), "mode=0755")
                       : mount(op.source.c_str(), target, nullptr, MS_BIND, nullptr))
           return fail_at(failure, Step::Hide, index, errno);
         break;
@@ -299,6 +455,12 @@ int apply_mounts(ChildPlan& plan, Failure& failure) {
     }
   }
 
+  for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+    const MountOp& op = plan.mounts[i];
+    if (op.kind != MountOp::Kind::Hide || !op.seal_later) continue;
+    if (int rc = seal(op.target.c_str())) return fail_at(failure, Step::Hide, static_cast<int>(i), rc);
+  }
+
   // pivot_root(".", ".") stacks the staging tmpfs (with /oldroot, the host's tree, below it)
   // over the new root; one lazy detach of "." drops both. bubblewrap detaches /oldroot first,
   // a second umount: each one waits for an RCU grace period, the dearest step of the setup.
@@ -307,6 +469,14 @@ int apply_mounts(ChildPlan& plan, Failure& failure) {
   if (umount2(".", MNT_DETACH) != 0) return fail_at(failure, Step::DetachOldRoot, -1, errno);
   if (chdir("/") != 0) return fail_at(failure, Step::PivotRoot, -1, errno);
   return 0;
+}
+
+int apply_mounts(ChildPlan& plan, Failure& failure) {
+  // Mount points are made 0755 whatever batman's umask: a job run as another user passes them.
+  const mode_t saved_umask = umask(022);
+  const int rc = apply_mounts_masked(plan, failure);
+  umask(saved_umask);
+  return rc;
 }
 
 }  // namespace batman::isolation::ns

@@ -63,6 +63,7 @@ std::string_view step_name(Step step) {
     case Step::ForkJob: return "start the job under PID 1";
     case Step::Exec: return "execve";
     case Step::Unshare: return "unshare the namespaces";
+    case Step::Chown: return "chown";
   }
   return "setup";
 }
@@ -173,6 +174,10 @@ pid_t spawn_job(ChildPlan& plan) {
   // After the parent put us in the job's cgroup, so that it is the namespace's root.
   if (plan.cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0)
     report(plan, Step::CgroupNamespace, errno);
+  // The job's own TMPDIR belongs to the user it runs as (batman is root here: set_ids).
+  if (!plan.chown_path.empty() && chown(plan.chown_path.c_str(), plan.uid, plan.gid) != 0 &&
+      errno != ENOENT)
+    report(plan, Step::Chown, errno);
   if (!plan.pid_namespace) exec_job(plan);
 
   // PID 1: block every signal before the job exists, so none meant for it is lost.
@@ -384,6 +389,7 @@ class NamespacesBackend final : public Backend {
       what += " " + (step == ns::Step::Proc ? std::string("proc on /proc") : op.shown);
     }
     if (step == ns::Step::Chdir) what += " " + plan.cwd;
+    if (step == ns::Step::Chown) what += " " + plan.chown_path;
     if (step == ns::Step::Exec) what += " " + plan.argv_storage.front();
     return what + ": " + std::strerror(failure.err);
   }
@@ -418,13 +424,17 @@ class NamespacesBackend final : public Backend {
                !profile.filesystem.hide.empty()) {
       unenforced.push_back("filesystem (needs the mount namespace)");
     }
-    plan.cwd = request.cwd.empty() ? "/" : request.cwd;
+    // The job sees batman's paths in their canonical form (a symlink in $BATMAN_HOME's path
+    // need not exist in its root): its work dir, and TMPDIR and BATMAN_* in its environment.
+    const BatmanTree tree = batman_tree(request, false);
+    plan.cwd = request.cwd.empty() ? "/" : tree.cwd;
     plan.die_with_parent = profile.die_with_parent;
-    if (request.uid) {
-      if (!root) return fail("running as another user needs root");
+    if (request.uid && !root) return fail("running as another user needs root");
+    if (const auto ids = job_ids(request)) {
       plan.set_ids = true;
-      plan.uid = *request.uid;
-      plan.gid = request.gid.value_or(*request.uid);
+      plan.uid = ids->uid;
+      plan.gid = ids->gid;
+      plan.chown_path = tree.tmp_dir;
     }
     if (request.umask) {
       plan.set_umask = true;
@@ -442,6 +452,17 @@ class NamespacesBackend final : public Backend {
     plan.argv_storage = request.argv;
     plan.argv_storage.front() = ns::find_program(request.argv.front(), request.env);
     plan.env_storage = request.env;
+    if (plan.mount_namespace) {
+      const std::string home = request.batman_home;
+      for (auto& kv : plan.env_storage) {
+        const auto eq = kv.find('=');
+        const std::string_view name(kv.data(), eq == std::string::npos ? 0 : eq);
+        if (name != "TMPDIR" && name != "BATMAN_HOME" && name != "BATMAN_PROJECT_DIR") continue;
+        const std::string value = kv.substr(eq + 1);
+        if (!home.empty() && !tree.home.empty() && path_within(value, home))
+          kv = std::string(name) + "=" + tree.home + value.substr(home.size());
+      }
+    }
     return plan;
   }
 

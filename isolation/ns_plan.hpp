@@ -20,7 +20,7 @@ enum class Step : int {
   Sync, DieWithParent, Session, Stdio, MountPrivate, MountBase, PivotBase, MakeMountPoint,
   Bind, ReadOnly, Tmpfs, Hide, Proc, DevShm, DetachOldRoot, PivotRoot, Hostname, Loopback,
   CgroupNamespace, Groups, Gid, Uid, Umask, Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp,
-  Chdir, ForkJob, Exec, Unshare,
+  Chdir, ForkJob, Exec, Unshare, Chown,
 };
 std::string_view step_name(Step step);
 
@@ -36,6 +36,7 @@ struct MountOp {
   bool read_only = false;
   bool is_dir = true;        // a file bind needs a file as its mount point
   bool optional = false;     // a missing mount point is skipped, not an error
+  bool seal_later = false;   // Hide of a directory: read-only only after the mounts below it
   std::string source;        // "/oldroot/..." for binds
   std::string target;        // "/newroot/..."; the child creates missing directories in it
   std::string shown;         // the path as the job sees it, for messages
@@ -62,6 +63,9 @@ struct ChildPlan {
   bool set_ids = false;
   uid_t uid = 0;
   gid_t gid = 0;
+  // The job's TMPDIR, given to the job's user (set_ids) before the ids change: else a job run
+  // as another user (root_user: nobody) could not write its own TMPDIR.
+  std::string chown_path;
   bool set_umask = false;
   mode_t umask = 022;
   CapabilityPlan caps;

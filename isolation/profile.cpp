@@ -277,7 +277,7 @@ Result<Profile> parse_document(const Reader& r, const YAML::Node& root, const st
   if (auto ok = r.check_map(root, "",
                             {"name", "description", "namespaces", "network", "hostname",
                              "filesystem", "capabilities", "no_new_privs", "seccomp", "limits",
-                             "env", "die_with_parent"});
+                             "env", "die_with_parent", "root_user"});
       !ok)
     return std::unexpected(ok.error());
 
@@ -335,6 +335,16 @@ Result<Profile> parse_document(const Reader& r, const YAML::Node& root, const st
   if (auto ok = parse_seccomp(r, root["seccomp"], p.seccomp); !ok) return std::unexpected(ok.error());
   if (auto ok = parse_limits(r, root["limits"], p.limits); !ok) return std::unexpected(ok.error());
   if (auto ok = parse_env(r, root["env"], p.env); !ok) return std::unexpected(ok.error());
+  if (const auto user = root["root_user"]; user && !user.IsNull()) {
+    const std::string text = user.IsScalar() ? user.Scalar() : "";
+    if (text == "nobody") {
+      p.root_user = 65534;
+    } else if (text != "root") {
+      auto n = parse_integer(text, "root_user", 1, 4294967294LL);
+      if (!n) return r.error(user, "root_user", "expected root, nobody or a uid (1-4294967294)");
+      p.root_user = static_cast<std::uint32_t>(*n);
+    }
+  }
   return p;
 }
 

@@ -65,6 +65,9 @@ struct Profile {
     bool operator==(const Env&) const = default;
   } env;
   bool die_with_parent = true;
+  // `root_user`: when batman runs as root, the job runs as this uid (and the same gid)
+  // instead of uid 0; nullopt (`root_user: root`, the default) keeps uid 0. `nobody` is 65534.
+  std::optional<std::uint32_t> root_user;
 
   bool has_namespace(std::string_view ns) const;
   bool operator==(const Profile&) const = default;

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <csignal>
+#include <filesystem>
 
 #include "common/fs.hpp"
 #include "common/signals.hpp"
@@ -71,8 +72,15 @@ std::vector<std::string> systemd_run_argv(const std::string& systemd_run, const 
   argv.push_back("--working-directory=" + (request.cwd.empty() ? std::string("/") : request.cwd));
   for (const auto& kv : request.env) argv.push_back("--setenv=" + kv);
   auto property = [&](const std::string& text) { argv.push_back("--property=" + text); };
-  if (request.uid) property("User=" + std::to_string(*request.uid));
-  if (request.gid) property("Group=" + std::to_string(*request.gid));
+  if (request.uid) {
+    property("User=" + std::to_string(*request.uid));
+    if (request.gid) property("Group=" + std::to_string(*request.gid));
+  } else if (const auto ids = job_ids(request)) {
+    // root_user (batman is root): the job runs as that user; its TMPDIR is not its own, so
+    // it writes the private /tmp.
+    property("User=" + std::to_string(ids->uid));
+    property("Group=" + std::to_string(ids->gid));
+  }
   if (request.umask) {
     char text[8];
     std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(*request.umask));
@@ -88,21 +96,48 @@ std::vector<std::string> systemd_run_argv(const std::string& systemd_run, const 
   }
   if (p.has_namespace("pid")) unenforced.push_back("pid namespace (systemd tier: the unit's cgroup groups the tree)");
   if (p.has_namespace("cgroup")) property("ProtectControlGroups=yes");
+  // batman's tree (SPEC §7): what a profile says of paths inside it is dropped; the tree is
+  // read-only, the job's TMPDIR and worktree writable, every other entry inaccessible (for
+  // systemd the most specific path wins, whatever the order).
+  const BatmanTree tree = batman_tree(request, true);
+  const auto own = [&](const std::string& path) {
+    return path_within(path, tree.tmp_dir) || path_within(path, tree.worktree);
+  };
+  const auto batmans = [&](const std::string& raw) {
+    std::error_code ec;
+    const auto path = std::filesystem::weakly_canonical(raw, ec).string();
+    return !ec && path_within(path, tree.home) && !own(path);
+  };
   for (const auto& raw : p.filesystem.read_only) {
     const auto path = expand_profile_path(raw, request);
     if (path == "/") property("ProtectSystem=strict");
-    else property("ReadOnlyPaths=" + path);
+    else if (!batmans(path)) property("ReadOnlyPaths=" + path);
   }
   for (const auto& raw : p.filesystem.read_write) {
     const auto path = expand_profile_path(raw, request);
-    if (path != "/") property("ReadWritePaths=" + path);
+    if (batmans(path)) {
+      unenforced.push_back("read_write " + raw + ": inside batman's own tree, which a job never "
+                           "writes (only its TMPDIR and --worktree)");
+    } else if (path != "/") {
+      property("ReadWritePaths=" + path);
+    }
   }
+  if (!tree.home.empty()) {
+    property("ReadOnlyPaths=" + tree.home);
+    for (const auto* mine : {&tree.tmp_dir, &tree.worktree})
+      if (!mine->empty()) property("ReadWritePaths=-" + *mine);
+    for (const auto& path : tree.hidden) property("InaccessiblePaths=-" + path);
+  }
+  for (const auto& dir : tree.config_dirs) property("ReadOnlyPaths=-" + dir);
   for (const auto& raw : p.filesystem.tmpfs) {
     const auto path = expand_profile_path(raw, request);
     if (path == "/tmp") property("PrivateTmp=yes");
     else property("TemporaryFileSystem=" + path);
   }
-  for (const auto& raw : p.filesystem.hide) property("InaccessiblePaths=-" + expand_profile_path(raw, request));
+  for (const auto& raw : p.filesystem.hide) {
+    const auto path = expand_profile_path(raw, request);
+    if (!batmans(path)) property("InaccessiblePaths=-" + path);
+  }
 
   if (p.capabilities.drop_all) {
     std::vector<std::string> keep;

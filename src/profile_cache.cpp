@@ -2,7 +2,9 @@
 #include "src/profile_cache.hpp"
 
 #include <seccomp.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/utsname.h>
 
 #include <cstdio>
@@ -12,6 +14,7 @@
 
 #include "batman_config.h"
 #include "common/fs.hpp"
+#include "common/unique_fd.hpp"
 #include "isolation/seccomp.hpp"
 
 namespace batman::cli {
@@ -20,7 +23,7 @@ namespace {
 using nlohmann::json;
 using isolation::Profile;
 
-constexpr int kFormat = 2;
+constexpr int kFormat = 3;
 
 template <class T>
 json optional_json(const std::optional<T>& v) {
@@ -60,6 +63,7 @@ json to_json_value(const Profile& p) {
       {"limits", limits},
       {"env", {{"clear", p.env.clear}, {"keep", p.env.keep}, {"set", p.env.set}}},
       {"die_with_parent", p.die_with_parent},
+      {"root_user", optional_json(p.root_user)},
   };
 }
 
@@ -93,6 +97,7 @@ Profile from_json_value(const json& j) {
   p.env.keep = j.at("env").at("keep").get<std::vector<std::string>>();
   p.env.set = j.at("env").at("set").get<std::map<std::string, std::string>>();
   p.die_with_parent = j.at("die_with_parent").get<bool>();
+  p.root_user = optional_from<std::uint32_t>(j.at("root_user"));
   return p;
 }
 
@@ -110,6 +115,36 @@ std::string executable_identity() {
          (lib ? std::to_string(lib->major) + "." + std::to_string(lib->minor) + "." + std::to_string(lib->micro)
               : std::string("?")) +
          " " + kernel.release;
+}
+
+// A directory of the cache: batman's own, and no one else may add to it.
+bool trusted_dir(int fd) {
+  struct stat st{};
+  return ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+constexpr std::size_t kMaxEntry = 1 << 20;  // a profile's entry is a few KB
+
+// An entry as batman itself wrote it: a regular file of batman's user, mode 0600 (no one else
+// could have written it), one link (not a hard link to a file made elsewhere), a sane size.
+// Anything else is not used (and is replaced by a fresh entry).
+std::optional<std::string> read_trusted_entry(int dirfd, const std::string& name) {
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & 077) != 0 || st.st_nlink != 1 || static_cast<std::size_t>(st.st_size) > kMaxEntry)
+    return std::nullopt;
+  std::string out(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<std::size_t>(n);
+  }
+  return out;
 }
 
 std::string entry_name(const std::string& path, const std::string& text) {
@@ -138,12 +173,12 @@ Result<Profile> load_profile_cached(std::string_view name_or_path, const std::st
   auto home = open_dir_path(batman_home, false);
   if (!home) return isolation::parse_profile(source->text, source->path);
   auto cache = open_dir_at(home->get(), ".cache", true);
-  if (!cache) return isolation::parse_profile(source->text, source->path);
+  if (!cache || !trusted_dir(cache->get())) return isolation::parse_profile(source->text, source->path);
   auto dir = open_dir_at(cache->get(), "profiles", true);
-  if (!dir) return isolation::parse_profile(source->text, source->path);
+  if (!dir || !trusted_dir(dir->get())) return isolation::parse_profile(source->text, source->path);
   const std::string name = entry_name(source->path, source->text);
   const std::string binary = executable_identity();
-  if (auto cached = read_file_at(dir->get(), name)) {
+  if (auto cached = read_trusted_entry(dir->get(), name)) {
     try {
       const json entry = json::from_cbor(*cached);
       if (entry.at("format").get<int>() == kFormat && entry.at("version").get<std::string>() == BATMAN_VERSION &&

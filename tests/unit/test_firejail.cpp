@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <unistd.h>
 
 #include "batman_config.h"
 #include "isolation/firejail.hpp"
@@ -19,6 +21,7 @@ LaunchRequest request_for(const char* profile) {
   r.argv = {"/bin/sh", "-c", "make test"};
   r.env = {"HOME=/home/u", "PATH=/usr/bin"};
   r.cwd = "/tmp/work";
+  r.batman_home = "/home/u/.batman-parallel";
   r.project_dir = "/home/u/.batman-parallel/p";
   r.tmp_dir = "/home/u/.batman-parallel/p/tmp/r1";
   return r;
@@ -39,7 +42,8 @@ TEST(Firejail, IsolatedProfile) {
   EXPECT_EQ(argv[2], "--noprofile");
   for (const char* option :
        {"--net=none", "--ipc-namespace", "--hostname=batman", "--read-only=/", "--read-write=/tmp/work",
-        "--read-write=/home/u/.batman-parallel/p", "--private-tmp", "--whitelist=/tmp/work",
+        "--private-tmp", "--whitelist=/tmp/work", "--deterministic-shutdown",
+        "--read-only=/home/u/.batman-parallel", "--read-write=/home/u/.batman-parallel/p/tmp/r1",
         "--caps.drop=all", "--nonewprivs", "--seccomp.block-secondary", "--seccomp-error-action=EPERM"})
     EXPECT_TRUE(has(argv, option)) << option;
   const auto drop = std::find_if(argv.begin(), argv.end(),
@@ -78,4 +82,42 @@ TEST(Firejail, KeptCapabilities) {
   const auto argv = firejail_argv("firejail", r, unenforced);
   EXPECT_TRUE(has(argv, "--caps.keep=net_bind_service,chown"));
   EXPECT_FALSE(has(argv, "--caps.drop=all"));
+}
+
+// SPEC §7 under firejail: a profile's path inside batman's tree is dropped; after the profile
+// the tree is read-only (firejail: last one wins), the job's TMPDIR and worktree writable,
+// and every other entry (other projects, .cache, this project's state) blacklisted.
+TEST(Firejail, BatmanTreeIsReadOnlyAndOtherEntriesBlacklisted) {
+  char tmpl[] = "/tmp/batman-firejail-XXXXXX";
+  const std::filesystem::path root = mkdtemp(tmpl);
+  const auto home = root / "home";
+  for (const char* dir : {"p/tmp/r1", "p/tmp/r2", "p/state", "p/worktrees/r1", "other/logs", ".cache/profiles"})
+    std::filesystem::create_directories(home / dir);
+  auto r = request_for("isolated");
+  r.batman_home = home.string();
+  r.project_dir = (home / "p").string();
+  r.tmp_dir = (home / "p/tmp/r1").string();
+  r.worktree = (home / "p/worktrees/r1").string();
+  r.cwd = r.worktree;
+  r.profile.filesystem.read_write = {"$CWD", "$PROJECT_DIR"};
+  std::vector<std::string> unenforced;
+  const auto argv = firejail_argv("firejail", r, unenforced);
+  std::filesystem::remove_all(root);
+  EXPECT_FALSE(has(argv, "--read-write=" + (home / "p").string()));
+  // The last occurrence: firejail's read-only/read-write are last-wins.
+  const auto at = [&](const std::string& item) {
+    const auto it = std::find(argv.rbegin(), argv.rend(), item);
+    return it == argv.rend() ? std::ptrdiff_t(-1) : argv.rend() - it - 1;
+  };
+  const auto read_only = at("--read-only=" + home.string());
+  ASSERT_GE(read_only, 0);
+  EXPECT_GT(at("--read-write=" + (home / "p/tmp/r1").string()), read_only);
+  EXPECT_GT(at("--read-write=" + (home / "p/worktrees/r1").string()), read_only);
+  for (const char* hidden : {"other", ".cache", "p/state", "p/tmp/r2"})
+    EXPECT_TRUE(has(argv, "--blacklist=" + (home / hidden).string())) << hidden;
+  for (const char* shown : {"p", "p/tmp", "p/tmp/r1", "p/worktrees", "p/worktrees/r1"})
+    EXPECT_FALSE(has(argv, "--blacklist=" + (home / shown).string())) << shown;
+  EXPECT_TRUE(std::any_of(unenforced.begin(), unenforced.end(), [](const std::string& u) {
+    return u.starts_with("read_write $PROJECT_DIR: inside batman's own tree");
+  }));
 }

@@ -2,6 +2,9 @@
 // run's tmp dir, and a work dir under /tmp kept visible over it.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 
 #include "isolation/backends.hpp"
@@ -127,11 +130,175 @@ TEST(Mounts, TmpdirStaysVisibleAndWritableUnderAReadOnlyRoot) {
   });
   ASSERT_NE(tmpdir, ops->end()) << "TMPDIR must be bound at its own path";
   EXPECT_FALSE(tmpdir->read_only);
-  // The project dir itself, covered by the private /tmp, comes back read-only as / had it.
+  // The project dir itself is batman's records: not brought back over the private /tmp.
   const auto project = std::find_if(ops->begin(), ops->end(), [&](const MountOp& o) {
     return o.shown == (t.root / "project").string();
   });
-  ASSERT_NE(project, ops->end());
-  EXPECT_TRUE(project->read_only);
-  EXPECT_LT(project - ops->begin(), tmpdir - ops->begin());
+  EXPECT_EQ(project, ops->end());
+}
+
+namespace {
+
+// $BATMAN_HOME with a project, the run's TMPDIR and worktree, another project's log, and a
+// work dir outside it.
+struct HomeTree {
+  std::filesystem::path root, home;
+  HomeTree() {
+    char tmpl[] = "/tmp/batman-mounts-XXXXXX";
+    root = mkdtemp(tmpl);
+    home = root / "home";
+    std::filesystem::create_directories(root / "work");
+    std::filesystem::create_directories(home / "p/tmp/r1");
+    std::filesystem::create_directories(home / "p/tmp/r2");
+    std::filesystem::create_directories(home / "p/worktrees/r1/src");
+    std::filesystem::create_directories(home / "p/state");
+    std::filesystem::create_directories(home / "other/logs");
+    std::filesystem::create_directories(home / ".cache/profiles");
+  }
+  ~HomeTree() { std::filesystem::remove_all(root); }
+  LaunchRequest request(const std::filesystem::path& via) const {
+    LaunchRequest r;
+    r.cwd = (root / "work").string();
+    r.batman_home = via.string();
+    r.project_dir = (via / "p").string();
+    r.tmp_dir = (via / "p/tmp/r1").string();
+    r.profile.namespaces = {"mount", "pid"};
+    r.profile.filesystem.read_only = {"/"};
+    r.profile.filesystem.read_write = {"$CWD", "$PROJECT_DIR"};
+    r.profile.filesystem.tmpfs = {"/tmp"};
+    r.profile.capabilities.drop_all = true;
+    return r;
+  }
+};
+
+const MountOp* find_op(const std::vector<MountOp>& ops, const std::filesystem::path& shown) {
+  for (const auto& op : ops)
+    if (op.shown == shown.string()) return &op;
+  return nullptr;
+}
+
+std::ptrdiff_t index_of(const std::vector<MountOp>& ops, const MountOp* op) { return op - ops.data(); }
+
+}  // namespace
+
+// SPEC §7: whatever the profile says ($PROJECT_DIR writable, or all of / writable), batman's
+// tree is covered by an empty tmpfs, sealed read-only after the job's own TMPDIR and worktree
+// are bound back writable below it; nothing else of it (state/, other projects, .cache) is
+// bound.
+TEST(Mounts, BatmanHomeIsCoveredAndOnlyTheJobsOwnPartsAreWritable) {
+  HomeTree t;
+  for (const auto& read_write : {std::vector<std::string>{"$CWD", "$PROJECT_DIR"}, std::vector<std::string>{"/"}}) {
+    auto r = t.request(t.home);
+    r.profile.filesystem.read_write = read_write;
+    r.worktree = (t.home / "p/worktrees/r1").string();
+    r.cwd = (t.home / "p/worktrees/r1/src").string();
+    std::vector<std::string> unenforced;
+    auto ops = ns::plan_mounts(r, unenforced);
+    ASSERT_TRUE(ops.has_value());
+    const MountOp* cover = find_op(*ops, t.home);
+    ASSERT_NE(cover, nullptr);
+    EXPECT_EQ(cover->kind, MountOp::Kind::Hide);
+    EXPECT_TRUE(cover->is_dir);
+    EXPECT_TRUE(cover->seal_later);
+    const MountOp* tmpdir = find_op(*ops, t.home / "p/tmp/r1");
+    ASSERT_NE(tmpdir, nullptr);
+    EXPECT_EQ(tmpdir->kind, MountOp::Kind::Bind);
+    EXPECT_FALSE(tmpdir->read_only);
+    EXPECT_GT(index_of(*ops, tmpdir), index_of(*ops, cover));
+    const MountOp* worktree = find_op(*ops, t.home / "p/worktrees/r1");
+    ASSERT_NE(worktree, nullptr);
+    EXPECT_FALSE(worktree->read_only);
+    EXPECT_GT(index_of(*ops, worktree), index_of(*ops, cover));
+    for (const auto& op : *ops) {
+      if (op.kind != MountOp::Kind::Bind || op.shown == "/" || op.shown == "/tmp") continue;
+      if (!path_within(op.shown, t.home.string())) continue;
+      EXPECT_TRUE(path_within(op.shown, tmpdir->shown) || path_within(op.shown, worktree->shown)) << op.shown;
+    }
+    if (read_write.size() == 2) {
+      ASSERT_EQ(unenforced.size(), 1U);
+      EXPECT_NE(unenforced[0].find("read_write $PROJECT_DIR: inside batman's own tree"), std::string::npos);
+    }
+  }
+}
+
+// A work dir inside batman's tree (not the job's own) is shown, read-only.
+TEST(Mounts, WorkDirInsideBatmanHomeIsReadOnly) {
+  HomeTree t;
+  auto r = t.request(t.home);
+  r.cwd = (t.home / "p/state").string();
+  std::vector<std::string> unenforced;
+  auto ops = ns::plan_mounts(r, unenforced);
+  ASSERT_TRUE(ops.has_value());
+  const MountOp* cwd = find_op(*ops, t.home / "p/state");
+  ASSERT_NE(cwd, nullptr);
+  EXPECT_TRUE(cwd->read_only);
+  EXPECT_GT(index_of(*ops, cwd), index_of(*ops, find_op(*ops, t.home)));
+}
+
+// Issue 11: a symlink in $BATMAN_HOME's path made the private /tmp's source
+// "/oldroot/<the link>", which does not exist once the old root is under /oldroot. Every
+// path is planned canonical.
+TEST(Mounts, SymlinkedBatmanHomeIsPlannedCanonical) {
+  HomeTree t;
+  std::filesystem::create_directory_symlink(t.root, t.root / "link");
+  auto r = t.request(t.root / "link/home");
+  r.cwd = (t.root / "link/work").string();
+  std::vector<std::string> unenforced;
+  auto ops = ns::plan_mounts(r, unenforced);
+  ASSERT_TRUE(ops.has_value());
+  for (const auto& op : *ops) {
+    EXPECT_EQ(op.shown.find("/link"), std::string::npos) << op.shown;
+    EXPECT_EQ(op.source.find("/link"), std::string::npos) << op.source;
+  }
+  EXPECT_NE(find_op(*ops, t.home), nullptr);
+  EXPECT_NE(find_op(*ops, t.home / "p/tmp/r1"), nullptr);
+  EXPECT_NE(find_op(*ops, t.root / "work"), nullptr);
+}
+
+// batman's profile directories under a writable path ($HOME in `build`) are bound read-only
+// when the job keeps no capabilities (so it cannot unmount them).
+TEST(Mounts, ProfileDirectoriesUnderAWritablePathAreReadOnly) {
+  HomeTree t;
+  std::filesystem::create_directories(t.root / "work/.config/batman/profiles");
+  const char* old = std::getenv("XDG_CONFIG_HOME");
+  const std::string saved = old ? old : "";
+  setenv("XDG_CONFIG_HOME", (t.root / "work/.config").c_str(), 1);
+  auto r = t.request(t.home);
+  std::vector<std::string> unenforced;
+  auto ops = ns::plan_mounts(r, unenforced);
+  r.profile.capabilities.drop_all = false;
+  std::vector<std::string> unenforced_caps;
+  auto with_caps = ns::plan_mounts(r, unenforced_caps);
+  if (old) setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
+  else unsetenv("XDG_CONFIG_HOME");
+  ASSERT_TRUE(ops.has_value());
+  const MountOp* config = find_op(*ops, t.root / "work/.config/batman");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->kind, MountOp::Kind::Bind);
+  EXPECT_TRUE(config->read_only);
+  EXPECT_GT(index_of(*ops, config), index_of(*ops, find_op(*ops, t.root / "work")));
+  ASSERT_TRUE(with_caps.has_value());
+  EXPECT_EQ(find_op(*with_caps, t.root / "work/.config/batman"), nullptr);
+}
+
+// As root with root_user: the job runs as another uid, so a directory on the way to its
+// TMPDIR or work dir that it could not pass is covered, and the work dir bound back.
+TEST(Mounts, DirectoriesTheJobsUserCannotPassAreCovered) {
+  if (geteuid() != 0) GTEST_SKIP() << "root_user applies to root only";
+  HomeTree t;
+  std::filesystem::create_directories(t.root / "closed/work");
+  std::filesystem::permissions(t.root, std::filesystem::perms(0755));
+  std::filesystem::permissions(t.root / "closed", std::filesystem::perms::owner_all);
+  auto r = t.request(t.home);
+  r.cwd = (t.root / "closed/work").string();
+  r.profile.root_user = 65534;
+  std::vector<std::string> unenforced;
+  auto ops = ns::plan_mounts(r, unenforced);
+  ASSERT_TRUE(ops.has_value());
+  const MountOp* closed = find_op(*ops, t.root / "closed");
+  ASSERT_NE(closed, nullptr);
+  EXPECT_EQ(closed->kind, MountOp::Kind::Hide);
+  const MountOp* work = find_op(*ops, t.root / "closed/work");
+  ASSERT_NE(work, nullptr);
+  EXPECT_GT(index_of(*ops, work), index_of(*ops, closed));
 }

@@ -63,7 +63,7 @@ TEST(Profile, UnknownTopLevelKeyNamesLineAndKey) {
   EXPECT_EQ(error_of("name: x\nnamespacez: [pid]\n"),
             "test.yaml:2: key 'namespacez': unknown key (known: name, description, namespaces, "
             "network, hostname, filesystem, capabilities, no_new_privs, seccomp, limits, env, "
-            "die_with_parent)");
+            "die_with_parent, root_user)");
 }
 
 TEST(Profile, UnknownNestedKey) {

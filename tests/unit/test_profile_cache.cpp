@@ -2,6 +2,7 @@
 // at the same path, and a broken entry or a missing $BATMAN_HOME falls back to the YAML.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -33,6 +34,7 @@ seccomp: {default: allow, action: kill, deny: [reboot, kexec_load]}
 limits: {memory: 1G, cpus: 1.5, pids: 64, nofile: 256}
 env: {clear: true, keep: [TERM], set: {A: b}}
 die_with_parent: false
+root_user: 4242
 )";
 
 struct TempHome {
@@ -164,4 +166,57 @@ TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
   EXPECT_TRUE(*other == *fresh);
   EXPECT_EQ(read_entry().at("binary").get<std::string>().find("other-"), std::string::npos)
       << "the entry is this binary's again";
+}
+
+// Issue 11: a job rewrote a strict profile's entry with the same version/path/text and a
+// profile of its own. The cache lives where no job can write (batman's tree is hidden from
+// every mount-namespace tier); and an entry is used only as batman itself writes it: a
+// regular file of batman's user, mode 0600, one link, in directories no one else may write.
+TEST(ProfileCache, AnEntryNotAsBatmanWroteItIsNotUsed) {
+  TempHome home;
+  const auto path = home.write("p.yaml", kEverything).string();
+  ASSERT_TRUE(cli::load_profile_cached(path, home.dir.string()).has_value());
+  ASSERT_EQ(home.entries().size(), 1u);
+  const fs::path entry = home.entries().front();
+  auto poison = [&](mode_t mode) {
+    std::ifstream in(entry, std::ios::binary);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto j = nlohmann::json::from_cbor(bytes);
+    j["profile"]["capabilities"]["drop_all"] = false;
+    j["profile"]["namespaces"] = nlohmann::json::array();
+    j["profile"]["seccomp"]["enabled"] = false;
+    j["seccomp_bpf"] = nlohmann::json::array();
+    const auto out = nlohmann::json::to_cbor(j);
+    fs::remove(entry);
+    std::ofstream(entry, std::ios::binary).write(reinterpret_cast<const char*>(out.data()),
+                                                 static_cast<std::streamsize>(out.size()));
+    ::chmod(entry.c_str(), mode);
+  };
+  auto strong = [&] {
+    auto p = cli::load_profile_cached(path, home.dir.string());
+    EXPECT_TRUE(p.has_value());
+    return p && p->capabilities.drop_all && p->seccomp.enabled && !p->namespaces.empty();
+  };
+  // Written as batman writes it: used (the env tier's job is the user itself; see README).
+  poison(0600);
+  EXPECT_FALSE(strong()) << "the check below must be able to fail";
+  // Readable or writable by others: not used, and replaced.
+  poison(0644);
+  EXPECT_TRUE(strong());
+  EXPECT_TRUE(strong());
+  // A hard link to a file made elsewhere: not used.
+  poison(0600);
+  fs::create_hard_link(entry, home.dir / "elsewhere");
+  EXPECT_TRUE(strong());
+  fs::remove(home.dir / "elsewhere");
+  // Another user's file: not used.
+  if (::geteuid() == 0) {
+    poison(0600);
+    ASSERT_EQ(::chown(entry.c_str(), 65534, 65534), 0);
+    EXPECT_TRUE(strong());
+  }
+  // A cache directory others may write into: not used at all.
+  poison(0600);
+  ::chmod((home.dir / ".cache" / "profiles").c_str(), 0777);
+  EXPECT_TRUE(strong());
 }

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <unistd.h>
 #include <fstream>
 
 #include "batman_config.h"
@@ -20,6 +22,7 @@ LaunchRequest request_for(const char* profile) {
   r.argv = {"/bin/sh", "-c", "echo hi"};
   r.env = {"HOME=/home/u", "BATMAN_RUN_ID=r1"};
   r.cwd = "/home/u/src";
+  r.batman_home = "/home/u/.batman-parallel";
   r.project_dir = "/home/u/.batman-parallel/p";
   r.tmp_dir = "/home/u/.batman-parallel/p/tmp/r1";
   r.run_id = "r1";
@@ -45,11 +48,13 @@ TEST(Systemd, IsolatedProfileAsProperties) {
         "--working-directory=/home/u/src", "--setenv=HOME=/home/u", "--setenv=BATMAN_RUN_ID=r1",
         "--property=PrivateNetwork=yes", "--property=PrivateIPC=yes", "--property=ProtectHostname=yes",
         "--property=ProtectSystem=strict", "--property=ReadWritePaths=/home/u/src",
-        "--property=ReadWritePaths=/home/u/.batman-parallel/p", "--property=PrivateTmp=yes",
+        "--property=ReadOnlyPaths=/home/u/.batman-parallel",
+        "--property=ReadWritePaths=-/home/u/.batman-parallel/p/tmp/r1", "--property=PrivateTmp=yes",
         "--property=CapabilityBoundingSet=", "--property=NoNewPrivileges=yes",
         "--property=SystemCallArchitectures=native", "--property=SystemCallErrorNumber=EPERM",
         "--property=KillMode=control-group"})
     EXPECT_TRUE(has(argv, option)) << option;
+  EXPECT_FALSE(has(argv, "--property=ReadWritePaths=/home/u/.batman-parallel/p"));
   const auto filter = std::find_if(argv.begin(), argv.end(), [](const std::string& a) {
     return a.starts_with("--property=SystemCallFilter=~");
   });
@@ -90,4 +95,36 @@ TEST(Systemd, ProbeSaysWhyNotWhenSystemdIsNotInit) {
   }
   EXPECT_FALSE(a.available);
   EXPECT_EQ(a.reason, "systemd is not PID 1 (init is " + init + ")");
+}
+
+// SPEC §7 under systemd: batman's tree read-only, the job's TMPDIR and worktree writable,
+// every other entry inaccessible; as root, strict's root_user runs the job as nobody.
+TEST(Systemd, BatmanTreeAndRootUser) {
+  char tmpl[] = "/tmp/batman-systemd-XXXXXX";
+  const std::filesystem::path root = mkdtemp(tmpl);
+  const auto home = root / "home";
+  for (const char* dir : {"p/tmp/r1", "p/tmp/r2", "p/logs", "p/worktrees/r1", "other/state", ".cache"})
+    std::filesystem::create_directories(home / dir);
+  auto r = request_for("strict");
+  r.batman_home = home.string();
+  r.project_dir = (home / "p").string();
+  r.tmp_dir = (home / "p/tmp/r1").string();
+  r.worktree = (home / "p/worktrees/r1").string();
+  r.profile.filesystem.read_write = {"$CWD", "$PROJECT_DIR"};
+  std::vector<std::string> unenforced;
+  const auto argv = systemd_run_argv("systemd-run", r, geteuid() != 0, unenforced);
+  std::filesystem::remove_all(root);
+  EXPECT_TRUE(has(argv, "--property=ReadOnlyPaths=" + home.string()));
+  EXPECT_FALSE(has(argv, "--property=ReadWritePaths=" + (home / "p").string()));
+  EXPECT_TRUE(has(argv, "--property=ReadWritePaths=-" + (home / "p/tmp/r1").string()));
+  EXPECT_TRUE(has(argv, "--property=ReadWritePaths=-" + (home / "p/worktrees/r1").string()));
+  for (const char* hidden : {"other", ".cache", "p/logs", "p/tmp/r2"})
+    EXPECT_TRUE(has(argv, "--property=InaccessiblePaths=-" + (home / hidden).string())) << hidden;
+  for (const char* shown : {"p", "p/tmp", "p/tmp/r1", "p/worktrees/r1"})
+    EXPECT_FALSE(has(argv, "--property=InaccessiblePaths=-" + (home / shown).string())) << shown;
+  if (geteuid() == 0) {
+    EXPECT_TRUE(has(argv, "--property=User=65534"));
+    EXPECT_TRUE(has(argv, "--property=Group=65534"));
+  }
+  EXPECT_TRUE(has(argv, "--setenv=BATMAN_RUN_ID=r1"));
 }
