@@ -408,6 +408,8 @@ void Run::on_spawned(runner::Job&, pid_t pid) {
     running_timer_.reset();
     wait_running_write();
     save_state();
+  } else if (ready_fd_ >= 0) {
+    wait_running_write();  // the timer went off first: its write is in flight
   }
   signal_ready(0);
 }
