@@ -253,9 +253,9 @@ class HostileFiles(HostileCase):
 
 class BadText(HostileCase):
     def test_a_name_with_a_newline_is_refused_in_one_line(self):
-        r = self.refused("parallel", "a\nb", "true", contains=("'a\\nb'",))
+        self.refused("a\nb", "true", name="batman-parallel", contains=("invalid project name 'a\\nb'",))
+        r = self.refused("a\x1b[31mb", "true", name="batman-parallel", contains=("'a\\e[31mb'",))
         self.assertNotIn("\x1b", r.stderr)
-        r = self.refused("parallel", "a\x1b[31mb", "true", contains=("'a\\e[31mb'",))
 
     def test_duplicate_keys_are_refused_by_every_reader(self):
         config = self.write("tm.yaml", "programs:\n  a:\n    cmd: x\n    cmd: y\n")
