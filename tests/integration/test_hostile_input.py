@@ -184,6 +184,12 @@ class HostileFiles(HostileCase):
         r = self.batman("multi", "web", "echo hi", timeout=DEADLINE)
         self.assertEqual(r.returncode, 125, r.stderr)
         self.assertIn(f"could not start the job: cannot create log: {path}: not a regular file (a FIFO)", r.stderr)
+        if os.geteuid() == 0:  # a /dev/zero there (O_TRUNC on a device would do nothing good)
+            os.unlink(path)
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+            r = self.batman("multi", "web", "echo hi", timeout=DEADLINE)
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertIn(f"{path}: not a regular file (a character device)", r.stderr)
 
     def test_a_fifo_or_device_as_a_profile_is_refused(self):
         fifo = self.fifo(os.path.join(self.work, "fifo.yaml"))
@@ -213,6 +219,7 @@ class HostileFiles(HostileCase):
         self.refused(fifo, name="taskmaster", contains=(f"{fifo}: not a regular file (a FIFO)",))
         big = self.write("big.yaml", "programs: {}\n" + ("# " + "x" * 1000 + "\n") * 5000)
         self.refused(big, name="taskmaster", contains=(f"{big}: larger than 4 MiB",))
+        self.refused("/dev/zero", name="taskmaster", contains=("/dev/zero: not a regular file (a character device)",))
         # A live supervisor whose config became a FIFO: the reload is refused, it keeps serving.
         config = self.write("tm.yaml", SLEEPERS)
         daemon = self.start_daemon(config)
