@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 
 namespace batman {
@@ -77,7 +78,7 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
 
 PendingFile::PendingFile(PendingFile&& other) noexcept
     : dirfd_(other.dirfd_), target_(std::move(other.target_)), temp_(std::move(other.temp_)),
-      fd_(std::move(other.fd_)) {
+      fd_(std::move(other.fd_)), reserved_(other.reserved_) {
   other.temp_.clear();
 }
 
@@ -88,6 +89,7 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
     target_ = std::move(other.target_);
     temp_ = std::move(other.temp_);
     fd_ = std::move(other.fd_);
+    reserved_ = other.reserved_;
     other.temp_.clear();
   }
   return *this;
@@ -114,6 +116,12 @@ Result<void> PendingFile::sync(std::string_view content) {
     discard();
     return std::unexpected(e);
   }
+  // The reservation's rest goes (a shrink needs no new block).
+  if (reserved_ > content.size() && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0) {
+    int err = errno;
+    discard();
+    return sys_error("truncate " + temp_, err);
+  }
   if (::fsync(fd) != 0) {
     int err = errno;
     discard();
@@ -126,6 +134,35 @@ Result<void> PendingFile::sync(std::string_view content) {
 Result<void> PendingFile::presync() {
   if (!fd_) return fail("sync " + target_ + ": nothing pending");
   if (::fsync(fd_.get()) != 0) return sys_error("fsync " + temp_);
+  return {};
+}
+
+Result<void> PendingFile::reserve(std::size_t bytes) {
+  if (!fd_) return fail("reserve " + target_ + ": nothing pending");
+  if (bytes <= reserved_) return {};
+  // Mode 0 (the size grows too): a block reserved past the end of a file (KEEP_SIZE) would
+  // stay allocated after the content is written on some file systems.
+  if (::fallocate(fd_.get(), 0, 0, static_cast<off_t>(bytes)) != 0) {
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return sys_error("reserve " + temp_);
+    const std::string zeros(bytes, '\0');
+    const ssize_t n = ::pwrite(fd_.get(), zeros.data(), zeros.size(), 0);
+    if (n != static_cast<ssize_t>(zeros.size())) return sys_error("reserve " + temp_, n < 0 ? errno : ENOSPC);
+  }
+  reserved_ = bytes;
+  return {};
+}
+
+Result<void> overwrite_in_place(int dirfd, std::string_view name, std::string_view content) {
+  auto fd = open_regular_at(dirfd, name, O_WRONLY);
+  if (!fd) return std::unexpected(fd.error());
+  struct stat st{};
+  if (::fstat(fd->get(), &st) != 0) return sys_error("stat " + std::string(name));
+  if (st.st_nlink != 1) return fail(std::string(name) + ": has other hard links: not rewritten in place");
+  const ssize_t n = ::pwrite(fd->get(), content.data(), content.size(), 0);
+  if (n < 0) return sys_error("rewrite " + std::string(name));
+  if (static_cast<std::size_t>(n) != content.size()) return sys_error("rewrite " + std::string(name), ENOSPC);
+  if (::ftruncate(fd->get(), static_cast<off_t>(content.size())) != 0 || ::fsync(fd->get()) != 0)
+    return sys_error("rewrite " + std::string(name));
   return {};
 }
 
@@ -142,7 +179,41 @@ Result<void> PendingFile::publish() {
   return {};
 }
 
-static Result<std::string> read_fd(int fd, const std::string& shown) {
+std::string file_type_name(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symlink";
+    default: return "not a file";
+  }
+}
+
+namespace {
+
+constexpr int kRegularFlags = O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+
+Result<UniqueFd> check_regular(UniqueFd fd, std::string_view shown, bool allow_char_device) {
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return sys_error("stat " + std::string(shown));
+  if (S_ISREG(st.st_mode) || (allow_char_device && S_ISCHR(st.st_mode))) return fd;
+  return fail(std::string(shown) + ": not a regular file (" + file_type_name(st.st_mode) +
+              ")");
+}
+
+Result<std::string> read_fd(int fd, const std::string& shown, std::size_t max_bytes) {
+  auto too_big = [&] {
+    const std::size_t mib = max_bytes >> 20;
+    return fail(shown + ": larger than " +
+                (mib > 0 ? std::to_string(mib) + " MiB" : std::to_string(max_bytes) + " bytes") +
+                ", the most batman reads of such a file");
+  };
+  struct stat st{};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0 && static_cast<std::uint64_t>(st.st_size) > max_bytes)
+    return too_big();
   std::string out;
   char buf[65536];
   for (;;) {
@@ -152,27 +223,58 @@ static Result<std::string> read_fd(int fd, const std::string& shown) {
       return sys_error("read " + shown);
     }
     if (n == 0) break;
+    // Checked as it grows too: /proc files say size 0, and a file may grow while it is read.
+    if (static_cast<std::size_t>(n) > max_bytes - out.size()) return too_big();
     out.append(buf, static_cast<std::size_t>(n));
   }
   return out;
 }
 
-Result<std::string> read_file_at(int dirfd, std::string_view name) {
-  std::string n(name);
-  int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return sys_error("open " + n);
-  UniqueFd owner(fd);
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) return sys_error("stat " + n);
-  if (!S_ISREG(st.st_mode)) return fail(n + " is not a regular file");
-  return read_fd(fd, n);
+}  // namespace
+
+Result<UniqueFd> open_regular_at(int dirfd, std::string_view name, int flags, mode_t mode,
+                                 std::string_view shown) {
+  const std::string n(name);
+  if (shown.empty()) shown = name;
+  UniqueFd fd(::openat(dirfd, n.c_str(), flags | kRegularFlags | O_NOFOLLOW, mode));
+  if (!fd) {
+    if (errno == ELOOP) return fail(std::string(shown) + ": a symlink; batman never follows links here: remove it");
+    // O_WRONLY on a FIFO nobody reads: ENXIO; on a directory: EISDIR.
+    if (errno == ENXIO || errno == EISDIR) {
+      struct stat st{};
+      if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+        return fail(std::string(shown) + ": not a regular file (" + file_type_name(st.st_mode) +
+                    ")");
+    }
+    return sys_error("open " + std::string(shown));
+  }
+  return check_regular(std::move(fd), shown, false);
 }
 
-Result<std::string> read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return sys_error("open " + path);
-  UniqueFd owner(fd);
-  return read_fd(fd, path);
+Result<UniqueFd> open_regular(const std::string& path, int flags, mode_t mode, bool allow_char_device) {
+  UniqueFd fd(::open(path.c_str(), flags | kRegularFlags, mode));
+  if (!fd) {
+    if (errno == ENXIO || errno == EISDIR) {
+      struct stat st{};
+      if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        return fail(path + ": not a regular file (" + file_type_name(st.st_mode) +
+                    ")");
+    }
+    return sys_error("open " + path);
+  }
+  return check_regular(std::move(fd), path, allow_char_device);
+}
+
+Result<std::string> read_file_at(int dirfd, std::string_view name, std::size_t max_bytes) {
+  auto fd = open_regular_at(dirfd, name, O_RDONLY);
+  if (!fd) return std::unexpected(fd.error());
+  return read_fd(fd->get(), std::string(name), max_bytes);
+}
+
+Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
+  auto fd = open_regular(path, O_RDONLY);
+  if (!fd) return std::unexpected(fd.error());
+  return read_fd(fd->get(), path, max_bytes);
 }
 
 Result<std::vector<std::string>> list_dir(int dirfd) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <sys/types.h>
 
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +43,10 @@ class PendingFile {
   // fsync the still empty file ahead of time: on ext4 without a journal the first fsync of a
   // new file also writes its directory entry, which then is not on the way out.
   Result<void> presync();
+  // Allocate `bytes` for the file now (fallocate, else zeros), so that sync() of content up
+  // to that size needs no new block: a disk the job has filled meanwhile (ENOSPC) cannot keep
+  // the end of a run off the disk. sync() cuts the file to its content.
+  Result<void> reserve(std::size_t bytes);
 
  private:
   PendingFile() = default;
@@ -48,10 +54,39 @@ class PendingFile {
   int dirfd_ = -1;
   std::string target_, temp_;
   UniqueFd fd_;
+  std::size_t reserved_ = 0;
 };
-// Read a whole regular file (no symlink following).
-Result<std::string> read_file_at(int dirfd, std::string_view name);
-Result<std::string> read_file(const std::string& path);
+// Rewrite dirfd/name in place (no new file: on a full disk the blocks it has are reused),
+// for when write_file_atomic failed with ENOSPC or EDQUOT. Not atomic: a reader may see it
+// half written for a moment, so it is the last resort. Refused unless `name` is a regular
+// file with one link (never written through a hard link).
+Result<void> overwrite_in_place(int dirfd, std::string_view name, std::string_view content);
+// ENOSPC or EDQUOT: the disk (or the quota) is full.
+inline bool disk_full(int err) { return err == ENOSPC || err == EDQUOT; }
+// Files batman reads or appends to are regular files (README "Bad input and faults"): a
+// FIFO would block open() or read() forever, /dev/zero would never end, a directory is a
+// mistake. open_regular_at/open_regular add O_NONBLOCK | O_NOCTTY | O_CLOEXEC to `flags`
+// (O_NONBLOCK does nothing to a regular file; a FIFO without a writer or reader then fails
+// or opens at once instead of blocking), then refuse with "PATH: not a regular file (a
+// FIFO): ..." anything fstat does not call a regular file. `allow_char_device`: a log path
+// the user chose may also be /dev/null or a terminal (writes there cannot block).
+// open_regular_at also adds O_NOFOLLOW (for files inside $BATMAN_HOME); `shown` is the path
+// named in errors (default: `name`).
+Result<UniqueFd> open_regular_at(int dirfd, std::string_view name, int flags, mode_t mode = 0600,
+                                 std::string_view shown = {});
+Result<UniqueFd> open_regular(const std::string& path, int flags, mode_t mode = 0600,
+                             bool allow_char_device = false);
+// "a FIFO", "a directory", "a character device", ... for an st_mode.
+std::string file_type_name(mode_t mode);
+
+// Size limits for what batman reads whole: a larger file is refused with "PATH: larger than
+// N MiB" (a config, a profile or a batch file is a few KiB; a state file holds the command line).
+inline constexpr std::size_t kMaxConfigBytes = std::size_t{4} << 20;
+inline constexpr std::size_t kMaxStateBytes = std::size_t{16} << 20;
+inline constexpr std::size_t kNoSizeLimit = std::numeric_limits<std::size_t>::max();
+// Read a whole regular file, at most `max_bytes` (no symlink following for read_file_at).
+Result<std::string> read_file_at(int dirfd, std::string_view name, std::size_t max_bytes = kNoSizeLimit);
+Result<std::string> read_file(const std::string& path, std::size_t max_bytes = kNoSizeLimit);
 // Remove dirfd/name and everything below it without following symlinks. Missing is fine.
 Result<void> remove_tree_at(int dirfd, std::string_view name);
 

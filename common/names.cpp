@@ -17,11 +17,36 @@ Result<void> validate_name(std::string_view name, std::string_view what) {
   bool valid = !name.empty() && name.size() <= 64 && ok_first(name[0]) && name != "." && name != "..";
   for (std::size_t i = 1; valid && i < name.size(); ++i) valid = ok_rest(name[i]);
   if (!valid) {
-    std::string shown(name.substr(0, 80));
+    std::string shown = printable(name.substr(0, 80));
     return fail("invalid " + std::string(what) + " name '" + shown +
                 "': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
   }
   return {};
+}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out += ch;
+      continue;
+    }
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case 0x1b: out += "\\e"; break;
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\x";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+      }
+    }
+  }
+  return out;
 }
 
 std::string new_run_id() {

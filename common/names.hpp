@@ -11,5 +11,9 @@ namespace batman {
 Result<void> validate_name(std::string_view name, std::string_view what);
 // YYYYMMDDTHHMMSS-xxxxxx (UTC, six random hex digits).
 std::string new_run_id();
+// `text` with every control character written as an escape (\n, \r, \t, \e, \xNN), so a
+// name or path from the user echoed in a message keeps it one line and cannot drive the
+// terminal. Everything else (UTF-8 included) is kept as it is.
+std::string printable(std::string_view text);
 
 }  // namespace batman

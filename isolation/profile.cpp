@@ -16,6 +16,7 @@
 #include "batman_config.h"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
+#include "common/yaml.hpp"
 #include "isolation/cgroups.hpp"
 
 namespace batman::isolation {
@@ -362,6 +363,7 @@ Result<Profile> parse_profile(std::string_view yaml_text, const std::string& sou
   } catch (const YAML::Exception& e) {
     return fail(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
+  if (auto unique = check_duplicate_keys(yaml_text, source); !unique) return std::unexpected(unique.error());
   try {
     return parse_document(reader, root, source);
   } catch (const YAML::Exception& e) {
@@ -405,8 +407,8 @@ Result<ProfileSource> read_profile_source(std::string_view name_or_path) {
   if (name_or_path.empty()) return fail("profile: an empty name (try 'batman profiles list')");
   if (looks_like_path(name_or_path)) {
     const std::string path(name_or_path);
-    auto text = read_file(path);
-    if (!text) return std::unexpected(text.error().wrap("profile " + path));
+    auto text = read_file(path, kMaxConfigBytes);
+    if (!text) return std::unexpected(text.error().wrap("profile"));
     return ProfileSource{path, std::move(*text)};
   }
   std::string tried;
@@ -417,8 +419,8 @@ Result<ProfileSource> read_profile_source(std::string_view name_or_path) {
       tried += (tried.empty() ? "" : ", ") + dir.string();
       continue;
     }
-    auto text = read_file(path.string());
-    if (!text) return std::unexpected(text.error().wrap("profile " + path.string()));
+    auto text = read_file(path.string(), kMaxConfigBytes);
+    if (!text) return std::unexpected(text.error().wrap("profile"));
     return ProfileSource{path.string(), std::move(*text)};
   }
   return fail("profile '" + std::string(name_or_path) + "' not found in " + tried +
@@ -439,7 +441,7 @@ std::vector<Profile> list_profiles() {
       const auto stem = file.stem().string();
       if (seen.contains(stem)) continue;
       seen.insert(stem);
-      auto text = read_file(file.string());
+      auto text = read_file(file.string(), kMaxConfigBytes);
       if (!text) continue;
       auto profile = parse_profile(*text, file.string());
       if (profile) {

@@ -54,9 +54,10 @@ Result<std::unique_ptr<FileSink>> FileSink::open(const std::string& path, std::u
   sink->path_ = path;
   sink->max_bytes_ = max_bytes;
   sink->backups_ = backups;
-  int fd = ::open(path.c_str(), kLogFlags | O_APPEND, 0600);
-  if (fd < 0) return sys_error("open log " + path);
-  sink->init(UniqueFd(fd));
+  // A user's `stdout: /dev/null` is fine; a FIFO, socket or directory is refused.
+  auto fd = open_regular(path, kLogFlags | O_APPEND, 0600, true);
+  if (!fd) return std::unexpected(fd.error());
+  sink->init(std::move(*fd));
   return sink;
 }
 
@@ -83,9 +84,16 @@ void FileSink::rotate() {
   }
   ::rename(path_.c_str(), (path_ + ".1").c_str());
   // The new file gets the same append mode as the old one had (see seek_end).
-  int fd = ::open(path_.c_str(), kLogFlags | (append_flag_ ? O_APPEND : 0), 0600);
-  if (fd >= 0) fd_.reset(fd);
+  auto fd = open_regular(path_, kLogFlags | (append_flag_ ? O_APPEND : 0), 0600, true);
+  if (fd) fd_ = std::move(*fd);
+  else report_error(fd.error());  // the bytes go on into name.1
   size_ = 0;
+}
+
+void FileSink::report_error(const Error& e) {
+  if (error_reported_) return;
+  error_reported_ = true;
+  if (on_error_) on_error_(path_ + ": " + e.message + ": the log is incomplete from here on");
 }
 
 bool FileSink::seek_end() {
@@ -103,8 +111,13 @@ void FileSink::write(std::string_view data) {
       if (chunk.size() > room) chunk = chunk.substr(0, static_cast<std::size_t>(room));
     }
     (void)seek_end();
-    (void)write_all(fd_.get(), chunk);
-    size_ += chunk.size();
+    if (auto w = write_all(fd_.get(), chunk); !w) {
+      // ENOSPC, EFBIG, EIO...: the bytes are lost; the first loss is said once.
+      lost_ += chunk.size();
+      report_error(w.error());
+    } else {
+      size_ += chunk.size();
+    }
     data.remove_prefix(chunk.size());
     // Rotate as soon as the file is full, as supervisord does (and as the splice path must:
     // it cannot tell whether more bytes are coming before it asks for them).

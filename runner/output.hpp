@@ -48,7 +48,8 @@ class FdSink final : public Sink {
 };
 
 // Appends to a file it owns; rotates at max_bytes keeping `backups` old files (name.1 ...),
-// as supervisord's stdout_logfile_maxbytes / _backups. max_bytes 0 = never rotate.
+// as supervisord's stdout_logfile_maxbytes / _backups. max_bytes 0 = never rotate. open()
+// takes a regular file or a character device (/dev/null), never a FIFO (open_regular).
 class FileSink final : public Sink {
  public:
   static Result<std::unique_ptr<FileSink>> open(const std::string& path, std::uint64_t max_bytes = 0,
@@ -60,9 +61,15 @@ class FileSink final : public Sink {
   bool can_splice() const override { return splice_ok_; }
   ssize_t splice_from(int pipe_fd, std::size_t max) override;
   int fd() const { return fd_.get(); }
+  // Called once, at the first write that failed (a full disk: ENOSPC), with one line naming
+  // the file and the error; later failures only add to lost_bytes().
+  void set_on_error(std::function<void(const std::string&)> on_error) { on_error_ = std::move(on_error); }
+  std::uint64_t lost_bytes() const { return lost_; }
+  bool failed() const { return error_reported_; }
  private:
   FileSink() = default;
   void init(UniqueFd fd);
+  void report_error(const Error& e);
   void rotate();
   bool seek_end();
   std::string path_;
@@ -74,6 +81,9 @@ class FileSink final : public Sink {
   // seeking to the end before each write instead (a truncated log is still written from 0).
   bool append_flag_ = true;
   bool splice_ok_ = true;
+  std::function<void(const std::string&)> on_error_;
+  bool error_reported_ = false;
+  std::uint64_t lost_ = 0;
 };
 
 // Prefixes every complete line with `prefix` before passing it on (batch's "[task] ").

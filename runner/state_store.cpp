@@ -117,7 +117,7 @@ Result<void> write_state(int state_dirfd, const RunState& s) {
 }
 
 Result<RunState> read_state(int state_dirfd, const std::string& run_id) {
-  auto text = read_file_at(state_dirfd, run_id + ".json");
+  auto text = read_file_at(state_dirfd, run_id + ".json", kMaxStateBytes);
   if (!text) return std::unexpected(text.error());
   auto s = from_json(*text, run_id + ".json");
   if (!s) return s;

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -74,6 +75,11 @@ void StateWriter::remove_tree(int dirfd, std::string name, bool park) {
   wake_.notify_one();
 }
 
+void StateWriter::set_on_error(std::function<void(const std::string&)> on_error) {
+  std::lock_guard lock(mutex_);
+  on_error_ = std::move(on_error);
+}
+
 std::vector<Error> StateWriter::flush() {
   std::unique_lock lock(mutex_);
   ++flushing_;
@@ -115,53 +121,92 @@ void StateWriter::work() {
     }
     auto removals = std::exchange(removals_, {});
     busy_ = true;
+    const auto on_error = on_error_;
     lock.unlock();
-    auto errors = write_group(group);
+    auto failed = write_group(group);
+    std::vector<Error> errors;
     for (const auto& r : removals) {
       auto removed = r.park ? remove_tree_parking(r.dirfd, r.name) : remove_tree_at(r.dirfd, r.name);
       if (!removed) errors.push_back(removed.error().wrap("remove " + r.name));
     }
+    std::vector<std::string> said;  // told on_error once the lock is let go
     lock.lock();
     busy_ = false;
+    for (const auto& state : group) {
+      const bool now_failed = std::any_of(failed.begin(), failed.end(),
+                                          [&](const Failed& f) { return f.state.run_id == state.run_id; });
+      if (!now_failed && failing_.erase(state.run_id))
+        said.push_back("state " + state.run_id + ".json: written after all");
+    }
+    for (auto& f : failed) {
+      auto& wait = failing_[f.state.run_id];
+      if (wait == Duration::zero())
+        said.push_back(f.error.message + " (status " + f.state.status + (all ? ")" : "; trying again)"));
+      if (all) {
+        errors_.push_back(std::move(f.error));
+        failing_.erase(f.state.run_id);
+        continue;
+      }
+      // Tried again later, unless a newer state of the run came meanwhile (it goes instead).
+      wait = std::min<Duration>(wait == Duration::zero() ? kRetryFirst : wait * 2, kRetryMax);
+      const std::string id = f.state.run_id;
+      if (!pending_.contains(id)) {
+        order_.push_back(id);
+        pending_.emplace(id, Pending{std::move(f.state), std::chrono::steady_clock::now() + wait});
+      }
+    }
     for (auto& e : errors) errors_.push_back(std::move(e));
     if (order_.empty() && removals_.empty()) idle_.notify_all();
+    if (on_error && !said.empty()) {
+      lock.unlock();
+      for (const auto& line : said) on_error(line);
+      lock.lock();
+    }
   }
 }
 
-std::vector<Error> StateWriter::write_group(const std::vector<RunState>& group) {
-  std::vector<Error> errors;
+std::vector<StateWriter::Failed> StateWriter::write_group(const std::vector<RunState>& group) {
+  std::vector<Failed> failures;
   std::vector<Staged> staged;
   staged.reserve(group.size());
-  auto failed = [&](Staged& s, const std::string& step) {
-    const int err = errno;
-    ::unlinkat(dirfd_, s.temp.c_str(), 0);
-    errors.push_back(Error{"state " + s.target + ": " + step + " " + s.temp + ": " + std::strerror(err), err});
-    s.fd.reset();
+  // A state that could not be written the usual way: on a full disk it is rewritten in place
+  // (its old file's blocks are reused), else it is a failure, tried again later.
+  auto failed = [&](const RunState& state, const std::string& target, const std::string& what, int err) {
+    if (disk_full(err) && overwrite_in_place(dirfd_, target, to_json(state))) return;
+    failures.push_back(Failed{state, Error{"state " + target + ": " + what + ": " + std::strerror(err), err}});
   };
+  std::vector<const RunState*> of;  // the state of each staged file
   for (const auto& state : group) {
     Staged s{state.run_id + ".json", "", UniqueFd()};
     s.temp = temp_name(s.target);
     s.fd.reset(::openat(dirfd_, s.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!s.fd) {
-      errors.push_back(Error{"state " + s.target + ": create " + s.temp + ": " + std::strerror(errno), errno});
+      failed(state, s.target, "create " + s.temp, errno);
       continue;
     }
     if (auto w = write_all(s.fd.get(), to_json(state)); !w) {
-      errno = w.error().code;
-      failed(s, "write");
+      ::unlinkat(dirfd_, s.temp.c_str(), 0);
+      failed(state, s.target, "write " + s.temp, w.error().code);
       continue;
     }
     staged.push_back(std::move(s));
+    of.push_back(&state);
   }
+  auto drop = [&](std::size_t i, const std::string& step) {
+    const int err = errno;
+    ::unlinkat(dirfd_, staged[i].temp.c_str(), 0);
+    staged[i].fd.reset();
+    failed(*of[i], staged[i].target, step + " " + staged[i].temp, err);
+  };
   // The first fsync commits the journal transaction that holds every file of the group.
-  for (auto& s : staged)
-    if (s.fd && ::fsync(s.fd.get()) != 0) failed(s, "fsync");
-  for (auto& s : staged) {
-    if (!s.fd) continue;
-    s.fd.reset();
-    if (::renameat(dirfd_, s.temp.c_str(), dirfd_, s.target.c_str()) != 0) failed(s, "rename");
+  for (std::size_t i = 0; i < staged.size(); ++i)
+    if (staged[i].fd && ::fsync(staged[i].fd.get()) != 0) drop(i, "fsync");
+  for (std::size_t i = 0; i < staged.size(); ++i) {
+    if (!staged[i].fd) continue;
+    staged[i].fd.reset();
+    if (::renameat(dirfd_, staged[i].temp.c_str(), dirfd_, staged[i].target.c_str()) != 0) drop(i, "rename");
   }
-  return errors;
+  return failures;
 }
 
 }  // namespace batman::runner

@@ -6,6 +6,7 @@
 #pragma once
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -36,10 +37,24 @@ class StateWriter {
   void remove_tree(int dirfd, std::string name, bool park = false);
   // Block until every chore submitted is done; returns (and forgets) the errors seen.
   std::vector<Error> flush();
+  // Told (on the writer's thread, one line) when a run's state could not be written and when
+  // it was written after all. Set before the first submit().
+  void set_on_error(std::function<void(const std::string&)> on_error);
+
+  // A state that could not be written (a full disk) is first rewritten in place
+  // (overwrite_in_place: no new block needed), else kept and tried again after kRetryFirst,
+  // doubling up to kRetryMax, until written or replaced; flush() and the destructor try once
+  // more and give up with an error.
+  static constexpr Duration kRetryFirst = std::chrono::milliseconds(500);
+  static constexpr Duration kRetryMax = std::chrono::seconds(30);
 
  private:
+  struct Failed {
+    RunState state;
+    Error error;
+  };
   void work();
-  std::vector<Error> write_group(const std::vector<RunState>& group);
+  std::vector<Failed> write_group(const std::vector<RunState>& group);
 
   int dirfd_;
   std::mutex mutex_;
@@ -57,6 +72,8 @@ class StateWriter {
   };
   std::deque<Removal> removals_;
   std::vector<Error> errors_;
+  std::function<void(const std::string&)> on_error_;
+  std::map<std::string, Duration> failing_;  // run_id -> its last retry wait, while failing
   int flushing_ = 0;  // flush() calls waiting: everything pending is due
   bool busy_ = false;
   bool stopping_ = false;

@@ -297,6 +297,8 @@ Result<void> Supervisor::build_job(Instance& instance) {
     auto sink = FileSink::open(path, target.max_bytes, target.backups);
     if (!sink) return std::unexpected(sink.error().wrap(std::string(stream) + " log"));
     into = std::move(*sink);
+    // A log the disk could not take (ENOSPC) is said once per file in the events log.
+    into->set_on_error([this, name = instance.name](const std::string& message) { log_event(name + ": " + message, true); });
     return {};
   };
   if (auto ok = open_sink(program.stdout_log, "out", instance.out_file); !ok) return ok;

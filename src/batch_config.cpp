@@ -12,6 +12,7 @@
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/names.hpp"
+#include "common/yaml.hpp"
 #include "isolation/backend.hpp"
 
 namespace batman::cli {
@@ -405,6 +406,7 @@ Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::stri
   const Walker w(source);
   try {
     const YAML::Node root = YAML::Load(yaml_text);
+    if (auto unique = check_duplicate_keys(yaml_text, source); !unique) return std::unexpected(unique.error());
     return parse_root(w, root, source);
   } catch (const YAML::Exception& e) {
     std::string where = source;
@@ -414,8 +416,8 @@ Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::stri
 }
 
 Result<BatchFile> load_batch_file(const std::string& path) {
-  auto text = read_file(path);
-  if (!text) return std::unexpected(std::move(text.error()).wrap("batch file " + path));
+  auto text = read_file(path, kMaxConfigBytes);
+  if (!text) return std::unexpected(std::move(text.error()).wrap("batch file"));
   return parse_batch_file(*text, path);
 }
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "common/names.hpp"
+
 namespace batman::cli {
 namespace {
 bool g_quiet = false;
@@ -15,10 +17,11 @@ bool g_quiet = false;
 void set_quiet(bool q) { g_quiet = q; }
 bool quiet() { return g_quiet; }
 
+// Every message is one line, whatever name or path it echoes (printable escapes controls).
 void info(std::string_view message) {
-  if (!g_quiet) std::cerr << "batman: " << message << std::endl;
+  if (!g_quiet) std::cerr << "batman: " << printable(message) << std::endl;
 }
-void error(std::string_view message) { std::cerr << "batman: " << message << std::endl; }
+void error(std::string_view message) { std::cerr << "batman: " << printable(message) << std::endl; }
 
 std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
   std::vector<std::string> reversed(args.rbegin(), args.rend());

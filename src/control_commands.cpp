@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "batman_config.h"
+#include "common/fs.hpp"
 #include "common/unique_fd.hpp"
 
 namespace batman::cli {
@@ -29,12 +30,12 @@ bool any_error(const std::vector<std::string>& lines) {
 
 // The last `bytes` bytes of a file, read without following a symlink.
 Result<std::string> read_tail(const std::string& path, std::size_t bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::string();
-    return sys_error("open " + path);
+  auto opened = open_regular(path, O_RDONLY | O_NOFOLLOW);  // a FIFO cannot block the supervisor
+  if (!opened) {
+    if (opened.error().code == ENOENT) return std::string();
+    return std::unexpected(opened.error());
   }
-  UniqueFd owner(fd);
+  const int fd = opened->get();
   struct stat st{};
   if (::fstat(fd, &st) != 0) return sys_error("stat " + path);
   off_t size = st.st_size;

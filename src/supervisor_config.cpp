@@ -16,6 +16,7 @@
 #include "common/fs.hpp"
 #include "common/names.hpp"
 #include "common/signals.hpp"
+#include "common/yaml.hpp"
 #include "isolation/profile.hpp"
 
 namespace batman::cli {
@@ -316,6 +317,7 @@ Result<SupervisorConfig> parse_supervisor_config(std::string_view yaml_text, con
   } catch (const YAML::Exception& e) {
     return fail(source + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }
+  if (auto unique = check_duplicate_keys(yaml_text, source); !unique) return std::unexpected(unique.error());
   Reader reader(source, base_dir);
   SupervisorConfig config;
   config.source = source;
@@ -355,8 +357,8 @@ Result<SupervisorConfig> parse_supervisor_config(std::string_view yaml_text, con
 Result<SupervisorConfig> load_supervisor_config(const std::string& path) {
   auto project = config_project(path);
   if (!project) return std::unexpected(project.error());
-  auto text = read_file(path);
-  if (!text) return fail("cannot read config " + path + ": " + text.error().message);
+  auto text = read_file(path, kMaxConfigBytes);
+  if (!text) return std::unexpected(text.error().wrap("config"));
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec);
   std::string base = ec ? std::string(".") : absolute.parent_path().string();

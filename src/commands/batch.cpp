@@ -214,10 +214,10 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
   a->started = loop_->now();
   a->started_wall = std::chrono::system_clock::now();
   a->log_name = t.name + "." + std::to_string(attempt) + ".log";
-  const int fd = ::openat(tree_.logs_fd.get(), a->log_name.c_str(),
-                          O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return sys_error("create log " + tree_.logs_path() + "/" + a->log_name);
-  a->log = std::make_unique<AttemptLog>(UniqueFd(fd));
+  auto fd = open_regular_at(tree_.logs_fd.get(), a->log_name, O_WRONLY | O_CREAT | O_TRUNC, 0600,
+                            tree_.logs_path() + "/" + a->log_name);  // never a FIFO
+  if (!fd) return std::unexpected(fd.error().wrap("create log"));
+  a->log = std::make_unique<AttemptLog>(std::move(*fd));
   // A retry keeps the directory of the attempt before it.
   if (auto made = make_dir_reusing(tree_.tmp_fd.get(), t.name); !made && made.error().code != EEXIST)
     return sys_error("create " + tree_.tmp_path() + "/" + t.name, made.error().code);
@@ -592,7 +592,10 @@ Result<int> BatchRunner::execute() {
                                      [this](const signalfd_siginfo& i) { handle_signal(i); });
       !h)
     return std::unexpected(h.error());
-  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
+  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))
+    events_ = *ev;
+  else
+    info("warning: " + ev.error().message + "; this batch is not in the events log");
   // After the signals are blocked: the writer's thread inherits the mask.
   disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
 

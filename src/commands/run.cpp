@@ -306,6 +306,9 @@ class Run final : public runner::Job::Listener {
   std::string running_write_error_;
   std::optional<runner::EventLoop::TimerId> running_timer_;
   static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
+  // What the final state may have beyond the `running` one (end time, exit code, signal).
+  static constexpr std::size_t kFinalStateReserve = 1024;
+  void final_state_not_written(const std::string& why);
   void wait_running_write();
 };
 
@@ -329,6 +332,15 @@ void Run::wait_running_write() {
 void Run::save_state() {
   if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w)
     error("cannot write state file: " + w.error().message);
+}
+
+void Run::final_state_not_written(const std::string& why) {
+  std::string what = "the end of " + run_id_ + " (" + state_.status;
+  if (state_.exit_code) what += ", exit " + std::to_string(*state_.exit_code);
+  if (state_.signal) what += ", signal " + std::to_string(*state_.signal);
+  what += ") could not be written to " + tree_.state_path() + "/" + run_id_ + ".json: " + why;
+  error(what);
+  if (events_) events_->error("{}", what);
 }
 
 void Run::signal_ready(char status) {
@@ -358,6 +370,9 @@ void Run::on_starting(runner::Job&, pid_t pid) {
   if (!final_state_) {
     if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) {
       final_state_ = std::move(*f);
+      // Room for the final state, taken before the job's first byte reaches the disk: a job
+      // that fills it (ENOSPC) cannot keep its end from being recorded.
+      (void)final_state_->reserve(kFinalStateReserve + runner::to_json(state_).size());
       // While the job runs, and off the loop (a job may be over before the disk is done):
       // the final fsync is then lighter.
       presync_ = on_a_thread([this] { (void)final_state_->presync(); });
@@ -373,11 +388,17 @@ Result<void> Run::prepare_start(runner::Job&) {
     return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_, made.error().code);
   made_tmp_ = true;
   const std::string name = run_id_ + ".log";
-  int flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
-  UniqueFd fd(::openat(tree_.logs_fd.get(), name.c_str(), flags, 0600));
-  if (!fd) return sys_error("cannot create log " + tree_.logs_path() + "/" + name);
+  const std::string shown = tree_.logs_path() + "/" + name;
+  int flags = O_WRONLY | O_CREAT | O_APPEND | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
+  auto fd = open_regular_at(tree_.logs_fd.get(), name, flags, 0600, shown);  // never a FIFO
+  if (!fd) return std::unexpected(fd.error().wrap("cannot create log"));
   made_log_ = true;
-  log_sink_.file = runner::FileSink::adopt(std::move(fd), tree_.logs_path() + "/" + name);
+  log_sink_.file = runner::FileSink::adopt(std::move(*fd), shown);
+  // A log the disk could not take (ENOSPC) is said once, here and in the events log.
+  log_sink_.file->set_on_error([this](const std::string& message) {
+    error(message);
+    if (events_) events_->warn("{} {}", run_id_, message);
+  });
   return {};
 }
 
@@ -390,6 +411,8 @@ void Run::on_spawned(runner::Job&, pid_t pid) {
     running_timer_.reset();
     wait_running_write();
     save_state();
+  } else if (ready_fd_ >= 0) {
+    wait_running_write();  // the timer went off first: its write is in flight
   }
   signal_ready(0);
 }
@@ -484,7 +507,10 @@ int Run::execute(int ready_fd) {
     info("monitor: " + monitor_->url());
   }
 
-  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name)) events_ = *ev;
+  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))
+    events_ = *ev;
+  else
+    info("warning: " + ev.error().message + "; this run is not in the events log");
 
 
   std::string job_cwd = plan_.cwd;
@@ -632,14 +658,19 @@ int Run::execute(int ready_fd) {
   running_timer_.reset();
   if (presync_.joinable()) presync_.join();
   if (final_state_) {
-    auto w = final_state_->sync(runner::to_json(state_));
+    const std::string text = runner::to_json(state_);
+    auto w = final_state_->sync(text);
     wait_running_write();
     if (w) w = final_state_->publish();
-    if (!w) error("cannot write state file: " + w.error().message);
+    // A full disk despite the reservation: the `running` file is rewritten in place.
+    if (!w && disk_full(w.error().code)) {
+      if (auto in_place = overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", text)) w = in_place;
+    }
+    if (!w) final_state_not_written(w.error().message);
     final_state_.reset();
   } else {
     wait_running_write();
-    save_state();
+    if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w) final_state_not_written(w.error().message);
   }
   if (remove_tmp.joinable()) remove_tmp.join();
   return code;

@@ -98,7 +98,8 @@ int supervise(const SuperviseOptions& options) {
   if (ec) start_dir = "/";
 
   auto events = config->logfile ? runner::open_event_log_path(*config->logfile, "taskmaster")
-                                : runner::open_event_log(tree->logs_fd.get(), "events.log", "taskmaster");
+                                : runner::open_event_log(tree->logs_fd.get(), "events.log", "taskmaster",
+                                                         tree->logs_path() + "/events.log");
   if (!events) {
     error(events.error().message);
     return kExitBatmanError;
@@ -144,6 +145,9 @@ int supervise(const SuperviseOptions& options) {
   });
   if (!handled) return refuse(handled.error().message);
   runner::StateWriter state_writer(tree->state_fd.get());
+  // A state the disk could not take (ENOSPC) is said in the events log; the writer tries it
+  // again (in place first) until it is written. spdlog's logger is safe from its thread.
+  state_writer.set_on_error([events = *events](const std::string& message) { events->error("{}", message); });
 
   runner::SupervisorContext context;
   context.project = config->project;

@@ -207,3 +207,18 @@ TEST(BatchConfig, StdinLinesAreTasksNumberedFromOne) {
 
 }  // namespace
 }  // namespace batman::cli
+
+namespace batman::cli {
+namespace {
+
+TEST(BatchConfig, DuplicateKeysAreRefused) {
+  EXPECT_EQ(error_of("tasks:\n  a: {cmd: x}\n  a: {cmd: y}\n"),
+            "ci.yaml:3: key 'tasks.a': duplicate key (first on line 2)");
+  EXPECT_EQ(error_of("tasks:\n  a:\n    cmd: x\n    timeout: 1s\n    timeout: 2s\n"),
+            "ci.yaml:5: key 'tasks.a.timeout': duplicate key (first on line 4)");
+  EXPECT_EQ(error_of("tasks: {a: x}\nbatches:\n  - {name: one, tasks: [a], name: two}\n"),
+            "ci.yaml:3: key 'batches[0].name': duplicate key (first on line 3)");
+}
+
+}  // namespace
+}  // namespace batman::cli

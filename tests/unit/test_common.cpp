@@ -1,10 +1,13 @@
-// Unit tests of common/: durations, sizes, names, signals, timestamps, atomic writes.
+// Unit tests of common/: durations, sizes, names, signals, timestamps, atomic writes, hostile
+// files, full disks, duplicate YAML keys.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <csignal>
 #include <sys/wait.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/xattr.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -19,6 +22,7 @@
 #include "common/names.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
+#include "common/yaml.hpp"
 
 using namespace batman;
 using namespace std::chrono_literals;
@@ -309,4 +313,159 @@ TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) 
   EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "new");
   EXPECT_EQ(count(), 1u);
   std::filesystem::remove_all(dir);
+}
+
+// Hostile files (README "Bad input and faults"): a FIFO, /dev/zero or a directory where a file
+// is read or appended to is refused at once with one line naming it, never waited on.
+TEST_F(FsTest, ReadersAndAppendersRefuseFifosDevicesAndDirectoriesAtOnce) {
+  ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0600), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/dir").c_str(), 0700), 0);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = read_file_at(fd_.get(), "fifo");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.rfind("fifo: not a regular file (a FIFO)", 0), 0u) << r.error().message;
+  r = read_file(dir_ + "/fifo");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("/fifo: not a regular file (a FIFO)"), std::string::npos) << r.error().message;
+  r = read_file("/dev/zero", kMaxConfigBytes);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.rfind("/dev/zero: not a regular file (a character device)", 0), 0u) << r.error().message;
+  r = read_file(dir_ + "/dir");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("not a regular file (a directory)"), std::string::npos) << r.error().message;
+  // Appending: no reader on the FIFO (ENXIO), then with one (opened, then refused).
+  auto w = open_regular_at(fd_.get(), "fifo", O_WRONLY | O_CREAT | O_APPEND, 0600, "logs/fifo");
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().message.rfind("logs/fifo: not a regular file (a FIFO)", 0), 0u) << w.error().message;
+  UniqueFd reader(::open((dir_ + "/fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(reader);
+  w = open_regular(dir_ + "/fifo", O_WRONLY | O_APPEND, 0600, true);
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.error().message.find("not a regular file (a FIFO)"), std::string::npos) << w.error().message;
+  w = open_regular_at(fd_.get(), "dir", O_WRONLY | O_CREAT | O_APPEND);
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.error().message.find("not a regular file (a directory)"), std::string::npos) << w.error().message;
+  // A user's log path may be /dev/null; batman's own files may not.
+  EXPECT_TRUE(open_regular("/dev/null", O_WRONLY | O_APPEND, 0600, true));
+  EXPECT_FALSE(open_regular("/dev/null", O_WRONLY | O_APPEND));
+  // A planted symlink is refused by name.
+  ASSERT_EQ(::symlink("/etc/passwd", (dir_ + "/link").c_str()), 0);
+  w = open_regular_at(fd_.get(), "link", O_RDONLY);
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.error().message.find("link: a symlink"), std::string::npos) << w.error().message;
+  // A regular file still works, created or not.
+  auto made = open_regular_at(fd_.get(), "new.log", O_WRONLY | O_CREAT | O_APPEND);
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "nothing may wait on a FIFO";
+}
+
+TEST_F(FsTest, WholeFileReadsHaveASizeLimit) {
+  ASSERT_TRUE(write_file_atomic(fd_.get(), "big", std::string(5000, 'x')));
+  auto r = read_file_at(fd_.get(), "big", 4096);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "big: larger than 4096 bytes, the most batman reads of such a file");
+  r = read_file(dir_ + "/big", 5000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->size(), 5000u);
+  // A file whose size says 0 (as /proc's do) is still cut off as it is read.
+  auto status = read_file("/proc/self/status", 16);
+  ASSERT_FALSE(status);
+  EXPECT_NE(status.error().message.find("larger than 16 bytes"), std::string::npos);
+  EXPECT_TRUE(read_file("/proc/self/status", kMaxConfigBytes));
+}
+
+TEST_F(FsTest, OverwriteInPlaceKeepsTheInodeAndRefusesHardLinks) {
+  ASSERT_TRUE(write_file_atomic(fd_.get(), "s.json", "a longer old content"));
+  const ino_t before = inode("s.json");
+  ASSERT_TRUE(overwrite_in_place(fd_.get(), "s.json", "new"));
+  EXPECT_EQ(*read_file_at(fd_.get(), "s.json"), "new");
+  EXPECT_EQ(inode("s.json"), before);
+  ASSERT_EQ(::linkat(fd_.get(), "s.json", fd_.get(), "other", 0), 0);
+  auto r = overwrite_in_place(fd_.get(), "s.json", "through the link");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("hard links"), std::string::npos);
+  EXPECT_EQ(*read_file_at(fd_.get(), "other"), "new");
+}
+
+// On a full file system (a 64 KiB tmpfs, filled up), a reserved PendingFile still gets its
+// content on disk, and overwrite_in_place still rewrites an existing file. Needs root (mount),
+// done in a child with a mount namespace of its own.
+TEST(PendingFile, AReservationIsWrittenOnAFullDisk) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  char tmpl[] = "/tmp/batman-full.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto check = [](bool ok, int code) {
+      if (!ok) ::_exit(code);
+    };
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64k") != 0)
+      ::_exit(77);
+    UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    check(write_file_atomic(d.get(), "s.json", std::string(100, 'o')).has_value(), 2);
+    auto f = PendingFile::create(d.get(), "s.json");
+    check(f.has_value(), 3);
+    check(f->reserve(8192).has_value(), 4);
+    // Fill the disk.
+    UniqueFd filler(::openat(d.get(), "filler", O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    const std::string block(4096, 'f');
+    while (::write(filler.get(), block.data(), block.size()) > 0) {
+    }
+    check(errno == ENOSPC, 5);
+    check(!write_file_atomic(d.get(), "x.json", std::string(5000, 'x')).has_value(), 6);  // really full
+    const std::string content = "{\"status\":\"failed\",\"exit_code\":7}" + std::string(3000, ' ');
+    check(f->sync(content).has_value(), 7);
+    check(f->publish().has_value(), 8);
+    check(*read_file_at(d.get(), "s.json") == content, 9);
+    check(overwrite_in_place(d.get(), "s.json", "in place").has_value(), 10);
+    check(*read_file_at(d.get(), "s.json") == "in place", 11);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot mount a tmpfs here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
+}
+
+TEST(Names, ControlCharactersAreEscapedInMessages) {
+  EXPECT_EQ(printable("a\nb\tc\r\x1b[31m\x7f\x01 é"), "a\\nb\\tc\\r\\e[31m\\x7f\\x01 é");
+  auto r = validate_name("a\nb", "project");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("'a\\nb'"), std::string::npos) << r.error().message;
+}
+
+TEST(Yaml, DuplicateKeysAreFoundWithTheirLineAndPath) {
+  EXPECT_TRUE(check_duplicate_keys("a: 1\nb: 2\nc: {a: 1}\n", "f.yaml"));
+  auto r = check_duplicate_keys("a: 1\nb: 2\na: 3\n", "f.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "f.yaml:3: key 'a': duplicate key (first on line 1)");
+  r = check_duplicate_keys("top:\n  x:\n    k: 1\n    j: 2\n    k: 3\n", "f.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "f.yaml:5: key 'top.x.k': duplicate key (first on line 3)");
+  r = check_duplicate_keys("list:\n  - {a: 1}\n  - {a: 1, b: 2, a: 3}\n", "f.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "f.yaml:3: key 'list[1].a': duplicate key (first on line 3)");
+  // Scalars compare as text, as yaml-cpp's lookup does; an alias of a scalar key is that key.
+  EXPECT_FALSE(check_duplicate_keys("1: a\n\"1\": b\n", "f.yaml"));
+  EXPECT_FALSE(check_duplicate_keys("&k key: 1\n*k : 2\n", "f.yaml"));
+  // The same key in sibling mappings is fine; so is a value equal to a key.
+  EXPECT_TRUE(check_duplicate_keys("a: {x: 1}\nb: {x: 1}\nc: a\nd: [a, a]\n", "f.yaml"));
+  // Invalid YAML is left to the reader's own load.
+  EXPECT_TRUE(check_duplicate_keys("a: [unclosed\n", "f.yaml"));
+  EXPECT_TRUE(check_duplicate_keys("", "f.yaml"));
+  // An alias bomb is not expanded: this is quick.
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'z'; ++c) {
+    const std::string prev(1, static_cast<char>(c - 1));
+    bomb += std::string(1, c) + ": &" + std::string(1, c) + " [*" + prev + ", *" + prev + ", *" + prev + ", *" +
+            prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n";
+  }
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(check_duplicate_keys(bomb, "f.yaml"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
 }

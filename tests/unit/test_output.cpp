@@ -233,13 +233,20 @@ TEST_F(OutputTest, WriteAfterSpliceStillAppends) {
   EXPECT_TRUE(slurp(path) == a.substr(0, 100) + b);
 }
 
-TEST_F(OutputTest, ANonRegularFileGetsWrite) {
+// A FIFO as a log would block open() (no reader) or the loop (a full pipe): refused at once.
+// A character device (a user's `stdout: /dev/null`) is taken, with write() instead of splice.
+TEST_F(OutputTest, AFifoIsRefusedAndACharacterDeviceGetsWrite) {
   std::string path = dir_ + "/fifo";
   ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto refused = FileSink::open(path);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("fifo: not a regular file (a FIFO)"), std::string::npos)
+      << refused.error().message;
   UniqueFd reader(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   ASSERT_TRUE(reader);
-  auto file = FileSink::open(path);
-  ASSERT_TRUE(file);
+  EXPECT_FALSE(FileSink::open(path)) << "not with a reader either";
+  auto file = FileSink::open("/dev/null");
+  ASSERT_TRUE(file) << file.error().message;
   EXPECT_FALSE((*file)->can_splice());
   OutputPump pump(*loop_, std::move(pipe_.read_end), {file->get()});
   const std::string data = pattern(3000, 31);
@@ -247,11 +254,21 @@ TEST_F(OutputTest, ANonRegularFileGetsWrite) {
   pump.drain();
   EXPECT_EQ(pump.spliced(), 0u);
   EXPECT_EQ(pump.copied(), data.size());
-  std::string got(8192, '\0');
-  ssize_t n = ::read(reader.get(), got.data(), got.size());
-  ASSERT_EQ(n, static_cast<ssize_t>(data.size()));
-  got.resize(static_cast<std::size_t>(n));
-  EXPECT_TRUE(got == data);
+  EXPECT_FALSE((*file)->failed());
+}
+
+// A log the disk cannot take is said once, however many writes fail (here: /dev/full, whose
+// every write fails with ENOSPC), and the bytes lost are counted.
+TEST_F(OutputTest, AFullDiskIsSaidOnce) {
+  auto file = FileSink::open("/dev/full");
+  ASSERT_TRUE(file) << file.error().message;
+  std::vector<std::string> said;
+  (*file)->set_on_error([&](const std::string& line) { said.push_back(line); });
+  for (int i = 0; i < 10; ++i) (*file)->write(pattern(1000, i));
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("/dev/full: write: No space left on device"), std::string::npos) << said[0];
+  EXPECT_EQ((*file)->lost_bytes(), 10000u);
+  EXPECT_TRUE((*file)->failed());
 }
 
 TEST_F(OutputTest, AChattyJobGetsABiggerPipe) {

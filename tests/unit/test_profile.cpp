@@ -1,5 +1,11 @@
 // Profiles: the shipped ones parse, and every kind of mistake names file, line and key.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "batman_config.h"
 #include "isolation/profile.hpp"
@@ -145,4 +151,37 @@ TEST(Profile, NotFoundSaysWhereItLooked) {
   ASSERT_FALSE(p.has_value());
   EXPECT_NE(p.error().message.find("/etc/batman/profiles"), std::string::npos);
   EXPECT_NE(p.error().message.find("batman profiles list"), std::string::npos);
+}
+
+TEST(Profile, DuplicateKeysAreRefused) {
+  EXPECT_EQ(error_of("name: x\nnetwork: none\nnetwork: host\n"),
+            "test.yaml:3: key 'network': duplicate key (first on line 2)");
+  EXPECT_EQ(error_of("limits:\n  memory: 1G\n  pids: 10\n  memory: 2G\n"),
+            "test.yaml:4: key 'limits.memory': duplicate key (first on line 2)");
+}
+
+// A profile path that is a FIFO, /dev/zero or too big is refused at once, naming the path.
+TEST(Profile, HostileProfileFilesAreRefusedAtOnce) {
+  char tmpl[] = "/tmp/batman-profile.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string fifo = dir + "/p.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto p = load_profile(fifo);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().message, "profile: " + fifo + ": not a regular file (a FIFO)");
+  p = load_profile("/dev/zero");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message.find("/dev/zero: not a regular file (a character device)"), std::string::npos);
+  const std::string big = dir + "/big.yaml";
+  {
+    FILE* f = std::fopen(big.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    const std::string line = "# " + std::string(1000, 'x') + "\n";
+    for (int i = 0; i < 5000; ++i) std::fputs(line.c_str(), f);
+    std::fclose(f);
+  }
+  p = load_profile(big);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message.find("big.yaml: larger than 4 MiB"), std::string::npos) << p.error().message;
+  std::filesystem::remove_all(dir);
 }

@@ -1,13 +1,18 @@
 // StateWriter tests: the newest state of a run wins, every run gets its file, nothing but the
 // state files is left behind, trees are removed, and a failed write is reported by flush().
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "common/fs.hpp"
@@ -108,6 +113,86 @@ TEST_F(StateWriterTest, RemovesTrees) {
   EXPECT_NE(::fstatat(fd_.get(), "kept", &st, AT_SYMLINK_NOFOLLOW), 0);
   ASSERT_EQ(::fstatat(fd_.get(), parked_dir_name(0).c_str(), &st, AT_SYMLINK_NOFOLLOW), 0) << "parked, not removed";
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/" + parked_dir_name(0)));
+}
+
+// A state that could not be written is said once (on_error), tried again with a growing wait,
+// and written once the cause is gone; then that is said too.
+TEST_F(StateWriterTest, AFailedStateIsTriedAgainUntilWrittenAndSaidOnce) {
+  ASSERT_EQ(::mkdirat(fd_.get(), "blocked.json", 0700), 0);  // rename onto a directory fails
+  ASSERT_EQ(::mkdirat(fd_.get(), "blocked.json/x", 0700), 0);
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::string> said;
+  auto wait_for = [&](std::size_t n) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, std::chrono::seconds(20), [&] { return said.size() >= n; });
+  };
+  StateWriter writer(fd_.get());
+  writer.set_on_error([&](const std::string& line) {
+    std::lock_guard lock(mutex);
+    said.push_back(line);
+    changed.notify_all();
+  });
+  writer.submit(state("blocked", "failed"));
+  ASSERT_TRUE(wait_for(1));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_NE(said[0].find("state blocked.json: rename"), std::string::npos) << said[0];
+    EXPECT_NE(said[0].find("status failed; trying again"), std::string::npos) << said[0];
+  }
+  // Let it fail a few more times (0.5 s, then 1 s): nothing more is said meanwhile.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1700));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(said.size(), 1u);
+  }
+  std::filesystem::remove_all(dir_ + "/blocked.json");
+  ASSERT_TRUE(wait_for(2));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(said[1], "state blocked.json: written after all");
+  }
+  auto s = read_state(fd_.get(), "blocked");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->status, "failed");
+  EXPECT_TRUE(writer.flush().empty());
+}
+
+// On a full disk (a 64 KiB tmpfs, filled) a state whose file exists is rewritten in place:
+// the end of a program is on disk even when no new block can be had. Root only (mount).
+TEST_F(StateWriterTest, OnAFullDiskTheStateIsRewrittenInPlace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64k") != 0)
+      ::_exit(77);
+    UniqueFd d(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    int code = 0;
+    {
+      StateWriter writer(d.get());
+      writer.submit(state("prog", "running"));
+      if (!writer.flush().empty()) ::_exit(2);
+      UniqueFd filler(::openat(d.get(), "filler", O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+      const std::string block(4096, 'f');
+      while (::write(filler.get(), block.data(), block.size()) > 0) {
+      }
+      if (errno != ENOSPC) ::_exit(3);
+      auto ended = state("prog", "failed");
+      ended.exit_code = 7;
+      writer.submit(ended);
+      if (!writer.flush().empty()) code = 4;
+    }
+    auto s = read_state(d.get(), "prog");
+    if (code == 0 && (!s || s->status != "failed" || s->exit_code != 7)) code = 5;
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot mount a tmpfs here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
 }
 
 }  // namespace

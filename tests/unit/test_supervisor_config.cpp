@@ -192,3 +192,32 @@ TEST(ShellCompletion, CommandsFirstThenNames) {
 
 }  // namespace
 }  // namespace batman::cli
+
+namespace batman::cli {
+namespace {
+
+// yaml-cpp keeps both copies of a key and finds the first: refused, by line and key.
+TEST(SupervisorConfig, DuplicateKeysAreRefused) {
+  std::string e = error_of("programs:\n  a:\n    cmd: x\n    numprocs: 2\n    numprocs: 3\n");
+  EXPECT_EQ(e, "web.yaml:5: key 'programs.a.numprocs': duplicate key (first on line 4)");
+  e = error_of("programs:\n  a: {cmd: x}\n  b: {cmd: y}\n  a: {cmd: z}\n");
+  EXPECT_EQ(e, "web.yaml:4: key 'programs.a': duplicate key (first on line 2)");
+  e = error_of("socket: /run/a.sock\nprograms: {}\nsocket: /run/b.sock\n");
+  EXPECT_EQ(e, "web.yaml:3: key 'socket': duplicate key (first on line 1)");
+}
+
+// A user by name or by uid that the system does not know is a config error (it crashed a
+// static glibc's NSS before).
+TEST(SupervisorConfig, UnknownUsersByNameOrUidAreRefused) {
+  std::string e = error_of("programs:\n  a:\n    cmd: x\n    user: nosuchuser\n");
+  EXPECT_EQ(e, "web.yaml:4: key 'programs.a.user': no such user 'nosuchuser'");
+  e = error_of("programs:\n  a:\n    cmd: x\n    user: 3987654\n");
+  EXPECT_EQ(e, "web.yaml:4: key 'programs.a.user': no such user '3987654'");
+  // The running user is fine, by uid.
+  auto c = parse("programs:\n  a:\n    cmd: x\n    user: " + std::to_string(::geteuid()) + "\n");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->programs[0].uid.value_or(static_cast<uid_t>(-1)), ::geteuid());
+}
+
+}  // namespace
+}  // namespace batman::cli
