@@ -82,8 +82,11 @@ void reset_supervisor() {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   world = new World;
-  char tmpl[] = "/tmp/batman-fuzz-control.XXXXXX";
-  if (!::mkdtemp(tmpl)) std::abort();
+  // Under $TMPDIR (scripts/fuzz points it at its work directory, removed at the end even
+  // when libFuzzer exits without running atexit handlers, as on a timeout).
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/batman-fuzz-control.XXXXXX";
+  if (!::mkdtemp(tmpl.data())) std::abort();
   world->dir = tmpl;
   auto loop = runner::EventLoop::create();
   if (!loop) std::abort();
