@@ -65,7 +65,9 @@ std::string to_json(const RunState& s) {
   j["log"] = s.log;
   j["monitor_url"] = optional_json(s.monitor_url);
   j["worktree"] = optional_json(s.worktree);
-  return j.dump(2) + "\n";
+  // A command line, cwd or path need not be UTF-8, which JSON cannot carry: such bytes are
+  // written as U+FFFD rather than throwing (found by tests/fuzz/fuzz_state).
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Result<RunState> from_json(const std::string& text, const std::string& source) {
