@@ -19,10 +19,11 @@
 namespace batman::cli {
 namespace {
 
-constexpr std::size_t kMaxQueuedOutput = 1 << 20;  // a `tail -f` reader that falls behind loses data
+// A `tail -f` reader that falls behind by this much loses data (a burst of a few MB passes).
+constexpr std::size_t kMaxQueuedOutput = 8 << 20;
 // Beyond kMaxQueuedOutput, room for one answer (status of every instance as JSON); a client
 // whose queue would grow past both is dropped.
-constexpr std::size_t kMaxAnswer = 16 << 20;
+constexpr std::size_t kMaxAnswer = 8 << 20;
 
 // A sockaddr for `path`. Paths too long for sun_path go through the directory's fd
 // (/proc/self/fd/N/name), which `dir` keeps open until the call is made.
