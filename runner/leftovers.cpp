@@ -39,8 +39,8 @@ std::vector<Process> list_processes() {
   return out;
 }
 
-// The value of `key` in the process's initial environment, or "" (unreadable: another
-// user's process when we are not root, or gone).
+// BATMAN_PROJECT and BATMAN_RUN_ID from the process's initial environment (keyed with their
+// '='); empty when unreadable (another user's process when we are not root, or gone).
 std::map<std::string, std::string> batman_environment(pid_t pid) {
   std::map<std::string, std::string> out;
   char path[64];
