@@ -200,7 +200,11 @@ class HostileControlClients(TaskmasterCase):
         s = self.connect()
         s.settimeout(20)
         s.sendall(b"version\n")
-        reply = s.recv(65536)
+        reply = b""
+        while b'"exit"' not in reply:
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, reply)
+            reply += chunk
         self.assertIn(b'"exit":0', reply)
         started = time.monotonic()
         self.assertEqual(s.recv(100), b"")
