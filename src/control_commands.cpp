@@ -15,8 +15,6 @@
 namespace batman::cli {
 namespace {
 
-constexpr std::size_t kTailBytes = 1600;  // supervisorctl's default
-
 std::string join_lines(const std::vector<std::string>& lines) {
   std::string out;
   for (const auto& l : lines) out += l + "\n";
@@ -105,16 +103,141 @@ std::string ControlCommands::help_text() {
          "  version                     batman's version\n";
 }
 
+Result<ControlRequest> parse_control_line(std::string_view line) {
+  std::vector<std::string> words = ControlCommands::split_words(line);
+  ControlRequest request;
+  if (words.empty()) return request;
+  request.command = words.front();
+  std::vector<std::string> args(words.begin() + 1, words.end());
+  const std::string& command = request.command;
+  if (command == "?") request.command = "help";
+  if (command == "shutdown") request.command = "quit";
+  if (command == "help" || command == "version") return request;
+  if (command == "status") {
+    for (const auto& a : args) {
+      if (a == "--json")
+        request.json = true;
+      else if (!a.empty() && a[0] == '-')
+        return fail("status: unknown option '" + a + "' (usage: status [--json] [NAME...])");
+      else
+        request.names.push_back(a);
+    }
+    return request;
+  }
+  if (command == "start" || command == "stop" || command == "restart") {
+    if (args.empty()) return fail(command + ": name a program, NAME:NN or 'all' (usage: " + command + " NAME...|all)");
+    request.names = std::move(args);
+    return request;
+  }
+  if (command == "reload") {
+    if (!args.empty()) return fail("reload takes no arguments");
+    return request;
+  }
+  if (command == "quit") {
+    if (!args.empty()) return fail(words.front() + " takes no arguments");
+    return request;
+  }
+  if (command == "pid") {
+    request.names = std::move(args);
+    return request;
+  }
+  if (command == "tail") {
+    const char* usage = " (usage: tail NAME [-f] [-BYTES] [stdout|stderr])";
+    for (const auto& a : args) {
+      if (a == "-f") {
+        request.follow = true;
+      } else if (a == "stdout" || a == "stderr") {
+        request.stream = a;
+      } else if (a.size() > 1 && a.size() < 12 && a[0] == '-' &&
+                 std::all_of(a.begin() + 1, a.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        request.tail_bytes = static_cast<std::size_t>(std::stoull(a.substr(1)));
+      } else if (!a.empty() && a[0] == '-') {
+        return fail("tail: unknown option '" + a + "'" + usage);
+      } else if (request.names.empty()) {
+        request.names.push_back(a);
+      } else {
+        return fail(std::string("tail: one name only") + usage);
+      }
+    }
+    if (request.names.empty()) return fail(std::string("tail: name an instance") + usage);
+    return request;
+  }
+  return fail("unknown command '" + command + "': type 'help' for the list");
+}
+
+Result<void> RequestLines::feed(std::string_view bytes) {
+  auto too_long = [] {
+    return fail("request line longer than " + std::to_string(kMaxRequestLine) + " bytes: send one command per line");
+  };
+  if (failed_) return too_long();
+  if (ended_) return {};
+  for (std::size_t i = 0; i < bytes.size();) {
+    std::size_t nl = bytes.find('\n', i);
+    std::size_t piece = (nl == std::string_view::npos ? bytes.size() : nl) - i;
+    if (partial_ + piece > kMaxRequestLine) {
+      failed_ = true;
+      std::string().swap(buffer_);
+      start_ = complete_ = partial_ = 0;
+      return too_long();
+    }
+    if (nl == std::string_view::npos) {
+      partial_ += piece;
+      break;
+    }
+    partial_ = 0;
+    ++complete_;
+    i = nl + 1;
+  }
+  if (start_ > 0 && start_ >= buffer_.size() / 2) {
+    buffer_.erase(0, start_);
+    start_ = 0;
+  }
+  buffer_.append(bytes);
+  return {};
+}
+
+void RequestLines::end() {
+  if (ended_ || failed_) return;
+  ended_ = true;
+}
+
+std::optional<std::string> RequestLines::next() {
+  if (complete_ > 0) {
+    std::size_t nl = buffer_.find('\n', start_);
+    std::string line = buffer_.substr(start_, nl - start_);
+    start_ = nl + 1;
+    --complete_;
+    if (start_ == buffer_.size()) {
+      buffer_.clear();
+      start_ = 0;
+    }
+    return line;
+  }
+  if (ended_ && buffer_.size() > start_) {
+    std::string line = buffer_.substr(start_);
+    buffer_.clear();
+    start_ = partial_ = 0;
+    return line;
+  }
+  return std::nullopt;
+}
+
 ControlCommands::Cancel ControlCommands::run(std::string_view line, Output out, Finish finish) {
-  std::vector<std::string> words = split_words(line);
-  if (words.empty()) {
+  auto request = parse_control_line(line);
+  if (!request) {
+    finish(kCommandUsage, request.error().message);
+    return {};
+  }
+  return run(*request, std::move(out), std::move(finish));
+}
+
+ControlCommands::Cancel ControlCommands::run(const ControlRequest& request, Output out, Finish finish) {
+  const std::string& command = request.command;
+  if (command.empty()) {
     finish(0, "");
     return {};
   }
-  std::string command = words.front();
-  std::vector<std::string> args(words.begin() + 1, words.end());
-
-  if (command == "help" || command == "?") {
+  if (command == "help") {
     out(help_text());
     finish(0, "");
     return {};
@@ -125,40 +248,24 @@ ControlCommands::Cancel ControlCommands::run(std::string_view line, Output out, 
     return {};
   }
   if (command == "status") {
-    bool json = false;
-    std::vector<std::string> names;
-    for (const auto& a : args) {
-      if (a == "--json") {
-        json = true;
-      } else if (!a.empty() && a[0] == '-') {
-        finish(kCommandUsage, "status: unknown option '" + a + "' (usage: status [--json] [NAME...])");
-        return {};
-      } else {
-        names.push_back(a);
-      }
-    }
     std::vector<runner::InstanceStatus> rows;
-    if (names.empty()) {
+    if (request.names.empty()) {
       rows = supervisor_.status();
     } else {
-      auto keys = supervisor_.select(names);
+      auto keys = supervisor_.select(request.names);
       if (!keys) {
         finish(kCommandUsage, "status: " + keys.error().message);
         return {};
       }
       rows = supervisor_.status(*keys);
     }
-    out(json ? runner::status_json(rows).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
-             : runner::format_status(rows));
+    out(request.json ? runner::status_json(rows).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
+                     : runner::format_status(rows));
     finish(0, "");
     return {};
   }
   if (command == "start" || command == "stop" || command == "restart") {
-    if (args.empty()) {
-      finish(kCommandUsage, command + ": name a program, NAME:NN or 'all' (usage: " + command + " NAME...|all)");
-      return {};
-    }
-    auto keys = supervisor_.select(args);
+    auto keys = supervisor_.select(request.names);
     if (!keys) {
       finish(kCommandUsage, command + ": " + keys.error().message);
       return {};
@@ -173,10 +280,6 @@ ControlCommands::Cancel ControlCommands::run(std::string_view line, Output out, 
     return {};
   }
   if (command == "reload") {
-    if (!args.empty()) {
-      finish(kCommandUsage, "reload takes no arguments");
-      return {};
-    }
     auto plan = hooks_.reload();
     if (!plan) {
       finish(kCommandFailed, "reload: " + plan.error().message + " (nothing was changed)");
@@ -186,11 +289,7 @@ ControlCommands::Cancel ControlCommands::run(std::string_view line, Output out, 
     finish(0, "");
     return {};
   }
-  if (command == "quit" || command == "shutdown") {
-    if (!args.empty()) {
-      finish(kCommandUsage, command + " takes no arguments");
-      return {};
-    }
+  if (command == "quit") {
     hooks_.quit([out, finish] {
       out("stopped every program; supervisor exiting\n");
       finish(0, "");
@@ -198,12 +297,12 @@ ControlCommands::Cancel ControlCommands::run(std::string_view line, Output out, 
     return {};
   }
   if (command == "pid") {
-    if (args.empty()) {
+    if (request.names.empty()) {
       out(std::to_string(::getpid()) + "\n");
       finish(0, "");
       return {};
     }
-    auto keys = supervisor_.select(args);
+    auto keys = supervisor_.select(request.names);
     if (!keys) {
       finish(kCommandUsage, "pid: " + keys.error().message);
       return {};
@@ -216,39 +315,16 @@ ControlCommands::Cancel ControlCommands::run(std::string_view line, Output out, 
     finish(0, "");
     return {};
   }
-  if (command == "tail") return tail(args, std::move(out), std::move(finish));
+  if (command == "tail") return tail(request, std::move(out), std::move(finish));
   finish(kCommandUsage, "unknown command '" + command + "': type 'help' for the list");
   return {};
 }
 
-ControlCommands::Cancel ControlCommands::tail(const std::vector<std::string>& args, Output out, Finish finish) {
-  const char* usage = " (usage: tail NAME [-f] [-BYTES] [stdout|stderr])";
-  bool follow = false;
-  std::size_t bytes = kTailBytes;
-  std::string stream = "stdout";
-  std::string name;
-  for (const auto& a : args) {
-    if (a == "-f") {
-      follow = true;
-    } else if (a == "stdout" || a == "stderr") {
-      stream = a;
-    } else if (a.size() > 1 && a[0] == '-' &&
-               std::all_of(a.begin() + 1, a.end(), [](char c) { return c >= '0' && c <= '9'; }) && a.size() < 12) {
-      bytes = static_cast<std::size_t>(std::stoull(a.substr(1)));
-    } else if (!a.empty() && a[0] == '-') {
-      finish(kCommandUsage, "tail: unknown option '" + a + "'" + usage);
-      return {};
-    } else if (name.empty()) {
-      name = a;
-    } else {
-      finish(kCommandUsage, std::string("tail: one name only") + usage);
-      return {};
-    }
-  }
-  if (name.empty()) {
-    finish(kCommandUsage, std::string("tail: name an instance") + usage);
-    return {};
-  }
+ControlCommands::Cancel ControlCommands::tail(const ControlRequest& request, Output out, Finish finish) {
+  const std::string& name = request.names.front();
+  const std::string& stream = request.stream;
+  bool follow = request.follow;
+  std::size_t bytes = request.tail_bytes;
   auto keys = supervisor_.select({name});
   if (!keys) {
     finish(kCommandUsage, "tail: " + keys.error().message);

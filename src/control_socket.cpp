@@ -19,8 +19,11 @@
 namespace batman::cli {
 namespace {
 
-constexpr std::size_t kMaxClients = 64;
-constexpr std::size_t kMaxQueuedOutput = 8 << 20;  // a `tail -f` reader that falls behind loses data
+// A `tail -f` reader that falls behind by this much loses data (a burst of a few MB passes).
+constexpr std::size_t kMaxQueuedOutput = 8 << 20;
+// Beyond kMaxQueuedOutput, room for one answer (status of every instance as JSON); a client
+// whose queue would grow past both is dropped.
+constexpr std::size_t kMaxAnswer = 8 << 20;
 
 // A sockaddr for `path`. Paths too long for sun_path go through the directory's fd
 // (/proc/self/fd/N/name), which `dir` keeps open until the call is made.
@@ -57,13 +60,19 @@ std::string encode_finish(int exit_code, const std::string& error) {
 
 struct ControlServer::Client {
   UniqueFd fd;
-  std::string in, out;
-  std::deque<std::string> lines;
-  bool busy = false;
+  std::uint64_t serial = 0;  // accept order
+  RequestLines requests;
+  std::string out;
+  bool busy = false;         // a command is running (start waiting for RUNNING, tail -f)
   bool dispatching = false;
-  bool closing = false;  // close once `out` is written
-  bool writable_watch = false;
-  bool dropped = false;
+  bool closing = false;      // close once `out` is written
+  bool dropped = false;      // tail -f output was dropped: the marker is queued
+  bool registered = false;   // with the event loop
+  std::uint32_t watching = 0;
+  TimePoint last_command{};   // connected, or a command line arrived or was answered
+  TimePoint last_progress{};  // `out` became non-empty or some of it was written
+  std::optional<runner::EventLoop::TimerId> timer;
+  TimePoint timer_at{};
   ControlCommands::Cancel cancel;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };
@@ -105,6 +114,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::listen(runner::EventLoop& 
 ControlServer::~ControlServer() {
   for (auto& [fd, client] : clients_) {
     *client->alive = false;
+    if (client->timer) loop_.cancel_timer(*client->timer);
     if (client->cancel) {
       auto cancel = std::move(client->cancel);
       cancel();
@@ -112,16 +122,44 @@ ControlServer::~ControlServer() {
     loop_.unwatch(fd);
   }
   clients_.clear();
+  if (accept_pause_) loop_.cancel_timer(*accept_pause_);
   if (listener_) {
     loop_.unwatch(listener_.get());
     ::unlink(path_.c_str());
   }
 }
 
+// Close the connection that has waited longest without a command running, so a new client
+// gets in however many idle or stalled ones an attacker holds open. False when every
+// connection is running a command.
+bool ControlServer::make_room() {
+  Client* victim = nullptr;
+  for (auto& [fd, client] : clients_) {
+    if (client->busy) continue;
+    if (!victim || client->last_command < victim->last_command) victim = client.get();
+  }
+  if (!victim) return false;
+  close_client(victim->fd.get());
+  return true;
+}
+
 void ControlServer::on_accept() {
   for (;;) {
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a client that vanished before we got to it
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if ((errno == EMFILE || errno == ENFILE) && make_room()) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of fds with nobody to evict: stop accepting for a moment rather than spin on
+        // a listener that stays readable.
+        loop_.unwatch(listener_.get());
+        accept_pause_ = loop_.add_timer_after(std::chrono::milliseconds(100), [this] {
+          accept_pause_.reset();
+          (void)loop_.watch(listener_.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
+        });
+      }
+      return;  // EAGAIN, or a client that vanished before we got to it
+    }
     UniqueFd owner(fd);
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -132,15 +170,24 @@ void ControlServer::on_accept() {
       (void)::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       continue;
     }
-    if (clients_.size() >= kMaxClients) {
-      std::string msg = encode_finish(kCommandFailed, "too many control connections; try again");
+    if (clients_.size() >= max_clients_ && !make_room()) {
+      std::string msg = encode_finish(kCommandFailed, "too many control connections (" + std::to_string(clients_.size()) +
+                                                          " running commands); try again");
       (void)::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       continue;
     }
     auto client = std::make_unique<Client>();
     client->fd = std::move(owner);
-    if (!loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client(fd, events); })) continue;
+    client->serial = next_serial_++;
+    client->last_command = loop_.now();
+    Client& c = *client;
     clients_[fd] = std::move(client);
+    update_watch(c);
+    if (!c.registered) {
+      close_client(fd);
+      continue;
+    }
+    schedule(c);
   }
 }
 
@@ -148,59 +195,77 @@ void ControlServer::on_client(int fd, std::uint32_t events) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
   Client& client = *it->second;
-  if (events & EPOLLOUT) {
-    write_some(client);
-    if (!clients_.count(fd)) return;
-  }
-  if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) return;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      if (client.closing) continue;  // after a protocol error nothing more is read
-      client.in.append(buf, static_cast<std::size_t>(n));
-      std::size_t start = 0, nl;
-      while ((nl = client.in.find('\n', start)) != std::string::npos) {
-        client.lines.push_back(client.in.substr(start, nl - start));
-        start = nl + 1;
-      }
-      client.in.erase(0, start);
-      if (client.in.size() > kMaxRequestLine) {
-        client.in.clear();
-        client.lines.clear();
-        client.closing = true;
-        send(client, encode_finish(kCommandUsage, "request line longer than " + std::to_string(kMaxRequestLine) +
-                                                      " bytes: send one command per line"));
-        return;
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) break;
-    close_client(fd);  // EOF or error: the client is gone
+  if (events & EPOLLERR) {
+    close_client(fd);
     return;
   }
+  if (events & EPOLLOUT) {
+    if (!write_some(client)) return;
+  }
+  bool hangup = events & EPOLLHUP;  // both directions shut: nobody reads what we write
+  if ((events & (EPOLLIN | EPOLLHUP)) && !client.requests.ended() && !client.closing) {
+    // Read only what the pending lines allow (update_watch stops reading beyond that).
+    char buf[8192];
+    for (int rounds = 0; rounds < 16; ++rounds) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        if (auto fed = client.requests.feed(std::string_view(buf, static_cast<std::size_t>(n))); !fed) {
+          // A protocol error: what is still queued is dropped, the error sent, then we close.
+          client.requests = RequestLines();
+          client.closing = true;
+          std::weak_ptr<bool> alive = client.alive;
+          send(client, encode_finish(kCommandUsage, fed.error().message));
+          if (!alive.expired()) pump(client);
+          return;
+        }
+        if (client.requests.pending() >= 8) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n < 0) {
+        close_client(fd);
+        return;
+      }
+      client.requests.end();  // EOF, or shutdown(SHUT_WR): answer what was sent, then close
+      break;
+    }
+  }
+  std::weak_ptr<bool> alive = client.alive;
+  pump(client);
+  if (hangup && !alive.expired()) close_client(fd);
+}
+
+// Run what the client sent as far as its queue allows, then decide what to wait for.
+void ControlServer::pump(Client& client) {
+  int fd = client.fd.get();
+  std::weak_ptr<bool> alive = client.alive;
   dispatch(client);
+  if (alive.expired()) return;
+  bool done = !client.busy && client.requests.pending() == 0 && client.out.empty();
+  if (done && (client.closing || client.requests.ended())) {
+    close_client(fd);
+    return;
+  }
+  update_watch(client);
+  schedule(client);
 }
 
 void ControlServer::dispatch(Client& client) {
-  if (client.dispatching) return;
+  if (client.dispatching || flushing_) return;
   client.dispatching = true;
-  while (!client.busy && !client.closing && !client.lines.empty()) {
-    std::string line = std::move(client.lines.front());
-    client.lines.pop_front();
-    if (line.size() > kMaxRequestLine) {
-      client.closing = true;
-      send(client, encode_finish(kCommandUsage, "request line too long"));
-      break;
-    }
+  while (!client.busy && client.out.size() < kHighWater) {
+    auto line = client.requests.next();
+    if (!line) break;
+    client.last_command = loop_.now();
     client.busy = true;
     std::weak_ptr<bool> alive = client.alive;
     Client* c = &client;
     auto out = [this, alive, c](std::string_view text) {
       auto a = alive.lock();
       if (!a || !*a || text.empty()) return;
-      if (c->out.size() > kMaxQueuedOutput) {
+      if (c->busy && c->cancel && c->out.size() > kMaxQueuedOutput) {
+        // A `tail -f` reader that falls behind loses data, and says so once.
         if (!c->dropped) c->out += encode_output("\n[batman: output dropped: the reader is too slow]\n");
         c->dropped = true;
         return;
@@ -213,41 +278,100 @@ void ControlServer::dispatch(Client& client) {
       if (!a || !*a) return;
       c->busy = false;
       c->cancel = nullptr;
+      c->last_command = loop_.now();
       send(*c, encode_finish(code, error));
-      if (clients_.count(c->fd.get())) dispatch(*c);
+      if (auto still = alive.lock(); still && *still && !c->dispatching) pump(*c);
     };
-    auto cancel = handler_(line, out, finish);
-    if (auto a = alive.lock(); a && *a && client.busy) client.cancel = std::move(cancel);
-    if (!alive.lock() || !*alive.lock()) return;  // the client went away inside the handler
+    auto cancel = handler_(*line, out, finish);
+    auto a = alive.lock();
+    if (!a || !*a) return;  // the client went away inside the handler
+    if (client.busy) client.cancel = std::move(cancel);
   }
   client.dispatching = false;
 }
 
 void ControlServer::send(Client& client, std::string data) {
+  if (client.out.empty()) client.last_progress = loop_.now();
+  if (client.out.size() + data.size() > kMaxQueuedOutput + kMaxAnswer) {
+    // Only a client that reads nothing gets here: drop it rather than grow without bound.
+    close_client(client.fd.get());
+    return;
+  }
   client.out += data;
   write_some(client);
 }
 
-void ControlServer::write_some(Client& client) {
+bool ControlServer::write_some(Client& client) {
   int fd = client.fd.get();
-  while (!client.out.empty()) {
-    ssize_t n = ::send(fd, client.out.data(), client.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  std::size_t sent = 0;
+  while (sent < client.out.size()) {
+    ssize_t n = ::send(fd, client.out.data() + sent, client.out.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
-      client.out.erase(0, static_cast<std::size_t>(n));
+      sent += static_cast<std::size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
     close_client(fd);
+    return false;
+  }
+  if (sent > 0) {
+    client.out.erase(0, sent);
+    client.last_progress = loop_.now();
+    if (client.out.empty() && client.out.capacity() > kHighWater) std::string().swap(client.out);
+  }
+  if (client.dispatching) return true;  // dispatch() decides what happens next
+  std::weak_ptr<bool> alive = client.alive;
+  pump(client);  // room again: the client's next command may run, or it is done
+  return !alive.expired();
+}
+
+// EPOLLIN while the client may send more (few lines pending, little output queued);
+// EPOLLOUT while output waits. EPOLLHUP/EPOLLERR are always reported.
+void ControlServer::update_watch(Client& client) {
+  int fd = client.fd.get();
+  std::uint32_t want = 0;
+  if (!client.closing && !client.requests.ended() && client.requests.pending() < 8 && client.out.size() < kHighWater)
+    want |= EPOLLIN;
+  if (!client.out.empty()) want |= EPOLLOUT;
+  if (client.registered && want == client.watching) return;
+  client.registered = static_cast<bool>(loop_.watch(fd, want, [this, fd](std::uint32_t events) { on_client(fd, events); }));
+  client.watching = want;
+}
+
+// The one deadline a connection has: the stall timeout while output waits, the idle timeout
+// while nothing runs and nothing is queued, none while a command runs.
+void ControlServer::schedule(Client& client) {
+  std::optional<TimePoint> deadline;
+  if (!client.out.empty())
+    deadline = client.last_progress + kStallTimeout;
+  else if (!client.busy && client.requests.pending() == 0)
+    deadline = client.last_command + kIdleTimeout;
+  if (!deadline) return;  // a timer armed earlier finds nothing to do and is not re-armed
+  if (client.timer && client.timer_at <= *deadline) return;  // it fires first and re-checks
+  if (client.timer) loop_.cancel_timer(*client.timer);
+  int fd = client.fd.get();
+  std::uint64_t serial = client.serial;
+  client.timer_at = *deadline;
+  client.timer = loop_.add_timer(*deadline, [this, fd, serial] { on_deadline(fd, serial); });
+}
+
+void ControlServer::on_deadline(int fd, std::uint64_t serial) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end() || it->second->serial != serial) return;
+  Client& client = *it->second;
+  client.timer.reset();
+  TimePoint now = loop_.now();
+  if (!client.out.empty() && now >= client.last_progress + kStallTimeout) {
+    close_client(fd);  // it does not read what it asked for
     return;
   }
-  bool want = !client.out.empty();
-  if (want != client.writable_watch) {
-    client.writable_watch = want;
-    (void)loop_.watch(fd, want ? (EPOLLIN | EPOLLOUT) : EPOLLIN,
-                      [this, fd](std::uint32_t events) { on_client(fd, events); });
+  if (client.out.empty() && !client.busy && client.requests.pending() == 0 &&
+      now >= client.last_command + kIdleTimeout) {
+    close_client(fd);  // connected, but no command for kIdleTimeout
+    return;
   }
-  if (!want && client.closing && !client.busy) close_client(fd);
+  schedule(client);
 }
 
 void ControlServer::close_client(int fd) {
@@ -256,6 +380,7 @@ void ControlServer::close_client(int fd) {
   std::unique_ptr<Client> client = std::move(it->second);
   clients_.erase(it);
   *client->alive = false;
+  if (client->timer) loop_.cancel_timer(*client->timer);
   loop_.unwatch(fd);
   if (client->cancel) {
     auto cancel = std::move(client->cancel);
@@ -264,6 +389,7 @@ void ControlServer::close_client(int fd) {
 }
 
 void ControlServer::flush(Duration timeout) {
+  flushing_ = true;  // the supervisor is exiting: answer what ran, run nothing more
   auto deadline = SteadyClock::now() + timeout;
   for (;;) {
     std::vector<pollfd> fds;

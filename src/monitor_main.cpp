@@ -13,6 +13,9 @@
 
 namespace {
 
+constexpr std::size_t kThreads = 32;
+constexpr time_t kIdleSeconds = 2;
+
 std::string escape_html(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -47,6 +50,13 @@ int main(int argc, char** argv) {
   std::string state_file = argv[2];
   std::string title = argv[3];
   httplib::Server server;
+  // cpp-httplib gives each connection a pool thread until it closes or times out: with the
+  // default 8 threads and 5 s timeouts, 8 idle connections held the page back for 5 s. More
+  // threads, and a connection that sends nothing for 2 s is closed.
+  server.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  server.set_keep_alive_timeout(kIdleSeconds);
+  server.set_read_timeout(kIdleSeconds, 0);
+  server.set_write_timeout(kIdleSeconds, 0);
   server.Get("/status.json", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(read_state(state_file), "application/json");
   });

@@ -27,13 +27,27 @@ const char* kUsage =
     "Control a running supervisor (taskmaster). With no COMMAND, an interactive shell.\n"
     "Without --socket or --config, the one supervisor found under $BATMAN_HOME.\n\n";
 
-// One connection to the supervisor; each request reads JSON lines up to {"exit":N}.
+// The supervisor's socket; each request reads JSON lines up to {"exit":N}. Every command
+// gets its own connection (the first one is made up front, to report a missing supervisor
+// at once): the supervisor closes connections idle for a few seconds, and a shell's user may
+// think for longer than that.
 class Connection {
  public:
-  explicit Connection(UniqueFd fd) : fd_(std::move(fd)) {}
+  Connection(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
 
   // Runs `line`, printing output as it arrives; returns the command's exit code.
   Result<int> run(const std::string& line, std::ostream& out) {
+    if (!fd_) {
+      auto fd = connect_control(path_);
+      if (!fd) return std::unexpected(fd.error());
+      fd_ = std::move(*fd);
+      buffer_.clear();
+    }
+    // Whatever happens below, the next command starts on a fresh connection.
+    struct Reset {
+      UniqueFd& fd;
+      ~Reset() { fd.reset(); }
+    } reset{fd_};
     std::string request = line + "\n";
     // A supervisor that refuses us (SO_PEERCRED) answers and closes at once: read its answer
     // even when sending failed.
@@ -75,6 +89,7 @@ class Connection {
     }
   }
 
+  std::string path_;
   UniqueFd fd_;
   std::string buffer_;
 };
@@ -231,7 +246,7 @@ int command_ctl(const std::vector<std::string>& args) {
     error("ctl: " + fd.error().message);
     return kExitBatmanError;
   }
-  Connection connection(std::move(*fd));
+  Connection connection(*path, std::move(*fd));
   if (i >= args.size()) return interactive(connection, config);
   std::string line;
   for (std::size_t k = i; k < args.size(); ++k) {

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -676,20 +678,64 @@ int Run::execute(int ready_fd) {
   return code;
 }
 
-// batman-multi: one live instance per ID, held by flock on state/<ID>.lock.
+// batman-multi: one live instance per ID, held by flock on state/<ID>.lock. The holder
+// writes "PID START_TICKS STARTED_AT" into the file under the lock, so a second start can
+// name it even before the holder's state file exists.
+void record_lock_owner(int lock_fd) {
+  pid_t self = ::getpid();
+  std::string owner = std::to_string(self) + " " + std::to_string(runner::process_start_time(self)) + " " +
+                      format_rfc3339(std::chrono::system_clock::now()) + "\n";
+  if (::ftruncate(lock_fd, 0) == 0) (void)::pwrite(lock_fd, owner.data(), owner.size(), 0);
+}
+
+struct LockOwner {
+  pid_t pid = 0;
+  std::string started;
+};
+
+// The live holder the lock file names, if it names one.
+std::optional<LockOwner> lock_owner(int lock_fd) {
+  char buf[128];
+  ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return std::nullopt;
+  std::istringstream in(std::string(buf, static_cast<std::size_t>(n)));
+  long long pid = 0;
+  unsigned long long ticks = 0;
+  std::string started;
+  if (!(in >> pid >> ticks >> started) || pid <= 0 || pid > std::numeric_limits<pid_t>::max() || ticks == 0)
+    return std::nullopt;
+  // A file left by a holder that died names a dead (or reused) pid: not the running one.
+  if (runner::process_start_time(static_cast<pid_t>(pid)) != ticks) return std::nullopt;
+  return LockOwner{static_cast<pid_t>(pid), started};
+}
+
 Result<UniqueFd> lock_instance(const ProjectTree& tree, const std::string& id) {
   std::string name = id + ".lock";
   int fd = ::openat(tree.state_fd.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return sys_error("open " + tree.state_path() + "/" + name);
   UniqueFd lock(fd);
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return lock;
-  if (errno != EWOULDBLOCK) return sys_error("lock " + name);
-  std::string detail;
-  if (auto s = runner::read_state(tree.state_fd.get(), id)) {
-    detail = " (pid " + std::to_string(s->pid) + ", batman pid " + std::to_string(s->batman_pid) +
-             ", started " + s->started_at + ")";
+  // The winner of a start race writes its pid right after taking the lock: a loser that reads
+  // the file in between waits a little for it (or takes the lock, if the winner is gone).
+  std::optional<LockOwner> owner;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      record_lock_owner(fd);
+      return lock;
+    }
+    if (errno != EWOULDBLOCK && errno != EINTR) return sys_error("lock " + name);
+    if ((owner = lock_owner(fd))) break;
+    timespec pause{0, 10'000'000};
+    ::nanosleep(&pause, nullptr);
   }
-  return fail("instance '" + id + "' is already running" + detail + ": stop it with 'batman stop " + id +
+  // The job's pid and start once its state file says so, and always batman's own.
+  std::string detail = "its pid is not known yet";
+  auto s = runner::read_state(tree.state_fd.get(), id);
+  bool state_live = s && s->live_status() && s->pid > 0 && (!owner || s->batman_pid == owner->pid);
+  if (state_live)
+    detail = "pid " + std::to_string(s->pid) + ", started " + s->started_at + ", batman pid " + std::to_string(s->batman_pid);
+  else if (owner)
+    detail = "batman pid " + std::to_string(owner->pid) + ", started " + owner->started;
+  return fail("instance '" + id + "' is already running (" + detail + "): stop it with 'batman stop " + id +
               "' or pick another ID");
 }
 
@@ -809,6 +855,7 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
       ::dup2(devnull, 2);
     }
     set_quiet(true);
+    if (lock) record_lock_owner(lock.get());  // the instance is now this process
     Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
     std::_Exit(run.execute(ready[1]));
   }

@@ -10,10 +10,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "common/fs.hpp"
 #include "runner/event_log.hpp"
 #include "runner/event_loop.hpp"
+#include "runner/leftovers.hpp"
 #include "runner/supervisor.hpp"
 #include "src/cli.hpp"
 #include "src/control_commands.hpp"
@@ -42,7 +44,9 @@ struct SuperviseOptions {
   ssize_t n;
   while ((n = ::read(ready_read, buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
   if (message.rfind("ok ", 0) == 0) {
-    info("supervisor running as pid " + message.substr(3));
+    auto nl = message.find('\n');
+    info("supervisor running as pid " + message.substr(3, nl == std::string::npos ? std::string::npos : nl - 3));
+    if (nl != std::string::npos) info(message.substr(nl + 1));
     std::_Exit(0);
   }
   error(message.empty() ? std::string("the daemon exited before it was ready") : message);
@@ -78,6 +82,92 @@ void tell(int ready_fd, const std::string& message) {
   if (ready_fd >= 0) (void)write_all(ready_fd, message);
 }
 
+// File descriptors the supervisor holds: its own (event loop, signalfd, timerfd, event log,
+// project tree, listener, state writer...) and, per instance, the stdout/stderr pipes, the
+// two log files and the pidfd, plus the ones a spawn holds for a moment. Measured with
+// /proc/PID/fd: 10 instances hold 96, 100 hold 816 (16 + 8 per instance).
+constexpr std::size_t kBaseFds = 32;
+constexpr std::size_t kFdsPerInstance = 8;
+// Control connections always allowed beyond the programs' share.
+constexpr std::size_t kMinControlClients = 16;
+
+std::size_t instance_count(const runner::SupervisorConfig& config) {
+  std::size_t n = 0;
+  for (const auto& p : config.programs) n += static_cast<std::size_t>(std::max(0, p.numprocs));
+  return n;
+}
+
+std::size_t fds_needed(const runner::SupervisorConfig& config) {
+  return kBaseFds + kFdsPerInstance * instance_count(config) + kMinControlClients;
+}
+
+rlim_t fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  return limit.rlim_cur;
+}
+
+// Every program holds about eight fds: raise the soft limit to the hard one, as supervisord's
+// minfds does, so hundreds of programs fit.
+void raise_fd_limit() {
+  if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1 << 16);
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+// Control connections that fit beside the programs.
+std::size_t client_budget(const runner::SupervisorConfig& config) {
+  rlim_t limit = fd_limit();
+  std::size_t needed = fds_needed(config);
+  if (limit == RLIM_INFINITY) return kMaxClients;
+  return limit > needed ? static_cast<std::size_t>(limit - needed) + kMinControlClients : kMinControlClients;
+}
+
+// A config that needs more fds than the limit allows is refused whole, before anything is
+// created: otherwise instances past the limit fail one by one with EMFILE.
+Result<void> check_fd_budget(const runner::SupervisorConfig& config) {
+  std::size_t needed = fds_needed(config);
+  rlim_t limit = fd_limit();
+  if (limit == RLIM_INFINITY || needed <= limit) return {};
+  return fail(config.source + ": " + std::to_string(instance_count(config)) + " instances need about " +
+              std::to_string(needed) + " file descriptors, but the limit (RLIMIT_NOFILE) is " + std::to_string(limit) +
+              ": raise it (ulimit -n, LimitNOFILE=) or lower numprocs");
+}
+
+// Processes a supervisor that died without stopping its programs (kill -9) left running:
+// found from its programs' state files, killed, and said. Returns what to report.
+std::string kill_abandoned(int state_dirfd) {
+  pid_t self = ::getpid();
+  auto records = runner::abandoned_programs(state_dirfd, self);
+  if (records.empty()) return {};
+  std::vector<runner::Leftover> killed;
+  // A leftover may fork while we kill: look again until nothing is found.
+  for (int round = 0; round < 5; ++round) {
+    auto found = runner::find_leftovers(records, self);
+    if (found.empty()) break;
+    auto k = runner::kill_leftovers(found, std::chrono::seconds(2));
+    if (k.empty()) break;
+    killed.insert(killed.end(), k.begin(), k.end());
+  }
+  if (killed.empty()) return {};
+  std::set<pid_t> supervisors;
+  for (const auto& r : records) supervisors.insert(r.batman_pid);
+  std::string message = "killed " + std::to_string(killed.size()) + " process" + (killed.size() == 1 ? "" : "es") +
+                        " left running by a supervisor that did not stop its programs (pid";
+  for (pid_t p : supervisors) message += " " + std::to_string(p);
+  message += "):";
+  std::size_t shown = 0;
+  for (const auto& l : killed) {
+    if (++shown > 20) {
+      message += " ...";
+      break;
+    }
+    message += " " + l.run_id + ": " + l.command + " (pid " + std::to_string(l.pid) + ")" + (shown < killed.size() ? "," : "");
+  }
+  return message;
+}
+
 int supervise(const SuperviseOptions& options) {
   std::error_code ec;
   std::string config_path = std::filesystem::absolute(options.config, ec).lexically_normal().string();
@@ -85,6 +175,11 @@ int supervise(const SuperviseOptions& options) {
   auto config = load_supervisor_config(config_path);
   if (!config) {
     error(config.error().message);
+    return kExitBatmanError;
+  }
+  raise_fd_limit();
+  if (auto fits = check_fd_budget(*config); !fits) {
+    error(fits.error().message);
     return kExitBatmanError;
   }
   auto tree = open_project(config->project, true);
@@ -127,12 +222,6 @@ int supervise(const SuperviseOptions& options) {
   // Writing to a client that left must not kill the supervisor; programs get default
   // dispositions back when they are spawned.
   std::signal(SIGPIPE, SIG_IGN);
-  // Every program holds about eight fds here (pipes, log files, pidfd): raise the soft limit
-  // to the hard one, as supervisord's minfds does, so hundreds of programs fit.
-  if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1 << 16);
-    (void)::setrlimit(RLIMIT_NOFILE, &limit);
-  }
   auto loop_made = runner::EventLoop::create();
   if (!loop_made) return refuse(loop_made.error().message);
   runner::EventLoop& loop = **loop_made;
@@ -177,6 +266,7 @@ int supervise(const SuperviseOptions& options) {
       loop.add_timer_after(Duration::zero(), [&] { loop.stop(); });
     });
   };
+  ControlServer* control = nullptr;
   auto reload = [&]() -> Result<runner::ReloadPlan> {
     auto next = load_supervisor_config(config_path);
     if (!next) {
@@ -185,9 +275,15 @@ int supervise(const SuperviseOptions& options) {
     }
     if (next->socket != supervisor.config().socket || next->logfile != supervisor.config().logfile)
       (*events)->warn("reload: 'socket' and 'logfile' changes apply at the next start");
+    if (auto fits = check_fd_budget(*next); !fits) {
+      (*events)->error("reload refused, nothing changed: " + fits.error().message);
+      return std::unexpected(fits.error());
+    }
     next->socket = supervisor.config().socket;
     next->logfile = supervisor.config().logfile;
-    return supervisor.reload(std::move(*next));
+    auto plan = supervisor.reload(std::move(*next));
+    if (control) control->set_max_clients(client_budget(supervisor.config()));
+    return plan;
   };
   ControlCommands commands(supervisor, CommandHooks{reload, quit});
 
@@ -197,6 +293,8 @@ int supervise(const SuperviseOptions& options) {
                                         return commands.run(line, std::move(out), std::move(finish));
                                       });
   if (!server) return refuse(server.error().message);
+  control = server->get();
+  control->set_max_clients(client_budget(supervisor.config()));
 
   if (options.daemon || !options.pidfile.empty()) {
     auto dir = std::filesystem::path(pidfile).parent_path().string();
@@ -228,8 +326,15 @@ int supervise(const SuperviseOptions& options) {
   };
   (*events)->info("supervisor started, pid " + std::to_string(::getpid()) + ", config " + config_path +
                   ", socket " + socket_path);
+  // Only one supervisor serves a config (the socket above is ours): what its programs' state
+  // files say is running under a supervisor that is gone is ended before ours start.
+  std::string leftovers = kill_abandoned(tree->state_fd.get());
+  if (!leftovers.empty()) {
+    (*events)->warn(leftovers);
+    if (ready_fd < 0) info(leftovers);
+  }
   supervisor.start_autostart();
-  tell(ready_fd, "ok " + std::to_string(::getpid()));
+  tell(ready_fd, "ok " + std::to_string(::getpid()) + (leftovers.empty() ? "" : "\n" + leftovers));
   ready.reset();
 
   if (!options.daemon && ::isatty(STDIN_FILENO)) {
