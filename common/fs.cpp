@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 
@@ -158,11 +159,21 @@ Result<void> overwrite_in_place(int dirfd, std::string_view name, std::string_vi
   struct stat st{};
   if (::fstat(fd->get(), &st) != 0) return sys_error("stat " + std::string(name));
   if (st.st_nlink != 1) return fail(std::string(name) + ": has other hard links: not rewritten in place");
-  const ssize_t n = ::pwrite(fd->get(), content.data(), content.size(), 0);
+  // Only into space the file already holds, so the write needs no new block and cannot stop
+  // half way (a half-written record would read as garbage, worse than the old one). A shorter
+  // record is padded with spaces, which JSON readers skip: no truncate, and a crash between
+  // two steps cannot leave the old record's tail behind the new one.
+  const auto size = static_cast<std::size_t>(st.st_size);
+  const auto allocated = static_cast<std::size_t>(st.st_blocks) * 512;
+  if (content.size() > std::max(size, allocated))
+    return sys_error("rewrite " + std::string(name) + " in place: it holds " + std::to_string(std::max(size, allocated)) +
+                     " bytes, the record needs " + std::to_string(content.size()), ENOSPC);
+  std::string padded(content);
+  if (padded.size() < size) padded.append(size - padded.size(), ' ');
+  const ssize_t n = ::pwrite(fd->get(), padded.data(), padded.size(), 0);
   if (n < 0) return sys_error("rewrite " + std::string(name));
-  if (static_cast<std::size_t>(n) != content.size()) return sys_error("rewrite " + std::string(name), ENOSPC);
-  if (::ftruncate(fd->get(), static_cast<off_t>(content.size())) != 0 || ::fsync(fd->get()) != 0)
-    return sys_error("rewrite " + std::string(name));
+  if (static_cast<std::size_t>(n) != padded.size()) return sys_error("rewrite " + std::string(name), ENOSPC);
+  if (::fsync(fd->get()) != 0) return sys_error("rewrite " + std::string(name));
   return {};
 }
 
@@ -199,7 +210,14 @@ constexpr int kRegularFlags = O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 Result<UniqueFd> check_regular(UniqueFd fd, std::string_view shown, bool allow_char_device) {
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0) return sys_error("stat " + std::string(shown));
-  if (S_ISREG(st.st_mode) || (allow_char_device && S_ISCHR(st.st_mode))) return fd;
+  if (S_ISREG(st.st_mode)) return fd;
+  if (allow_char_device && S_ISCHR(st.st_mode)) {
+    // O_NONBLOCK was only for the open (a FIFO must not block it); a terminal or console
+    // written without it would answer EAGAIN and lose bytes.
+    const int fl = ::fcntl(fd.get(), F_GETFL);
+    if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) return sys_error("fcntl " + std::string(shown));
+    return fd;
+  }
   return fail(std::string(shown) + ": not a regular file (" + file_type_name(st.st_mode) +
               ")");
 }

@@ -52,12 +52,12 @@ std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) 
   // which names the repository (commondir). Read, not asked of git inside the job's tree.
   UniqueFd dir(::openat(tree.worktrees_fd.get(), s.run_id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir) return "";
-  auto dotgit = read_file_at(dir.get(), ".git");
+  auto dotgit = read_file_at(dir.get(), ".git", 4096);  // the job wrote it: bounded
   if (!dotgit || !dotgit->starts_with("gitdir: ")) return own + "/.git does not name a repository";
   std::string gitdir = dotgit->substr(8);
   while (!gitdir.empty() && (gitdir.back() == '\n' || gitdir.back() == '\r')) gitdir.pop_back();
   if (gitdir.empty() || gitdir[0] != '/') return own + "/.git does not name a repository";
-  auto commondir = read_file(gitdir + "/commondir");
+  auto commondir = read_file(gitdir + "/commondir", 4096);
   if (!commondir) return own + "/.git does not name a linked worktree";
   std::string common = *commondir;
   while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
@@ -65,7 +65,7 @@ std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) 
   if (common[0] != '/') common = gitdir + "/" + common;
   common = canonical_or_empty(common);
   if (common.empty()) return "its repository is gone";
-  auto list = run_capture({"git", "--git-dir=" + common, "worktree", "list", "--porcelain", "-z"});
+  auto list = run_capture({"git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--git-dir=" + common, "worktree", "list", "--porcelain", "-z"});
   if (!list || list->exit_code != 0) return "git worktree list failed in " + common;
   bool registered = false;
   for (std::size_t start = 0; start < list->out.size();) {
@@ -77,7 +77,7 @@ std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) 
     start = end + 1;
   }
   if (!registered) return own + " is not a registered worktree of " + common;
-  auto rm = run_capture({"git", "--git-dir=" + common, "worktree", "remove", "--force", real_own});
+  auto rm = run_capture({"git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--git-dir=" + common, "worktree", "remove", "--force", real_own});
   if (!rm || rm->exit_code != 0) return "git worktree remove failed";
   return "";
 }

@@ -378,13 +378,20 @@ TEST_F(FsTest, OverwriteInPlaceKeepsTheInodeAndRefusesHardLinks) {
   ASSERT_TRUE(write_file_atomic(fd_.get(), "s.json", "a longer old content"));
   const ino_t before = inode("s.json");
   ASSERT_TRUE(overwrite_in_place(fd_.get(), "s.json", "new"));
-  EXPECT_EQ(*read_file_at(fd_.get(), "s.json"), "new");
+  // Padded with spaces to the old size: no truncate, nothing of the old record left.
+  EXPECT_EQ(*read_file_at(fd_.get(), "s.json"), "new" + std::string(17, ' '));
   EXPECT_EQ(inode("s.json"), before);
+  // A record larger than the space the file holds is refused, and the file is unchanged.
+  const std::string big(64 * 1024, 'x');
+  auto grown = overwrite_in_place(fd_.get(), "s.json", big);
+  ASSERT_FALSE(grown);
+  EXPECT_NE(grown.error().message.find("in place"), std::string::npos) << grown.error().message;
+  EXPECT_EQ(*read_file_at(fd_.get(), "s.json"), "new" + std::string(17, ' '));
   ASSERT_EQ(::linkat(fd_.get(), "s.json", fd_.get(), "other", 0), 0);
   auto r = overwrite_in_place(fd_.get(), "s.json", "through the link");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("hard links"), std::string::npos);
-  EXPECT_EQ(*read_file_at(fd_.get(), "other"), "new");
+  EXPECT_EQ(*read_file_at(fd_.get(), "other"), "new" + std::string(17, ' '));
 }
 
 // On a full file system (a 64 KiB tmpfs, filled up), a reserved PendingFile still gets its
@@ -420,7 +427,7 @@ TEST(PendingFile, AReservationIsWrittenOnAFullDisk) {
     check(f->publish().has_value(), 8);
     check(*read_file_at(d.get(), "s.json") == content, 9);
     check(overwrite_in_place(d.get(), "s.json", "in place").has_value(), 10);
-    check(*read_file_at(d.get(), "s.json") == "in place", 11);
+    check(*read_file_at(d.get(), "s.json") == "in place" + std::string(content.size() - 8, ' '), 11);
     ::_exit(0);
   }
   int status = 0;
