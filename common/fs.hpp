@@ -82,7 +82,7 @@ std::string file_type_name(mode_t mode);
 // Size limits for what batman reads whole: a larger file is refused with "PATH: larger than
 // N MiB" (a config, a profile or a batch file is a few KiB; a state file holds the command line).
 inline constexpr std::size_t kMaxConfigBytes = std::size_t{4} << 20;
-inline constexpr std::size_t kMaxStateBytes = std::size_t{16} << 20;
+inline constexpr std::size_t kMaxStateBytes = std::size_t{4} << 20;  // a command is at most ARG_MAX (2 MiB)
 inline constexpr std::size_t kNoSizeLimit = std::numeric_limits<std::size_t>::max();
 // Read a whole regular file, at most `max_bytes` (no symlink following for read_file_at).
 Result<std::string> read_file_at(int dirfd, std::string_view name, std::size_t max_bytes = kNoSizeLimit);

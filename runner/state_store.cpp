@@ -72,7 +72,14 @@ std::string to_json(const RunState& s) {
 
 Result<RunState> from_json(const std::string& text, const std::string& source) {
   try {
-    json j = json::parse(text);
+    // A state file is a few levels deep; one nested thousands of levels (an env-tier job can
+    // write one) is refused at once instead of costing every `ps` seconds and memory.
+    constexpr int kMaxDepth = 16;
+    json j = json::parse(text, [](int depth, json::parse_event_t event, json&) {
+      if (depth > kMaxDepth && (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start))
+        throw std::runtime_error("nested deeper than " + std::to_string(kMaxDepth) + " levels");
+      return true;
+    });
     RunState s;
     s.schema = j.value("schema", 1);
     s.project = j.value("project", "");

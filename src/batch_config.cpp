@@ -421,20 +421,40 @@ Result<BatchFile> load_batch_file(const std::string& path) {
   return parse_batch_file(*text, path);
 }
 
-BatchFile batch_from_lines(std::istream& in) {
+Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line, std::size_t max_tasks) {
   BatchFile file;
   file.source = "<stdin>";
   file.project = "batch";
   file.from_stdin = true;
   std::string line;
-  while (std::getline(in, line)) {
+  std::size_t number = 0;
+  auto add = [&]() -> Result<void> {
+    ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (line.find_first_not_of(" \t") == std::string::npos) return {};
+    if (file.tasks.size() == max_tasks)
+      return fail("<stdin>: more than " + std::to_string(max_tasks) + " commands; split the input");
     BatchTask task;
     task.name = std::to_string(file.tasks.size() + 1);
-    task.cmd = line;
+    task.cmd = std::move(line);
     file.tasks.push_back(std::move(task));
+    return {};
+  };
+  // Read by hand, not with getline: a line with no end (/dev/zero) must not grow without bound.
+  std::streambuf* buf = in.rdbuf();
+  for (int c = buf->sbumpc(); c != std::char_traits<char>::eof(); c = buf->sbumpc()) {
+    if (c == '\n') {
+      if (auto a = add(); !a) return std::unexpected(a.error());
+      line.clear();
+      continue;
+    }
+    if (line.size() == max_line)
+      return fail("<stdin>:" + std::to_string(number + 1) + ": a line longer than " + std::to_string(max_line) +
+                  " bytes (the kernel's limit for one command)");
+    line.push_back(static_cast<char>(c));
   }
+  if (!line.empty())
+    if (auto a = add(); !a) return std::unexpected(a.error());
   return file;
 }
 

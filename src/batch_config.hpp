@@ -68,7 +68,11 @@ Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::stri
 Result<BatchFile> load_batch_file(const std::string& path);
 // `batman batch -`: one command per non-blank line, tasks named 1, 2, 3 ... (GNU parallel's
 // sequence numbers); project "batch" unless the caller sets another.
-BatchFile batch_from_lines(std::istream& in);
+// One command per line (`batch -`). A line longer than `max_line` (the kernel's limit for one
+// argument, MAX_ARG_STRLEN: `sh -c` could not take it) or more than `max_tasks` commands is an
+// error, so endless input (/dev/zero, `yes`) ends with a message instead of eating memory.
+Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line = 128 * 1024,
+                                   std::size_t max_tasks = 1'000'000);
 
 // MAX_CONCURRENCY, RATE_LIMIT, TASK_TIMEOUT (milliseconds) read through `getenv`; a value
 // that is set but invalid is an error naming the variable.

@@ -710,7 +710,9 @@ int command_batch(const std::vector<std::string>& args) {
   BatchFile file;
   if (o.file == "-") {
     if (!o.tasks.empty()) return config_error(Error{"batch -: task names only apply to a batch file", 0});
-    file = batch_from_lines(std::cin);
+    auto lines = batch_from_lines(std::cin);
+    if (!lines) return config_error(lines.error());
+    file = std::move(*lines);
   } else {
     auto loaded = load_batch_file(o.file);
     if (!loaded) return config_error(loaded.error());

@@ -49,10 +49,12 @@ int command_ps(const std::vector<std::string>& args) {
     std::string command = s.command;
     for (auto& c : command)
       if (c == '\n' || c == '\t') c = ' ';
+    // What a state file says is shown as text: no escape sequence reaches the terminal.
+    command = printable(command);
     if (command.size() > 60) command = command.substr(0, 57) + "...";
     std::printf("%-16s %-22s %-8s %-10s %-8d %-9s %-20s %-9s %-5s %s\n", s.project.c_str(), s.run_id.c_str(),
-                s.kind.c_str(), s.isolation.tier.c_str(), s.pid, s.status.c_str(), started_text.c_str(),
-                duration.c_str(), exit_text.c_str(), command.c_str());
+                printable(s.kind).c_str(), printable(s.isolation.tier).c_str(), s.pid, printable(s.status).c_str(),
+                printable(started_text).c_str(), duration.c_str(), exit_text.c_str(), command.c_str());
   }
   return 0;
 }

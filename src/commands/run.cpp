@@ -369,16 +369,10 @@ void Run::on_starting(runner::Job&, pid_t pid) {
         running_write_error_ = w.error().message;
     });
   });
-  if (!final_state_) {
-    if (auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json")) {
-      final_state_ = std::move(*f);
-      // Room for the final state, taken before the job's first byte reaches the disk: a job
-      // that fills it (ENOSPC) cannot keep its end from being recorded.
-      (void)final_state_->reserve(kFinalStateReserve + runner::to_json(state_).size());
-      // While the job runs, and off the loop (a job may be over before the disk is done):
-      // the final fsync is then lighter.
-      presync_ = on_a_thread([this] { (void)final_state_->presync(); });
-    }
+  if (final_state_ && !presync_.joinable()) {
+    // While the job runs, and off the loop (a job may be over before the disk is done):
+    // the final fsync is then lighter.
+    presync_ = on_a_thread([this] { (void)final_state_->presync(); });
   }
 }
 
@@ -396,6 +390,16 @@ Result<void> Run::prepare_start(runner::Job&) {
   if (!fd) return std::unexpected(fd.error().wrap("cannot create log"));
   made_log_ = true;
   log_sink_.file = runner::FileSink::adopt(std::move(*fd), shown);
+  // The final state's file, with room for it, before the job exists: a job that fills the
+  // disk (ENOSPC) cannot keep its end from being recorded, and on a disk already full the
+  // run is refused (125) instead of started with no record that `ps` or `stop` could find.
+  if (!final_state_) {
+    auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json");
+    if (!f) return std::unexpected(f.error().wrap("cannot create the state file"));
+    if (auto r = f->reserve(kFinalStateReserve + runner::to_json(state_).size()); !r)
+      return std::unexpected(r.error().wrap("cannot reserve room for the state file"));  // ~PendingFile removes it
+    final_state_ = std::move(*f);
+  }
   // A log the disk could not take (ENOSPC) is said once, here and in the events log.
   log_sink_.file->set_on_error([this](const std::string& message) {
     error(message);
@@ -625,7 +629,7 @@ int Run::execute(int ready_fd) {
   }
   if (code == kExitBatmanError && !last) {
     if (ready_fd_ >= 0) {
-      std::string packet = "\x01could not start the job: " +
+      std::string packet = "\x01" "could not start the job: " +
                            (job_->spawn_error() ? job_->spawn_error()->message : proc.reason());
       (void)write_all(ready_fd_, packet);
       ::close(ready_fd_);

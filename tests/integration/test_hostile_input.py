@@ -274,6 +274,32 @@ class BadText(HostileCase):
                      contains=(f"{profile}:2: key 'network': duplicate key",))
 
 
+    def test_endless_stdin_for_batch_is_refused_not_read(self):
+        with open("/dev/zero", "rb") as zero:
+            r = subprocess.run([bin_path("batman"), "batch", "-"], stdin=zero, capture_output=True,
+                               text=True, env=self.env, timeout=DEADLINE)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertEqual(r.stderr.strip(),
+                         "batman: <stdin>:1: a line longer than 131072 bytes (the kernel's limit for one command)")
+
+    def test_ps_shows_a_commands_escape_sequences_as_text(self):
+        self.batman("parallel", "p", "true \x1b]0;pwned\x07\x1b[2J", check=0)
+        r = self.batman("ps", "--all", check=0)
+        self.assertNotIn("\x1b", r.stdout)
+        self.assertNotIn("\x07", r.stdout)
+        self.assertIn("\\e]0;pwned", r.stdout)
+
+    def test_a_deeply_nested_state_file_is_skipped_at_once(self):
+        self.batman("parallel", "p", "true", check=0)
+        with open(os.path.join(self.project_dir("p", "state"), "20260101T000000-abcdef.json"), "w") as f:
+            f.write("[" * 3_000_000)
+        started = time.monotonic()
+        r = self.batman("ps", "--all", "--json", timeout=DEADLINE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([run["status"] for run in json.loads(r.stdout)], ["succeeded"])
+        self.assertLess(time.monotonic() - started, 5)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root to mount a 2 MB tmpfs as BATMAN_HOME")
 class FullDisk(HostileCase):
     """ENOSPC: a job fills BATMAN_HOME's file system with its log."""
@@ -301,6 +327,23 @@ class FullDisk(HostileCase):
         self.assertEqual(run["status"], "failed", run)
         self.assertEqual(run["exit_code"], 7, run)
         self.assertIsNotNone(run.get("ended_at"), run)
+
+    def test_a_run_on_a_disk_already_full_is_refused_before_its_job_starts(self):
+        self.batman("parallel", "p", "true", check=0)  # the project tree exists
+        with open(os.path.join(self.home, "filler"), "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"f" * 65536)
+            except OSError:
+                pass
+        marker = os.path.join(self.tmp, "ran")
+        for detach in ((), ("-d",)):
+            r = self.batman("parallel", *detach, "p", f"touch {marker}; sleep {self.mark}", timeout=DEADLINE)
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertIn("No space left on device", r.stderr)
+            self.assertNotIn(": ould not", r.stderr)  # the detached reply keeps its first letter
+        self.assertFalse(os.path.exists(marker), "the job ran with no record")
+        self.assertEqual(processes_with_marker(self.mark), [])
 
     def test_a_programs_end_is_recorded_on_a_full_disk(self):
         config = self.write("tm.yaml", f"""programs:

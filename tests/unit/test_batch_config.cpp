@@ -194,12 +194,28 @@ TEST(BatchConfig, EnvironmentVariables) {
   EXPECT_FALSE(limits_from_environment(get));
 }
 
+TEST(BatchConfig, EndlessStdinIsRefusedNotRead) {
+  std::istringstream zeros(std::string(1000, '\0'));
+  auto long_line = batch_from_lines(zeros, 100);
+  ASSERT_FALSE(long_line);
+  EXPECT_EQ(long_line.error().message, "<stdin>:1: a line longer than 100 bytes (the kernel's limit for one command)");
+  std::istringstream many("a\nb\nc\n");
+  auto too_many = batch_from_lines(many, 100, 2);
+  ASSERT_FALSE(too_many);
+  EXPECT_NE(too_many.error().message.find("more than 2 commands"), std::string::npos);
+}
+
 TEST(BatchConfig, StdinLinesAreTasksNumberedFromOne) {
   std::istringstream in("echo a\n\n  \necho b\r\n");
-  auto f = batch_from_lines(in);
+  auto lines = batch_from_lines(in);
+  ASSERT_TRUE(lines);
+  auto& f = *lines;
   ASSERT_EQ(f.tasks.size(), 2u);
   EXPECT_EQ(f.tasks[1].name, "2");
   EXPECT_EQ(f.tasks[1].cmd, "echo b");
+  std::istringstream last("echo c");  // no final newline
+  ASSERT_TRUE(batch_from_lines(last));
+  EXPECT_EQ(batch_from_lines(last = std::istringstream("echo c"))->tasks.at(0).cmd, "echo c");
   auto run = resolve_batch(f, {}, {}, {});
   ASSERT_TRUE(run);
   EXPECT_TRUE(run->plan.batches[0].queue_overflow_waits);
