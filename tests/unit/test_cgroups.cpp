@@ -128,9 +128,10 @@ TEST_F(Cgroups, WithoutLimitsOnlyTheHierarchyThatFindsTheJob) {
   ASSERT_TRUE(group_);
   EXPECT_TRUE(unenforced.empty()) << unenforced.front();
   ASSERT_EQ(group_->directories().size(), 1u) << group_->describe();
-  if (detect_cgroups().version == 1)
+  if (detect_cgroups().version == 1) {
     for (const char* c : {"/memory/", "/cpu/", "/cpu,cpuacct/"})
       EXPECT_EQ(group_->directories().front().find(c), std::string::npos) << group_->describe();
+  }
 }
 
 // Project "a" run "b-1" and project "a-b" run "1": the names differ, and killing what one
