@@ -179,6 +179,8 @@ class JobCgroup final : public Cgroup {
     dirs_.clear();
   }
 
+  const std::vector<std::string>& directories() const override { return dirs_; }
+
   std::string describe() const override {
     return "v" + std::to_string(version_) + " " + (dirs_.empty() ? "" : dirs_.front());
   }
@@ -196,10 +198,10 @@ bool any_limit(const Limits& limits) {
 
 }  // namespace
 
-CgroupSupport detect_cgroups() {
+namespace {
+
+CgroupSupport detect_with(const Mounts& mounts, const std::map<std::string, std::string>& own) {
   CgroupSupport s;
-  const Mounts mounts = find_mounts();
-  const auto own = own_paths();
   if (!mounts.v2.empty()) {
     const auto path = join(mounts.v2, own.contains("") ? own.at("") : "/");
     auto available = v2_controllers(path);
@@ -247,18 +249,40 @@ CgroupSupport detect_cgroups() {
   return s;
 }
 
+// mkdir `dir`, and its parent `base` first only when that is missing (one system call per
+// run in the common case).
+Result<void> make_job_dir(const std::string& base, const std::string& dir) {
+  if (mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return {};
+  if (errno != ENOENT) return sys_error("mkdir " + dir);
+  if (auto ok = make_dir(base); !ok) return ok;
+  return make_dir(dir);
+}
+
+}  // namespace
+
+CgroupSupport detect_cgroups() { return detect_with(find_mounts(), own_paths()); }
+
+std::string job_unit_name(std::initializer_list<std::string_view> parts) {
+  std::string out = "batman";
+  for (const auto part : parts) {
+    out += ':';
+    out += part;
+  }
+  return out;
+}
+
 std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
                                           std::vector<std::string>& unenforced) {
-  const CgroupSupport support = detect_cgroups();
+  const Mounts mounts = find_mounts();
+  const auto own = own_paths();
+  const CgroupSupport support = detect_with(mounts, own);
   if (!support.writable || unit.empty()) {
     if (any_limit(limits)) unenforced.push_back("cgroups: " + support.note);
     return nullptr;
   }
-  const Mounts mounts = find_mounts();
-  const auto own = own_paths();
   std::vector<std::string> dirs;
   std::string procs_dir, freezer;
-  auto has = [&](const char* c) {
+  auto has = [&](const std::string& c) {
     return std::find(support.controllers.begin(), support.controllers.end(), c) !=
            support.controllers.end();
   };
@@ -271,29 +295,36 @@ std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits&
     }
     return true;
   };
+  // The controllers the limits need; nothing else is charged to the job (a memory cgroup
+  // per run costs the most, and its memcg outlives the rmdir for a while).
+  auto needed = [&](const std::string& c) {
+    return (c == "memory" && limits.memory_bytes) || (c == "cpu" && limits.cpus) ||
+           (c == "pids" && limits.pids);
+  };
   bool enforced_memory = false, enforced_cpu = false, enforced_pids = false;
   if (support.version == 2) {
     const auto parent = join(mounts.v2, own.contains("") ? own.at("") : "/");
     const auto base = parent + "/batman";
     const auto dir = base + "/" + unit;
-    if (auto ok = make_dir(base); !ok) {
-      if (any_limit(limits)) unenforced.push_back("cgroups: " + ok.error().message);
-      return nullptr;
-    }
     std::string enable;
     for (const char* c : {"memory", "cpu", "pids"})
-      if (has(c)) enable += std::string(enable.empty() ? "+" : " +") + c;
+      if (needed(c) && has(c)) enable += std::string(enable.empty() ? "+" : " +") + c;
+    if (!enable.empty() && !make_dir(base)) {
+      unenforced.push_back("cgroups: cannot create " + base);
+      return nullptr;
+    }
     // Fails with EBUSY when batman's own cgroup holds processes (v2's no-internal-process
     // rule); the job's cgroup then still groups the tree, without limits.
-    const bool delegated = write_text(parent + "/cgroup.subtree_control", enable).has_value() &&
+    const bool delegated = !enable.empty() &&
+                           write_text(parent + "/cgroup.subtree_control", enable).has_value() &&
                            write_text(base + "/cgroup.subtree_control", enable).has_value();
-    if (auto ok = make_dir(dir); !ok) {
+    if (auto ok = make_job_dir(base, dir); !ok) {
       if (any_limit(limits)) unenforced.push_back("cgroups: " + ok.error().message);
       return nullptr;
     }
     dirs.push_back(dir);
     procs_dir = freezer = dir;
-    if (!delegated && any_limit(limits))
+    if (!delegated && !enable.empty())
       unenforced.push_back("cgroups: cannot enable controllers below " + parent +
                            " (it holds processes; run batman in a delegated cgroup)");
     if (delegated && limits.memory_bytes)
@@ -305,17 +336,21 @@ std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits&
     if (delegated && limits.pids)
       enforced_pids = set_limit(dir, "pids.max", std::to_string(*limits.pids), "pids");
   } else {
+    // The hierarchy that finds and kills the job: the freezer (frozen, nothing forks away
+    // between reading the members and the kill), else pids, else whatever a limit uses.
+    const std::string finder = has("freezer") ? "freezer" : has("pids") ? "pids" : "";
     for (const char* c : kWanted) {
-      if (!has(c)) continue;
-      const auto base = join(mounts.v1.at(c), own.contains(c) ? own.at(c) : "/") + "/batman";
+      const std::string controller = c;
+      if (!has(controller) || (controller != finder && !needed(controller))) continue;
+      const auto base = join(mounts.v1.at(controller), own.contains(controller) ? own.at(controller) : "/") +
+                        "/batman";
       const auto dir = base + "/" + unit;
-      if (!make_dir(base) || !make_dir(dir)) {
-        unenforced.push_back(std::string("cgroups: cannot create ") + dir);
+      if (!make_job_dir(base, dir)) {
+        unenforced.push_back("cgroups: cannot create " + dir);
         continue;
       }
       dirs.push_back(dir);
-      if (procs_dir.empty() || std::string(c) == "freezer") procs_dir = dir;
-      const std::string controller = c;
+      if (procs_dir.empty() || controller == finder) procs_dir = dir;
       if (controller == "freezer") freezer = dir;
       if (controller == "memory" && limits.memory_bytes)
         enforced_memory = set_limit(dir, "memory.limit_in_bytes",

@@ -4,8 +4,10 @@
 #pragma once
 #include <sys/types.h>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.hpp"
@@ -33,7 +35,9 @@ class Cgroup {
   virtual void kill_all() = 0;
   // Remove the cgroup directories (after its processes are gone). Safe to call twice.
   virtual void remove() = 0;
-  virtual std::string describe() const = 0;  // "v1 /sys/fs/cgroup/memory/.../batman/UNIT"
+  virtual std::string describe() const = 0;  // "v1 /sys/fs/cgroup/freezer/.../batman/UNIT"
+  // The directories it is made of: one on v2; on v1 one per hierarchy it uses.
+  virtual const std::vector<std::string>& directories() const = 0;
 
   // Which limits the cgroup holds; the caller covers the others another way (rlimits).
   struct Enforced {
@@ -51,8 +55,16 @@ struct CgroupSupport {
 };
 CgroupSupport detect_cgroups();
 
+// The name of a job's cgroup (and systemd unit): "batman:<project>:<id>[:<more>...]". ':' is
+// outside the name alphabet [A-Za-z0-9._-] (and allowed in systemd unit names), so no two
+// runs share one: project "a" run "b-1" is "batman:a:b-1", project "a-b" run "1" "batman:a-b:1".
+std::string job_unit_name(std::initializer_list<std::string_view> parts);
+
 // Create the job's cgroup `unit` under this process's own cgroup (".../batman/<unit>") and
-// apply the limits. Limits it cannot enforce are appended to `unenforced` with the reason.
+// apply the limits. Only the hierarchies it needs are used: on v1 the freezer (to find and
+// kill the job without a race; pids where there is no freezer) plus the controller of each
+// limit asked for; on v2 one directory, with controllers enabled only for limits. Limits it
+// cannot enforce are appended to `unenforced` with the reason.
 // Returns nullptr (not an error) when no writable cgroup exists.
 std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
                                           std::vector<std::string>& unenforced);

@@ -1,8 +1,10 @@
 // The `env` tier: separate directories and environment only. The job gets its own session
 // and process group; batman, a child subreaper, finds and kills what the job leaves behind.
 // Where a cgroup is writable (root, or a delegated cgroup) the job also starts in a cgroup
-// of its own: it holds --memory/--cpus/--pids, and it is how `batman stop` finds every
-// process of the job, setsid daemons included, after batman itself was killed.
+// of its own (only the hierarchies it needs: see create_job_cgroup): it holds
+// --memory/--cpus/--pids, and it is how `batman stop` finds every process of the job, setsid
+// daemons included, after batman itself was killed. taskmaster programs without a profile
+// come through here too, so this is on the path of every such start.
 #include <sys/prctl.h>
 
 #include <csignal>

@@ -113,9 +113,7 @@ std::string resolve_program(const std::string& name, const std::vector<std::stri
   return name;
 }
 
-struct ProcInfo {
-  pid_t pid, ppid, pgid, sid;
-};
+}  // namespace
 
 std::vector<ProcInfo> read_processes() {
   std::vector<ProcInfo> out;
@@ -126,13 +124,11 @@ std::vector<ProcInfo> read_processes() {
     const auto pid = static_cast<pid_t>(std::atoi(e->d_name));
     auto line = read_proc_stat(pid);
     if (!line || line->zombie()) continue;
-    out.push_back({pid, line->ppid, line->pgid, line->sid});
+    out.push_back({pid, line->ppid, line->pgid, line->sid, line->start_time});
   }
   ::closedir(dir);
   return out;
 }
-
-}  // namespace
 
 Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
                           std::span<const int> cgroup_procs) {

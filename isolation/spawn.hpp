@@ -20,6 +20,13 @@ namespace batman::isolation {
 Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
                           std::span<const int> cgroup_procs = {});
 
+// One live (not zombie) process of the /proc walk, with its start time (clock ticks).
+struct ProcInfo {
+  pid_t pid, ppid, pgid, sid;
+  unsigned long long start;
+};
+std::vector<ProcInfo> read_processes();
+
 // Processes whose session id is `sid` (the job's session), live ones only.
 std::vector<pid_t> session_members(pid_t sid);
 // Processes whose parent is `parent` (orphans reparented to batman, the subreaper).

@@ -13,6 +13,7 @@
 #include "common/fs.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
+#include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
 #include "runner/state_store.hpp"
 
@@ -315,7 +316,7 @@ Result<void> Supervisor::build_job(Instance& instance) {
   if (::mkdir(request.tmp_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return sys_error("create " + request.tmp_dir);
   request.run_id = stem;
-  request.unit_name = "batman-" + context_.project + "-" + stem;
+  request.unit_name = isolation::job_unit_name({context_.project, stem});
   if (program.profile) {
     request.profile = program.resolved_profile;
     request.limits = program.resolved_profile.limits;

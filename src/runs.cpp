@@ -1,12 +1,9 @@
 // Loading state files across projects, and finding what is left of a lost run.
 #include "src/runs.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <set>
 #include <tuple>
@@ -14,6 +11,7 @@
 #include "common/fs.hpp"
 #include "common/proc_stat.hpp"
 #include "isolation/cgroups.hpp"
+#include "isolation/spawn.hpp"
 #include "src/project.hpp"
 
 namespace batman::cli {
@@ -51,29 +49,24 @@ bool run_is_live(const runner::RunState& s) {
 
 std::vector<std::string> job_cgroup_units(const runner::RunState& s) {
   if (s.project.empty() || s.run_id.empty()) return {};
-  const std::string unit = "batman-" + s.project + "-" + s.run_id;
-  if (s.kind != "batch") return {unit};
-  // A batch task's attempt N (restarts N-1) and its health check (src/commands/batch.cpp).
-  const std::string attempt = unit + "-" + std::to_string(s.restarts + 1);
-  return {attempt, attempt + "-check"};
+  if (s.kind == "batch") {
+    // A batch task's attempt N (restarts N-1) and its health check (src/commands/batch.cpp).
+    const std::string attempt = isolation::job_unit_name({s.project, s.run_id, std::to_string(s.restarts + 1)});
+    return {attempt, attempt + ":check"};
+  }
+  std::vector<std::string> units{isolation::job_unit_name({s.project, s.run_id})};
+  // Before 0.x names were "batman-<project>-<run-id>": such a name is still looked for only
+  // when it can be no other run's, with neither part holding a '-' (a batch attempt's old
+  // name always held three).
+  if (s.project.find('-') == std::string::npos && s.run_id.find('-') == std::string::npos)
+    units.push_back("batman-" + s.project + "-" + s.run_id);
+  return units;
 }
 
 namespace {
 
-// Up to `limit` bytes of a /proc file (their size reads as 0, so read until EOF).
-std::string read_small(const std::string& path, std::size_t limit) {
-  std::string out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return out;
-  char buf[4096];
-  ssize_t n;
-  while (out.size() < limit && (n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  return out;
-}
-
 bool environ_names_run(pid_t pid, const std::string& project_entry, const std::string& run_entry) {
-  const std::string env = read_small("/proc/" + std::to_string(pid) + "/environ", 1 << 20);
+  const std::string env = read_file("/proc/" + std::to_string(pid) + "/environ", 1 << 22).value_or("");
   bool project = false, run = false;
   for (std::size_t start = 0; start < env.size();) {
     std::size_t end = env.find('\0', start);
@@ -86,25 +79,7 @@ bool environ_names_run(pid_t pid, const std::string& project_entry, const std::s
   return project && run;
 }
 
-struct Proc {
-  pid_t pid, ppid, pgid, sid;
-  unsigned long long start;
-};
-
-std::vector<Proc> all_processes() {
-  std::vector<Proc> out;
-  DIR* dir = ::opendir("/proc");
-  if (!dir) return out;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    const auto pid = static_cast<pid_t>(std::atoi(e->d_name));
-    auto st = read_proc_stat(pid);
-    if (!st || st->zombie() || st->start_time == 0) continue;
-    out.push_back({pid, st->ppid, st->pgid, st->sid, st->start_time});
-  }
-  ::closedir(dir);
-  return out;
-}
+using Proc = isolation::ProcInfo;
 
 }  // namespace
 
@@ -112,7 +87,7 @@ LostRun find_lost_run(const runner::RunState& s) {
   LostRun out;
   out.cgroup_dirs = isolation::find_job_cgroup_dirs(job_cgroup_units(s));
   for (const auto& dir : out.cgroup_dirs) {
-    const std::string procs = read_small(dir + "/cgroup.procs", 1 << 20);
+    const std::string procs = read_file(dir + "/cgroup.procs", 1 << 20).value_or("");
     if (procs.find_first_not_of(" \n") != std::string::npos) out.cgroup_members = true;
   }
   const unsigned long long since = s.pid_start_time;
@@ -120,12 +95,16 @@ LostRun find_lost_run(const runner::RunState& s) {
     if (s.pid > 0) out.distrusted = "pid " + std::to_string(s.pid) + " has no recorded start time";
     return out;
   }
-  const unsigned long long leader_now = runner::process_start_time(s.pid);
+  // The leader as the walk saw it: the pid can be freed and taken by a new process (setsid:
+  // a session and group of the same number) between any earlier look and the walk.
+  const auto procs = isolation::read_processes();
+  unsigned long long leader_now = 0;
+  for (const auto& p : procs)
+    if (p.pid == s.pid) leader_now = p.start;
   const bool leader_reused = leader_now != 0 && leader_now != since;
   if (leader_reused)
     out.distrusted = "pid " + std::to_string(s.pid) + " is another process now (started at tick " +
                      std::to_string(leader_now) + ", the job's leader at " + std::to_string(since) + ")";
-  const auto procs = all_processes();
   std::map<pid_t, std::vector<const Proc*>> children;
   for (const auto& p : procs) children[p.ppid].push_back(&p);
   const pid_t self = ::getpid();
@@ -136,7 +115,7 @@ LostRun find_lost_run(const runner::RunState& s) {
     if (p.start < since || p.pid == self) continue;  // older than the job: not of it
     // A reused leader pid means its session and group are gone (the kernel does not hand
     // out a pid still used as one), so they can only name someone else's processes now.
-    if (!leader_reused && (p.sid == s.pid || p.pgid == s.pid || p.pid == s.pid)) {
+    if ((p.pid == s.pid && p.start == since) || (!leader_reused && (p.sid == s.pid || p.pgid == s.pid))) {
       stack.push_back(&p);
     } else if (environ_names_run(p.pid, project_entry, run_entry)) {
       stack.push_back(&p);

@@ -16,6 +16,7 @@
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
 #include "isolation/backend.hpp"
+#include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
 #include "runner/event_log.hpp"
 #include "runner/job.hpp"
@@ -241,8 +242,9 @@ Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
   request.batman_home = tree_.home;
   request.tmp_dir = tree_.tmp_path() + "/" + t.name;
   request.run_id = t.name;
-  request.unit_name = "batman-" + tree_.name + "-" + t.name + "-" + std::to_string(a.number) +
-                      (health_check ? "-check" : "");
+  request.unit_name = health_check
+                          ? isolation::job_unit_name({tree_.name, t.name, std::to_string(a.number), "check"})
+                          : isolation::job_unit_name({tree_.name, t.name, std::to_string(a.number)});
   request.profile = profile_;
   request.limits = profile_.limits;
   runner::RestartRules rules;

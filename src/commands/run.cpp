@@ -553,7 +553,7 @@ int Run::execute(int ready_fd) {
   if (worktree_) request.worktree = worktree_->path;
   request.tmp_dir = tmp_dir;
   request.run_id = run_id_;
-  request.unit_name = "batman-" + tree_.name + "-" + run_id_;
+  request.unit_name = isolation::job_unit_name({tree_.name, run_id_});
   request.profile = plan_.profile;
   request.limits = plan_.limits;
 

@@ -2,6 +2,7 @@
 // sequence, run by the run's own batman (signal, wait, SIGKILL to the whole tree).
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -35,9 +36,16 @@ bool wait_gone(pid_t pid, unsigned long long start_time, Duration timeout) {
   return ::poll(&p, 1, ms) == 1;
 }
 
-// The name a batman process runs under (argv[0] of batman and its four aliases).
+// Whether `pid` runs this very batman binary (its aliases are symlinks to it): the inode of
+// /proc/PID/exe against /proc/self/exe, which no process can fake. Only when the link cannot
+// be followed (another user's process) is it judged by its name, which it can set itself.
 bool is_batman_process(pid_t pid) {
   char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
+  struct stat self{}, other{};
+  if (::stat("/proc/self/exe", &self) == 0 && ::stat(path, &other) == 0)
+    return self.st_dev == other.st_dev && self.st_ino == other.st_ino;
+  if (errno == ENOENT || errno == ESRCH) return false;  // gone
   std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
   UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
   if (!fd) return false;

@@ -56,25 +56,46 @@ def batman_cgroup_dirs(unit):
     return found
 
 
-def cgroups_writable():
-    """Whether this (root) test can make cgroups: the v1 memory/pids hierarchies here."""
-    if os.geteuid() != 0:
-        return False
+def cgroup_setup():
+    """(version, writable) as batman sees it: 2 when the cgroup2 mount has memory, cpu or
+    pids at this process's cgroup, else 1 for the v1 hierarchies (0: none); writable when
+    a root process can make a job cgroup there."""
+    own = {}
     with open("/proc/self/cgroup") as f:
-        own = {}
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             for c in controllers.split(","):
                 own[c] = path
-    mounts = {}
+    v1, v2 = {}, None
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, right = line.split(" - ", 1)
             fields = right.split()
+            if fields[0] == "cgroup2" and v2 is None:
+                v2 = left.split()[4]
             if fields[0] == "cgroup":
                 for option in fields[2].split(","):
-                    mounts.setdefault(option, left.split()[4])
-    return "pids" in mounts and "memory" in mounts and os.access(mounts["pids"] + own.get("pids", "/"), os.W_OK)
+                    v1.setdefault(option, left.split()[4])
+    root = os.geteuid() == 0
+    if v2 is not None:
+        path = v2 + ("" if own.get("", "/") == "/" else own[""])
+        try:
+            with open(os.path.join(path, "cgroup.controllers")) as f:
+                available = f.read().split()
+        except OSError:
+            available = []
+        if any(c in available for c in ("memory", "cpu", "pids")):
+            return 2, root and os.access(path, os.W_OK)
+    for c in ("memory", "cpu", "pids", "freezer"):
+        if c in v1:
+            path = v1[c] + ("" if own.get(c, "/") == "/" else own[c])
+            return 1, root and os.access(path, os.W_OK)
+    return 0, False
+
+
+def cgroups_writable():
+    """Whether this (root) test can make cgroups (v1 hierarchies or a cgroup2 with controllers)."""
+    return cgroup_setup()[1]
 
 
 class LostRunBase(BatmanTestCase):
@@ -181,7 +202,7 @@ class Stop(LostRunBase):
         # clean takes the run and the cgroups its killed batman left.
         self.batman("clean", "reuse", check=0)
         self.assertEqual(self.states("reuse"), [])
-        self.assertEqual(batman_cgroup_dirs(f"batman-reuse-{run_id}"), [])
+        self.assertEqual(batman_cgroup_dirs(f"batman:reuse:{run_id}"), [])
         self.assertTrue(pid_alive(host.pid))
 
 
@@ -259,17 +280,17 @@ class KilledBatman(LostRunBase):
         m, run_id = self.run_and_kill("kill9")
         if self.user is None and cgroups_writable():
             # Every process of the job is in its own cgroup.
-            dirs = batman_cgroup_dirs(f"batman-kill9-{run_id}")
+            dirs = batman_cgroup_dirs(f"batman:kill9:{run_id}")
             self.assertTrue(dirs)
             for pid in processes_with_marker(m):
                 with open(f"/proc/{pid}/cgroup") as f:
-                    self.assertIn(f"/batman/batman-kill9-{run_id}", f.read())
+                    self.assertIn(f"/batman/batman:kill9:{run_id}", f.read())
         self.batman("clean", "kill9", check=0)  # a live lost run is left alone
         self.assertEqual(len(self.states("kill9")), 1)
         self.batman("stop", "kill9", run_id, "--grace", "1s", check=0)
         wait_for(lambda: processes_with_marker(m) == [], timeout=10, what="every sleep gone")
         self.assertEqual(self.states("kill9")[0]["status"], "killed")
-        self.assertEqual(batman_cgroup_dirs(f"batman-kill9-{run_id}"), [])
+        self.assertEqual(batman_cgroup_dirs(f"batman:kill9:{run_id}"), [])
 
 
 class KilledBatmanNobody(KilledBatman):
@@ -289,10 +310,11 @@ class StaleCgroups(LostRunBase):
         p = self.batman("fj", f"sleep {m}", "--detach", "--isolation", "firejail", "--memory", "64M",
                         name="batman-parallel", check=0)
         run_id = p.stdout.strip()
-        unit = f"batman-fj-{run_id}"
+        unit = f"batman:fj:{run_id}"
         wait_for(lambda: processes_with_marker(m), what="the job")
         dirs = wait_for(lambda: batman_cgroup_dirs(unit), what="the job's cgroups")
-        self.assertGreaterEqual(len(dirs), 2)
+        # v1: the freezer (to find and kill the job) and memory (the limit); v2: one directory.
+        self.assertEqual(len(dirs), 2 if cgroup_setup()[0] == 1 else 1, dirs)
         st = self.states("fj")[0]
         os.kill(st["batman_pid"], signal.SIGKILL)
         # ... and its job: every process of its cgroup.
@@ -383,5 +405,7 @@ class EnvLimits(BatmanTestCase):
                         name="batman-parallel", check=0)
         st = self.states("cpu")[0]
         self.assertEqual(st["isolation"]["unenforced"], [])
-        cpu_line = [l for l in p.stdout.splitlines() if "cpu" in l.split(":")[1].split(",")]
-        self.assertTrue(any("/batman/batman-cpu-" in l for l in cpu_line), p.stdout)
+        # v1: the cpu hierarchy's line; v2: the unified one ("0::/...").
+        cpu_line = [l for l in p.stdout.splitlines()
+                    if "cpu" in l.split(":")[1].split(",") or l.startswith("0::")]
+        self.assertTrue(any("/batman/batman:cpu:" in l for l in cpu_line), p.stdout)

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -47,6 +48,17 @@ class Cgroups : public ::testing::Test {
   void SetUp() override {
     if (!detect_cgroups().writable) GTEST_SKIP() << "no writable cgroup: " << detect_cgroups().note;
   }
+  // Whatever an ASSERT left behind: the sleep killed and reaped, the directories removed.
+  void TearDown() override {
+    if (child_ > 0) {
+      kill(child_, SIGKILL);
+      waitpid(child_, nullptr, 0);
+    }
+    for (auto* group : {&group_, &other_})
+      if (*group) (*group)->remove();
+  }
+  pid_t child_ = -1;
+  std::unique_ptr<Cgroup> group_, other_;
 };
 
 }  // namespace
@@ -57,22 +69,27 @@ TEST_F(Cgroups, TheChildStartsInsideAndLimitsHold) {
   limits.pids = 3;
   limits.memory_bytes = 64 << 20;
   std::vector<std::string> unenforced;
-  auto group = create_job_cgroup(unit, limits, unenforced);
+  group_ = create_job_cgroup(unit, limits, unenforced);
+  auto& group = group_;
   ASSERT_TRUE(group);
   EXPECT_TRUE(group->enforced.pids);
   EXPECT_TRUE(group->enforced.memory);
   EXPECT_TRUE(unenforced.empty()) << unenforced.front();
   auto child = spawn_sleep(*group);
   ASSERT_TRUE(child) << child.error().message;
+  child_ = child->pid;
   EXPECT_NE(cgroup_of(child->pid).find("/batman/" + unit), std::string::npos) << cgroup_of(child->pid);
   EXPECT_EQ(group->members(), std::vector<pid_t>{child->pid});
   // Found again by name alone, in every hierarchy it was made in, as `batman stop` would.
   const auto dirs = find_job_cgroup_dirs({unit, "batman-unittest-none"});
-  EXPECT_GE(dirs.size(), 2u);
+  EXPECT_EQ(dirs.size(), group->directories().size());
+  EXPECT_EQ(std::set<std::string>(dirs.begin(), dirs.end()),
+            std::set<std::string>(group->directories().begin(), group->directories().end()));
   for (const auto& d : dirs) EXPECT_TRUE(d.ends_with("/batman/" + unit)) << d;
   group->kill_all();
   int status = 0;
   ASSERT_EQ(waitpid(child->pid, &status, 0), child->pid);
+  child_ = -1;
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   group->remove();
   EXPECT_TRUE(find_job_cgroup_dirs({unit}).empty());
@@ -81,10 +98,12 @@ TEST_F(Cgroups, TheChildStartsInsideAndLimitsHold) {
 TEST_F(Cgroups, OnlyEmptyDirectoriesOfALostRunAreRemoved) {
   const std::string unit = unit_name("stale");
   std::vector<std::string> unenforced;
-  auto group = create_job_cgroup(unit, Limits{}, unenforced);
+  group_ = create_job_cgroup(unit, Limits{}, unenforced);
+  auto& group = group_;
   ASSERT_TRUE(group);
   auto child = spawn_sleep(*group);
   ASSERT_TRUE(child) << child.error().message;
+  child_ = child->pid;
   const auto dirs = find_job_cgroup_dirs({unit});
   ASSERT_FALSE(dirs.empty());
   // Busy: every directory stays, and says why.
@@ -97,9 +116,47 @@ TEST_F(Cgroups, OnlyEmptyDirectoriesOfALostRunAreRemoved) {
   EXPECT_EQ(lost->members(), std::vector<pid_t>{child->pid});
   lost->kill_all();
   ASSERT_EQ(waitpid(child->pid, nullptr, 0), child->pid);
+  child_ = -1;
   EXPECT_TRUE(remove_empty_cgroup_dirs(dirs).empty());
   EXPECT_TRUE(find_job_cgroup_dirs({unit}).empty());
   group->remove();  // already gone: nothing to do
+}
+
+TEST_F(Cgroups, WithoutLimitsOnlyTheHierarchyThatFindsTheJob) {
+  std::vector<std::string> unenforced;
+  group_ = create_job_cgroup(unit_name("plain"), Limits{}, unenforced);
+  ASSERT_TRUE(group_);
+  EXPECT_TRUE(unenforced.empty()) << unenforced.front();
+  ASSERT_EQ(group_->directories().size(), 1u) << group_->describe();
+  if (detect_cgroups().version == 1) {
+    for (const char* c : {"/memory/", "/cpu/", "/cpu,cpuacct/"})
+      EXPECT_EQ(group_->directories().front().find(c), std::string::npos) << group_->describe();
+  }
+}
+
+// Project "a" run "b-1" and project "a-b" run "1": the names differ, and killing what one
+// finds leaves the other's process alive.
+TEST_F(Cgroups, TwoRunsWhoseNamesJoinAlikeNeverShareACgroup) {
+  const std::string a = "ut" + std::to_string(getpid());
+  const std::string first = job_unit_name({a, "b-1"});
+  const std::string second = job_unit_name({a + "-b", "1"});
+  EXPECT_NE(first, second);
+  EXPECT_EQ(first, "batman:" + a + ":b-1");
+  std::vector<std::string> unenforced;
+  group_ = create_job_cgroup(first, Limits{}, unenforced);
+  ASSERT_TRUE(group_);
+  auto child = spawn_sleep(*group_);
+  ASSERT_TRUE(child) << child.error().message;
+  child_ = child->pid;
+  // `stop` of the other run finds nothing, so its kill_all cannot reach this sleep.
+  EXPECT_TRUE(find_job_cgroup_dirs({second}).empty());
+  other_ = create_job_cgroup(second, Limits{}, unenforced);
+  ASSERT_TRUE(other_);
+  auto lost = open_job_cgroup(find_job_cgroup_dirs({second}));
+  ASSERT_TRUE(lost);
+  lost->kill_all();
+  EXPECT_EQ(kill(child->pid, 0), 0);  // still alive
+  EXPECT_EQ(group_->members(), std::vector<pid_t>{child->pid});
 }
 
 TEST(CgroupNames, NothingIsFoundForNoName) {
