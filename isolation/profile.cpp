@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
+#include <optional>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
@@ -349,6 +351,21 @@ Result<Profile> parse_document(const Reader& r, const YAML::Node& root, const st
   return p;
 }
 
+// ../share/batman/profiles next to the executable.
+std::optional<fs::path> installed_profiles_dir() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return std::nullopt;
+  return (exe.parent_path() / "../share/batman/profiles").lexically_normal();
+}
+
+// The profiles batman ships (installed, or the source tree's): the last of the search path.
+// One found there shadows nothing that needs checking (an installed copy over the source
+// tree's is the same profile), so the usual run parses one file.
+bool shipped_dir(const fs::path& dir) {
+  return dir == fs::path(BATMAN_SOURCE_PROFILES) || dir == installed_profiles_dir();
+}
+
 bool looks_like_path(std::string_view s) {
   return s.find('/') != std::string_view::npos || s.ends_with(".yaml") || s.ends_with(".yml");
 }
@@ -390,9 +407,7 @@ std::vector<fs::path> profile_search_path() {
     dirs.emplace_back(fs::path(home) / ".config/batman/profiles");
   }
   dirs.emplace_back("/etc/batman/profiles");
-  std::error_code ec;
-  const auto exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) dirs.push_back((exe.parent_path() / "../share/batman/profiles").lexically_normal());
+  if (auto shipped = installed_profiles_dir()) dirs.push_back(std::move(*shipped));
   dirs.emplace_back(BATMAN_SOURCE_PROFILES);
   return dirs;
 }
@@ -400,7 +415,108 @@ std::vector<fs::path> profile_search_path() {
 Result<Profile> load_profile(std::string_view name_or_path) {
   auto source = read_profile_source(name_or_path);
   if (!source) return std::unexpected(source.error());
-  return parse_profile(source->text, source->path);
+  auto profile = parse_profile(source->text, source->path);
+  if (!profile || source->shadowed.empty()) return profile;
+  auto shadowed = load_profile(source->shadowed);  // a path: not searched, not checked again
+  if (!shadowed) return std::unexpected(shadowed.error());
+  if (auto ok = check_shadowing(name_or_path, *profile, *shadowed); !ok) return std::unexpected(ok.error());
+  return profile;
+}
+
+namespace {
+
+std::string lower_cap(std::string_view name) {
+  std::string out;
+  for (char c : name) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (out.starts_with("cap_")) out.erase(0, 4);
+  return out;
+}
+
+// The entries of WANT that HAVE lacks, joined with ", " (empty: none).
+std::string missing(const std::vector<std::string>& have, const std::vector<std::string>& want) {
+  std::string out;
+  for (const auto& w : want)
+    if (std::find(have.begin(), have.end(), w) == have.end()) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
+
+int network_rank(Network n) { return n == Network::None ? 0 : n == Network::Loopback ? 1 : 2; }
+int action_rank(SeccompAction a) { return a == SeccompAction::Log ? 0 : a == SeccompAction::Errno ? 1 : 2; }
+std::string_view action_name(SeccompAction a) {
+  return a == SeccompAction::Log ? "log" : a == SeccompAction::Errno ? "errno" : "kill";
+}
+
+}  // namespace
+
+std::vector<std::string> loosenings(const Profile& a, const Profile& b) {
+  std::vector<std::string> out;
+  auto lacks = [&out](const std::vector<std::string>& have, const std::vector<std::string>& want,
+                      const std::string& what) {
+    if (auto m = missing(have, want); !m.empty()) out.push_back(what + " lacks " + m);
+  };
+  auto extra = [&out](const std::vector<std::string>& have, const std::vector<std::string>& allowed,
+                      const std::string& what) {
+    if (auto m = missing(allowed, have); !m.empty()) out.push_back(what + " adds " + m);
+  };
+  lacks(a.namespaces, b.namespaces, "namespaces");
+  if (network_rank(a.network) > network_rank(b.network))
+    out.push_back("network " + std::string(network_name(a.network)) + " instead of " +
+                  std::string(network_name(b.network)));
+  lacks(a.filesystem.read_only, b.filesystem.read_only, "filesystem.read_only");
+  extra(a.filesystem.read_write, b.filesystem.read_write, "filesystem.read_write");
+  lacks(a.filesystem.hide, b.filesystem.hide, "filesystem.hide");
+  lacks(a.filesystem.tmpfs, b.filesystem.tmpfs, "filesystem.tmpfs");
+  if (b.capabilities.drop_all) {
+    if (!a.capabilities.drop_all) {
+      out.push_back("capabilities kept: all");
+    } else {
+      std::vector<std::string> ak, bk;
+      for (const auto& c : a.capabilities.keep) ak.push_back(lower_cap(c));
+      for (const auto& c : b.capabilities.keep) bk.push_back(lower_cap(c));
+      extra(ak, bk, "capabilities.keep");
+    }
+  }
+  if (b.no_new_privs && !a.no_new_privs) out.push_back("no_new_privs off");
+  if (b.seccomp.enabled) {
+    if (!a.seccomp.enabled) {
+      out.push_back("no seccomp");
+    } else {
+      if (action_rank(a.seccomp.action) < action_rank(b.seccomp.action))
+        out.push_back("seccomp action " + std::string(action_name(a.seccomp.action)) + " instead of " +
+                      std::string(action_name(b.seccomp.action)));
+      // Only deny lists (default: allow) exist; another default than the shadowed one's
+      // counts as looser until batman can compare two kinds of filter.
+      if (a.seccomp.default_action != b.seccomp.default_action)
+        out.push_back("seccomp default " + a.seccomp.default_action + " instead of " + b.seccomp.default_action);
+      else
+        lacks(a.seccomp.deny, b.seccomp.deny, "seccomp deny list");
+    }
+  }
+  auto limit = [&out](const auto& mine, const auto& theirs, const char* key) {
+    if (!theirs) return;
+    if (!mine) out.push_back(std::string("limits.") + key + " removed");
+    else if (*mine > *theirs) out.push_back(std::string("limits.") + key + " raised");
+  };
+  limit(a.limits.memory_bytes, b.limits.memory_bytes, "memory");
+  limit(a.limits.cpus, b.limits.cpus, "cpus");
+  limit(a.limits.pids, b.limits.pids, "pids");
+  limit(a.limits.nofile, b.limits.nofile, "nofile");
+  if (b.env.clear) {
+    if (!a.env.clear) out.push_back("env.clear off");
+    else extra(a.env.keep, b.env.keep, "env.keep");
+  }
+  if (b.root_user && !a.root_user) out.push_back("root_user root");
+  if (b.die_with_parent && !a.die_with_parent) out.push_back("die_with_parent off");
+  return out;
+}
+
+Result<void> check_shadowing(std::string_view name, const Profile& shadowing, const Profile& shadowed) {
+  const auto looser = loosenings(shadowing, shadowed);
+  if (looser.empty()) return {};
+  std::string why;
+  for (const auto& l : looser) why += (why.empty() ? "" : "; ") + l;
+  return fail("profile '" + std::string(name) + "' in " + shadowing.source + " loosens the one in " +
+              shadowed.source + " (" + why + "): give it another name");
 }
 
 Result<ProfileSource> read_profile_source(std::string_view name_or_path) {
@@ -409,19 +525,31 @@ Result<ProfileSource> read_profile_source(std::string_view name_or_path) {
     const std::string path(name_or_path);
     auto text = read_file(path, kMaxConfigBytes);
     if (!text) return std::unexpected(text.error().wrap("profile"));
-    return ProfileSource{path, std::move(*text)};
+    return ProfileSource{path, std::move(*text), {}};
   }
   std::string tried;
-  for (const auto& dir : profile_search_path()) {
-    const auto path = dir / (std::string(name_or_path) + ".yaml");
+  const auto dirs = profile_search_path();
+  for (auto dir = dirs.begin(); dir != dirs.end(); ++dir) {
+    const auto path = *dir / (std::string(name_or_path) + ".yaml");
     std::error_code ec;
     if (!fs::is_regular_file(path, ec)) {
-      tried += (tried.empty() ? "" : ", ") + dir.string();
+      tried += (tried.empty() ? "" : ", ") + dir->string();
       continue;
     }
     auto text = read_file(path.string(), kMaxConfigBytes);
     if (!text) return std::unexpected(text.error().wrap("profile"));
-    return ProfileSource{path.string(), std::move(*text)};
+    ProfileSource out{path.string(), std::move(*text), {}};
+    // The profile of the same name this one shadows (one stat per later directory; the file
+    // is read only by the caller that checks it).
+    if (!shipped_dir(*dir)) {
+      for (auto later = std::next(dir); later != dirs.end(); ++later) {
+        const auto next = *later / path.filename();
+        if (!fs::is_regular_file(next, ec) || fs::equivalent(path, next, ec)) continue;
+        out.shadowed = next.string();
+        break;
+      }
+    }
+    return out;
   }
   return fail("profile '" + std::string(name_or_path) + "' not found in " + tried +
               " (see 'batman profiles list', or pass a path to a .yaml file)");

@@ -79,9 +79,12 @@ struct Profile {
 std::vector<std::filesystem::path> profile_search_path();
 // NAME (searched) or a path to a file (contains '/' or ends in .yaml).
 Result<Profile> load_profile(std::string_view name_or_path);
-// Where load_profile would read NAME_OR_PATH from, and the file's text.
+// Where load_profile would read NAME_OR_PATH from, and the file's text. Found by name:
+// `shadowed` is the next NAME.yaml in a later directory of the search path (empty if none),
+// which the found one must not loosen (see loosenings()).
 struct ProfileSource {
   std::string path, text;
+  std::string shadowed;
 };
 Result<ProfileSource> read_profile_source(std::string_view name_or_path);
 // Parse and validate one profile; errors read "FILE:LINE: key 'x': what is wrong".
@@ -90,5 +93,12 @@ Result<Profile> parse_profile(std::string_view yaml_text, const std::string& sou
 std::vector<Profile> list_profiles();
 
 std::string_view network_name(Network n);
+
+// "Shadowing can only tighten": what SHADOWING (a profile found first by name) makes looser
+// than SHADOWED (the one of the same name in a later directory), one phrase per field; empty
+// when it is at least as strict on every security-relevant field.
+std::vector<std::string> loosenings(const Profile& shadowing, const Profile& shadowed);
+// The one-line refusal when SHADOWING loosens SHADOWED, nothing otherwise.
+Result<void> check_shadowing(std::string_view name, const Profile& shadowing, const Profile& shadowed);
 
 }  // namespace batman::isolation

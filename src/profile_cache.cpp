@@ -166,9 +166,9 @@ Result<Profile> profile_from_json(const std::string& text) {
   }
 }
 
-Result<Profile> load_profile_cached(std::string_view name_or_path, const std::string& batman_home) {
-  auto source = isolation::read_profile_source(name_or_path);
-  if (!source) return std::unexpected(source.error());
+namespace {
+
+Result<Profile> load_source_cached(const Result<isolation::ProfileSource>& source, const std::string& batman_home) {
   // Only inside a $BATMAN_HOME that exists already: a command refused later creates nothing.
   auto home = open_dir_path(batman_home, false);
   if (!home) return isolation::parse_profile(source->text, source->path);
@@ -213,6 +213,21 @@ Result<Profile> load_profile_cached(std::string_view name_or_path, const std::st
   const auto bytes = json::to_cbor(entry);
   (void)write_file_atomic(dir->get(), name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
                           0600);  // a cache: failing is fine
+  return profile;
+}
+
+}  // namespace
+
+Result<Profile> load_profile_cached(std::string_view name_or_path, const std::string& batman_home) {
+  auto source = isolation::read_profile_source(name_or_path);
+  if (!source) return std::unexpected(source.error());
+  auto profile = load_source_cached(source, batman_home);
+  // Found by name over another of the same name: it may only tighten that one (both cached).
+  if (!profile || source->shadowed.empty()) return profile;
+  auto shadowed = load_profile_cached(source->shadowed, batman_home);
+  if (!shadowed) return std::unexpected(shadowed.error());
+  if (auto ok = isolation::check_shadowing(name_or_path, *profile, *shadowed); !ok)
+    return std::unexpected(ok.error());
   return profile;
 }
 

@@ -47,6 +47,8 @@ int command_profiles(const std::vector<std::string>& args) {
     error("profiles show: which profile? (see 'batman profiles list')");
     return kExitBatmanError;
   }
+  // Which file NAME resolves to; refused (one line naming both files and what is looser) when
+  // it loosens a profile of the same name it shadows.
   auto profile = isolation::load_profile(name);
   if (!profile) {
     error(profile.error().message);
@@ -55,6 +57,8 @@ int command_profiles(const std::vector<std::string>& args) {
   // The file as written, so comments and the deny list read as the author meant them.
   auto text = read_file(profile->source);
   std::printf("# %s\n", profile->source.c_str());
+  if (auto source = isolation::read_profile_source(name); source && !source->shadowed.empty())
+    std::printf("# shadows %s (and is at least as strict)\n", source->shadowed.c_str());
   if (text) std::fputs(text->c_str(), stdout);
   std::printf("# as batman reads it: namespaces %s, network %s, seccomp %s (%zu calls denied), "
               "capabilities %s, no_new_privs %s\n",

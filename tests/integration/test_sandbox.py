@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from harness import NOBODY, BatmanTestCase, wait_for
+from harness import NOBODY, BatmanTestCase, bin_path, wait_for
 from test_isolation import PROBE, marker, parse, sleeps, tier_available
 
 # What a hostile job tries against batman's tree; one line per attempt, "NAME=ok" when it
@@ -178,6 +178,64 @@ class ProfileCachePoisoning(BatmanTestCase):
 
 class ProfileCachePoisoningNobody(ProfileCachePoisoning):
     user = NOBODY
+
+
+class ShadowingOnlyTightens(BatmanTestCase):
+    """A `build` job (writable $HOME, no ~/.config/batman yet) plants a weaker strict.yaml in
+    ~/.config/batman/profiles: found by name it shadows the shipped one and loosens it, so the
+    next `--profile strict` run is refused in one line (125) and runs nothing; a user
+    strict.yaml that only tightens the shipped one is accepted and used."""
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("as root only")
+        ok, why = tier_available("namespaces", None)
+        if not ok:
+            self.skipTest(f"namespaces tier unavailable: {why}")
+        self.user_home = os.path.join(self.tmp, "user-home")
+        os.makedirs(self.user_home)
+        self.env["HOME"] = self.user_home
+        self.env.pop("XDG_CONFIG_HOME", None)
+        self.planted = os.path.join(self.user_home, ".config", "batman", "profiles", "strict.yaml")
+
+    def test_a_planted_weaker_strict_is_refused_a_tighter_one_used(self):
+        attack = ("mkdir -p ~/.config/batman/profiles && printf 'name: strict\\nnamespaces: []\\n"
+                  "capabilities: {drop: none}\\n' > ~/.config/batman/profiles/strict.yaml && echo planted")
+        p = self.batman(attack, "--profile", "build", "--isolation", "namespaces", name="batman-isolated", check=0)
+        self.assertIn("planted", p.stdout, p.stderr)
+        self.assertTrue(os.path.exists(self.planted))
+
+        mark = marker()
+        p = self.batman(f"grep CapEff /proc/self/status; echo ran-{mark}", "--profile", "strict",
+                        name="batman-isolated", check=125)
+        self.assertNotIn("CapEff", p.stdout)
+        self.assertNotIn(f"ran-{mark}", p.stdout + p.stderr)
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn(f"profile 'strict' in {self.planted} loosens the one in ", lines[0])
+        self.assertIn("capabilities kept: all", lines[0])
+        self.assertIn("no seccomp", lines[0])
+        self.assertTrue(lines[0].endswith("): give it another name"), lines[0])
+        shown = self.batman("profiles", "show", "strict", check=125)
+        self.assertIn("loosens the one in", shown.stderr)
+
+        # Only tightening: the shipped text with one more denied call.
+        shipped = os.path.join(os.path.dirname(bin_path("batman")), "..", "share", "batman", "profiles",
+                               "strict.yaml")
+        with open(shipped) as f:
+            text = f.read()
+        self.assertIn("chroot,", text)
+        with open(self.planted, "w") as f:
+            f.write(text.replace("chroot,", "chroot, chmod, fchmodat,"))
+        p = self.batman("grep CapEff /proc/self/status; chmod 600 $TMPDIR 2>/dev/null || echo chmod-denied",
+                        "--profile", "strict", name="batman-isolated", check=0)
+        caps = [line.split()[1] for line in p.stdout.splitlines() if line.startswith("CapEff:")]
+        self.assertEqual([int(c, 16) for c in caps], [0], p.stdout + p.stderr)
+        self.assertIn("chmod-denied", p.stdout)  # the user's file is the one used
+        shown = self.batman("profiles", "show", "strict", check=0)
+        self.assertIn(f"# {self.planted}", shown.stdout)
+        self.assertIn("# shadows ", shown.stdout)
 
 
 class RootInStrict(BatmanTestCase):

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -183,5 +184,111 @@ TEST(Profile, HostileProfileFilesAreRefusedAtOnce) {
   p = load_profile(big);
   ASSERT_FALSE(p);
   EXPECT_NE(p.error().message.find("big.yaml: larger than 4 MiB"), std::string::npos) << p.error().message;
+  std::filesystem::remove_all(dir);
+}
+
+// "Shadowing can only tighten": loosenings() names every security-relevant field a profile
+// found first by name makes looser than the one of the same name it shadows.
+namespace {
+
+Profile shipped_strict() {
+  auto p = load_profile(std::string(BATMAN_SOURCE_PROFILES) + "/strict.yaml");
+  EXPECT_TRUE(p.has_value());
+  return p ? *p : Profile{};
+}
+
+// The single loosening MUTATE makes to the shipped strict profile.
+std::string loosened(void (*mutate)(Profile&)) {
+  const Profile base = shipped_strict();
+  Profile p = base;
+  mutate(p);
+  const auto l = loosenings(p, base);
+  EXPECT_EQ(l.size(), 1U);
+  return l.empty() ? "" : l.front();
+}
+
+}  // namespace
+
+TEST(ProfileShadowing, IdenticalAndTighterAreNotLooser) {
+  const Profile base = shipped_strict();
+  EXPECT_TRUE(loosenings(base, base).empty());
+  Profile tighter = base;
+  tighter.seccomp.deny.push_back("chmod");
+  tighter.seccomp.action = SeccompAction::Kill;
+  tighter.limits.pids = 100;
+  tighter.limits.cpus = 1;
+  tighter.filesystem.read_write.clear();
+  tighter.filesystem.hide.push_back("/srv");
+  tighter.env.keep = {"HOME"};
+  tighter.root_user = 1000;
+  EXPECT_TRUE(loosenings(tighter, base).empty());
+  // The other way round, each of those is looser.
+  EXPECT_EQ(loosenings(base, tighter).size(), 7U);
+}
+
+TEST(ProfileShadowing, EachFieldLoosened) {
+  EXPECT_EQ(loosened([](Profile& p) { p.namespaces = {"user", "mount"}; }), "namespaces lacks pid, ipc, uts, net, cgroup");
+  EXPECT_EQ(loosened([](Profile& p) { p.network = Network::Loopback; }), "network loopback instead of none");
+  EXPECT_EQ(loosened([](Profile& p) { p.filesystem.read_only.clear(); }), "filesystem.read_only lacks /");
+  EXPECT_EQ(loosened([](Profile& p) { p.filesystem.read_write.push_back("/usr"); }), "filesystem.read_write adds /usr");
+  EXPECT_EQ(loosened([](Profile& p) { p.filesystem.tmpfs.clear(); }), "filesystem.tmpfs lacks /tmp");
+  EXPECT_EQ(loosened([](Profile& p) { p.capabilities.drop_all = false; }), "capabilities kept: all");
+  EXPECT_EQ(loosened([](Profile& p) { p.capabilities.keep = {"CAP_SYS_ADMIN"}; }), "capabilities.keep adds sys_admin");
+  EXPECT_EQ(loosened([](Profile& p) { p.no_new_privs = false; }), "no_new_privs off");
+  EXPECT_EQ(loosened([](Profile& p) { p.seccomp.enabled = false; }), "no seccomp");
+  EXPECT_EQ(loosened([](Profile& p) { p.seccomp.action = SeccompAction::Log; }), "seccomp action log instead of errno");
+  EXPECT_EQ(loosened([](Profile& p) { std::erase(p.seccomp.deny, "ptrace"); }), "seccomp deny list lacks ptrace");
+  EXPECT_EQ(loosened([](Profile& p) { p.seccomp.default_action = "kill"; }), "seccomp default kill instead of allow");
+  EXPECT_EQ(loosened([](Profile& p) { p.limits.memory_bytes.reset(); }), "limits.memory removed");
+  EXPECT_EQ(loosened([](Profile& p) { p.limits.pids = 513; }), "limits.pids raised");
+  EXPECT_EQ(loosened([](Profile& p) { p.limits.nofile = 1U << 20; }), "limits.nofile raised");
+  EXPECT_EQ(loosened([](Profile& p) { p.env.clear = false; }), "env.clear off");
+  EXPECT_EQ(loosened([](Profile& p) { p.env.keep.push_back("LD_PRELOAD"); }), "env.keep adds LD_PRELOAD");
+  EXPECT_EQ(loosened([](Profile& p) { p.root_user.reset(); }), "root_user root");
+  EXPECT_EQ(loosened([](Profile& p) { p.die_with_parent = false; }), "die_with_parent off");
+  // A limit the shadowed one does not set (cpus) may be anything; a hide entry too.
+  Profile base = shipped_strict();
+  Profile cpus = base;
+  base.limits.cpus = 2;
+  cpus.limits.cpus = 4;
+  EXPECT_EQ(loosenings(cpus, base), std::vector<std::string>{"limits.cpus raised"});
+  base.filesystem.hide = {"/root"};
+  EXPECT_EQ(loosenings(shipped_strict(), base), std::vector<std::string>({"filesystem.hide lacks /root", "limits.cpus removed"}));
+}
+
+// By name: a weaker strict.yaml in an earlier directory is refused in one line naming both
+// files; one that only tightens is used; by path nothing is compared.
+TEST(ProfileShadowing, ByNameRefusesALooserShadow) {
+  char tmpl[] = "/tmp/batman-shadow.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string file = dir + "/strict.yaml";
+  FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("name: strict\nnamespaces: []\ncapabilities: {drop: none}\n", f);
+  std::fclose(f);
+  setenv("BATMAN_PROFILES", dir.c_str(), 1);
+  setenv("HOME", dir.c_str(), 1);
+  auto p = load_profile("strict");
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().message.starts_with("profile 'strict' in " + file + " loosens the one in ")) << p.error().message;
+  EXPECT_NE(p.error().message.find("capabilities kept: all; no_new_privs off; no seccomp"), std::string::npos)
+      << p.error().message;
+  EXPECT_TRUE(p.error().message.ends_with("): give it another name"));
+  EXPECT_TRUE(load_profile(file).has_value());  // a path is the caller's explicit choice
+  // A copy of the shipped one with one more denied call: accepted and used.
+  auto shipped = read_profile_source(std::string(BATMAN_SOURCE_PROFILES) + "/strict.yaml");
+  ASSERT_TRUE(shipped);
+  std::string text = shipped->text;
+  const auto at = text.find("chroot,");
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at, "chmod, ");
+  f = std::fopen(file.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  p = load_profile("strict");
+  unsetenv("BATMAN_PROFILES");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->source, file);
+  EXPECT_NE(std::find(p->seccomp.deny.begin(), p->seccomp.deny.end(), "chmod"), p->seccomp.deny.end());
   std::filesystem::remove_all(dir);
 }
