@@ -29,6 +29,11 @@ struct BatmanTree {
   // batman's profile directories that exist, to keep read-only when the profile drops every
   // capability (empty otherwise: a job with capabilities could unmount the cover anyway).
   std::vector<std::string> config_dirs;
+  // `path` (canonical) is the job's own TMPDIR or worktree, or below one of them.
+  bool owns(const std::string& path) const;
+  // `path` (as a profile names it, expanded) lies in batman's records: inside `home` and not
+  // the job's own. A profile's word on such a path is dropped.
+  bool holds_records(const std::string& path) const;
 };
 BatmanTree batman_tree(const LaunchRequest& request, bool list_hidden);
 

@@ -70,21 +70,13 @@ std::vector<std::string> firejail_argv(const std::string& firejail, const Launch
   // profile's options (firejail applies read-only/read-write last-wins, in order) the tree is
   // read-only, the job's TMPDIR and worktree writable, and every other entry blacklisted.
   const BatmanTree tree = batman_tree(request, true);
-  const auto own = [&](const std::string& path) {
-    return path_within(path, tree.tmp_dir) || path_within(path, tree.worktree);
-  };
-  const auto batmans = [&](const std::string& raw) {
-    std::error_code ec;
-    const auto path = std::filesystem::weakly_canonical(raw, ec).string();
-    return !ec && path_within(path, tree.home) && !own(path);
-  };
   for (const auto& raw : p.filesystem.read_only) {
     const auto path = expand_profile_path(raw, request);
-    if (!batmans(path)) argv.push_back("--read-only=" + path);
+    if (!tree.holds_records(path)) argv.push_back("--read-only=" + path);
   }
   for (const auto& raw : p.filesystem.read_write) {
     const auto path = expand_profile_path(raw, request);
-    if (!batmans(path)) argv.push_back("--read-write=" + path);
+    if (!tree.holds_records(path)) argv.push_back("--read-write=" + path);
     else unenforced.push_back("read_write " + raw + ": inside batman's own tree, which a job never "
                               "writes (only its TMPDIR and --worktree)");
   }
@@ -102,14 +94,14 @@ std::vector<std::string> firejail_argv(const std::string& firejail, const Launch
   }
   for (const auto& raw : p.filesystem.hide) {
     const auto path = expand_profile_path(raw, request);
-    if (!batmans(path)) argv.push_back("--blacklist=" + path);
+    if (!tree.holds_records(path)) argv.push_back("--blacklist=" + path);
   }
   if (!tree.home.empty()) {
     argv.push_back("--read-only=" + tree.home);
     for (const auto* mine : {&tree.tmp_dir, &tree.worktree})
       if (!mine->empty()) argv.push_back("--read-write=" + *mine);
     // A whitelisted work dir is a mount of its own, which the read-only above does not reach.
-    if (path_within(tree.cwd, tree.home) && !own(tree.cwd)) argv.push_back("--read-only=" + tree.cwd);
+    if (path_within(tree.cwd, tree.home) && !tree.owns(tree.cwd)) argv.push_back("--read-only=" + tree.cwd);
     for (const auto& path : tree.hidden) argv.push_back("--blacklist=" + path);
   }
   // batman's profile directories, where a job without capabilities could write them.

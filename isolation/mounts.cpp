@@ -84,6 +84,16 @@ void list_hidden(const std::string& dir, const std::vector<std::string>& keep,
 
 }  // namespace
 
+bool BatmanTree::owns(const std::string& path) const {
+  return path_within(path, tmp_dir) || path_within(path, worktree);
+}
+
+bool BatmanTree::holds_records(const std::string& path) const {
+  std::error_code ec;
+  const auto canonical = fs::weakly_canonical(path, ec).string();
+  return !ec && path_within(canonical, home) && !owns(canonical);
+}
+
 BatmanTree batman_tree(const LaunchRequest& request, bool with_hidden) {
   BatmanTree tree;
   tree.home = resolved(request.batman_home);

@@ -100,22 +100,14 @@ std::vector<std::string> systemd_run_argv(const std::string& systemd_run, const 
   // read-only, the job's TMPDIR and worktree writable, every other entry inaccessible (for
   // systemd the most specific path wins, whatever the order).
   const BatmanTree tree = batman_tree(request, true);
-  const auto own = [&](const std::string& path) {
-    return path_within(path, tree.tmp_dir) || path_within(path, tree.worktree);
-  };
-  const auto batmans = [&](const std::string& raw) {
-    std::error_code ec;
-    const auto path = std::filesystem::weakly_canonical(raw, ec).string();
-    return !ec && path_within(path, tree.home) && !own(path);
-  };
   for (const auto& raw : p.filesystem.read_only) {
     const auto path = expand_profile_path(raw, request);
     if (path == "/") property("ProtectSystem=strict");
-    else if (!batmans(path)) property("ReadOnlyPaths=" + path);
+    else if (!tree.holds_records(path)) property("ReadOnlyPaths=" + path);
   }
   for (const auto& raw : p.filesystem.read_write) {
     const auto path = expand_profile_path(raw, request);
-    if (batmans(path)) {
+    if (tree.holds_records(path)) {
       unenforced.push_back("read_write " + raw + ": inside batman's own tree, which a job never "
                            "writes (only its TMPDIR and --worktree)");
     } else if (path != "/") {
@@ -136,7 +128,7 @@ std::vector<std::string> systemd_run_argv(const std::string& systemd_run, const 
   }
   for (const auto& raw : p.filesystem.hide) {
     const auto path = expand_profile_path(raw, request);
-    if (!batmans(path)) property("InaccessiblePaths=-" + path);
+    if (!tree.holds_records(path)) property("InaccessiblePaths=-" + path);
   }
 
   if (p.capabilities.drop_all) {
