@@ -174,12 +174,9 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
   const auto canonical_of = [&](const std::string& path, std::error_code& ec) {
     return in_tmp_dir(path) ? fs::weakly_canonical(path, ec) : fs::canonical(path, ec);
   };
-  // The job's own parts of batman's tree.
-  const auto own = [&](const std::string& path) {
-    return within(path, tree.tmp_dir) || within(path, tree.worktree);
-  };
-  // Inside batman's tree and not the job's own: no profile reaches it (SPEC §7).
-  const auto batmans = [&](const std::string& path) { return within(path, tree.home) && !own(path); };
+  // Inside batman's tree and not the job's own: no profile reaches it (SPEC §7). Paths here
+  // are canonical already (BatmanTree::holds_records would resolve them again).
+  const auto batmans = [&](const std::string& path) { return within(path, tree.home) && !tree.owns(path); };
   auto add_bind = [&](const std::string& raw, bool read_only) {
     const std::string path = expand_profile_path(raw, request);
     std::error_code ec;
