@@ -1,11 +1,11 @@
-// libFuzzer harness: a batch file's YAML text (src/batch_config.cpp, SPEC §10), and, when it
+// libFuzzer harness: a batch file's YAML text (src/batch/batch_config.cpp, SPEC §10), and, when it
 // is valid, its resolution into a scheduler plan (dependencies, batches, limits).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "src/batch_config.hpp"
+#include "src/batch/batch_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

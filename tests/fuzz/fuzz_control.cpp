@@ -23,9 +23,9 @@
 #include <nlohmann/json.hpp>
 
 #include "runner/event_loop.hpp"
-#include "runner/supervisor.hpp"
-#include "src/control_commands.hpp"
-#include "src/control_socket.hpp"
+#include "src/taskmaster/supervisor.hpp"
+#include "src/taskmaster/control_commands.hpp"
+#include "src/taskmaster/control_socket.hpp"
 
 using namespace batman;
 

@@ -1,11 +1,11 @@
-// libFuzzer harness: a Taskmaster config's YAML text (src/supervisor_config.cpp, SPEC §9),
+// libFuzzer harness: a Taskmaster config's YAML text (src/taskmaster/supervisor_config.cpp, SPEC §9),
 // and, when it is valid, the reload diff against the previous valid input.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
-#include "src/supervisor_config.hpp"
+#include "src/taskmaster/supervisor_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static std::optional<batman::runner::SupervisorConfig> previous;

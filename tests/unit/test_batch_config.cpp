@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "src/batch_config.hpp"
+#include "src/batch/batch_config.hpp"
 
 namespace batman::cli {
 namespace {

@@ -2,7 +2,7 @@
 // parallel's columns, and the summary lists what a reader needs.
 #include <gtest/gtest.h>
 
-#include "src/batch_report.hpp"
+#include "src/batch/batch_report.hpp"
 
 namespace batman::cli {
 namespace {

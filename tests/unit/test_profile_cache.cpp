@@ -13,7 +13,7 @@
 #include "batman_config.h"
 #include "isolation/profile.hpp"
 #include "isolation/seccomp.hpp"
-#include "src/profile_cache.hpp"
+#include "isolation/profile_cache.hpp"
 
 using namespace batman;
 using namespace batman::isolation;

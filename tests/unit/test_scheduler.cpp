@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "runner/scheduler.hpp"
+#include "src/batch/scheduler.hpp"
 
 namespace batman::runner {
 namespace {

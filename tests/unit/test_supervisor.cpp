@@ -8,9 +8,9 @@
 #include <csignal>
 #include <thread>
 
-#include "runner/leftovers.hpp"
-#include "runner/supervisor.hpp"
-#include "src/control_commands.hpp"
+#include "src/taskmaster/leftovers.hpp"
+#include "src/taskmaster/supervisor.hpp"
+#include "src/taskmaster/control_commands.hpp"
 
 namespace batman::runner {
 namespace {

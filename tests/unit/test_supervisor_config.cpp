@@ -4,8 +4,8 @@
 
 #include <unistd.h>
 
-#include "src/control_commands.hpp"
-#include "src/supervisor_config.hpp"
+#include "src/taskmaster/control_commands.hpp"
+#include "src/taskmaster/supervisor_config.hpp"
 
 namespace batman::cli {
 namespace {

@@ -1,0 +1,759 @@
+// `batman batch FILE [TASK...]` and `batman batch -`: many tasks under the batch scheduler,
+// each attempt launched through an isolation tier in the batch's project tree (SPEC §10).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "common/duration.hpp"
+#include "common/fs.hpp"
+#include "common/signals.hpp"
+#include "common/time_format.hpp"
+#include "isolation/backend.hpp"
+#include "isolation/cgroups.hpp"
+#include "isolation/spawn.hpp"
+#include "runner/event_log.hpp"
+#include "runner/job.hpp"
+#include "src/batch/scheduler.hpp"
+#include "runner/state_store.hpp"
+#include "runner/state_writer.hpp"
+#include "src/batch/batch_config.hpp"
+#include "src/batch/batch_report.hpp"
+#include "src/batch/batch_view.hpp"
+#include "src/cli/cli.hpp"
+#include "src/cli/project.hpp"
+
+extern char** environ;
+
+namespace batman::cli {
+namespace {
+
+using runner::TaskStatus;
+
+struct BatchOptions {
+  std::string file;
+  std::vector<std::string> tasks;
+  std::string concurrency, rate_limit, timeout, retries, halt = "never";
+  std::string report, junit, joblog;
+  std::string isolation, profile;
+  bool quiet = false;
+};
+
+// How long a killed attempt (timeout, --halt now, Ctrl-C) gets between SIGTERM and SIGKILL.
+constexpr Duration kKillGrace = std::chrono::seconds(1);
+// How long a task's `running` state waits before it is written (see on_spawned).
+constexpr Duration kRunningWriteDelay = std::chrono::milliseconds(5);
+// Lines of a failed task's log carried into its JUnit failure.
+constexpr std::size_t kJunitTailLines = 30;
+
+// One attempt's log file: counts bytes (the joblog's Receive) and keeps the latest line for
+// the live view.
+class AttemptLog final : public runner::Sink {
+ public:
+  explicit AttemptLog(UniqueFd fd) : fd_(std::move(fd)) {}
+  void write(std::string_view data) override {
+    (void)write_all(fd_.get(), data);
+    bytes_ += data.size();
+    auto nl = data.rfind('\n');
+    if (nl == std::string_view::npos) {
+      partial_.append(data.substr(0, 200));
+      return;
+    }
+    auto before = data.substr(0, nl);
+    auto start = before.rfind('\n');
+    auto line = start == std::string_view::npos ? before : before.substr(start + 1);
+    if (start == std::string_view::npos) {
+      partial_.append(line);
+      line = partial_;
+    }
+    if (!line.empty()) last_line_ = std::string(line.substr(0, 200));
+    partial_ = std::string(data.substr(nl + 1, 200));
+  }
+  std::uint64_t bytes() const { return bytes_; }
+  const std::string& last_line() const { return last_line_; }
+
+ private:
+  UniqueFd fd_;
+  std::uint64_t bytes_ = 0;
+  std::string last_line_, partial_;
+};
+
+class BatchRunner;
+
+// One attempt of one task: its log, its optional health check, then the task's own job.
+struct Attempt final : runner::Job::Listener {
+  BatchRunner* runner = nullptr;
+  std::size_t task = 0;
+  int number = 0;
+  TimePoint started{};
+  WallTime started_wall{};
+  std::string log_name;
+  std::unique_ptr<AttemptLog> log;
+  std::unique_ptr<runner::LinePrefixSink> out_prefix, err_prefix;
+  std::unique_ptr<runner::Job> check;
+  std::unique_ptr<runner::Job> job;
+  bool killed = false;
+  bool settling = false;
+
+  runner::Job* current() { return job ? job.get() : check.get(); }
+  void on_transition(runner::Job& j, runner::ProcState, runner::ProcState, const std::string&) override;
+  void on_spawned(runner::Job& j, pid_t pid) override;
+};
+
+class BatchRunner final : public runner::Launcher {
+ public:
+  BatchRunner(BatchOptions options, BatchRun run, std::vector<std::string> cwd_of, ProjectTree tree,
+              isolation::TierChoice tier, isolation::Profile profile)
+      : options_(std::move(options)), run_(std::move(run)), tree_(std::move(tree)),
+        tier_(std::move(tier)), profile_(std::move(profile)), report_attempts_(run_.tasks.size()),
+        last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)) {}
+
+  Result<int> execute();
+
+  // runner::Launcher
+  Result<void> start(std::size_t task, int attempt) override;
+  void kill(std::size_t task) override;
+  void set_timer(std::optional<TimePoint> deadline) override;
+  void on_attempt_end(std::size_t task, const runner::AttemptRecord& record) override;
+  void on_task_end(std::size_t task) override;
+  void on_log(std::string_view message) override;
+
+  void on_spawned(Attempt& a, runner::Job& j, pid_t pid);
+  void on_settled(Attempt& a);
+
+ private:
+  Result<void> start_job(Attempt& a, bool health_check);
+  std::vector<std::string> environment(const ResolvedTask& task, int attempt) const;
+  void settled(std::size_t task);
+  void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
+  void save_state(const runner::RunState& s, Duration delay = Duration::zero());
+  bool may_park_tmp() const;
+  void handle_signal(const signalfd_siginfo& info);
+  void show(const std::string& message);
+  void tick_view();
+  ViewCounts counts() const;
+  Report build_report() const;
+  Result<void> open_reports();
+  void write_reports(const Report& report);
+
+  BatchOptions options_;
+  BatchRun run_;
+  ProjectTree tree_;
+  isolation::TierChoice tier_;
+  isolation::Profile profile_;
+  std::unique_ptr<runner::EventLoop> loop_;
+  std::unique_ptr<runner::Scheduler> scheduler_;
+  std::unique_ptr<runner::StateWriter> disk_;
+  std::unique_ptr<BatchView> view_;
+  std::shared_ptr<spdlog::logger> events_;
+  std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
+  std::vector<std::vector<ReportAttempt>> report_attempts_;
+  std::vector<pid_t> last_pid_;      // of each task's latest attempt, for its final state
+  std::vector<std::string> cwd_of_;  // absolute working directory per task
+  std::vector<std::string> report_events_;
+  std::map<std::string, std::string> base_env_;
+  runner::RunState state_template_;
+  runner::FdSink out_{1}, err_{2};
+  UniqueFd devnull_;
+  UniqueFd report_fd_, junit_fd_, joblog_fd_;
+  std::optional<runner::EventLoop::TimerId> timer_;
+  std::optional<TimePoint> timer_deadline_;
+  TimePoint started_{};
+  WallTime started_wall_{};
+  std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0;
+  bool unenforced_shown_ = false;
+  bool interrupted_ = false;
+};
+
+void Attempt::on_transition(runner::Job& j, runner::ProcState, runner::ProcState, const std::string&) {
+  if (!j.process().settled() || settling) return;
+  settling = true;
+  // Not from inside the job's own call stack: the job is destroyed once the scheduler hears.
+  runner->on_settled(*this);
+}
+
+void Attempt::on_spawned(runner::Job& j, pid_t pid) { runner->on_spawned(*this, j, pid); }
+
+std::vector<std::string> BatchRunner::environment(const ResolvedTask& task, int attempt) const {
+  std::map<std::string, std::string> env;
+  const auto& penv = profile_.env;
+  if (penv.clear) {
+    for (const auto& key : penv.keep)
+      if (auto it = base_env_.find(key); it != base_env_.end()) env.insert(*it);
+    if (auto it = base_env_.find("PATH"); it != base_env_.end()) env.insert(*it);
+  } else {
+    env = base_env_;
+  }
+  for (const auto& [k, v] : penv.set) env[k] = v;
+  for (const auto& [k, v] : task.env) env[k] = v;
+  env["BATMAN_PROJECT"] = tree_.name;
+  env["BATMAN_RUN_ID"] = task.name;
+  env["BATMAN_TASK"] = task.name;
+  env["BATMAN_ATTEMPT"] = std::to_string(attempt);
+  env["BATMAN_HOME"] = tree_.home;
+  env["BATMAN_PROJECT_DIR"] = tree_.dir;
+  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(tier_.tier));
+  env["TMPDIR"] = tree_.tmp_path() + "/" + task.name;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+Result<void> BatchRunner::start(std::size_t task, int attempt) {
+  const auto& t = run_.tasks[task];
+  auto a = std::make_unique<Attempt>();
+  a->runner = this;
+  a->task = task;
+  a->number = attempt;
+  a->started = loop_->now();
+  a->started_wall = std::chrono::system_clock::now();
+  a->log_name = t.name + "." + std::to_string(attempt) + ".log";
+  auto fd = open_regular_at(tree_.logs_fd.get(), a->log_name, O_WRONLY | O_CREAT | O_TRUNC, 0600,
+                            tree_.logs_path() + "/" + a->log_name);  // never a FIFO
+  if (!fd) return std::unexpected(fd.error().wrap("create log"));
+  a->log = std::make_unique<AttemptLog>(std::move(*fd));
+  // A retry keeps the directory of the attempt before it.
+  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), t.name); !made && made.error().code != EEXIST)
+    return sys_error("create " + tree_.tmp_path() + "/" + t.name, made.error().code);
+  if (!view_->live()) {
+    a->out_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", out_);
+    a->err_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", err_);
+  }
+  auto& slot = attempts_[task];
+  slot = std::move(a);
+  // On an error the scheduler records the failed attempt (on_attempt_end drops this one).
+  return start_job(*slot, run_.health_check.has_value());
+}
+
+Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
+  const auto& t = run_.tasks[a.task];
+  isolation::LaunchRequest request;
+  request.argv = {"/bin/sh", "-c", health_check ? *run_.health_check : t.cmd};
+  request.env = environment(t, a.number);
+  request.cwd = cwd_of_[a.task];
+  request.project_dir = tree_.dir;
+  request.batman_home = tree_.home;
+  request.tmp_dir = tree_.tmp_path() + "/" + t.name;
+  request.run_id = t.name;
+  request.unit_name = health_check
+                          ? isolation::job_unit_name({tree_.name, t.name, std::to_string(a.number), "check"})
+                          : isolation::job_unit_name({tree_.name, t.name, std::to_string(a.number)});
+  request.profile = profile_;
+  request.limits = profile_.limits;
+  runner::RestartRules rules;
+  rules.autorestart = runner::AutoRestart::Never;
+  rules.startretries = 0;
+  rules.starttime = Duration::zero();
+  rules.stoptime = kKillGrace;
+  // The check's output goes to the attempt's log only; the task's also to the terminal.
+  std::vector<runner::Sink*> out{a.log.get()}, err{a.log.get()};
+  if (!health_check && a.out_prefix) {
+    out.push_back(a.out_prefix.get());
+    err.push_back(a.err_prefix.get());
+  }
+  auto job = std::make_unique<runner::Job>(*loop_, isolation::make_backend(tier_.tier), std::move(request),
+                                           rules, &a, out, err, devnull_.get());
+  auto unenforced = job->prepare();
+  if (!unenforced) return std::unexpected(unenforced.error());
+  if (!unenforced->empty() && !unenforced_shown_) {
+    unenforced_shown_ = true;
+    std::string joined;
+    for (const auto& u : *unenforced) joined += (joined.empty() ? "" : "; ") + u;
+    state_template_.isolation.unenforced = *unenforced;
+    show("not enforced: " + joined);
+  }
+  auto& slot = health_check ? a.check : a.job;
+  slot = std::move(job);
+  a.settling = true;  // a failed spawn settles inside start(): reported as an error instead
+  slot->process().start();
+  a.settling = false;
+  if (slot->process().settled()) {
+    std::string why = slot->spawn_error() ? slot->spawn_error()->message : slot->process().reason();
+    slot->finish();
+    return fail((health_check ? "health check: " : "") + why);
+  }
+  return {};
+}
+
+void BatchRunner::on_spawned(Attempt& a, runner::Job& j, pid_t pid) {
+  if (&j != a.job.get()) return;  // the health check has no state of its own
+  const auto& t = run_.tasks[a.task];
+  runner::RunState s = state_template_;
+  s.run_id = t.name;
+  s.command = t.cmd;
+  s.cwd = cwd_of_[a.task];
+  s.pid = pid;
+  s.pid_start_time = runner::process_start_time(pid);
+  last_pid_[a.task] = pid;
+  s.status = "running";
+  s.started_at = format_rfc3339(a.started_wall);
+  s.restarts = a.number - 1;
+  s.log = "logs/" + a.log_name;
+  // As for a single run: a task that is over within a few milliseconds gets one state write
+  // (its end) instead of two.
+  save_state(s, kRunningWriteDelay);
+}
+
+void BatchRunner::on_settled(Attempt& a) {
+  const auto task = a.task;
+  // Run from the loop, outside the job's own callbacks.
+  loop_->add_timer(loop_->now(), [this, task] { settled(task); });
+}
+
+void BatchRunner::settled(std::size_t task) {
+  auto it = attempts_.find(task);
+  if (it == attempts_.end()) return;
+  Attempt& a = *it->second;
+  runner::AttemptOutcome outcome;
+  if (a.check && !a.job) {
+    a.check->finish();
+    const auto exit = a.check->process().last_exit();
+    const bool passed = exit && exit->signal == 0 && exit->code == 0;
+    if (passed && !a.killed) {
+      a.settling = false;
+      if (auto started = start_job(a, false); !started) {
+        outcome.error = started.error().message;
+        finish_attempt(task, std::move(outcome));
+      }
+      return;
+    }
+    if (exit) {
+      outcome.exit_code = exit->code;
+      outcome.signal = exit->signal;
+    }
+    if (!a.killed) {
+      outcome.check_failed = true;
+      const auto msg = "health check failed before task " + run_.tasks[task].name + " attempt " +
+                       std::to_string(a.number) + ": " +
+                       (exit ? (exit->signal ? "killed by SIG" + signal_name(exit->signal)
+                                             : "exit " + std::to_string(exit->code))
+                             : std::string("did not run"));
+      on_log(msg);
+    }
+    finish_attempt(task, std::move(outcome));
+    return;
+  }
+  a.job->finish();
+  const auto exit = a.job->process().last_exit();
+  if (exit) {
+    outcome.exit_code = exit->code;
+    outcome.signal = exit->signal;
+  } else {
+    outcome.error = a.job->spawn_error() ? a.job->spawn_error()->message : a.job->process().reason();
+  }
+  finish_attempt(task, std::move(outcome));
+}
+
+void BatchRunner::finish_attempt(std::size_t task, runner::AttemptOutcome outcome) {
+  scheduler_->on_exit(task, std::move(outcome));
+  // A retry waits in backoff: the state file says so instead of "running" with a dead pid.
+  if (scheduler_->record(task).status == TaskStatus::Backoff) {
+    const auto& attempts = report_attempts_[task];
+    runner::RunState s = state_template_;
+    s.run_id = run_.tasks[task].name;
+    s.command = run_.tasks[task].cmd;
+    s.cwd = cwd_of_[task];
+    s.status = "starting";
+    s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
+    s.restarts = static_cast<int>(attempts.size());
+    if (!attempts.empty()) s.log = attempts.back().log;
+    save_state(s);
+  }
+}
+
+void BatchRunner::on_attempt_end(std::size_t task, const runner::AttemptRecord& record) {
+  ReportAttempt r;
+  r.number = record.number;
+  r.runtime = record.ended - record.started;
+  r.exit_code = record.outcome.exit_code;
+  r.signal = record.outcome.signal;
+  r.timed_out = record.outcome.timed_out;
+  r.check_failed = record.outcome.check_failed;
+  r.error = record.outcome.error;
+  r.outcome = record.outcome.describe();
+  r.started = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.runtime);
+  r.log = "logs/" + run_.tasks[task].name + "." + std::to_string(record.number) + ".log";
+  if (auto it = attempts_.find(task); it != attempts_.end()) {
+    r.started = it->second->started_wall;
+    if (it->second->log) r.output_bytes = it->second->log->bytes();
+    // The attempt's jobs have settled (or never started): safe to destroy here.
+    attempts_.erase(it);
+  }
+  if (events_)
+    events_->info("task {} attempt {}: {} after {}", run_.tasks[task].name, record.number, r.outcome,
+                  format_duration(r.runtime));
+  report_attempts_[task].push_back(std::move(r));
+}
+
+void BatchRunner::on_task_end(std::size_t task) {
+  const auto& rec = scheduler_->record(task);
+  const auto& t = run_.tasks[task];
+  switch (rec.status) {
+    case TaskStatus::Succeeded: ++succeeded_; break;
+    case TaskStatus::Failed: ++failed_; break;
+    default: ++skipped_; break;
+  }
+  disk_->remove_tree(tree_.tmp_fd.get(), t.name, may_park_tmp());
+  if (rec.attempts.empty()) return;  // skipped before it ran: no state to record
+  const auto& last = rec.attempts.back().outcome;
+  const auto& attempts = report_attempts_[task];
+  runner::RunState s = state_template_;
+  s.run_id = t.name;
+  s.command = t.cmd;
+  s.cwd = cwd_of_[task];
+  s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
+  s.ended_at = format_rfc3339(std::chrono::system_clock::now());
+  s.pid = last_pid_[task];
+  s.restarts = static_cast<int>(rec.attempts.size()) - 1;
+  s.log = attempts.empty() ? "" : attempts.back().log;
+  if (last.signal) s.signal = last.signal;
+  else if (last.exit_code >= 0) s.exit_code = last.exit_code;
+  if (rec.status == TaskStatus::Succeeded) s.status = "succeeded";
+  else if (last.timed_out) s.status = "timeout";
+  else if (last.signal) s.status = "killed";
+  else s.status = "failed";
+  save_state(s);
+}
+
+void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_->submit(s, delay); }
+
+// A finished task's TMPDIR may be parked for the next task only when none of its processes can
+// still write into it. In a pid namespace of its own, none can: its PID 1 took them all down.
+// Otherwise a process it left (say, one that called setsid) lives on until the batch ends,
+// reparented to us as the subreaper: any child of ours that is not a running attempt's leader
+// may be one, and then the directory is removed instead. Under systemd-run the job's processes
+// are systemd's children, not ours: never parked.
+bool BatchRunner::may_park_tmp() const {
+  if (tier_.tier == isolation::Tier::Systemd) return false;
+  if (isolation::has_own_pid_namespace(tier_.tier, profile_)) return true;
+  std::vector<pid_t> leaders;
+  for (const auto& [task, a] : attempts_) {
+    for (const runner::Job* j : {a->job.get(), a->check.get()})
+      if (j && !j->process().settled()) leaders.push_back(j->process().pid());
+  }
+  for (pid_t child : isolation::children_of(::getpid()))
+    if (std::find(leaders.begin(), leaders.end(), child) == leaders.end()) return false;
+  return true;
+}
+
+void BatchRunner::on_log(std::string_view message) {
+  const std::string text(message);
+  if (events_) events_->info("{}", text);
+  report_events_.push_back(text);
+  show(text);
+}
+
+void BatchRunner::show(const std::string& message) {
+  if (quiet()) return;
+  if (view_ && view_->live()) {
+    view_->message(message);
+  } else {
+    info(message);
+  }
+}
+
+void BatchRunner::kill(std::size_t task) {
+  auto it = attempts_.find(task);
+  if (it == attempts_.end()) return;
+  Attempt& a = *it->second;
+  a.killed = true;
+  if (auto* j = a.current(); j && !j->process().settled()) j->process().stop(SIGTERM, kKillGrace);
+}
+
+void BatchRunner::set_timer(std::optional<TimePoint> deadline) {
+  if (scheduler_ && scheduler_->finished()) loop_->stop();
+  if (deadline == timer_deadline_ && timer_) return;
+  if (timer_) loop_->cancel_timer(*timer_);
+  timer_.reset();
+  timer_deadline_ = deadline;
+  if (deadline) {
+    timer_ = loop_->add_timer(*deadline, [this] {
+      timer_.reset();
+      timer_deadline_.reset();
+      scheduler_->on_timer();
+    });
+  }
+}
+
+void BatchRunner::handle_signal(const signalfd_siginfo& info) {
+  const int sig = static_cast<int>(info.ssi_signo);
+  if (!interrupted_) {
+    interrupted_ = true;
+    scheduler_->interrupt("interrupted by SIG" + signal_name(sig) + ": stopping running tasks, skipping the rest");
+    return;
+  }
+  // A second signal does not wait for the grace period.
+  for (auto& [task, a] : attempts_)
+    if (auto* j = a->current()) j->signal_tree(SIGKILL);
+}
+
+ViewCounts BatchRunner::counts() const {
+  ViewCounts c;
+  c.total = run_.tasks.size();
+  c.queued = scheduler_->queued();
+  c.running = scheduler_->running();
+  c.succeeded = succeeded_;
+  c.failed = failed_;
+  c.skipped = skipped_;
+  c.concurrency = scheduler_->concurrency();
+  return c;
+}
+
+void BatchRunner::tick_view() {
+  const auto elapsed = loop_->now() - started_;
+  if (view_->live()) {
+    std::vector<ViewTask> running;
+    for (const auto& [task, a] : attempts_)
+      running.push_back(ViewTask{run_.tasks[task].name, a->number, loop_->now() - a->started,
+                                 a->log ? a->log->last_line() : ""});
+    view_->draw(counts(), running, elapsed);
+    loop_->add_timer_after(std::chrono::milliseconds(250), [this] { tick_view(); });
+  } else {
+    if (!quiet()) info(stats_line(counts(), elapsed));
+    loop_->add_timer_after(std::chrono::seconds(5), [this] { tick_view(); });
+  }
+}
+
+Result<void> BatchRunner::open_reports() {
+  for (auto [path, fd, flag] : {std::tuple{&options_.report, &report_fd_, "--report"},
+                                std::tuple{&options_.junit, &junit_fd_, "--junit"},
+                                std::tuple{&options_.joblog, &joblog_fd_, "--joblog"}}) {
+    if (path->empty()) continue;
+    const int f = ::open(path->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+    if (f < 0) return sys_error(std::string(flag) + " " + *path);
+    fd->reset(f);
+  }
+  return {};
+}
+
+Report BatchRunner::build_report() const {
+  Report report;
+  report.project = tree_.name;
+  report.isolation = std::string(isolation::tier_name(tier_.tier));
+  report.started = started_wall_;
+  report.elapsed = loop_->now() - started_;
+  report.interrupted = interrupted_;
+  report.events = report_events_;
+  const auto& plan = scheduler_->plan();
+  std::size_t seq = 0;
+  for (const auto& batch : plan.batches) {
+    ReportBatch b;
+    b.name = batch.name;
+    for (const auto task : batch.tasks) {
+      const auto& rec = scheduler_->record(task);
+      ReportTask t;
+      t.seq = ++seq;
+      t.name = run_.tasks[task].name;
+      t.command = run_.tasks[task].cmd;
+      t.status = std::string(runner::task_status_name(rec.status));
+      t.reason = rec.reason;
+      t.attempts = report_attempts_[task];
+      if (rec.status == TaskStatus::Failed && !t.attempts.empty()) {
+        auto name = t.attempts.back().log.substr(5);  // without "logs/"
+        if (auto text = read_file_at(tree_.logs_fd.get(), name)) t.log_tail = last_lines(*text, kJunitTailLines);
+      }
+      b.tasks.push_back(std::move(t));
+    }
+    report.batches.push_back(std::move(b));
+  }
+  return report;
+}
+
+void BatchRunner::write_reports(const Report& report) {
+  // Each report is made only when asked for: a thousand tasks' JSON is not free.
+  auto put = [&](const UniqueFd& fd, const std::string& path, std::string (*make)(const Report&)) {
+    if (!fd) return;
+    if (auto w = write_all(fd.get(), make(report)); !w) error("cannot write " + path + ": " + w.error().message);
+  };
+  put(report_fd_, options_.report, report_json);
+  put(junit_fd_, options_.junit, report_junit);
+  put(joblog_fd_, options_.joblog, report_joblog);
+}
+
+Result<int> BatchRunner::execute() {
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry(*e);
+    if (auto eq = entry.find('='); eq != std::string::npos) base_env_[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  if (auto ok = open_reports(); !ok) return std::unexpected(ok.error());
+  devnull_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull_) return sys_error("open /dev/null");
+
+  auto loop = runner::EventLoop::create();
+  if (!loop) return std::unexpected(loop.error());
+  loop_ = std::move(*loop);
+  ::signal(SIGPIPE, SIG_IGN);
+  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP},
+                                     [this](const signalfd_siginfo& i) { handle_signal(i); });
+      !h)
+    return std::unexpected(h.error());
+  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))
+    events_ = *ev;
+  else
+    info("warning: " + ev.error().message + "; this batch is not in the events log");
+  // After the signals are blocked: the writer's thread inherits the mask.
+  disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
+
+  const char* term = std::getenv("TERM");
+  const bool live = !quiet() && ::isatty(1) && ::isatty(2) && !(term && std::string_view(term) == "dumb");
+  view_ = std::make_unique<BatchView>(live, 2);
+
+  state_template_.project = tree_.name;
+  state_template_.kind = "batch";
+  state_template_.batman_pid = ::getpid();
+  state_template_.batman_start_time = runner::process_start_time(::getpid());
+  state_template_.isolation.tier = std::string(isolation::tier_name(tier_.tier));
+  state_template_.isolation.profile = profile_.name;
+  for (const auto& s : tier_.skipped)
+    state_template_.isolation.skipped.push_back({std::string(isolation::tier_name(s.tier)), s.reason});
+
+  started_ = loop_->now();
+  started_wall_ = std::chrono::system_clock::now();
+  if (events_) events_->info("batch {} started: {} tasks", run_.project, run_.tasks.size());
+  SystemClock clock;
+  scheduler_ = std::make_unique<runner::Scheduler>(clock, *this, run_.plan);
+  loop_->add_timer_after(view_->live() ? Duration(std::chrono::milliseconds(250)) : Duration(std::chrono::seconds(5)),
+                         [this] { tick_view(); });
+  scheduler_->start();
+  if (!scheduler_->finished()) {
+    if (auto r = loop_->run(); !r) return std::unexpected(r.error());
+  }
+  // Orphans of the tasks that escaped their sessions were reparented to us (subreaper).
+  for (pid_t orphan : isolation::children_of(::getpid())) ::kill(orphan, SIGKILL);
+
+  view_->clear();
+  for (const auto& e : disk_->flush()) error("cannot write " + e.message);
+  const auto report = build_report();
+  write_reports(report);
+  if (!quiet()) std::cerr << summary_table(report) << std::flush;
+  if (events_) events_->info("batch {} ended: {} succeeded, {} failed, {} skipped", run_.project, succeeded_, failed_, skipped_);
+  return scheduler_->all_succeeded() ? 0 : 1;
+}
+
+// Each task's working directory, absolute: `cwd` is relative to batman's own.
+Result<std::vector<std::string>> working_directories(const BatchRun& run, const std::string& source) {
+  std::error_code ec;
+  const auto here = std::filesystem::current_path(ec);
+  if (ec) return fail("cannot read the current directory: " + ec.message());
+  std::vector<std::string> out;
+  for (const auto& t : run.tasks) {
+    auto dir = t.cwd.empty() ? here : (here / t.cwd).lexically_normal();
+    if (!std::filesystem::is_directory(dir, ec))
+      return fail(source + ": key 'tasks." + t.name + ".cwd': " + dir.string() + " is not a directory");
+    auto text = dir.string();
+    if (text.size() > 1 && text.back() == '/') text.pop_back();
+    out.push_back(text);
+  }
+  return out;
+}
+
+// Flags as Limits; the flag's name is in every error.
+Result<Limits> limits_from_flags(const BatchOptions& o) {
+  Limits l;
+  if (!o.concurrency.empty()) {
+    auto n = parse_integer(o.concurrency, "--max-concurrency", 1, 100000);
+    if (!n) return std::unexpected(n.error());
+    l.max_concurrency = static_cast<int>(*n);
+  }
+  if (!o.rate_limit.empty()) {
+    char* end = nullptr;
+    const double r = std::strtod(o.rate_limit.c_str(), &end);
+    if (end == o.rate_limit.c_str() || *end || !(r >= 0) || r > 1e9)
+      return fail("--rate-limit '" + o.rate_limit + "': expected starts per second (0 = no limit)");
+    l.rate_limit = r;
+  }
+  if (!o.timeout.empty()) {
+    auto t = parse_duration(o.timeout);
+    if (!t) return std::unexpected(t.error().wrap("--timeout"));
+    l.timeout = *t;
+  }
+  if (!o.retries.empty()) {
+    auto n = parse_integer(o.retries, "--retries", 0, 1000);
+    if (!n) return std::unexpected(n.error());
+    l.retries = static_cast<int>(*n);
+  }
+  return l;
+}
+
+}  // namespace
+
+int command_batch(const std::vector<std::string>& args) {
+  BatchOptions o;
+  CLI::App app{"Run many tasks with a concurrency limit, a rate limit, timeouts, retries and reports.",
+               "batman batch"};
+  app.set_help_flag("-h,--help", "show this help");
+  app.add_option("FILE", o.file, "batch file (YAML), or - for one command per line on stdin")->required();
+  app.add_option("TASK", o.tasks, "run only these tasks, as one batch");
+  app.add_option("-j,--max-concurrency", o.concurrency, "tasks at once (default 3)");
+  app.add_option("--rate-limit", o.rate_limit, "task starts per second, 0 = no limit (default 10)");
+  app.add_option("--timeout", o.timeout, "per-attempt timeout, e.g. 30s (0 = none)");
+  app.add_option("--retries", o.retries, "retries after a failed attempt (default 3)");
+  app.add_option("--halt", o.halt, "never, or soon|now,fail|success|done=N or N% (as GNU parallel)");
+  app.add_option("--report", o.report, "write a JSON report to FILE");
+  app.add_option("--junit", o.junit, "write JUnit XML to FILE");
+  app.add_option("--joblog", o.joblog, "write GNU parallel's joblog to FILE");
+  app.add_option("--isolation", o.isolation, "auto|namespaces|firejail|systemd|env");
+  app.add_option("--profile", o.profile, "isolation profile: NAME or FILE (default ci)");
+  app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
+  if (auto rc = parse(app, args)) return *rc;
+  set_quiet(o.quiet);
+
+  auto config_error = [](const Error& e) {
+    error(e.message);
+    return kExitBatmanError;
+  };
+  BatchFile file;
+  if (o.file == "-") {
+    if (!o.tasks.empty()) return config_error(Error{"batch -: task names only apply to a batch file", 0});
+    auto lines = batch_from_lines(std::cin);
+    if (!lines) return config_error(lines.error());
+    file = std::move(*lines);
+  } else {
+    auto loaded = load_batch_file(o.file);
+    if (!loaded) return config_error(loaded.error());
+    file = std::move(*loaded);
+  }
+  auto flags = limits_from_flags(o);
+  if (!flags) return config_error(flags.error());
+  auto environment = limits_from_environment([](const char* n) { return std::getenv(n); });
+  if (!environment) return config_error(environment.error());
+  auto halt = runner::parse_halt(o.halt);
+  if (!halt) return config_error(halt.error());
+  auto run = resolve_batch(file, o.tasks, *flags, *environment);
+  if (!run) return config_error(run.error());
+  run->plan.halt = *halt;
+
+  auto requested = isolation::parse_tier(o.isolation.empty() ? file.isolation : o.isolation);
+  if (!requested) return config_error(requested.error().wrap("--isolation"));
+  auto profile = isolation::load_profile(o.profile.empty() ? file.profile : o.profile);
+  if (!profile) return config_error(profile.error());
+  auto tier = isolation::choose_tier(*requested);
+  if (!tier) return config_error(tier.error());
+  auto cwd_of = working_directories(*run, file.source);
+  if (!cwd_of) return config_error(cwd_of.error());
+  auto tree = open_project(run->project, true);
+  if (!tree) return config_error(tree.error());
+  if (run->tasks.empty()) {
+    info("nothing to run: no tasks");
+    return 0;
+  }
+  info(tier->summary());
+
+  BatchRunner runner(std::move(o), std::move(*run), std::move(*cwd_of), std::move(*tree), std::move(*tier),
+                     std::move(*profile));
+  auto code = runner.execute();
+  if (!code) {
+    error(code.error().message);
+    return kExitBatmanError;
+  }
+  return *code;
+}
+
+}  // namespace batman::cli

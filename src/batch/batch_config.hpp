@@ -1,0 +1,99 @@
+// The batch file of SPEC §10 (tasks, batches, delays, health), validated with file:line:key
+// errors, and its resolution into a scheduler plan under the precedence rule:
+// flags > MAX_CONCURRENCY, RATE_LIMIT, TASK_TIMEOUT (ms) > per-task/per-batch > defaults > built-ins.
+#pragma once
+#include <functional>
+#include <istream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/error.hpp"
+#include "src/batch/scheduler.hpp"
+
+namespace batman::cli {
+
+// Built-in defaults: 3 at once, 10 starts a second, 30 s, 3 retries, a queue of 100.
+constexpr int kDefaultConcurrency = 3;
+constexpr double kDefaultRateLimit = 10;
+constexpr Duration kDefaultTimeout = std::chrono::seconds(30);
+constexpr int kDefaultRetries = 3;
+constexpr std::size_t kDefaultMaxQueue = 100;
+
+// Values that several levels may set; unset ones fall through to the next level.
+struct Limits {
+  std::optional<int> max_concurrency;
+  std::optional<double> rate_limit;
+  std::optional<Duration> timeout;  // 0 = none
+  std::optional<int> retries;
+  std::optional<std::size_t> max_queue;
+};
+
+struct BatchTask {
+  std::string name;
+  std::string cmd;
+  Limits limits;  // timeout and retries
+  std::vector<std::string> needs;
+  std::map<std::string, std::string> env;
+  std::string cwd;  // empty: batman's working directory
+};
+
+struct BatchGroup {
+  std::string name;
+  std::vector<std::string> tasks;
+  Limits limits;
+};
+
+struct BatchFile {
+  std::string source;   // the file name, for messages
+  std::string project;  // default: the file's stem
+  Limits defaults;
+  runner::Backoff backoff;
+  std::string isolation = "auto";
+  std::string profile = "ci";
+  std::vector<BatchTask> tasks;    // in file order
+  std::vector<BatchGroup> batches;  // empty: every task, as one batch
+  Duration between_batches{0};
+  Duration between_tasks{0};
+  // AIMD runs only when the file has a health section: without one, -j N stays N.
+  std::optional<runner::HealthPolicy> health;
+  std::optional<std::string> health_check;
+  bool from_stdin = false;
+};
+
+// Errors read "FILE:LINE: key 'tasks.build.timeout': what is wrong".
+Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::string& source);
+Result<BatchFile> load_batch_file(const std::string& path);
+// `batman batch -`: one command per non-blank line, tasks named 1, 2, 3 ... (GNU parallel's
+// sequence numbers); project "batch" unless the caller sets another.
+// One command per line (`batch -`). A line longer than `max_line` (the kernel's limit for one
+// argument, MAX_ARG_STRLEN: `sh -c` could not take it) or more than `max_tasks` commands is an
+// error, so endless input (/dev/zero, `yes`) ends with a message instead of eating memory.
+Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line = 128 * 1024,
+                                   std::size_t max_tasks = 1'000'000);
+
+// MAX_CONCURRENCY, RATE_LIMIT, TASK_TIMEOUT (milliseconds) read through `getenv`; a value
+// that is set but invalid is an error naming the variable.
+Result<Limits> limits_from_environment(const std::function<const char*(const char*)>& getenv);
+
+struct ResolvedTask {
+  std::string name;
+  std::string cmd;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+};
+
+struct BatchRun {
+  std::string project;
+  std::vector<ResolvedTask> tasks;  // index = the scheduler's task index
+  runner::SchedulePlan plan;
+  std::optional<std::string> health_check;
+};
+
+// Build the scheduler's plan: every batch in order, or the `selected` tasks as one batch.
+Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::string>& selected,
+                               const Limits& flags, const Limits& environment);
+
+}  // namespace batman::cli

@@ -1,0 +1,181 @@
+// `batman clean [PROJECT] [--older-than DURATION] [--dry-run]`: remove finished runs' logs,
+// state, tmp and worktrees; a running run is never touched.
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include "common/duration.hpp"
+#include "common/fs.hpp"
+#include "common/names.hpp"
+#include "common/time_format.hpp"
+#include "isolation/cgroups.hpp"
+#include "src/cli/cli.hpp"
+#include "src/cli/project.hpp"
+#include "src/cli/runs.hpp"
+#include "src/cli/subprocess.hpp"
+
+namespace batman::cli {
+namespace {
+
+// Canonical form of `path`, or "" when it does not resolve.
+std::string canonical_or_empty(const std::string& path) {
+  std::error_code ec;
+  auto c = std::filesystem::canonical(path, ec);
+  return ec ? std::string() : c.string();
+}
+
+// A kept worktree is registered in its repository: let git remove it (and its registration),
+// but only when it is this run's own `worktrees/<run-id>` (a real directory, not a link)
+// and that repository lists it as one of its worktrees. The state file may have been
+// written by the job: nothing it says decides what is removed. Returns why it was left to
+// a plain removal of worktrees/<run-id>, or "" when git removed it.
+std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) {
+  const std::string own = tree.worktrees_path() + "/" + s.run_id;
+  // The same directory under another spelling of $BATMAN_HOME (a symlink in its path) is ok.
+  const std::string real_recorded = canonical_or_empty(*s.worktree);
+  if (*s.worktree != own && (real_recorded.empty() || real_recorded != canonical_or_empty(own)))
+    return "its recorded worktree " + *s.worktree + " is not " + own + ": left alone";
+  struct stat st{};
+  if (::fstatat(tree.worktrees_fd.get(), s.run_id.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return "";  // already gone
+  if (!S_ISDIR(st.st_mode)) return own + " is not a directory";
+  const std::string real_own = canonical_or_empty(own);
+  const std::string real_parent = canonical_or_empty(tree.worktrees_path());
+  if (real_own.empty() || real_parent.empty() || real_own != real_parent + "/" + s.run_id)
+    return own + " does not resolve inside " + tree.worktrees_path();
+  // Its .git file names the repository's record of it ("gitdir: <repo>/.git/worktrees/X"),
+  // which names the repository (commondir). Read, not asked of git inside the job's tree.
+  UniqueFd dir(::openat(tree.worktrees_fd.get(), s.run_id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return "";
+  auto dotgit = read_file_at(dir.get(), ".git", 4096);  // the job wrote it: bounded
+  if (!dotgit || !dotgit->starts_with("gitdir: ")) return own + "/.git does not name a repository";
+  std::string gitdir = dotgit->substr(8);
+  while (!gitdir.empty() && (gitdir.back() == '\n' || gitdir.back() == '\r')) gitdir.pop_back();
+  if (gitdir.empty() || gitdir[0] != '/') return own + "/.git does not name a repository";
+  auto commondir = read_file(gitdir + "/commondir", 4096);
+  if (!commondir) return own + "/.git does not name a linked worktree";
+  std::string common = *commondir;
+  while (!common.empty() && (common.back() == '\n' || common.back() == '\r')) common.pop_back();
+  if (common.empty()) return own + "/.git does not name a linked worktree";
+  if (common[0] != '/') common = gitdir + "/" + common;
+  common = canonical_or_empty(common);
+  if (common.empty()) return "its repository is gone";
+  auto list = run_capture({"git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--git-dir=" + common, "worktree", "list", "--porcelain", "-z"});
+  if (!list || list->exit_code != 0) return "git worktree list failed in " + common;
+  bool registered = false;
+  for (std::size_t start = 0; start < list->out.size();) {
+    std::size_t end = list->out.find('\0', start);
+    if (end == std::string::npos) end = list->out.size();
+    const std::string_view entry(list->out.data() + start, end - start);
+    if (entry.starts_with("worktree ") && canonical_or_empty(std::string(entry.substr(9))) == real_own)
+      registered = true;
+    start = end + 1;
+  }
+  if (!registered) return own + " is not a registered worktree of " + common;
+  auto rm = run_capture({"git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "--git-dir=" + common, "worktree", "remove", "--force", real_own});
+  if (!rm || rm->exit_code != 0) return "git worktree remove failed";
+  return "";
+}
+
+}  // namespace
+
+int command_clean(const std::vector<std::string>& args) {
+  std::string project, older_text;
+  bool dry_run = false;
+  CLI::App app{"Remove finished runs' logs, state, tmp and worktrees.", "batman clean"};
+  app.add_option("PROJECT", project, "only this project (default: every project)");
+  app.add_option("--older-than", older_text, "only runs that ended longer ago than DURATION");
+  app.add_flag("-n,--dry-run", dry_run, "print what would be removed");
+  if (auto rc = parse(app, args)) return *rc;
+  std::optional<std::string> only;
+  if (!project.empty()) {
+    auto tree = open_project(project, false);  // validates the name first
+    if (!tree) {
+      error(tree.error().message);
+      return kExitBatmanError;
+    }
+    only = project;
+  }
+  Duration older{};
+  if (!older_text.empty()) {
+    auto d = parse_duration(older_text);
+    if (!d) {
+      error(d.error().wrap("--older-than").message);
+      return kExitBatmanError;
+    }
+    older = *d;
+  }
+  auto now = std::chrono::system_clock::now();
+  int removed = 0, kept_live = 0, failures = 0;
+  std::set<std::string> cleaned;  // projects whose parked tmp directories go too
+  std::vector<std::string> stale_units;  // the removed runs' job cgroup names
+  for (const auto& s : load_runs(only)) {
+    if (run_is_live(s)) {
+      ++kept_live;
+      continue;
+    }
+    auto ended = parse_rfc3339(s.ended_at.value_or(s.started_at));
+    if (older > Duration::zero() && ended && now - *ended < older) continue;
+    auto tree = open_project(s.project, false);
+    if (!tree) continue;
+    if (validate_name(s.run_id, "run-id").has_value() == false) continue;
+    if (dry_run) {
+      std::cout << "would remove " << s.project << " " << s.run_id << "\n";
+      ++removed;
+      continue;
+    }
+    // A multi instance being started right now holds its lock: leave it alone.
+    UniqueFd lock(::openat(tree->state_fd.get(), (s.run_id + ".lock").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      ++kept_live;
+      continue;
+    }
+    bool ok = true;
+    ok &= remove_tree_at(tree->logs_fd.get(), s.run_id + ".log").has_value();
+    ok &= remove_tree_at(tree->tmp_fd.get(), s.run_id).has_value();
+    if (s.worktree) {
+      if (auto why = forget_worktree(*tree, s); !why.empty()) info("clean " + s.project + " " + s.run_id + ": " + why);
+    }
+    ok &= remove_tree_at(tree->worktrees_fd.get(), s.run_id).has_value();
+    ok &= remove_tree_at(tree->state_fd.get(), s.run_id + ".json").has_value();
+    // A batman killed mid-run leaves the final state's temporary file (.RUN.json.tmp.PID.X).
+    if (auto names = list_dir(tree->state_fd.get())) {
+      const std::string temp_prefix = "." + s.run_id + ".json.tmp.";
+      for (const auto& name : *names)
+        if (name.starts_with(temp_prefix)) ok &= remove_tree_at(tree->state_fd.get(), name).has_value();
+    }
+    // The .lock file stays: unlinking it would let two instances lock two different files.
+    if (!ok) {
+      error("could not remove everything of " + s.project + " " + s.run_id);
+      ++failures;
+      continue;
+    }
+    std::cout << "removed " << s.project << " " << s.run_id << "\n";
+    ++removed;
+    cleaned.insert(s.project);
+    for (auto& unit : job_cgroup_units(s)) stale_units.push_back(std::move(unit));
+  }
+  // The job cgroups a killed batman could not remove (it removes them itself at the end of
+  // a run): only batman's own names of the runs removed above, only empty ones.
+  if (!stale_units.empty()) {
+    for (const auto& left : isolation::remove_empty_cgroup_dirs(isolation::find_job_cgroup_dirs(stale_units)))
+      error("clean: cgroup " + left);
+  }
+  // The emptied TMPDIRs parked for the next run (see make_dir_reusing); one a starting run
+  // takes first is its own, and stays.
+  for (const auto& name : cleaned) {
+    if (auto tree = open_project(name, false)) {
+      if (auto r = remove_parked_dirs(tree->tmp_fd.get()); !r) error("clean " + name + ": " + r.error().message);
+    }
+  }
+  info(std::to_string(removed) + (dry_run ? " run(s) would be removed" : " run(s) removed") +
+       (kept_live ? ", " + std::to_string(kept_live) + " running left alone" : ""));
+  return failures ? 1 : 0;
+}
+
+}  // namespace batman::cli

@@ -1,0 +1,70 @@
+// Shared CLI helpers: messages, parsing glue, $BATMAN_HOME.
+#include "src/cli/cli.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "common/names.hpp"
+
+namespace batman::cli {
+namespace {
+bool g_quiet = false;
+}
+
+void set_quiet(bool q) { g_quiet = q; }
+bool quiet() { return g_quiet; }
+
+// Every message is one line, whatever name or path it echoes (printable escapes controls).
+void info(std::string_view message) {
+  if (!g_quiet) std::cerr << "batman: " << printable(message) << std::endl;
+}
+void error(std::string_view message) { std::cerr << "batman: " << printable(message) << std::endl; }
+
+std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    // CLI11 reports a missing positional before an unknown option; the unknown option is
+    // what the user got wrong ("batman-parallel -x true").
+    for (const auto& arg : args) {
+      if (arg == "--") break;
+      if (arg.size() < 2 || arg[0] != '-') continue;
+      std::string name = arg.substr(0, arg.find('='));
+      if (name.size() > 2 && name[1] != '-') name = name.substr(0, 2);  // -abc: -a
+      if (app.get_option_no_throw(name) == nullptr && name != "-h" && name != "--help") {
+        what = "unknown option '" + name + "' (names cannot start with '-'; put COMMAND after '--' if it does)";
+        break;
+      }
+    }
+    error(app.get_name() + ": " + what + " (see '" + app.get_name() + " --help')");
+    return kExitBatmanError;
+  }
+  return std::nullopt;
+}
+
+std::string batman_home() {
+  if (const char* env = std::getenv("BATMAN_HOME"); env && *env) return env;
+  const char* home = std::getenv("HOME");
+  std::string base;
+  if (home && *home) {
+    base = home;
+  } else if (passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) {
+    base = pw->pw_dir;
+  } else {
+    return {};  // no home: home_dir() reports it; never a predictable path in shared /tmp
+  }
+  return base + "/.batman-parallel";
+}
+
+}  // namespace batman::cli

@@ -1,0 +1,44 @@
+// What every subcommand shares: its entry point's shape, batman's own messages on stderr,
+// and CLI11 glue. Each front end lives in its folder of src/ (see src/meson.build).
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace batman::cli {
+
+// Exit codes of SPEC §4.
+constexpr int kExitTimeout = 124;
+constexpr int kExitBatmanError = 125;
+constexpr int kExitNotExecutable = 126;
+constexpr int kExitNotFound = 127;
+
+// Messages prefixed "batman: " on stderr; info() is silenced by -q.
+void set_quiet(bool quiet);
+bool quiet();
+void info(std::string_view message);
+void error(std::string_view message);
+
+// Parse `args` (without the program name) with `app`. Returns nullopt on success, otherwise
+// the exit code to return (0 for --help, 125 for a usage error, printed as one line).
+std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args);
+
+// Subcommands: args exclude the program and subcommand names.
+int run_job(std::string_view kind, const std::vector<std::string>& args);  // parallel|isolated|multi
+int command_ps(const std::vector<std::string>& args);
+int command_logs(const std::vector<std::string>& args);
+int command_stop(const std::vector<std::string>& args);
+int command_clean(const std::vector<std::string>& args);
+int command_doctor(const std::vector<std::string>& args);
+int command_profiles(const std::vector<std::string>& args);
+int command_supervise(const std::vector<std::string>& args);
+int command_ctl(const std::vector<std::string>& args);
+int command_batch(const std::vector<std::string>& args);
+
+// $BATMAN_HOME, else ~/.batman-parallel.
+std::string batman_home();
+
+}  // namespace batman::cli

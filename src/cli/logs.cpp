@@ -1,0 +1,143 @@
+// `batman logs PROJECT [RUN-ID] [-f] [-n N]`: a run's log, the latest by default.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <deque>
+#include <iostream>
+
+#include "common/fs.hpp"
+#include "common/names.hpp"
+#include "src/cli/cli.hpp"
+#include "src/cli/project.hpp"
+#include "src/cli/runs.hpp"
+
+namespace batman::cli {
+namespace {
+
+// Copy the fd to stdout from where it is; returns bytes copied.
+std::size_t copy_out(int fd) {
+  std::size_t total = 0;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    (void)write_all(1, std::string_view(buf, static_cast<std::size_t>(n)));
+    total += static_cast<std::size_t>(n);
+  }
+  return total;
+}
+
+// Position fd so that only the last n lines remain to be read.
+void seek_last_lines(int fd, long long n) {
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (n == 0) return;  // nothing of the past, only what comes (-f)
+  off_t pos = size;
+  long long newlines = 0;
+  char buf[8192];
+  // A trailing newline ends the last line; it does not start another.
+  bool first = true;
+  while (pos > 0) {
+    off_t chunk = std::min<off_t>(pos, sizeof buf);
+    pos -= chunk;
+    if (::pread(fd, buf, static_cast<std::size_t>(chunk), pos) != chunk) break;
+    for (off_t i = chunk - 1; i >= 0; --i) {
+      if (buf[i] != '\n') {
+        first = false;
+        continue;
+      }
+      if (first) {
+        first = false;
+        continue;
+      }
+      if (++newlines == n) {
+        ::lseek(fd, pos + i + 1, SEEK_SET);
+        return;
+      }
+    }
+  }
+  ::lseek(fd, 0, SEEK_SET);
+}
+
+}  // namespace
+
+int command_logs(const std::vector<std::string>& args) {
+  std::string project, run_id;
+  bool follow = false;
+  long long lines = -1;
+  CLI::App app{"Show a run's log (the latest run by default).", "batman logs"};
+  app.add_option("PROJECT", project, "project")->required();
+  app.add_option("RUN-ID", run_id, "run (default: the latest)");
+  app.add_flag("-f,--follow", follow, "follow until the run ends");
+  app.add_option("-n,--lines", lines, "only the last N lines")->check(CLI::NonNegativeNumber);
+  if (auto rc = parse(app, args)) return *rc;
+  if (!run_id.empty()) {
+    if (auto v = validate_name(run_id, "run-id"); !v) {
+      error(v.error().message);
+      return kExitBatmanError;
+    }
+  }
+  auto tree = open_project(project, false);  // validates the name first
+  if (!tree) {
+    error(tree.error().message);
+    return kExitBatmanError;
+  }
+  auto runs = load_runs(project);
+  const runner::RunState* run = nullptr;
+  for (const auto& s : runs)
+    if (run_id.empty() ? true : s.run_id == run_id) run = &s;  // runs are oldest first
+  if (!run) {
+    error(run_id.empty() ? "project '" + project + "' has no runs yet"
+                         : "no run '" + run_id + "' in project '" + project + "': see 'batman ps --all --project " +
+                               project + "'");
+    return kExitBatmanError;
+  }
+  std::string log_rel = run->log.empty() ? "logs/" + run->run_id + ".log" : run->log;
+  if (log_rel.find("..") != std::string::npos || log_rel.rfind("logs/", 0) != 0) {
+    error("state file of " + run->run_id + " names an unexpected log path '" + log_rel + "'");
+    return kExitBatmanError;
+  }
+  std::string log_name = log_rel.substr(5);
+  int fd = ::openat(tree->logs_fd.get(), log_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat log_stat{};
+  if (fd >= 0 && (::fstat(fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode))) {
+    ::close(fd);
+    error(tree->dir + "/" + log_rel + " is not a regular file: remove it");
+    return kExitBatmanError;
+  }
+  if (fd < 0) {
+    error("cannot open " + tree->dir + "/" + log_rel + ": " + std::strerror(errno));
+    return kExitBatmanError;
+  }
+  UniqueFd log(fd);
+  ::signal(SIGPIPE, SIG_DFL);
+  if (lines >= 0) seek_last_lines(fd, lines);
+  copy_out(fd);
+  if (!follow) return 0;
+
+  UniqueFd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (watch) ::inotify_add_watch(watch.get(), (tree->logs_path() + "/" + log_name).c_str(), IN_MODIFY);
+  std::string id = run->run_id;
+  for (;;) {
+    pollfd p{watch.get(), POLLIN, 0};
+    // Wake on new output; every half second also check whether the run is still alive.
+    ::poll(&p, watch ? 1 : 0, 500);
+    if (watch) {
+      char drain[4096];
+      while (::read(watch.get(), drain, sizeof drain) > 0) {
+      }
+    }
+    copy_out(fd);
+    auto s = runner::read_state(tree->state_fd.get(), id);
+    if (!s || !s->live_status()) {
+      copy_out(fd);
+      return 0;
+    }
+  }
+}
+
+}  // namespace batman::cli

@@ -1,0 +1,135 @@
+// Loading state files across projects, and finding what is left of a lost run.
+#include "src/cli/runs.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "common/fs.hpp"
+#include "common/proc_stat.hpp"
+#include "isolation/cgroups.hpp"
+#include "isolation/spawn.hpp"
+#include "src/cli/project.hpp"
+
+namespace batman::cli {
+
+std::vector<runner::RunState> load_runs(const std::optional<std::string>& project) {
+  std::vector<runner::RunState> runs;
+  std::vector<std::string> projects = project ? std::vector<std::string>{*project} : list_projects();
+  for (const auto& name : projects) {
+    auto tree = open_project(name, false);
+    if (!tree) continue;
+    auto files = list_dir(tree->state_fd.get());
+    if (!files) continue;
+    for (const auto& f : *files) {
+      if (f.size() < 6 || f[0] == '.' || f.substr(f.size() - 5) != ".json") continue;
+      const std::string stem = f.substr(0, f.size() - 5);
+      auto s = runner::read_state(tree->state_fd.get(), stem);
+      if (!s || s->run_id.empty()) continue;
+      // Where the file is says whose run it is, not what it says (a job may have written
+      // it): `stop` and `clean` go by these names for cgroups and environments.
+      s->project = name;
+      s->run_id = stem;
+      runs.push_back(std::move(*s));
+    }
+  }
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.started_at, a.run_id) < std::tie(b.started_at, b.run_id);
+  });
+  return runs;
+}
+
+bool run_is_live(const runner::RunState& s) {
+  if (s.live_status()) return true;
+  return s.status == "lost" && !find_lost_run(s).empty();
+}
+
+std::vector<std::string> job_cgroup_units(const runner::RunState& s) {
+  if (s.project.empty() || s.run_id.empty()) return {};
+  if (s.kind == "batch") {
+    // A batch task's attempt N (restarts N-1) and its health check (src/batch/batch.cpp).
+    const std::string attempt = isolation::job_unit_name({s.project, s.run_id, std::to_string(s.restarts + 1)});
+    return {attempt, attempt + ":check"};
+  }
+  std::vector<std::string> units{isolation::job_unit_name({s.project, s.run_id})};
+  // Before 0.x names were "batman-<project>-<run-id>": such a name is still looked for only
+  // when it can be no other run's, with neither part holding a '-' (a batch attempt's old
+  // name always held three).
+  if (s.project.find('-') == std::string::npos && s.run_id.find('-') == std::string::npos)
+    units.push_back("batman-" + s.project + "-" + s.run_id);
+  return units;
+}
+
+namespace {
+
+bool environ_names_run(pid_t pid, const std::string& project_entry, const std::string& run_entry) {
+  const std::string env = read_file("/proc/" + std::to_string(pid) + "/environ", 1 << 22).value_or("");
+  bool project = false, run = false;
+  for (std::size_t start = 0; start < env.size();) {
+    std::size_t end = env.find('\0', start);
+    if (end == std::string::npos) end = env.size();
+    const std::string_view entry(env.data() + start, end - start);
+    project |= entry == project_entry;
+    run |= entry == run_entry;
+    start = end + 1;
+  }
+  return project && run;
+}
+
+using Proc = isolation::ProcInfo;
+
+}  // namespace
+
+LostRun find_lost_run(const runner::RunState& s) {
+  LostRun out;
+  out.cgroup_dirs = isolation::find_job_cgroup_dirs(job_cgroup_units(s));
+  for (const auto& dir : out.cgroup_dirs) {
+    const std::string procs = read_file(dir + "/cgroup.procs", 1 << 20).value_or("");
+    if (procs.find_first_not_of(" \n") != std::string::npos) out.cgroup_members = true;
+  }
+  const unsigned long long since = s.pid_start_time;
+  if (s.pid <= 1 || since == 0) {
+    if (s.pid > 0) out.distrusted = "pid " + std::to_string(s.pid) + " has no recorded start time";
+    return out;
+  }
+  // The leader as the walk saw it: the pid can be freed and taken by a new process (setsid:
+  // a session and group of the same number) between any earlier look and the walk.
+  const auto procs = isolation::read_processes();
+  unsigned long long leader_now = 0;
+  for (const auto& p : procs)
+    if (p.pid == s.pid) leader_now = p.start;
+  const bool leader_reused = leader_now != 0 && leader_now != since;
+  if (leader_reused)
+    out.distrusted = "pid " + std::to_string(s.pid) + " is another process now (started at tick " +
+                     std::to_string(leader_now) + ", the job's leader at " + std::to_string(since) + ")";
+  std::map<pid_t, std::vector<const Proc*>> children;
+  for (const auto& p : procs) children[p.ppid].push_back(&p);
+  const pid_t self = ::getpid();
+  const std::string project_entry = "BATMAN_PROJECT=" + s.project;
+  const std::string run_entry = "BATMAN_RUN_ID=" + s.run_id;
+  std::vector<const Proc*> stack;
+  for (const auto& p : procs) {
+    if (p.start < since || p.pid == self) continue;  // older than the job: not of it
+    // A reused leader pid means its session and group are gone (the kernel does not hand
+    // out a pid still used as one), so they can only name someone else's processes now.
+    if ((p.pid == s.pid && p.start == since) || (!leader_reused && (p.sid == s.pid || p.pgid == s.pid))) {
+      stack.push_back(&p);
+    } else if (environ_names_run(p.pid, project_entry, run_entry)) {
+      stack.push_back(&p);
+    }
+  }
+  std::set<pid_t> seen;
+  while (!stack.empty()) {
+    const Proc* p = stack.back();
+    stack.pop_back();
+    if (p->start < since || p->pid == self || !seen.insert(p->pid).second) continue;
+    out.processes.push_back({p->pid, p->start});
+    for (const Proc* c : children[p->pid]) stack.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace batman::cli

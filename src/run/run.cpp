@@ -1,0 +1,887 @@
+// `batman parallel|isolated|multi` (and batman-parallel, batman-isolated, batman-multi):
+// one job in its project tree, under an isolation tier and the restart rules of SPEC §8.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "common/duration.hpp"
+#include "common/fs.hpp"
+#include "common/names.hpp"
+#include "common/signals.hpp"
+#include "common/time_format.hpp"
+#include "isolation/backend.hpp"
+#include "isolation/cgroups.hpp"
+#include "isolation/spawn.hpp"
+#include "runner/event_log.hpp"
+#include "runner/job.hpp"
+#include "runner/state_store.hpp"
+#include "src/cli/cli.hpp"
+#include "src/monitor/monitor.hpp"
+#include "isolation/profile_cache.hpp"
+#include "src/cli/project.hpp"
+#include "src/cli/subprocess.hpp"
+
+extern char** environ;
+
+namespace batman::cli {
+namespace {
+
+using runner::ProcState;
+
+struct RunOptions {
+  std::string kind;
+  std::string project;
+  std::string command;
+  std::string isolation = "auto";
+  std::string profile;
+  bool net = false, no_net = false;
+  std::string memory, cpus, pids, timeout;
+  std::string restart = "never", exitcodes = "0", startretries, starttime, stopsignal = "TERM",
+              stoptime = "10s";
+  std::vector<std::string> env;
+  std::string cwd;
+  bool worktree = false, detach = false, keep_tmp = false, quiet = false, no_monitor = false;
+  std::optional<std::string> monitor;
+};
+
+// Everything validated and resolved before anything is created.
+struct RunPlan {
+  RunOptions options;
+  isolation::Profile profile;
+  isolation::TierChoice tier;
+  isolation::Limits limits;
+  runner::RestartRules rules;
+  std::optional<Duration> timeout;
+  std::string cwd;
+  int monitor_port = -1;
+};
+
+Result<RunPlan> make_plan(RunOptions options) {
+  RunPlan plan;
+  if (auto v = validate_name(options.project, options.kind == "multi" ? "ID" : "project"); !v)
+    return std::unexpected(v.error());
+  if (options.command.empty()) return fail("empty COMMAND: give the command to run as one argument");
+  if (options.net && options.no_net) return fail("--net and --no-net contradict each other: give one");
+
+  auto requested = isolation::parse_tier(options.isolation);
+  if (!requested) return std::unexpected(requested.error());
+
+  std::string profile_name = options.profile;
+  if (profile_name.empty()) profile_name = options.kind == "isolated" ? "isolated" : "parallel";
+  auto profile = load_profile_cached(profile_name, batman_home());
+  if (!profile) return std::unexpected(profile.error());
+  plan.profile = std::move(*profile);
+  auto& ns = plan.profile.namespaces;
+  if (options.net) {
+    plan.profile.network = isolation::Network::Host;
+    std::erase(ns, std::string("net"));
+  } else if (options.no_net) {
+    plan.profile.network = isolation::Network::None;
+    if (std::find(ns.begin(), ns.end(), "net") == ns.end()) ns.push_back("net");
+  }
+
+  plan.limits = plan.profile.limits;
+  if (!options.memory.empty()) {
+    auto m = parse_size(options.memory);
+    if (!m) return std::unexpected(m.error().wrap("--memory"));
+    if (*m < 4096) return fail("--memory " + options.memory + " is too small: give at least 4K");
+    plan.limits.memory_bytes = *m;
+  }
+  if (!options.cpus.empty()) {
+    char* end = nullptr;
+    double c = std::strtod(options.cpus.c_str(), &end);
+    if (end == options.cpus.c_str() || *end || !(c > 0) || c > 4096)
+      return fail("--cpus '" + options.cpus + "' is not a positive number of CPUs (e.g. 0.5, 2)");
+    if (c < isolation::kMinCpus)
+      return fail("--cpus " + options.cpus + " is below 0.01, the smallest CPU limit the kernel enforces (1 ms per 100 ms period)");
+    plan.limits.cpus = c;
+  }
+  if (!options.pids.empty()) {
+    auto p = parse_integer(options.pids, "--pids", 1, 4'194'304);
+    if (!p) return std::unexpected(p.error());
+    plan.limits.pids = static_cast<std::uint64_t>(*p);
+  }
+  if (!options.timeout.empty()) {
+    auto t = parse_duration(options.timeout);
+    if (!t) return std::unexpected(t.error().wrap("--timeout"));
+    if (*t <= Duration::zero()) return fail("--timeout must be longer than 0");
+    plan.timeout = *t;
+  }
+
+  auto restart = runner::parse_autorestart(options.restart);
+  if (!restart) return std::unexpected(restart.error().wrap("--restart"));
+  plan.rules.autorestart = *restart;
+  plan.rules.exitcodes.clear();
+  std::stringstream codes(options.exitcodes);
+  for (std::string item; std::getline(codes, item, ',');) {
+    auto c = parse_integer(item, "--exitcodes", 0, 255);
+    if (!c) return std::unexpected(c.error());
+    plan.rules.exitcodes.push_back(static_cast<int>(*c));
+  }
+  if (plan.rules.exitcodes.empty()) return fail("--exitcodes: give at least one code, e.g. 0,2");
+  auto retries = parse_integer(options.startretries.empty() ? "3" : options.startretries, "--startretries", 0, 1000);
+  if (!retries) return std::unexpected(retries.error());
+  plan.rules.startretries = static_cast<int>(*retries);
+  // A one-shot job has no "started" phase: any exit is its result. With a restart policy,
+  // supervisord's 1 s applies so a job that dies at once backs off instead of spinning.
+  std::string starttime = options.starttime;
+  if (starttime.empty()) starttime = *restart == runner::AutoRestart::Never ? "0" : "1s";
+  // Nor is there anything to retry: a job that cannot be started at all fails at once.
+  if (options.starttime.empty() && options.startretries.empty() && *restart == runner::AutoRestart::Never)
+    plan.rules.startretries = 0;
+  auto st = parse_duration(starttime);
+  if (!st) return std::unexpected(st.error().wrap("--starttime"));
+  plan.rules.starttime = *st;
+  auto sig = parse_signal(options.stopsignal);
+  if (!sig) return std::unexpected(sig.error().wrap("--stopsignal"));
+  plan.rules.stopsignal = *sig;
+  auto stoptime = parse_duration(options.stoptime);
+  if (!stoptime) return std::unexpected(stoptime.error().wrap("--stoptime"));
+  plan.rules.stoptime = *stoptime;
+
+  for (const auto& kv : options.env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return fail("--env '" + kv + "' is not KEY=VALUE");
+  }
+
+  std::error_code ec;
+  std::string cwd = options.cwd.empty() ? std::filesystem::current_path(ec).string() : options.cwd;
+  if (ec) return fail("cannot read the current directory: " + ec.message());
+  auto abs = std::filesystem::absolute(cwd, ec);
+  if (ec || !std::filesystem::is_directory(abs, ec))
+    return fail("--cwd " + cwd + " is not a directory");
+  plan.cwd = abs.lexically_normal().string();
+  if (plan.cwd.size() > 1 && plan.cwd.back() == '/') plan.cwd.pop_back();
+
+  if (options.monitor) {
+    auto port = parse_integer(options.monitor->empty() ? "0" : *options.monitor, "--monitor", 0, 65535);
+    if (!port) return std::unexpected(port.error());
+    plan.monitor_port = static_cast<int>(*port);
+  }
+
+  auto tier = isolation::choose_tier(*requested);
+  if (!tier) return std::unexpected(tier.error());
+  plan.tier = std::move(*tier);
+  plan.options = std::move(options);
+  return plan;
+}
+
+std::string format_limit_size(std::optional<std::uint64_t> v) {
+  return v ? std::to_string(*v) : std::string();
+}
+
+// Environment of the job: batman's own (or only the kept keys when the profile clears it),
+// the profile's `set`, --env, then BATMAN_* and TMPDIR.
+std::vector<std::string> job_environment(const RunPlan& plan, const ProjectTree& tree,
+                                         const std::string& run_id, const std::string& tmp_dir) {
+  std::map<std::string, std::string> env;
+  const auto& penv = plan.profile.env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry(*e);
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = entry.substr(0, eq);
+    if (penv.clear && std::find(penv.keep.begin(), penv.keep.end(), key) == penv.keep.end() &&
+        key != "PATH")
+      continue;
+    env[key] = entry.substr(eq + 1);
+  }
+  for (const auto& [k, v] : penv.set) env[k] = v;
+  for (const auto& kv : plan.options.env) {
+    auto eq = kv.find('=');
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  env["BATMAN_PROJECT"] = tree.name;
+  env["BATMAN_RUN_ID"] = run_id;
+  env["BATMAN_HOME"] = tree.home;
+  env["BATMAN_PROJECT_DIR"] = tree.dir;
+  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(plan.tier.tier));
+  env["TMPDIR"] = tmp_dir;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+struct Worktree {
+  std::string repo;  // top level of the repository
+  std::string path;  // worktrees/<run-id>
+};
+
+Result<Worktree> add_worktree(const std::string& cwd, const ProjectTree& tree, const std::string& run_id,
+                              std::string& job_cwd) {
+  auto top = run_capture({"git", "-C", cwd, "rev-parse", "--show-toplevel"});
+  if (!top) return std::unexpected(top.error().wrap("--worktree: git"));
+  if (top->exit_code != 0)
+    return fail("--worktree: " + cwd + " is not inside a git repository (run it from a checkout)");
+  std::string repo = top->out;
+  while (!repo.empty() && (repo.back() == '\n' || repo.back() == '\r')) repo.pop_back();
+  Worktree wt{repo, tree.worktrees_path() + "/" + run_id};
+  auto add = run_capture({"git", "-C", repo, "worktree", "add", "--detach", "--quiet", wt.path, "HEAD"});
+  if (!add) return std::unexpected(add.error().wrap("--worktree: git worktree add"));
+  if (add->exit_code != 0) {
+    std::string msg = add->out;
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return fail("--worktree: git worktree add failed: " + msg);
+  }
+  std::string rel = std::filesystem::path(cwd).lexically_relative(repo).string();
+  job_cwd = (rel.empty() || rel == ".") ? wt.path : wt.path + "/" + rel;
+  return wt;
+}
+
+// The run itself: state, log, job, event loop. Returns batman's exit code.
+class Run final : public runner::Job::Listener {
+ public:
+  Run(RunPlan plan, ProjectTree tree, std::string run_id, UniqueFd lock_fd)
+      : plan_(std::move(plan)), tree_(std::move(tree)), run_id_(std::move(run_id)),
+        lock_fd_(std::move(lock_fd)) {}
+  ~Run() override {
+    if (presync_.joinable()) presync_.join();
+    if (running_write_.joinable()) running_write_.join();
+  }
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
+  // ready: written one byte (0 = started, 1 = failed) once the job has started, for --detach.
+  int execute(int ready_fd);
+
+  void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
+  void on_starting(runner::Job& job, pid_t pid) override;
+  Result<void> prepare_start(runner::Job& job) override;
+  void on_spawned(runner::Job& job, pid_t pid) override;
+
+ private:
+  void save_state();
+  void signal_ready(char status);
+  // An error before the job started: say it (also to a --detach parent), remove what was made.
+  int fail_early(const std::string& message);
+  void handle_signal(const signalfd_siginfo& info);
+
+  RunPlan plan_;
+  ProjectTree tree_;
+  std::string run_id_;
+  UniqueFd lock_fd_;
+  runner::RunState state_;
+  std::unique_ptr<runner::EventLoop> loop_;
+  std::unique_ptr<runner::Job> job_;
+  std::unique_ptr<Monitor> monitor_;
+  std::shared_ptr<spdlog::logger> events_;
+  int ready_fd_ = -1;
+  bool timed_out_ = false;
+  bool stop_requested_ = false;
+  bool settle_check_pending_ = false;
+  bool made_tmp_ = false, made_log_ = false;
+  // The run's log, opened by prepare_start with its TMPDIR (under the namespaces tier while
+  // the child unshares its namespaces); the job cannot write before then.
+  class LogSink final : public runner::Sink {
+   public:
+    void write(std::string_view data) override {
+      if (file) file->write(data);
+    }
+    void flush() override {
+      if (file) file->flush();
+    }
+    std::unique_ptr<runner::FileSink> file;
+  } log_sink_;
+  std::optional<Worktree> worktree_;
+  // The final state's temporary file, made while the job runs: at the end only the write,
+  // fsync and rename are left on the way out.
+  std::optional<PendingFile> final_state_;
+  // The `running` write goes on a thread: its fsync (milliseconds on some disks) must not keep
+  // the loop from the job's end; the final rename waits for it, so the order on disk holds.
+  std::thread running_write_;
+  std::thread presync_;  // the final state's temporary file, fsynced while the job runs
+  std::string running_write_error_;
+  std::optional<runner::EventLoop::TimerId> running_timer_;
+  static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
+  // What the final state may have beyond the `running` one (end time, exit code, signal).
+  static constexpr std::size_t kFinalStateReserve = 1024;
+  void final_state_not_written(const std::string& why);
+  void wait_running_write();
+};
+
+// `work` on a thread of its own, or here and now when no thread can be had (then the
+// returned thread is not joinable).
+std::thread on_a_thread(std::function<void()> work) {
+  try {
+    return std::thread(work);
+  } catch (const std::system_error&) {
+    work();
+    return {};
+  }
+}
+
+void Run::wait_running_write() {
+  if (running_write_.joinable()) running_write_.join();
+  if (!running_write_error_.empty()) error("cannot write state file: " + running_write_error_);
+  running_write_error_.clear();
+}
+
+void Run::save_state() {
+  if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w)
+    error("cannot write state file: " + w.error().message);
+}
+
+void Run::final_state_not_written(const std::string& why) {
+  std::string what = "the end of " + run_id_ + " (" + state_.status;
+  if (state_.exit_code) what += ", exit " + std::to_string(*state_.exit_code);
+  if (state_.signal) what += ", signal " + std::to_string(*state_.signal);
+  what += ") could not be written to " + tree_.state_path() + "/" + run_id_ + ".json: " + why;
+  error(what);
+  if (events_) events_->error("{}", what);
+}
+
+void Run::signal_ready(char status) {
+  if (ready_fd_ < 0) return;
+  (void)!::write(ready_fd_, &status, 1);
+  ::close(ready_fd_);
+  ready_fd_ = -1;
+}
+
+void Run::on_starting(runner::Job&, pid_t pid) {
+  // A child that then fails to start is recorded as failed by the final write.
+  state_.pid = pid;
+  state_.pid_start_time = runner::process_start_time(pid);
+  state_.restarts = job_ ? job_->process().restarts() : 0;
+  state_.status = "running";
+  // Written a few milliseconds in, as the batch writer coalesces: a job that is over by then
+  // gets one state write (its end) instead of two fsyncs in a row on its way out.
+  if (running_timer_) loop_->cancel_timer(*running_timer_);
+  running_timer_ = loop_->add_timer_after(kRunningWriteDelay, [this] {
+    running_timer_.reset();
+    wait_running_write();  // a restart's: one write at a time, in order
+    running_write_ = on_a_thread([this, text = runner::to_json(state_)] {
+      if (auto w = write_file_atomic(tree_.state_fd.get(), run_id_ + ".json", text, 0600); !w)
+        running_write_error_ = w.error().message;
+    });
+  });
+  if (final_state_ && !presync_.joinable()) {
+    // While the job runs, and off the loop (a job may be over before the disk is done):
+    // the final fsync is then lighter.
+    presync_ = on_a_thread([this] { (void)final_state_->presync(); });
+  }
+}
+
+Result<void> Run::prepare_start(runner::Job&) {
+  if (log_sink_.file) return {};  // a restart appends to the run's log
+  // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
+  if (plan_.options.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
+  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), run_id_); !made)
+    return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_, made.error().code);
+  made_tmp_ = true;
+  const std::string name = run_id_ + ".log";
+  const std::string shown = tree_.logs_path() + "/" + name;
+  int flags = O_WRONLY | O_CREAT | O_APPEND | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
+  auto fd = open_regular_at(tree_.logs_fd.get(), name, flags, 0600, shown);  // never a FIFO
+  if (!fd) return std::unexpected(fd.error().wrap("cannot create log"));
+  made_log_ = true;
+  log_sink_.file = runner::FileSink::adopt(std::move(*fd), shown);
+  // The final state's file, with room for it, before the job exists: a job that fills the
+  // disk (ENOSPC) cannot keep its end from being recorded, and on a disk already full the
+  // run is refused (125) instead of started with no record that `ps` or `stop` could find.
+  if (!final_state_) {
+    auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json");
+    if (!f) return std::unexpected(f.error().wrap("cannot create the state file"));
+    if (auto r = f->reserve(kFinalStateReserve + runner::to_json(state_).size()); !r)
+      return std::unexpected(r.error().wrap("cannot reserve room for the state file"));  // ~PendingFile removes it
+    final_state_ = std::move(*f);
+  }
+  // A log the disk could not take (ENOSPC) is said once, here and in the events log.
+  log_sink_.file->set_on_error([this](const std::string& message) {
+    error(message);
+    if (events_) events_->warn("{} {}", run_id_, message);
+  });
+  return {};
+}
+
+void Run::on_spawned(runner::Job&, pid_t pid) {
+  if (events_) events_->info("{} started pid {} ({})", run_id_, pid, state_.restarts ? "restart" : "start");
+  if (ready_fd_ >= 0 && running_timer_) {
+    // --detach: the caller may run `batman ps` or `batman stop` the moment we answer, so the
+    // state file is there first.
+    loop_->cancel_timer(*running_timer_);
+    running_timer_.reset();
+    wait_running_write();
+    save_state();
+  } else if (ready_fd_ >= 0) {
+    wait_running_write();  // the timer went off first: its write is in flight
+  }
+  signal_ready(0);
+}
+
+void Run::on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) {
+  if (events_)
+    events_->info("{} {} -> {}: {}", run_id_, runner::state_name(from), runner::state_name(to), why);
+  if (to == ProcState::Backoff || to == ProcState::Fatal) info(std::string(runner::state_name(to)) + ": " + why);
+  // Restarts go EXITED -> STARTING inside one on_exit call, so look once the dust settles.
+  if (!settle_check_pending_) {
+    settle_check_pending_ = true;
+    loop_->add_timer_after(Duration::zero(), [this, &job] {
+      settle_check_pending_ = false;
+      if (job.process().settled()) loop_->stop();
+    });
+  }
+}
+
+void Run::handle_signal(const signalfd_siginfo& info) {
+  int sig = static_cast<int>(info.ssi_signo);
+  if (sig == SIGCHLD) {
+    // Orphans reparented to us (the subreaper) are reaped as they exit; the job's own
+    // process is left to its pidfd watch.
+    std::vector<pid_t> keep;
+    if (job_ && job_->process().pid() > 0) keep.push_back(job_->process().pid());
+    isolation::reap_strays(keep);
+    return;
+  }
+  if (sig == SIGHUP) {
+    job_->signal_tree(SIGHUP);
+    return;
+  }
+  // SIGINT/SIGTERM: run the stop sequence. `batman stop` sends SIGTERM through sigqueue
+  // with the signal and grace it wants packed in the value.
+  std::optional<int> send = sig;
+  std::optional<Duration> grace;
+  if (info.ssi_code == SI_QUEUE) {
+    // From `batman stop`: low byte the signal (0: the job's stopsignal), the rest the grace
+    // in tenths of a second plus one (0: the job's stoptime).
+    unsigned packed = static_cast<unsigned>(info.ssi_int);
+    send = (packed & 0xff) ? std::optional<int>(static_cast<int>(packed & 0xff)) : std::nullopt;
+    if (packed >> 8) grace = std::chrono::milliseconds(static_cast<long long>((packed >> 8) - 1) * 100);
+  }
+  if (stop_requested_) {
+    // A second Ctrl-C does not wait for stoptime.
+    job_->signal_tree(SIGKILL);
+    return;
+  }
+  stop_requested_ = true;
+  job_->process().stop(send, grace);
+}
+
+int Run::fail_early(const std::string& message) {
+  error(message);
+  if (ready_fd_ >= 0) {
+    // --detach: the parent prints it; this process's stderr is /dev/null.
+    std::string packet = "\x01" + message;
+    (void)write_all(ready_fd_, packet);
+    ::close(ready_fd_);
+    ready_fd_ = -1;
+  }
+  // Nothing of a run that never started is left behind for `clean` to miss.
+  if (made_tmp_) (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_);
+  if (made_log_) (void)remove_tree_at(tree_.logs_fd.get(), run_id_ + ".log");
+  if (worktree_) {
+    auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
+    (void)rm;
+  }
+  return kExitBatmanError;
+}
+
+int Run::execute(int ready_fd) {
+  ready_fd_ = ready_fd;
+  const auto& o = plan_.options;
+  std::string tmp_dir = tree_.tmp_path() + "/" + run_id_;
+  std::string log_name = run_id_ + ".log";
+
+  // What can fail without touching the project tree comes first.
+  auto loop = runner::EventLoop::create();
+  if (!loop) return fail_early(loop.error().message);
+  loop_ = std::move(*loop);
+  ::signal(SIGPIPE, SIG_IGN);
+  auto signals = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP, SIGCHLD},
+                                       [this](const signalfd_siginfo& i) { handle_signal(i); });
+  if (!signals) return fail_early(signals.error().message);
+  if (plan_.monitor_port >= 0) {
+    auto m = Monitor::start(plan_.monitor_port, tree_.state_path() + "/" + run_id_ + ".json",
+                            tree_.name + " " + run_id_);
+    if (!m) return fail_early(m.error().message);
+    monitor_ = std::move(*m);
+    state_.monitor_url = monitor_->url();
+    info("monitor: " + monitor_->url());
+  }
+
+  if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))
+    events_ = *ev;
+  else
+    info("warning: " + ev.error().message + "; this run is not in the events log");
+
+
+  std::string job_cwd = plan_.cwd;
+  if (o.worktree) {
+    auto wt = add_worktree(plan_.cwd, tree_, run_id_, job_cwd);
+    if (!wt) return fail_early(wt.error().message);
+    worktree_ = *wt;
+  }
+
+  state_.project = tree_.name;
+  state_.run_id = run_id_;
+  state_.kind = o.kind;
+  state_.command = o.command;
+  state_.cwd = job_cwd;
+  state_.batman_pid = ::getpid();
+  state_.batman_start_time = runner::process_start_time(::getpid());
+  state_.isolation.tier = std::string(isolation::tier_name(plan_.tier.tier));
+  state_.isolation.profile = plan_.profile.name;
+  for (const auto& s : plan_.tier.skipped)
+    state_.isolation.skipped.push_back({std::string(isolation::tier_name(s.tier)), s.reason});
+  if (plan_.limits.memory_bytes) state_.limits.memory = format_limit_size(plan_.limits.memory_bytes);
+  if (plan_.limits.cpus) state_.limits.cpus = o.cpus.empty() ? std::to_string(*plan_.limits.cpus) : o.cpus;
+  if (plan_.limits.pids) state_.limits.pids = format_limit_size(plan_.limits.pids);
+  state_.started_at = format_rfc3339(std::chrono::system_clock::now());
+  state_.log = "logs/" + log_name;
+  if (worktree_) state_.worktree = worktree_->path;
+
+  isolation::LaunchRequest request;
+  request.argv = {"/bin/sh", "-c", o.command};
+  request.env = job_environment(plan_, tree_, run_id_, tmp_dir);
+  request.cwd = job_cwd;
+  request.project_dir = tree_.dir;
+  request.batman_home = tree_.home;
+  if (worktree_) request.worktree = worktree_->path;
+  request.tmp_dir = tmp_dir;
+  request.run_id = run_id_;
+  request.unit_name = isolation::job_unit_name({tree_.name, run_id_});
+  request.profile = plan_.profile;
+  request.limits = plan_.limits;
+
+  // A reader that goes away ends the job as it would end a pipeline: with SIGPIPE.
+  auto on_broken = [this] {
+    if (job_ && !stop_requested_) {
+      stop_requested_ = true;
+      job_->process().stop(SIGPIPE);
+    }
+  };
+  runner::FdSink term_out(1, on_broken), term_err(2, on_broken);
+  std::vector<runner::Sink*> out_sinks{&log_sink_}, err_sinks{&log_sink_};
+  if (!o.detach) {
+    out_sinks.insert(out_sinks.begin(), &term_out);
+    err_sinks.insert(err_sinks.begin(), &term_err);
+  }
+  job_ = std::make_unique<runner::Job>(*loop_, isolation::make_backend(plan_.tier.tier), request, plan_.rules,
+                                       this, out_sinks, err_sinks, o.detach ? -1 : 0);
+  auto unenforced = job_->prepare();
+  if (!unenforced) return fail_early(unenforced.error().message);
+  state_.isolation.unenforced = *unenforced;
+  if (!unenforced->empty() && !o.quiet) {
+    std::string joined;
+    for (const auto& u : *unenforced) joined += (joined.empty() ? "" : "; ") + u;
+    info("not enforced: " + joined);
+  }
+  // The first state write is on_starting's (status running, with the pid): one fsync fewer
+  // on every run's critical path. A job that never starts gets its file at the end.
+
+  if (plan_.timeout) {
+    loop_->add_timer_after(*plan_.timeout, [this] {
+      timed_out_ = true;
+      info("timeout after " + plan_.options.timeout + ": stopping the job");
+      job_->process().stop();
+    });
+  }
+  if (events_) events_->info("{} run: {}", run_id_, o.command);
+  job_->process().start();
+  if (!job_->process().settled()) (void)loop_->run();
+  job_->finish();
+
+  // Whatever of the job is still alive is below us (we are its subreaper): daemons that
+  // left its session, their children reparented to us. None of it outlives the run. A job in
+  // a pid namespace of its own has nothing left by now: the kernel killed every process in
+  // it when its PID 1 ended.
+  if (!isolation::has_own_pid_namespace(plan_.tier.tier, plan_.profile)) isolation::kill_all_descendants();
+
+  const auto& proc = job_->process();
+  int code = 0;
+  auto last = proc.last_exit();
+  state_.restarts = proc.restarts();
+  state_.ended_at = format_rfc3339(std::chrono::system_clock::now());
+  if (last) {
+    state_.exit_code = last->signal ? std::nullopt : std::optional<int>(last->code);
+    state_.signal = last->signal ? std::optional<int>(last->signal) : std::nullopt;
+  }
+  if (timed_out_) {
+    code = kExitTimeout;
+    state_.status = "timeout";
+  } else if (!last) {
+    // Never ran: the tier could not start it.
+    std::string why = job_->spawn_error() ? job_->spawn_error()->message : proc.reason();
+    error("could not start the job: " + why);
+    code = kExitBatmanError;
+    state_.status = "failed";
+    state_.exit_code = kExitBatmanError;
+  } else if (last->signal) {
+    code = 128 + last->signal;
+    state_.status = "killed";
+  } else {
+    code = last->code;
+    state_.status = (code == 0 && !stop_requested_) ? "succeeded" : (stop_requested_ ? "killed" : "failed");
+  }
+  if (code == kExitBatmanError && !last) {
+    if (ready_fd_ >= 0) {
+      std::string packet = "\x01" "could not start the job: " +
+                           (job_->spawn_error() ? job_->spawn_error()->message : proc.reason());
+      (void)write_all(ready_fd_, packet);
+      ::close(ready_fd_);
+      ready_fd_ = -1;
+    }
+  }
+  signal_ready(0);
+  if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
+
+  // The run's TMPDIR goes on a thread of its own while the final state is written: the two
+  // are independent, and both wait on the disk.
+  // Parked for the next run (make_dir_reusing) only when nothing of the job is left to write
+  // into it: everything below us is gone by now (above), but a job under systemd-run is
+  // systemd's child, not ours.
+  std::thread remove_tmp;
+  const bool park = plan_.tier.tier != isolation::Tier::Systemd;
+  if (!o.keep_tmp)
+    remove_tmp = on_a_thread([this, park] {
+      (void)(park ? remove_tree_parking(tree_.tmp_fd.get(), run_id_) : remove_tree_at(tree_.tmp_fd.get(), run_id_));
+    });
+  if (worktree_) {
+    if (code == 0) {
+      auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
+      if (!rm || rm->exit_code != 0) info("could not remove worktree " + worktree_->path);
+    } else {
+      info("worktree kept for inspection: " + worktree_->path);
+    }
+  }
+  // The final state is written and synced beside a `running` write still in flight, and
+  // renamed after it. A `running` write not begun yet is not needed any more.
+  if (running_timer_) loop_->cancel_timer(*running_timer_);
+  running_timer_.reset();
+  if (presync_.joinable()) presync_.join();
+  if (final_state_) {
+    const std::string text = runner::to_json(state_);
+    auto w = final_state_->sync(text);
+    wait_running_write();
+    if (w) w = final_state_->publish();
+    // A full disk despite the reservation: the `running` file is rewritten in place.
+    if (!w && disk_full(w.error().code)) {
+      if (auto in_place = overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", text)) w = in_place;
+    }
+    if (!w) final_state_not_written(w.error().message);
+    final_state_.reset();
+  } else {
+    wait_running_write();
+    if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w) final_state_not_written(w.error().message);
+  }
+  if (remove_tmp.joinable()) remove_tmp.join();
+  return code;
+}
+
+// batman-multi: one live instance per ID, held by flock on state/<ID>.lock. The holder
+// writes "PID START_TICKS STARTED_AT" into the file under the lock, so a second start can
+// name it even before the holder's state file exists.
+void record_lock_owner(int lock_fd) {
+  pid_t self = ::getpid();
+  std::string owner = std::to_string(self) + " " + std::to_string(runner::process_start_time(self)) + " " +
+                      format_rfc3339(std::chrono::system_clock::now()) + "\n";
+  if (::ftruncate(lock_fd, 0) == 0) (void)::pwrite(lock_fd, owner.data(), owner.size(), 0);
+}
+
+struct LockOwner {
+  pid_t pid = 0;
+  std::string started;
+};
+
+// The live holder the lock file names, if it names one.
+std::optional<LockOwner> lock_owner(int lock_fd) {
+  char buf[128];
+  ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return std::nullopt;
+  std::istringstream in(std::string(buf, static_cast<std::size_t>(n)));
+  long long pid = 0;
+  unsigned long long ticks = 0;
+  std::string started;
+  if (!(in >> pid >> ticks >> started) || pid <= 0 || pid > std::numeric_limits<pid_t>::max() || ticks == 0)
+    return std::nullopt;
+  // A file left by a holder that died names a dead (or reused) pid: not the running one.
+  if (runner::process_start_time(static_cast<pid_t>(pid)) != ticks) return std::nullopt;
+  return LockOwner{static_cast<pid_t>(pid), started};
+}
+
+Result<UniqueFd> lock_instance(const ProjectTree& tree, const std::string& id) {
+  std::string name = id + ".lock";
+  int fd = ::openat(tree.state_fd.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return sys_error("open " + tree.state_path() + "/" + name);
+  UniqueFd lock(fd);
+  // The winner of a start race writes its pid right after taking the lock: a loser that reads
+  // the file in between waits a little for it (or takes the lock, if the winner is gone).
+  std::optional<LockOwner> owner;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      record_lock_owner(fd);
+      return lock;
+    }
+    if (errno != EWOULDBLOCK && errno != EINTR) return sys_error("lock " + name);
+    if ((owner = lock_owner(fd))) break;
+    timespec pause{0, 10'000'000};
+    ::nanosleep(&pause, nullptr);
+  }
+  // The job's pid and start once its state file says so, and always batman's own.
+  std::string detail = "its pid is not known yet";
+  auto s = runner::read_state(tree.state_fd.get(), id);
+  bool state_live = s && s->live_status() && s->pid > 0 && (!owner || s->batman_pid == owner->pid);
+  if (state_live)
+    detail = "pid " + std::to_string(s->pid) + ", started " + s->started_at + ", batman pid " + std::to_string(s->batman_pid);
+  else if (owner)
+    detail = "batman pid " + std::to_string(owner->pid) + ", started " + owner->started;
+  return fail("instance '" + id + "' is already running (" + detail + "): stop it with 'batman stop " + id +
+              "' or pick another ID");
+}
+
+}  // namespace
+
+int run_job(std::string_view kind, const std::vector<std::string>& args) {
+  RunOptions o;
+  o.kind = std::string(kind);
+  std::string program = kind == "parallel" ? "batman-parallel" : kind == "isolated" ? "batman-isolated" : "batman-multi";
+  CLI::App app{kind == "parallel"   ? "Run COMMAND in PROJECT's own tree, side by side with other runs."
+               : kind == "isolated" ? "Run COMMAND with the strongest isolation this machine allows."
+                                    : "Run COMMAND as the one live instance of ID.",
+               program};
+  app.set_help_flag("-h,--help", "show this help");
+  if (kind == "parallel") app.add_option("PROJECT", o.project, "project name")->required();
+  if (kind == "multi") app.add_option("ID", o.project, "instance ID (also the project)")->required();
+  app.add_option("COMMAND", o.command, "command, run as /bin/sh -c COMMAND")->required();
+  if (kind == "isolated") {
+    o.project = "isolated";
+    app.add_option("--project", o.project, "project name (default: isolated)");
+  }
+  app.add_option("--isolation", o.isolation, "auto|namespaces|firejail|systemd|env");
+  app.add_option("--profile", o.profile, "isolation profile: NAME or FILE");
+  app.add_flag("--net", o.net, "use the host network");
+  app.add_flag("--no-net", o.no_net, "no network");
+  app.add_option("--memory", o.memory, "memory limit, e.g. 512M");
+  app.add_option("--cpus", o.cpus, "CPU limit, e.g. 1.5");
+  app.add_option("--pids", o.pids, "process count limit");
+  app.add_option("--timeout", o.timeout, "stop the job after DURATION (exit 124)");
+  app.add_option("--restart", o.restart, "always|never|unexpected (default never)");
+  app.add_option("--exitcodes", o.exitcodes, "expected exit codes, e.g. 0,2");
+  app.add_option("--startretries", o.startretries, "retries of a failed start");
+  app.add_option("--starttime", o.starttime, "time up before a start counts");
+  app.add_option("--stopsignal", o.stopsignal, "signal of the stop sequence");
+  app.add_option("--stoptime", o.stoptime, "wait before SIGKILL");
+  app.add_option("--env", o.env, "K=V for the job (repeatable)")->allow_extra_args(false)->take_all();
+  app.add_option("--cwd", o.cwd, "working directory");
+  app.add_flag("--worktree", o.worktree, "run in a fresh git worktree");
+  app.add_flag("-d,--detach", o.detach, "run in the background, print the run-id");
+  app.add_flag("--keep-tmp", o.keep_tmp, "keep tmp/<run-id> afterwards");
+  // --monitor takes its port only as --monitor=PORT (a separate word would be PROJECT or
+  // COMMAND); it is taken out before CLI11 sees the arguments.
+  bool monitor_flag = false;
+  app.add_flag("--monitor", monitor_flag, "serve a status page on 127.0.0.1 (--monitor=PORT for a fixed port)");
+  app.add_flag("--no-monitor", o.no_monitor, "no status page (the default)");
+  app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
+  std::vector<std::string> rest;
+  bool options_ended = false;
+  for (const auto& a : args) {
+    if (!options_ended && a == "--") options_ended = true;
+    if (!options_ended && a.rfind("--monitor=", 0) == 0) {
+      o.monitor = a.substr(10);
+      continue;
+    }
+    rest.push_back(a);
+  }
+  if (auto rc = parse(app, rest)) return *rc;
+  if (monitor_flag && !o.monitor) o.monitor = "";
+  set_quiet(o.quiet);
+
+  auto plan = make_plan(o);
+  if (!plan) {
+    error(plan.error().message);
+    return kExitBatmanError;
+  }
+  info(plan->tier.summary());
+
+  auto tree = open_project(plan->options.project, true);
+  if (!tree) {
+    error(tree.error().message);
+    return kExitBatmanError;
+  }
+
+  UniqueFd lock;
+  std::string run_id;
+  if (kind == "multi") {
+    auto l = lock_instance(*tree, plan->options.project);
+    if (!l) {
+      error(l.error().message);
+      return kExitBatmanError;
+    }
+    lock = std::move(*l);
+    run_id = plan->options.project;
+  } else {
+    run_id = new_run_id();
+    // Unique even within one second: six random hex digits, and the log is created O_EXCL.
+    struct stat st{};
+    while (::fstatat(tree->logs_fd.get(), (run_id + ".log").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      run_id = new_run_id();
+  }
+
+  if (!plan->options.detach) {
+    Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
+    return run.execute(-1);
+  }
+
+  // --detach: the child runs the job in its own session; the parent prints the run-id once
+  // the job has started (so `batman ps` sees it at once) and exits 0.
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) {
+    error(std::string("pipe: ") + std::strerror(errno));
+    return kExitBatmanError;
+  }
+  std::cout.flush();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    error(std::string("fork: ") + std::strerror(errno));
+    return kExitBatmanError;
+  }
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::setsid();
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    set_quiet(true);
+    if (lock) record_lock_owner(lock.get());  // the instance is now this process
+    Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
+    std::_Exit(run.execute(ready[1]));
+  }
+  ::close(ready[1]);
+  lock.reset();
+  std::string reply;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<std::size_t>(n));
+    if (reply[0] == 0) break;
+  }
+  ::close(ready[0]);
+  if (reply.empty() || reply[0] != 0) {
+    std::string why = reply.size() > 1 ? reply.substr(1) : "it exited before starting the job";
+    error("the detached run " + run_id + " failed to start: " + why);
+    return kExitBatmanError;
+  }
+  std::cout << run_id << std::endl;
+  return 0;
+}
+
+}  // namespace batman::cli

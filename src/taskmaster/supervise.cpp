@@ -1,0 +1,400 @@
+// `batman supervise CONFIG` (alias `taskmaster CONFIG`): the Taskmaster daemon of SPEC §9 —
+// programs under restart rules, the control socket, the foreground shell, SIGHUP reload.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include "common/fs.hpp"
+#include "runner/event_log.hpp"
+#include "runner/event_loop.hpp"
+#include "src/taskmaster/leftovers.hpp"
+#include "src/taskmaster/supervisor.hpp"
+#include "src/cli/cli.hpp"
+#include "src/taskmaster/control_commands.hpp"
+#include "src/taskmaster/control_socket.hpp"
+#include "src/cli/project.hpp"
+#include "src/taskmaster/shell.hpp"
+#include "src/taskmaster/supervisor_config.hpp"
+
+extern char** environ;
+
+namespace batman::cli {
+namespace {
+
+struct SuperviseOptions {
+  std::string config;
+  bool daemon = false;
+  std::string pidfile;
+};
+
+// Detach (fork, setsid, fork). The first parent waits for the daemon to say it is serving
+// (or why it is not) over `ready`, so `taskmaster --daemon` fails loudly when it fails.
+// Returns in the daemon only; the first parent exits.
+[[noreturn]] void wait_for_daemon(int ready_read) {
+  std::string message;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(ready_read, buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
+  if (message.rfind("ok ", 0) == 0) {
+    auto nl = message.find('\n');
+    info("supervisor running as pid " + message.substr(3, nl == std::string::npos ? std::string::npos : nl - 3));
+    if (nl != std::string::npos) info(message.substr(nl + 1));
+    std::_Exit(0);
+  }
+  error(message.empty() ? std::string("the daemon exited before it was ready") : message);
+  std::_Exit(kExitBatmanError);
+}
+
+Result<UniqueFd> daemonize() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("pipe");
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return sys_error("fork");
+  if (pid > 0) {
+    ::close(fds[1]);
+    wait_for_daemon(fds[0]);
+  }
+  ::close(fds[0]);
+  if (::setsid() < 0) std::_Exit(kExitBatmanError);
+  pid = ::fork();
+  if (pid < 0) std::_Exit(kExitBatmanError);
+  if (pid > 0) std::_Exit(0);
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (null > 2) ::close(null);
+  }
+  return UniqueFd(fds[1]);
+}
+
+void tell(int ready_fd, const std::string& message) {
+  if (ready_fd >= 0) (void)write_all(ready_fd, message);
+}
+
+// File descriptors the supervisor holds: its own (event loop, signalfd, timerfd, event log,
+// project tree, listener, state writer...) and, per instance, the stdout/stderr pipes, the
+// two log files and the pidfd, plus the ones a spawn holds for a moment. Measured with
+// /proc/PID/fd: 10 instances hold 96, 100 hold 816 (16 + 8 per instance).
+constexpr std::size_t kBaseFds = 32;
+constexpr std::size_t kFdsPerInstance = 8;
+// Control connections always allowed beyond the programs' share.
+constexpr std::size_t kMinControlClients = 16;
+
+std::size_t instance_count(const runner::SupervisorConfig& config) {
+  std::size_t n = 0;
+  for (const auto& p : config.programs) n += static_cast<std::size_t>(std::max(0, p.numprocs));
+  return n;
+}
+
+std::size_t fds_needed(const runner::SupervisorConfig& config) {
+  return kBaseFds + kFdsPerInstance * instance_count(config) + kMinControlClients;
+}
+
+rlim_t fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  return limit.rlim_cur;
+}
+
+// Every program holds about eight fds: raise the soft limit to the hard one, as supervisord's
+// minfds does, so hundreds of programs fit.
+void raise_fd_limit() {
+  if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1 << 16);
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+// Control connections that fit beside the programs.
+std::size_t client_budget(const runner::SupervisorConfig& config) {
+  rlim_t limit = fd_limit();
+  std::size_t needed = fds_needed(config);
+  if (limit == RLIM_INFINITY) return kMaxClients;
+  return limit > needed ? static_cast<std::size_t>(limit - needed) + kMinControlClients : kMinControlClients;
+}
+
+// A config that needs more fds than the limit allows is refused whole, before anything is
+// created: otherwise instances past the limit fail one by one with EMFILE.
+Result<void> check_fd_budget(const runner::SupervisorConfig& config) {
+  std::size_t needed = fds_needed(config);
+  rlim_t limit = fd_limit();
+  if (limit == RLIM_INFINITY || needed <= limit) return {};
+  return fail(config.source + ": " + std::to_string(instance_count(config)) + " instances need about " +
+              std::to_string(needed) + " file descriptors, but the limit (RLIMIT_NOFILE) is " + std::to_string(limit) +
+              ": raise it (ulimit -n, LimitNOFILE=) or lower numprocs");
+}
+
+// Processes a supervisor that died without stopping its programs (kill -9) left running:
+// found from its programs' state files, killed, and said. Returns what to report.
+std::string kill_abandoned(int state_dirfd) {
+  pid_t self = ::getpid();
+  auto records = runner::abandoned_programs(state_dirfd, self);
+  if (records.empty()) return {};
+  std::vector<runner::Leftover> killed;
+  // A leftover may fork while we kill: look again until nothing is found.
+  for (int round = 0; round < 5; ++round) {
+    auto found = runner::find_leftovers(records, self);
+    if (found.empty()) break;
+    auto k = runner::kill_leftovers(found, std::chrono::seconds(2));
+    if (k.empty()) break;
+    killed.insert(killed.end(), k.begin(), k.end());
+  }
+  if (killed.empty()) return {};
+  std::set<pid_t> supervisors;
+  for (const auto& r : records) supervisors.insert(r.batman_pid);
+  std::string message = "killed " + std::to_string(killed.size()) + " process" + (killed.size() == 1 ? "" : "es") +
+                        " left running by a supervisor that did not stop its programs (pid";
+  for (pid_t p : supervisors) message += " " + std::to_string(p);
+  message += "):";
+  std::size_t shown = 0;
+  for (const auto& l : killed) {
+    if (++shown > 20) {
+      message += " ...";
+      break;
+    }
+    message += " " + l.run_id + ": " + l.command + " (pid " + std::to_string(l.pid) + ")" + (shown < killed.size() ? "," : "");
+  }
+  return message;
+}
+
+int supervise(const SuperviseOptions& options) {
+  std::error_code ec;
+  std::string config_path = std::filesystem::absolute(options.config, ec).lexically_normal().string();
+  if (ec) config_path = options.config;
+  auto config = load_supervisor_config(config_path);
+  if (!config) {
+    error(config.error().message);
+    return kExitBatmanError;
+  }
+  raise_fd_limit();
+  if (auto fits = check_fd_budget(*config); !fits) {
+    error(fits.error().message);
+    return kExitBatmanError;
+  }
+  auto tree = open_project(config->project, true);
+  if (!tree) {
+    error(tree.error().message);
+    return kExitBatmanError;
+  }
+  std::string socket_path = config->socket.value_or(tree->state_path() + "/control.sock");
+  std::string pidfile = options.pidfile.empty() ? tree->state_path() + "/supervisor.pid" : options.pidfile;
+  std::string start_dir = std::filesystem::current_path(ec).string();
+  if (ec) start_dir = "/";
+
+  auto events = config->logfile ? runner::open_event_log_path(*config->logfile, "taskmaster")
+                                : runner::open_event_log(tree->logs_fd.get(), "events.log", "taskmaster",
+                                                         tree->logs_path() + "/events.log");
+  if (!events) {
+    error(events.error().message);
+    return kExitBatmanError;
+  }
+
+  UniqueFd ready;
+  if (options.daemon) {
+    auto r = daemonize();
+    if (!r) {
+      error(r.error().message);
+      return kExitBatmanError;
+    }
+    ready = std::move(*r);
+    if (::chdir("/") != 0) {
+      // Nothing depends on it: programs get start_dir explicitly.
+    }
+  }
+  int ready_fd = ready ? ready.get() : -1;
+  auto refuse = [&](const std::string& message) {
+    tell(ready_fd, message);
+    if (ready_fd < 0) error(message);
+    return kExitBatmanError;
+  };
+
+  // Writing to a client that left must not kill the supervisor; programs get default
+  // dispositions back when they are spawned.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto loop_made = runner::EventLoop::create();
+  if (!loop_made) return refuse(loop_made.error().message);
+  runner::EventLoop& loop = **loop_made;
+
+  // Signals go to the signalfd from here on, before the state writer's thread exists (it
+  // inherits the mask); what arrives before the loop runs waits in the signalfd.
+  std::function<void(int)> on_signal;
+  auto handled = loop.handle_signals({SIGHUP, SIGTERM, SIGINT, SIGCHLD}, [&](const signalfd_siginfo& info) {
+    if (on_signal) on_signal(static_cast<int>(info.ssi_signo));
+  });
+  if (!handled) return refuse(handled.error().message);
+  runner::StateWriter state_writer(tree->state_fd.get());
+  // A state the disk could not take (ENOSPC) is said in the events log; the writer tries it
+  // again (in place first) until it is written. spdlog's logger is safe from its thread.
+  state_writer.set_on_error([events = *events](const std::string& message) { events->error("{}", message); });
+
+  runner::SupervisorContext context;
+  context.project = config->project;
+  context.home = tree->home;
+  context.project_dir = tree->dir;
+  context.batman_home = tree->home;
+  context.logs_dir = tree->logs_path();
+  context.tmp_dir = tree->tmp_path();
+  context.state_writer = &state_writer;
+  context.events = *events;
+  for (char** e = environ; e && *e; ++e) context.base_env.emplace_back(*e);
+  context.default_cwd = start_dir;
+  std::string source_name = config->source;
+  runner::Supervisor supervisor(loop, context, std::move(*config));
+
+  bool shutting_down = false;
+  auto quit = [&](std::function<void()> stopped) {
+    if (shutting_down) {
+      if (stopped) stopped();
+      return;
+    }
+    shutting_down = true;
+    (*events)->info("shutting down: stopping every program");
+    supervisor.shutdown([&, stopped] {
+      if (stopped) stopped();
+      (*events)->info("every program stopped; supervisor exiting");
+      loop.add_timer_after(Duration::zero(), [&] { loop.stop(); });
+    });
+  };
+  ControlServer* control = nullptr;
+  auto reload = [&]() -> Result<runner::ReloadPlan> {
+    auto next = load_supervisor_config(config_path);
+    if (!next) {
+      (*events)->error("reload refused, nothing changed: " + next.error().message);
+      return std::unexpected(next.error());
+    }
+    if (next->socket != supervisor.config().socket || next->logfile != supervisor.config().logfile)
+      (*events)->warn("reload: 'socket' and 'logfile' changes apply at the next start");
+    if (auto fits = check_fd_budget(*next); !fits) {
+      (*events)->error("reload refused, nothing changed: " + fits.error().message);
+      return std::unexpected(fits.error());
+    }
+    next->socket = supervisor.config().socket;
+    next->logfile = supervisor.config().logfile;
+    auto plan = supervisor.reload(std::move(*next));
+    if (control) control->set_max_clients(client_budget(supervisor.config()));
+    return plan;
+  };
+  ControlCommands commands(supervisor, CommandHooks{reload, quit});
+
+  auto server = ControlServer::listen(loop, socket_path,
+                                      [&](std::string_view line, ControlCommands::Output out,
+                                          ControlCommands::Finish finish) {
+                                        return commands.run(line, std::move(out), std::move(finish));
+                                      });
+  if (!server) return refuse(server.error().message);
+  control = server->get();
+  control->set_max_clients(client_budget(supervisor.config()));
+
+  if (options.daemon || !options.pidfile.empty()) {
+    auto dir = std::filesystem::path(pidfile).parent_path().string();
+    auto dirfd = open_dir_path(dir.empty() ? "." : dir, false);
+    if (!dirfd) return refuse("pid file " + pidfile + ": " + dirfd.error().message);
+    auto written = write_file_atomic(dirfd->get(), std::filesystem::path(pidfile).filename().string(),
+                                     std::to_string(::getpid()) + "\n", 0644);
+    if (!written) return refuse("pid file " + pidfile + ": " + written.error().message);
+  }
+
+
+  std::optional<Shell> shell;
+  ControlCommands::Cancel foreground_stream;
+  on_signal = [&](int sig) {
+    if (sig == SIGCHLD) {
+      supervisor.reap_orphans();
+    } else if (sig == SIGHUP) {
+      (*events)->info("SIGHUP: reloading " + source_name);
+      auto plan = reload();
+      if (shell && !plan) std::cerr << "\nreload failed: " << plan.error().message << std::endl;
+    } else if (sig == SIGINT && foreground_stream) {
+      auto cancel = std::move(foreground_stream);
+      foreground_stream = nullptr;
+      cancel();
+    } else {
+      (*events)->info(std::string("SIG") + (sig == SIGINT ? "INT" : "TERM") + ": stopping");
+      quit(nullptr);
+    }
+  };
+  (*events)->info("supervisor started, pid " + std::to_string(::getpid()) + ", config " + config_path +
+                  ", socket " + socket_path);
+  // Only one supervisor serves a config (the socket above is ours): what its programs' state
+  // files say is running under a supervisor that is gone is ended before ours start.
+  std::string leftovers = kill_abandoned(tree->state_fd.get());
+  if (!leftovers.empty()) {
+    (*events)->warn(leftovers);
+    if (ready_fd < 0) info(leftovers);
+  }
+  supervisor.start_autostart();
+  tell(ready_fd, "ok " + std::to_string(::getpid()) + (leftovers.empty() ? "" : "\n" + leftovers));
+  ready.reset();
+
+  if (!options.daemon && ::isatty(STDIN_FILENO)) {
+    Shell::Options shell_options;
+    shell_options.history_path = tree->state_path() + "/history";
+    shell_options.commands = ControlCommands::command_names();
+    shell_options.names = [&] { return supervisor.names(); };
+    shell.emplace(std::move(shell_options));
+    auto attached = shell->attach(loop, [&](std::optional<std::string> line) {
+      if (!line) {
+        std::cout << "quit" << std::endl;
+        line = "quit";
+      }
+      auto out = [](std::string_view text) {
+        std::cout << text;
+        std::cout.flush();
+      };
+      auto finish = [&](int, const std::string& message) {
+        if (!message.empty()) std::cerr << message << std::endl;
+        foreground_stream = nullptr;
+        if (!shutting_down && shell) shell->resume();
+      };
+      auto cancel = commands.run(*line, out, finish);
+      if (cancel) {
+        // `tail -f` in the shell: Enter or Ctrl-C ends it.
+        foreground_stream = cancel;
+        shell->wait_for_enter([&] {
+          if (foreground_stream) {
+            auto c = std::move(foreground_stream);
+            foreground_stream = nullptr;
+            c();
+          }
+        });
+      }
+    });
+    if (!attached) error(attached.error().message);
+  }
+
+  auto ran = loop.run();
+  if (shell) shell->detach();
+  (*server)->flush(std::chrono::seconds(1));
+  server->reset();
+  if (options.daemon || !options.pidfile.empty()) ::unlink(pidfile.c_str());
+  if (!ran) {
+    error(ran.error().message);
+    return kExitBatmanError;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int command_supervise(const std::vector<std::string>& args) {
+  CLI::App app{"Run the programs of CONFIG under Taskmaster restart rules (SPEC §9).", "taskmaster"};
+  SuperviseOptions options;
+  app.add_option("CONFIG", options.config, "the YAML config; its file name is the project")->required();
+  app.add_flag("--daemon,-d", options.daemon, "detach, write a pid file, serve the control socket");
+  app.add_option("--pidfile", options.pidfile, "where --daemon writes its pid (default: state/supervisor.pid)");
+  if (auto code = parse(app, args)) return *code;
+  return supervise(options);
+}
+
+}  // namespace batman::cli

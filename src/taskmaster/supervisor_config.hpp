@@ -1,0 +1,21 @@
+// The Taskmaster config file (SPEC §9): YAML → runner::SupervisorConfig, with supervisord's
+// defaults where the file is silent and "FILE:LINE: key 'programs.web.numprocs': ..." errors.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+#include "src/taskmaster/supervisor.hpp"
+
+namespace batman::cli {
+
+// Read and validate the config at `path`. Relative paths inside it (workingdir, stdout,
+// logfile, socket) are taken from the config file's directory; '~' is $HOME.
+Result<runner::SupervisorConfig> load_supervisor_config(const std::string& path);
+// Same, from text already read (`source` names it in errors; `base_dir` resolves paths).
+Result<runner::SupervisorConfig> parse_supervisor_config(std::string_view yaml_text, const std::string& source,
+                                                         const std::string& base_dir);
+// The project a config belongs to: its file name without directory and extension.
+Result<std::string> config_project(const std::string& path);
+
+}  // namespace batman::cli
