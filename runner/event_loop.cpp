@@ -137,7 +137,28 @@ void EventLoop::read_signals() {
   }
 }
 
+EventLoop::TimerId EventLoop::defer(TimerCallback callback) {
+  TimerId id = next_timer_++;
+  deferred_.emplace(id, std::move(callback));
+  return id;
+}
+
+void EventLoop::cancel_deferred(TimerId id) { deferred_.erase(id); }
+
+void EventLoop::run_deferred() {
+  while (!deferred_.empty()) {
+    auto first = deferred_.begin();
+    TimerCallback callback = std::move(first->second);
+    deferred_.erase(first);
+    callback();
+  }
+}
+
 Result<void> EventLoop::run_once(std::optional<Duration> timeout) {
+  // Work deferred outside a round (before the loop ran) comes first.
+  const bool deferred = !deferred_.empty();
+  run_deferred();
+  if (deferred && stopped_) return {};
   epoll_event events[64];
   int ms = -1;
   if (timeout) ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count());
@@ -152,6 +173,7 @@ Result<void> EventLoop::run_once(std::optional<Duration> timeout) {
     auto cb = it->second;                  // keep alive while it runs
     (*cb)(events[i].events);
   }
+  run_deferred();
   return {};
 }
 

@@ -39,6 +39,13 @@ class EventLoop {
   TimerId add_timer_after(Duration delay, TimerCallback callback);
   void cancel_timer(TimerId id);
 
+  // Run `callback` once the current round of events is over (at the end of this run_once, or
+  // at the start of the next), outside every fd and timer callback: the one way work is
+  // moved out of a callback (a Job that must not be destroyed inside its own method). In the
+  // order deferred; cancelling an unknown or finished id is fine.
+  TimerId defer(TimerCallback callback);
+  void cancel_deferred(TimerId id);
+
   // Block these signals in the calling thread and deliver them through a signalfd.
   Result<void> handle_signals(const std::vector<int>& signals, SignalCallback callback);
 
@@ -55,6 +62,7 @@ class EventLoop {
   void rearm_timerfd();
   void fire_timers();
   void read_signals();
+  void run_deferred();
 
   UniqueFd epoll_;
   UniqueFd timerfd_;
@@ -63,6 +71,7 @@ class EventLoop {
   std::unordered_map<int, std::shared_ptr<FdCallback>> callbacks_;
   std::multimap<TimePoint, TimerId> deadlines_;
   std::unordered_map<TimerId, std::pair<TimePoint, TimerCallback>> timers_;
+  std::map<TimerId, TimerCallback> deferred_;  // by id: first deferred, first run
   TimerId next_timer_ = 1;
   bool stopped_ = false;
 };

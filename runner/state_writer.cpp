@@ -57,11 +57,30 @@ void StateWriter::submit(RunState state, Duration delay) {
     if (it == pending_.end()) {
       std::string id = state.run_id;
       order_.push_back(id);
-      pending_.emplace(std::move(id), Pending{std::move(state), due});
+      pending_.emplace(std::move(id), Pending{std::move(state), due, nullptr});
     } else {
       // The newer state wins, and is written no later than the one it replaces would have been.
       it->second.state = std::move(state);
       it->second.due = std::min(it->second.due, due);
+    }
+  }
+  wake_.notify_one();
+}
+
+void StateWriter::submit_into(PendingFile file, RunState state) {
+  auto reserved = std::make_shared<PendingFile>(std::move(file));
+  {
+    std::lock_guard lock(mutex_);
+    auto it = pending_.find(state.run_id);
+    const auto now = std::chrono::steady_clock::now();
+    if (it == pending_.end()) {
+      std::string id = state.run_id;
+      order_.push_back(id);
+      pending_.emplace(std::move(id), Pending{std::move(state), now, std::move(reserved)});
+    } else {
+      it->second.state = std::move(state);
+      it->second.due = now;
+      it->second.reserved = std::move(reserved);
     }
   }
   wake_.notify_one();
@@ -109,6 +128,7 @@ void StateWriter::work() {
       continue;
     }
     std::vector<RunState> group;
+    std::vector<std::shared_ptr<PendingFile>> reserved;
     for (auto it = order_.begin(); it != order_.end() && group.size() < kMaxGroup;) {
       auto p = pending_.find(*it);
       if (!all && p->second.due > now) {
@@ -116,6 +136,7 @@ void StateWriter::work() {
         continue;
       }
       group.push_back(std::move(p->second.state));
+      reserved.push_back(std::move(p->second.reserved));
       pending_.erase(p);
       it = order_.erase(it);
     }
@@ -123,7 +144,7 @@ void StateWriter::work() {
     busy_ = true;
     const auto on_error = on_error_;
     lock.unlock();
-    auto failed = write_group(group);
+    auto failed = write_group(group, reserved);
     std::vector<Error> errors;
     for (const auto& r : removals) {
       auto removed = r.park ? remove_tree_parking(r.dirfd, r.name) : remove_tree_at(r.dirfd, r.name);
@@ -152,7 +173,7 @@ void StateWriter::work() {
       const std::string id = f.state.run_id;
       if (!pending_.contains(id)) {
         order_.push_back(id);
-        pending_.emplace(id, Pending{std::move(f.state), std::chrono::steady_clock::now() + wait});
+        pending_.emplace(id, Pending{std::move(f.state), std::chrono::steady_clock::now() + wait, nullptr});
       }
     }
     for (auto& e : errors) errors_.push_back(std::move(e));
@@ -165,7 +186,8 @@ void StateWriter::work() {
   }
 }
 
-std::vector<StateWriter::Failed> StateWriter::write_group(const std::vector<RunState>& group) {
+std::vector<StateWriter::Failed> StateWriter::write_group(const std::vector<RunState>& group,
+                                                          const std::vector<std::shared_ptr<PendingFile>>& reserved) {
   std::vector<Failed> failures;
   std::vector<Staged> staged;
   staged.reserve(group.size());
@@ -176,7 +198,16 @@ std::vector<StateWriter::Failed> StateWriter::write_group(const std::vector<RunS
     failures.push_back(Failed{state, Error{"state " + target + ": " + what + ": " + std::strerror(err), err}});
   };
   std::vector<const RunState*> of;  // the state of each staged file
-  for (const auto& state : group) {
+  for (std::size_t g = 0; g < group.size(); ++g) {
+    const RunState& state = group[g];
+    if (reserved[g]) {
+      // Its own file, with room made for it: written and renamed on its own.
+      const std::string target = state.run_id + ".json";
+      auto w = reserved[g]->sync(to_json(state));
+      if (w) w = reserved[g]->publish();
+      if (!w) failed(state, target, "write", w.error().code ? w.error().code : EIO);
+      continue;
+    }
     Staged s{state.run_id + ".json", "", UniqueFd()};
     s.temp = temp_name(s.target);
     s.fd.reset(::openat(dirfd_, s.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "common/fs.hpp"
 #include "runner/state_store.hpp"
 
 namespace batman::runner {
@@ -31,6 +33,9 @@ class StateWriter {
   // Written `delay` from now at the latest (sooner when a newer state of the run replaces it
   // or flush() is called): a run that changes again within the delay gets one write, not two.
   void submit(RunState state, Duration delay = Duration::zero());
+  // Written now into `file`, made (and given room: PendingFile::reserve) by the caller before
+  // the run started, so that a disk filled meanwhile cannot keep this state off it.
+  void submit_into(PendingFile file, RunState state);
   // Remove `name` and everything below it inside `dirfd` (not owned; must stay open); with
   // `park`, the emptied directory is kept for make_dir_reusing (remove_tree_parking in
   // common/fs.hpp): only when nothing that could still write into it is alive.
@@ -54,7 +59,8 @@ class StateWriter {
     Error error;
   };
   void work();
-  std::vector<Failed> write_group(const std::vector<RunState>& group);
+  std::vector<Failed> write_group(const std::vector<RunState>& group,
+                                  const std::vector<std::shared_ptr<PendingFile>>& reserved);
 
   int dirfd_;
   std::mutex mutex_;
@@ -62,6 +68,7 @@ class StateWriter {
   struct Pending {
     RunState state;
     std::chrono::steady_clock::time_point due;
+    std::shared_ptr<PendingFile> reserved;  // submit_into's file, else null
   };
   std::map<std::string, Pending> pending_;   // by run_id
   std::deque<std::string> order_;            // run_ids, first submitted first

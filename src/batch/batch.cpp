@@ -20,6 +20,8 @@
 #include "isolation/spawn.hpp"
 #include "runner/event_log.hpp"
 #include "runner/job.hpp"
+#include "runner/job_set.hpp"
+#include "runner/launch.hpp"
 #include "src/batch/scheduler.hpp"
 #include "runner/state_store.hpp"
 #include "runner/state_writer.hpp"
@@ -28,8 +30,6 @@
 #include "src/batch/batch_view.hpp"
 #include "src/cli/cli.hpp"
 #include "src/cli/project.hpp"
-
-extern char** environ;
 
 namespace batman::cli {
 namespace {
@@ -86,9 +86,9 @@ class AttemptLog final : public runner::Sink {
 
 class BatchRunner;
 
-// One attempt of one task: its log, its optional health check, then the task's own job.
-struct Attempt final : runner::Job::Listener {
-  BatchRunner* runner = nullptr;
+// One attempt of one task: its log, its optional health check, then the task's own job
+// (both owned by the runner's JobSet).
+struct Attempt {
   std::size_t task = 0;
   int number = 0;
   TimePoint started{};
@@ -96,17 +96,14 @@ struct Attempt final : runner::Job::Listener {
   std::string log_name;
   std::unique_ptr<AttemptLog> log;
   std::unique_ptr<runner::LinePrefixSink> out_prefix, err_prefix;
-  std::unique_ptr<runner::Job> check;
-  std::unique_ptr<runner::Job> job;
+  runner::Job* check = nullptr;
+  runner::Job* job = nullptr;
   bool killed = false;
-  bool settling = false;
 
-  runner::Job* current() { return job ? job.get() : check.get(); }
-  void on_transition(runner::Job& j, runner::ProcState, runner::ProcState, const std::string&) override;
-  void on_spawned(runner::Job& j, pid_t pid) override;
+  runner::Job* current() { return job ? job : check; }
 };
 
-class BatchRunner final : public runner::Launcher {
+class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner {
  public:
   BatchRunner(BatchOptions options, BatchRun run, std::vector<std::string> cwd_of, ProjectTree tree,
               isolation::TierChoice tier, isolation::Profile profile)
@@ -124,13 +121,15 @@ class BatchRunner final : public runner::Launcher {
   void on_task_end(std::size_t task) override;
   void on_log(std::string_view message) override;
 
-  void on_spawned(Attempt& a, runner::Job& j, pid_t pid);
-  void on_settled(Attempt& a);
+  // runner::JobSet::Owner
+  void on_spawned(runner::Job& j, pid_t pid) override;
+  void on_settled(runner::Job& j) override;
 
  private:
+  Attempt* attempt_of(const runner::Job& j);
+  runner::LaunchSpec spec_of(const Attempt& a, bool health_check) const;
+  runner::RunState record_of(std::size_t task, std::string log) const;
   Result<void> start_job(Attempt& a, bool health_check);
-  std::vector<std::string> environment(const ResolvedTask& task, int attempt) const;
-  void settled(std::size_t task);
   void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
   void save_state(const runner::RunState& s, Duration delay = Duration::zero());
   bool may_park_tmp() const;
@@ -153,12 +152,14 @@ class BatchRunner final : public runner::Launcher {
   std::unique_ptr<BatchView> view_;
   std::shared_ptr<spdlog::logger> events_;
   std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
+  // Every attempt's jobs; declared after the attempts, whose log sinks the jobs write into.
+  std::unique_ptr<runner::JobSet> jobs_;
   std::vector<std::vector<ReportAttempt>> report_attempts_;
   std::vector<pid_t> last_pid_;      // of each task's latest attempt, for its final state
   std::vector<std::string> cwd_of_;  // absolute working directory per task
   std::vector<std::string> report_events_;
-  std::map<std::string, std::string> base_env_;
-  runner::RunState state_template_;
+  std::vector<std::string> base_env_;
+  std::vector<std::string> unenforced_;  // what the tier could not apply (the same for every task)
   runner::FdSink out_{1}, err_{2};
   UniqueFd devnull_;
   UniqueFd report_fd_, junit_fd_, joblog_fd_;
@@ -171,45 +172,45 @@ class BatchRunner final : public runner::Launcher {
   bool interrupted_ = false;
 };
 
-void Attempt::on_transition(runner::Job& j, runner::ProcState, runner::ProcState, const std::string&) {
-  if (!j.process().settled() || settling) return;
-  settling = true;
-  // Not from inside the job's own call stack: the job is destroyed once the scheduler hears.
-  runner->on_settled(*this);
+Attempt* BatchRunner::attempt_of(const runner::Job& j) {
+  for (auto& [task, a] : attempts_)
+    if (a->job == &j || a->check == &j) return a.get();
+  return nullptr;
 }
 
-void Attempt::on_spawned(runner::Job& j, pid_t pid) { runner->on_spawned(*this, j, pid); }
+runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check) const {
+  const auto& t = run_.tasks[a.task];
+  runner::LaunchSpec spec;
+  spec.project = tree_.name;
+  spec.home = tree_.home;
+  spec.project_dir = tree_.dir;
+  spec.run_id = t.name;
+  spec.tmp_dir = tree_.tmp_path() + "/" + t.name;
+  spec.unit_parts = {t.name, std::to_string(a.number)};
+  if (health_check) spec.unit_parts.push_back("check");
+  spec.command = health_check ? *run_.health_check : t.cmd;
+  spec.cwd = cwd_of_[a.task];
+  spec.tier = tier_.tier;
+  spec.profile = profile_;
+  spec.limits = profile_.limits;
+  spec.base_env = base_env_;
+  spec.env.assign(t.env.begin(), t.env.end());
+  spec.batman_vars = {{"BATMAN_TASK", t.name}, {"BATMAN_ATTEMPT", std::to_string(a.number)}};
+  return spec;
+}
 
-std::vector<std::string> BatchRunner::environment(const ResolvedTask& task, int attempt) const {
-  std::map<std::string, std::string> env;
-  const auto& penv = profile_.env;
-  if (penv.clear) {
-    for (const auto& key : penv.keep)
-      if (auto it = base_env_.find(key); it != base_env_.end()) env.insert(*it);
-    if (auto it = base_env_.find("PATH"); it != base_env_.end()) env.insert(*it);
-  } else {
-    env = base_env_;
-  }
-  for (const auto& [k, v] : penv.set) env[k] = v;
-  for (const auto& [k, v] : task.env) env[k] = v;
-  env["BATMAN_PROJECT"] = tree_.name;
-  env["BATMAN_RUN_ID"] = task.name;
-  env["BATMAN_TASK"] = task.name;
-  env["BATMAN_ATTEMPT"] = std::to_string(attempt);
-  env["BATMAN_HOME"] = tree_.home;
-  env["BATMAN_PROJECT_DIR"] = tree_.dir;
-  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(tier_.tier));
-  env["TMPDIR"] = tree_.tmp_path() + "/" + task.name;
-  std::vector<std::string> out;
-  out.reserve(env.size());
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
+// The state record of a task (its command, not the health check's).
+runner::RunState BatchRunner::record_of(std::size_t task, std::string log) const {
+  Attempt probe;
+  probe.task = task;
+  auto s = runner::state_record(spec_of(probe, false), "batch", tier_.skipped, std::move(log));
+  s.isolation.unenforced = unenforced_;
+  return s;
 }
 
 Result<void> BatchRunner::start(std::size_t task, int attempt) {
   const auto& t = run_.tasks[task];
   auto a = std::make_unique<Attempt>();
-  a->runner = this;
   a->task = task;
   a->number = attempt;
   a->started = loop_->now();
@@ -233,20 +234,6 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
 }
 
 Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
-  const auto& t = run_.tasks[a.task];
-  isolation::LaunchRequest request;
-  request.argv = {"/bin/sh", "-c", health_check ? *run_.health_check : t.cmd};
-  request.env = environment(t, a.number);
-  request.cwd = cwd_of_[a.task];
-  request.project_dir = tree_.dir;
-  request.batman_home = tree_.home;
-  request.tmp_dir = tree_.tmp_path() + "/" + t.name;
-  request.run_id = t.name;
-  request.unit_name = health_check
-                          ? isolation::job_unit_name({tree_.name, t.name, std::to_string(a.number), "check"})
-                          : isolation::job_unit_name({tree_.name, t.name, std::to_string(a.number)});
-  request.profile = profile_;
-  request.limits = profile_.limits;
   runner::RestartRules rules;
   rules.autorestart = runner::AutoRestart::Never;
   rules.startretries = 0;
@@ -258,66 +245,59 @@ Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
     out.push_back(a.out_prefix.get());
     err.push_back(a.err_prefix.get());
   }
-  auto job = std::make_unique<runner::Job>(*loop_, isolation::make_backend(tier_.tier), std::move(request),
-                                           rules, &a, out, err, devnull_.get());
-  auto unenforced = job->prepare();
-  if (!unenforced) return std::unexpected(unenforced.error());
-  if (!unenforced->empty() && !unenforced_shown_) {
-    unenforced_shown_ = true;
+  runner::Job& job = jobs_->add(isolation::make_backend(tier_.tier), runner::launch_request(spec_of(a, health_check)),
+                                rules, out, err, devnull_.get());
+  auto unenforced = job.prepare();
+  if (!unenforced) {
+    jobs_->remove(job, true);
+    return std::unexpected(unenforced.error());
+  }
+  if (!unenforced->empty() && unenforced_.empty()) {
     std::string joined;
     for (const auto& u : *unenforced) joined += (joined.empty() ? "" : "; ") + u;
-    state_template_.isolation.unenforced = *unenforced;
+    unenforced_ = *unenforced;
     show("not enforced: " + joined);
   }
-  auto& slot = health_check ? a.check : a.job;
-  slot = std::move(job);
-  a.settling = true;  // a failed spawn settles inside start(): reported as an error instead
-  slot->process().start();
-  a.settling = false;
-  if (slot->process().settled()) {
-    std::string why = slot->spawn_error() ? slot->spawn_error()->message : slot->process().reason();
-    slot->finish();
+  (health_check ? a.check : a.job) = &job;
+  job.process().start();
+  if (job.process().settled()) {
+    // A spawn that failed at once: reported to the scheduler as this attempt's error.
+    std::string why = job.spawn_error() ? job.spawn_error()->message : job.process().reason();
+    (health_check ? a.check : a.job) = nullptr;
+    jobs_->remove(job, true);
     return fail((health_check ? "health check: " : "") + why);
   }
   return {};
 }
 
-void BatchRunner::on_spawned(Attempt& a, runner::Job& j, pid_t pid) {
-  if (&j != a.job.get()) return;  // the health check has no state of its own
-  const auto& t = run_.tasks[a.task];
-  runner::RunState s = state_template_;
-  s.run_id = t.name;
-  s.command = t.cmd;
-  s.cwd = cwd_of_[a.task];
-  s.pid = pid;
-  s.pid_start_time = runner::process_start_time(pid);
-  last_pid_[a.task] = pid;
-  s.status = "running";
-  s.started_at = format_rfc3339(a.started_wall);
-  s.restarts = a.number - 1;
-  s.log = "logs/" + a.log_name;
+void BatchRunner::on_spawned(runner::Job& j, pid_t pid) {
+  Attempt* a = attempt_of(j);
+  if (!a || &j != a->job) return;  // the health check has no state of its own
+  runner::RunState s = record_of(a->task, "logs/" + a->log_name);
+  runner::record_started(s, pid, a->started_wall);
+  last_pid_[a->task] = pid;
+  s.started_at = format_rfc3339(a->started_wall);
+  s.restarts = a->number - 1;
   // As for a single run: a task that is over within a few milliseconds gets one state write
   // (its end) instead of two.
   save_state(s, kRunningWriteDelay);
 }
 
-void BatchRunner::on_settled(Attempt& a) {
+// After the loop turn in which one of an attempt's jobs settled: the check passed (the task
+// starts) or failed, or the task's job ended. The job is finished (its output read dry into
+// the attempt's log) and dropped here, before the attempt and its log can go.
+void BatchRunner::on_settled(runner::Job& j) {
+  Attempt* found = attempt_of(j);
+  if (!found) return;
+  Attempt& a = *found;
   const auto task = a.task;
-  // Run from the loop, outside the job's own callbacks.
-  loop_->add_timer(loop_->now(), [this, task] { settled(task); });
-}
-
-void BatchRunner::settled(std::size_t task) {
-  auto it = attempts_.find(task);
-  if (it == attempts_.end()) return;
-  Attempt& a = *it->second;
   runner::AttemptOutcome outcome;
-  if (a.check && !a.job) {
-    a.check->finish();
-    const auto exit = a.check->process().last_exit();
+  if (&j == a.check) {
+    const auto exit = j.process().last_exit();
+    a.check = nullptr;
+    jobs_->remove(j, true);
     const bool passed = exit && exit->signal == 0 && exit->code == 0;
     if (passed && !a.killed) {
-      a.settling = false;
       if (auto started = start_job(a, false); !started) {
         outcome.error = started.error().message;
         finish_attempt(task, std::move(outcome));
@@ -340,14 +320,15 @@ void BatchRunner::settled(std::size_t task) {
     finish_attempt(task, std::move(outcome));
     return;
   }
-  a.job->finish();
-  const auto exit = a.job->process().last_exit();
+  const auto exit = j.process().last_exit();
   if (exit) {
     outcome.exit_code = exit->code;
     outcome.signal = exit->signal;
   } else {
-    outcome.error = a.job->spawn_error() ? a.job->spawn_error()->message : a.job->process().reason();
+    outcome.error = j.spawn_error() ? j.spawn_error()->message : j.process().reason();
   }
+  a.job = nullptr;
+  jobs_->remove(j, true);
   finish_attempt(task, std::move(outcome));
 }
 
@@ -356,11 +337,7 @@ void BatchRunner::finish_attempt(std::size_t task, runner::AttemptOutcome outcom
   // A retry waits in backoff: the state file says so instead of "running" with a dead pid.
   if (scheduler_->record(task).status == TaskStatus::Backoff) {
     const auto& attempts = report_attempts_[task];
-    runner::RunState s = state_template_;
-    s.run_id = run_.tasks[task].name;
-    s.command = run_.tasks[task].cmd;
-    s.cwd = cwd_of_[task];
-    s.status = "starting";
+    runner::RunState s = record_of(task, "");
     s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
     s.restarts = static_cast<int>(attempts.size());
     if (!attempts.empty()) s.log = attempts.back().log;
@@ -404,21 +381,15 @@ void BatchRunner::on_task_end(std::size_t task) {
   if (rec.attempts.empty()) return;  // skipped before it ran: no state to record
   const auto& last = rec.attempts.back().outcome;
   const auto& attempts = report_attempts_[task];
-  runner::RunState s = state_template_;
-  s.run_id = t.name;
-  s.command = t.cmd;
-  s.cwd = cwd_of_[task];
+  runner::RunState s = record_of(task, attempts.empty() ? "" : attempts.back().log);
   s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
-  s.ended_at = format_rfc3339(std::chrono::system_clock::now());
   s.pid = last_pid_[task];
+  s.pid_start_time = 0;
   s.restarts = static_cast<int>(rec.attempts.size()) - 1;
-  s.log = attempts.empty() ? "" : attempts.back().log;
-  if (last.signal) s.signal = last.signal;
-  else if (last.exit_code >= 0) s.exit_code = last.exit_code;
-  if (rec.status == TaskStatus::Succeeded) s.status = "succeeded";
-  else if (last.timed_out) s.status = "timeout";
-  else if (last.signal) s.status = "killed";
-  else s.status = "failed";
+  runner::JobEnd end;
+  if (last.signal || last.exit_code >= 0) end.exit = runner::ExitInfo{last.exit_code, last.signal, false};
+  end.timed_out = last.timed_out;
+  runner::record_ended(s, end, std::chrono::system_clock::now());
   save_state(s);
 }
 
@@ -433,11 +404,7 @@ void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_-
 bool BatchRunner::may_park_tmp() const {
   if (tier_.tier == isolation::Tier::Systemd) return false;
   if (isolation::has_own_pid_namespace(tier_.tier, profile_)) return true;
-  std::vector<pid_t> leaders;
-  for (const auto& [task, a] : attempts_) {
-    for (const runner::Job* j : {a->job.get(), a->check.get()})
-      if (j && !j->process().settled()) leaders.push_back(j->process().pid());
-  }
+  const std::vector<pid_t> leaders = jobs_->live_pids();
   for (pid_t child : isolation::children_of(::getpid()))
     if (std::find(leaders.begin(), leaders.end(), child) == leaders.end()) return false;
   return true;
@@ -578,10 +545,7 @@ void BatchRunner::write_reports(const Report& report) {
 }
 
 Result<int> BatchRunner::execute() {
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry(*e);
-    if (auto eq = entry.find('='); eq != std::string::npos) base_env_[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
+  base_env_ = runner::current_environment();
   if (auto ok = open_reports(); !ok) return std::unexpected(ok.error());
   devnull_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull_) return sys_error("open /dev/null");
@@ -589,6 +553,7 @@ Result<int> BatchRunner::execute() {
   auto loop = runner::EventLoop::create();
   if (!loop) return std::unexpected(loop.error());
   loop_ = std::move(*loop);
+  jobs_ = std::make_unique<runner::JobSet>(*loop_, *this);
   ::signal(SIGPIPE, SIG_IGN);
   if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP},
                                      [this](const signalfd_siginfo& i) { handle_signal(i); });
@@ -605,14 +570,6 @@ Result<int> BatchRunner::execute() {
   const bool live = !quiet() && ::isatty(1) && ::isatty(2) && !(term && std::string_view(term) == "dumb");
   view_ = std::make_unique<BatchView>(live, 2);
 
-  state_template_.project = tree_.name;
-  state_template_.kind = "batch";
-  state_template_.batman_pid = ::getpid();
-  state_template_.batman_start_time = runner::process_start_time(::getpid());
-  state_template_.isolation.tier = std::string(isolation::tier_name(tier_.tier));
-  state_template_.isolation.profile = profile_.name;
-  for (const auto& s : tier_.skipped)
-    state_template_.isolation.skipped.push_back({std::string(isolation::tier_name(s.tier)), s.reason});
 
   started_ = loop_->now();
   started_wall_ = std::chrono::system_clock::now();

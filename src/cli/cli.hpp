@@ -8,13 +8,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/exit_codes.hpp"
+
 namespace batman::cli {
 
-// Exit codes of SPEC §4.
-constexpr int kExitTimeout = 124;
-constexpr int kExitBatmanError = 125;
-constexpr int kExitNotExecutable = 126;
-constexpr int kExitNotFound = 127;
+// Exit codes of SPEC §4 (common/exit_codes.hpp), also as cli::kExit*.
+using ::batman::kExitBatmanError;
+using ::batman::kExitNotExecutable;
+using ::batman::kExitNotFound;
+using ::batman::kExitTimeout;
+
 
 // Messages prefixed "batman: " on stderr; info() is silenced by -q.
 void set_quiet(bool quiet);

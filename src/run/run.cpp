@@ -15,7 +15,6 @@
 #include <limits>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "common/duration.hpp"
 #include "common/fs.hpp"
@@ -26,15 +25,15 @@
 #include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
 #include "runner/event_log.hpp"
-#include "runner/job.hpp"
+#include "runner/job_set.hpp"
+#include "runner/launch.hpp"
 #include "runner/state_store.hpp"
+#include "runner/state_writer.hpp"
 #include "src/cli/cli.hpp"
 #include "src/monitor/monitor.hpp"
 #include "isolation/profile_cache.hpp"
 #include "src/cli/project.hpp"
 #include "src/cli/subprocess.hpp"
-
-extern char** environ;
 
 namespace batman::cli {
 namespace {
@@ -180,43 +179,6 @@ Result<RunPlan> make_plan(RunOptions options) {
   return plan;
 }
 
-std::string format_limit_size(std::optional<std::uint64_t> v) {
-  return v ? std::to_string(*v) : std::string();
-}
-
-// Environment of the job: batman's own (or only the kept keys when the profile clears it),
-// the profile's `set`, --env, then BATMAN_* and TMPDIR.
-std::vector<std::string> job_environment(const RunPlan& plan, const ProjectTree& tree,
-                                         const std::string& run_id, const std::string& tmp_dir) {
-  std::map<std::string, std::string> env;
-  const auto& penv = plan.profile.env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry(*e);
-    auto eq = entry.find('=');
-    if (eq == std::string::npos) continue;
-    std::string key = entry.substr(0, eq);
-    if (penv.clear && std::find(penv.keep.begin(), penv.keep.end(), key) == penv.keep.end() &&
-        key != "PATH")
-      continue;
-    env[key] = entry.substr(eq + 1);
-  }
-  for (const auto& [k, v] : penv.set) env[k] = v;
-  for (const auto& kv : plan.options.env) {
-    auto eq = kv.find('=');
-    env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  env["BATMAN_PROJECT"] = tree.name;
-  env["BATMAN_RUN_ID"] = run_id;
-  env["BATMAN_HOME"] = tree.home;
-  env["BATMAN_PROJECT_DIR"] = tree.dir;
-  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(plan.tier.tier));
-  env["TMPDIR"] = tmp_dir;
-  std::vector<std::string> out;
-  out.reserve(env.size());
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
-}
-
 struct Worktree {
   std::string repo;  // top level of the repository
   std::string path;  // worktrees/<run-id>
@@ -244,49 +206,42 @@ Result<Worktree> add_worktree(const std::string& cwd, const ProjectTree& tree, c
 }
 
 // The run itself: state, log, job, event loop. Returns batman's exit code.
-class Run final : public runner::Job::Listener {
+class Run final : public runner::JobSet::Owner {
  public:
   Run(RunPlan plan, ProjectTree tree, std::string run_id, UniqueFd lock_fd)
       : plan_(std::move(plan)), tree_(std::move(tree)), run_id_(std::move(run_id)),
         lock_fd_(std::move(lock_fd)) {}
-  ~Run() override {
-    if (presync_.joinable()) presync_.join();
-    if (running_write_.joinable()) running_write_.join();
-  }
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
   // ready: written one byte (0 = started, 1 = failed) once the job has started, for --detach.
   int execute(int ready_fd);
 
+  // runner::JobSet::Owner
   void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
   void on_starting(runner::Job& job, pid_t pid) override;
   Result<void> prepare_start(runner::Job& job) override;
   void on_spawned(runner::Job& job, pid_t pid) override;
+  void on_settled(runner::Job&) override { loop_->stop(); }
 
  private:
-  void save_state();
   void signal_ready(char status);
   // An error before the job started: say it (also to a --detach parent), remove what was made.
   int fail_early(const std::string& message);
   void handle_signal(const signalfd_siginfo& info);
+  void final_state_not_written(const std::string& why);
 
   RunPlan plan_;
   ProjectTree tree_;
   std::string run_id_;
   UniqueFd lock_fd_;
+  runner::LaunchSpec spec_;
   runner::RunState state_;
   std::unique_ptr<runner::EventLoop> loop_;
-  std::unique_ptr<runner::Job> job_;
-  std::unique_ptr<Monitor> monitor_;
-  std::shared_ptr<spdlog::logger> events_;
-  int ready_fd_ = -1;
-  bool timed_out_ = false;
-  bool stop_requested_ = false;
-  bool settle_check_pending_ = false;
-  bool made_tmp_ = false, made_log_ = false;
+  std::unique_ptr<runner::StateWriter> disk_;
   // The run's log, opened by prepare_start with its TMPDIR (under the namespaces tier while
-  // the child unshares its namespaces); the job cannot write before then.
+  // the child unshares its namespaces); the job cannot write before then. Declared before
+  // the jobs, which write into it.
   class LogSink final : public runner::Sink {
    public:
     void write(std::string_view data) override {
@@ -297,44 +252,26 @@ class Run final : public runner::Job::Listener {
     }
     std::unique_ptr<runner::FileSink> file;
   } log_sink_;
+  std::unique_ptr<runner::FdSink> term_out_, term_err_;
+  std::unique_ptr<runner::JobSet> jobs_;
+  runner::Job* job_ = nullptr;
+  std::unique_ptr<Monitor> monitor_;
+  std::shared_ptr<spdlog::logger> events_;
+  int ready_fd_ = -1;
+  bool timed_out_ = false;
+  bool stop_requested_ = false;
+  bool made_tmp_ = false, made_log_ = false;
   std::optional<Worktree> worktree_;
-  // The final state's temporary file, made while the job runs: at the end only the write,
-  // fsync and rename are left on the way out.
+  // The final state's file, made and given room before the job exists: a job that fills the
+  // disk (ENOSPC) cannot keep its end from being recorded, and on a disk already full the run
+  // is refused (125) instead of started with no record that `ps` or `stop` could find.
   std::optional<PendingFile> final_state_;
-  // The `running` write goes on a thread: its fsync (milliseconds on some disks) must not keep
-  // the loop from the job's end; the final rename waits for it, so the order on disk holds.
-  std::thread running_write_;
-  std::thread presync_;  // the final state's temporary file, fsynced while the job runs
-  std::string running_write_error_;
-  std::optional<runner::EventLoop::TimerId> running_timer_;
-  static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
   // What the final state may have beyond the `running` one (end time, exit code, signal).
   static constexpr std::size_t kFinalStateReserve = 1024;
-  void final_state_not_written(const std::string& why);
-  void wait_running_write();
+  // The `running` state is written this long after the start, as the batch writer coalesces:
+  // a job that is over by then gets one state write (its end) instead of two fsyncs in a row.
+  static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
 };
-
-// `work` on a thread of its own, or here and now when no thread can be had (then the
-// returned thread is not joinable).
-std::thread on_a_thread(std::function<void()> work) {
-  try {
-    return std::thread(work);
-  } catch (const std::system_error&) {
-    work();
-    return {};
-  }
-}
-
-void Run::wait_running_write() {
-  if (running_write_.joinable()) running_write_.join();
-  if (!running_write_error_.empty()) error("cannot write state file: " + running_write_error_);
-  running_write_error_.clear();
-}
-
-void Run::save_state() {
-  if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w)
-    error("cannot write state file: " + w.error().message);
-}
 
 void Run::final_state_not_written(const std::string& why) {
   std::string what = "the end of " + run_id_ + " (" + state_.status;
@@ -352,28 +289,11 @@ void Run::signal_ready(char status) {
   ready_fd_ = -1;
 }
 
-void Run::on_starting(runner::Job&, pid_t pid) {
+void Run::on_starting(runner::Job& job, pid_t pid) {
   // A child that then fails to start is recorded as failed by the final write.
-  state_.pid = pid;
-  state_.pid_start_time = runner::process_start_time(pid);
-  state_.restarts = job_ ? job_->process().restarts() : 0;
-  state_.status = "running";
-  // Written a few milliseconds in, as the batch writer coalesces: a job that is over by then
-  // gets one state write (its end) instead of two fsyncs in a row on its way out.
-  if (running_timer_) loop_->cancel_timer(*running_timer_);
-  running_timer_ = loop_->add_timer_after(kRunningWriteDelay, [this] {
-    running_timer_.reset();
-    wait_running_write();  // a restart's: one write at a time, in order
-    running_write_ = on_a_thread([this, text = runner::to_json(state_)] {
-      if (auto w = write_file_atomic(tree_.state_fd.get(), run_id_ + ".json", text, 0600); !w)
-        running_write_error_ = w.error().message;
-    });
-  });
-  if (final_state_ && !presync_.joinable()) {
-    // While the job runs, and off the loop (a job may be over before the disk is done):
-    // the final fsync is then lighter.
-    presync_ = on_a_thread([this] { (void)final_state_->presync(); });
-  }
+  runner::record_started(state_, pid, std::chrono::system_clock::now());
+  state_.restarts = job.process().restarts();
+  disk_->submit(state_, ready_fd_ >= 0 ? Duration::zero() : Duration(kRunningWriteDelay));
 }
 
 Result<void> Run::prepare_start(runner::Job&) {
@@ -390,9 +310,6 @@ Result<void> Run::prepare_start(runner::Job&) {
   if (!fd) return std::unexpected(fd.error().wrap("cannot create log"));
   made_log_ = true;
   log_sink_.file = runner::FileSink::adopt(std::move(*fd), shown);
-  // The final state's file, with room for it, before the job exists: a job that fills the
-  // disk (ENOSPC) cannot keep its end from being recorded, and on a disk already full the
-  // run is refused (125) instead of started with no record that `ps` or `stop` could find.
   if (!final_state_) {
     auto f = PendingFile::create(tree_.state_fd.get(), run_id_ + ".json");
     if (!f) return std::unexpected(f.error().wrap("cannot create the state file"));
@@ -410,31 +327,17 @@ Result<void> Run::prepare_start(runner::Job&) {
 
 void Run::on_spawned(runner::Job&, pid_t pid) {
   if (events_) events_->info("{} started pid {} ({})", run_id_, pid, state_.restarts ? "restart" : "start");
-  if (ready_fd_ >= 0 && running_timer_) {
-    // --detach: the caller may run `batman ps` or `batman stop` the moment we answer, so the
-    // state file is there first.
-    loop_->cancel_timer(*running_timer_);
-    running_timer_.reset();
-    wait_running_write();
-    save_state();
-  } else if (ready_fd_ >= 0) {
-    wait_running_write();  // the timer went off first: its write is in flight
-  }
+  // --detach: the caller may run `batman ps` or `batman stop` the moment we answer, so the
+  // state file is there first.
+  if (ready_fd_ >= 0)
+    for (const auto& e : disk_->flush()) error(e.message);
   signal_ready(0);
 }
 
-void Run::on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) {
+void Run::on_transition(runner::Job&, ProcState from, ProcState to, const std::string& why) {
   if (events_)
     events_->info("{} {} -> {}: {}", run_id_, runner::state_name(from), runner::state_name(to), why);
   if (to == ProcState::Backoff || to == ProcState::Fatal) info(std::string(runner::state_name(to)) + ": " + why);
-  // Restarts go EXITED -> STARTING inside one on_exit call, so look once the dust settles.
-  if (!settle_check_pending_) {
-    settle_check_pending_ = true;
-    loop_->add_timer_after(Duration::zero(), [this, &job] {
-      settle_check_pending_ = false;
-      if (job.process().settled()) loop_->stop();
-    });
-  }
 }
 
 void Run::handle_signal(const signalfd_siginfo& info) {
@@ -442,9 +345,7 @@ void Run::handle_signal(const signalfd_siginfo& info) {
   if (sig == SIGCHLD) {
     // Orphans reparented to us (the subreaper) are reaped as they exit; the job's own
     // process is left to its pidfd watch.
-    std::vector<pid_t> keep;
-    if (job_ && job_->process().pid() > 0) keep.push_back(job_->process().pid());
-    isolation::reap_strays(keep);
+    isolation::reap_strays(jobs_->live_pids());
     return;
   }
   if (sig == SIGHUP) {
@@ -481,6 +382,7 @@ int Run::fail_early(const std::string& message) {
     ready_fd_ = -1;
   }
   // Nothing of a run that never started is left behind for `clean` to miss.
+  if (jobs_) jobs_->clear();
   if (made_tmp_) (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_);
   if (made_log_) (void)remove_tree_at(tree_.logs_fd.get(), run_id_ + ".log");
   if (worktree_) {
@@ -493,8 +395,6 @@ int Run::fail_early(const std::string& message) {
 int Run::execute(int ready_fd) {
   ready_fd_ = ready_fd;
   const auto& o = plan_.options;
-  std::string tmp_dir = tree_.tmp_path() + "/" + run_id_;
-  std::string log_name = run_id_ + ".log";
 
   // What can fail without touching the project tree comes first.
   auto loop = runner::EventLoop::create();
@@ -504,12 +404,13 @@ int Run::execute(int ready_fd) {
   auto signals = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP, SIGCHLD},
                                        [this](const signalfd_siginfo& i) { handle_signal(i); });
   if (!signals) return fail_early(signals.error().message);
+  // After the signals are blocked: the writer's thread inherits the mask.
+  disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
   if (plan_.monitor_port >= 0) {
     auto m = Monitor::start(plan_.monitor_port, tree_.state_path() + "/" + run_id_ + ".json",
                             tree_.name + " " + run_id_);
     if (!m) return fail_early(m.error().message);
     monitor_ = std::move(*m);
-    state_.monitor_url = monitor_->url();
     info("monitor: " + monitor_->url());
   }
 
@@ -518,7 +419,6 @@ int Run::execute(int ready_fd) {
   else
     info("warning: " + ev.error().message + "; this run is not in the events log");
 
-
   std::string job_cwd = plan_.cwd;
   if (o.worktree) {
     auto wt = add_worktree(plan_.cwd, tree_, run_id_, job_cwd);
@@ -526,36 +426,26 @@ int Run::execute(int ready_fd) {
     worktree_ = *wt;
   }
 
-  state_.project = tree_.name;
-  state_.run_id = run_id_;
-  state_.kind = o.kind;
-  state_.command = o.command;
-  state_.cwd = job_cwd;
-  state_.batman_pid = ::getpid();
-  state_.batman_start_time = runner::process_start_time(::getpid());
-  state_.isolation.tier = std::string(isolation::tier_name(plan_.tier.tier));
-  state_.isolation.profile = plan_.profile.name;
-  for (const auto& s : plan_.tier.skipped)
-    state_.isolation.skipped.push_back({std::string(isolation::tier_name(s.tier)), s.reason});
-  if (plan_.limits.memory_bytes) state_.limits.memory = format_limit_size(plan_.limits.memory_bytes);
-  if (plan_.limits.cpus) state_.limits.cpus = o.cpus.empty() ? std::to_string(*plan_.limits.cpus) : o.cpus;
-  if (plan_.limits.pids) state_.limits.pids = format_limit_size(plan_.limits.pids);
-  state_.started_at = format_rfc3339(std::chrono::system_clock::now());
-  state_.log = "logs/" + log_name;
-  if (worktree_) state_.worktree = worktree_->path;
-
-  isolation::LaunchRequest request;
-  request.argv = {"/bin/sh", "-c", o.command};
-  request.env = job_environment(plan_, tree_, run_id_, tmp_dir);
-  request.cwd = job_cwd;
-  request.project_dir = tree_.dir;
-  request.batman_home = tree_.home;
-  if (worktree_) request.worktree = worktree_->path;
-  request.tmp_dir = tmp_dir;
-  request.run_id = run_id_;
-  request.unit_name = isolation::job_unit_name({tree_.name, run_id_});
-  request.profile = plan_.profile;
-  request.limits = plan_.limits;
+  spec_.project = tree_.name;
+  spec_.home = tree_.home;
+  spec_.project_dir = tree_.dir;
+  spec_.run_id = run_id_;
+  spec_.tmp_dir = tree_.tmp_path() + "/" + run_id_;
+  if (worktree_) spec_.worktree = worktree_->path;
+  spec_.command = o.command;
+  spec_.cwd = job_cwd;
+  spec_.tier = plan_.tier.tier;
+  spec_.profile = plan_.profile;
+  spec_.limits = plan_.limits;
+  spec_.base_env = runner::current_environment();
+  for (const auto& kv : o.env) {
+    auto eq = kv.find('=');
+    spec_.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  state_ = runner::state_record(spec_, o.kind, plan_.tier.skipped, "logs/" + run_id_ + ".log");
+  // The CPU limit as the user wrote it.
+  if (plan_.limits.cpus && !o.cpus.empty()) state_.limits.cpus = o.cpus;
+  if (monitor_) state_.monitor_url = monitor_->url();
 
   // A reader that goes away ends the job as it would end a pipeline: with SIGPIPE.
   auto on_broken = [this] {
@@ -564,14 +454,16 @@ int Run::execute(int ready_fd) {
       job_->process().stop(SIGPIPE);
     }
   };
-  runner::FdSink term_out(1, on_broken), term_err(2, on_broken);
   std::vector<runner::Sink*> out_sinks{&log_sink_}, err_sinks{&log_sink_};
   if (!o.detach) {
-    out_sinks.insert(out_sinks.begin(), &term_out);
-    err_sinks.insert(err_sinks.begin(), &term_err);
+    term_out_ = std::make_unique<runner::FdSink>(1, on_broken);
+    term_err_ = std::make_unique<runner::FdSink>(2, on_broken);
+    out_sinks.insert(out_sinks.begin(), term_out_.get());
+    err_sinks.insert(err_sinks.begin(), term_err_.get());
   }
-  job_ = std::make_unique<runner::Job>(*loop_, isolation::make_backend(plan_.tier.tier), request, plan_.rules,
-                                       this, out_sinks, err_sinks, o.detach ? -1 : 0);
+  jobs_ = std::make_unique<runner::JobSet>(*loop_, *this);
+  job_ = &jobs_->add(isolation::make_backend(plan_.tier.tier), runner::launch_request(spec_), plan_.rules,
+                     out_sinks, err_sinks, o.detach ? -1 : 0);
   auto unenforced = job_->prepare();
   if (!unenforced) return fail_early(unenforced.error().message);
   state_.isolation.unenforced = *unenforced;
@@ -602,36 +494,16 @@ int Run::execute(int ready_fd) {
   if (!isolation::has_own_pid_namespace(plan_.tier.tier, plan_.profile)) isolation::kill_all_descendants();
 
   const auto& proc = job_->process();
-  int code = 0;
-  auto last = proc.last_exit();
+  const runner::JobEnd end{proc.last_exit(), timed_out_, stop_requested_};
+  const int code = runner::exit_code_of(end);
   state_.restarts = proc.restarts();
-  state_.ended_at = format_rfc3339(std::chrono::system_clock::now());
-  if (last) {
-    state_.exit_code = last->signal ? std::nullopt : std::optional<int>(last->code);
-    state_.signal = last->signal ? std::optional<int>(last->signal) : std::nullopt;
-  }
-  if (timed_out_) {
-    code = kExitTimeout;
-    state_.status = "timeout";
-  } else if (!last) {
+  runner::record_ended(state_, end, std::chrono::system_clock::now());
+  if (!end.exit) {
     // Never ran: the tier could not start it.
-    std::string why = job_->spawn_error() ? job_->spawn_error()->message : proc.reason();
-    error("could not start the job: " + why);
-    code = kExitBatmanError;
-    state_.status = "failed";
-    state_.exit_code = kExitBatmanError;
-  } else if (last->signal) {
-    code = 128 + last->signal;
-    state_.status = "killed";
-  } else {
-    code = last->code;
-    state_.status = (code == 0 && !stop_requested_) ? "succeeded" : (stop_requested_ ? "killed" : "failed");
-  }
-  if (code == kExitBatmanError && !last) {
+    std::string why = "could not start the job: " + (job_->spawn_error() ? job_->spawn_error()->message : proc.reason());
+    error(why);
     if (ready_fd_ >= 0) {
-      std::string packet = "\x01" "could not start the job: " +
-                           (job_->spawn_error() ? job_->spawn_error()->message : proc.reason());
-      (void)write_all(ready_fd_, packet);
+      (void)write_all(ready_fd_, "\x01" + why);
       ::close(ready_fd_);
       ready_fd_ = -1;
     }
@@ -639,17 +511,16 @@ int Run::execute(int ready_fd) {
   signal_ready(0);
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
-  // The run's TMPDIR goes on a thread of its own while the final state is written: the two
-  // are independent, and both wait on the disk.
-  // Parked for the next run (make_dir_reusing) only when nothing of the job is left to write
-  // into it: everything below us is gone by now (above), but a job under systemd-run is
-  // systemd's child, not ours.
-  std::thread remove_tmp;
-  const bool park = plan_.tier.tier != isolation::Tier::Systemd;
-  if (!o.keep_tmp)
-    remove_tmp = on_a_thread([this, park] {
-      (void)(park ? remove_tree_parking(tree_.tmp_fd.get(), run_id_) : remove_tree_at(tree_.tmp_fd.get(), run_id_));
-    });
+  // The end, the TMPDIR's removal and the worktree's go to the writer together; both wait on
+  // the disk. The TMPDIR is parked for the next run (make_dir_reusing) only when nothing of
+  // the job is left to write into it: everything below us is gone by now (above), but a job
+  // under systemd-run is systemd's child, not ours.
+  if (final_state_)
+    disk_->submit_into(std::move(*final_state_), state_);
+  else
+    disk_->submit(state_);
+  final_state_.reset();
+  if (!o.keep_tmp) disk_->remove_tree(tree_.tmp_fd.get(), run_id_, plan_.tier.tier != isolation::Tier::Systemd);
   if (worktree_) {
     if (code == 0) {
       auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
@@ -658,27 +529,13 @@ int Run::execute(int ready_fd) {
       info("worktree kept for inspection: " + worktree_->path);
     }
   }
-  // The final state is written and synced beside a `running` write still in flight, and
-  // renamed after it. A `running` write not begun yet is not needed any more.
-  if (running_timer_) loop_->cancel_timer(*running_timer_);
-  running_timer_.reset();
-  if (presync_.joinable()) presync_.join();
-  if (final_state_) {
-    const std::string text = runner::to_json(state_);
-    auto w = final_state_->sync(text);
-    wait_running_write();
-    if (w) w = final_state_->publish();
-    // A full disk despite the reservation: the `running` file is rewritten in place.
-    if (!w && disk_full(w.error().code)) {
-      if (auto in_place = overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", text)) w = in_place;
-    }
-    if (!w) final_state_not_written(w.error().message);
-    final_state_.reset();
-  } else {
-    wait_running_write();
-    if (auto w = runner::write_state(tree_.state_fd.get(), state_); !w) final_state_not_written(w.error().message);
+  for (const auto& e : disk_->flush()) {
+    if (e.message.rfind("state " + run_id_ + ".json", 0) == 0)
+      final_state_not_written(e.message);
+    else
+      error(e.message);
   }
-  if (remove_tmp.joinable()) remove_tmp.join();
+  jobs_->clear();
   return code;
 }
 

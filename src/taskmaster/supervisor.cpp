@@ -15,6 +15,7 @@
 #include "common/time_format.hpp"
 #include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
+#include "runner/launch.hpp"
 #include "runner/state_store.hpp"
 
 namespace batman::runner {
@@ -31,8 +32,8 @@ bool same_program(const ProgramConfig& a, const ProgramConfig& b) {
          ra.stopsignal == rb.stopsignal && ra.stoptime == rb.stoptime &&
          a.stdout_log == b.stdout_log && a.stderr_log == b.stderr_log && a.env == b.env &&
          a.workingdir == b.workingdir && a.umask == b.umask && a.isolation == b.isolation &&
-         a.tier == b.tier && a.profile == b.profile && a.user == b.user && a.uid == b.uid &&
-         a.gid == b.gid;
+         a.tier == b.tier && a.profile == b.profile && a.resolved_profile == b.resolved_profile &&
+         a.user == b.user && a.uid == b.uid && a.gid == b.gid;
 }
 
 const ProgramConfig* SupervisorConfig::find(const std::string& name) const {
@@ -187,7 +188,7 @@ struct Supervisor::Instance {
   ProgramConfig program;
   std::unique_ptr<FileSink> out_file, err_file;
   TeeSink out_tee, err_tee;
-  std::unique_ptr<Job> job;
+  Job* job = nullptr;                       // owned by the supervisor's JobSet
   std::optional<std::string> build_error;  // the job could not be built: shown as FATAL
   RunState record;
   // How many times each state has been entered: commands wait for "entered RUNNING since".
@@ -219,16 +220,19 @@ std::pair<std::vector<Sink*>, std::vector<Sink*>> Supervisor::sinks_of(Instance&
 }
 
 Supervisor::Supervisor(EventLoop& loop, SupervisorContext context, SupervisorConfig config)
-    : loop_(loop), context_(std::move(context)), config_(std::move(config)) {
+    : loop_(loop), context_(std::move(context)), config_(std::move(config)), jobs_(loop, *this) {
   for (const auto& program : config_.programs)
     for (int i = 0; i < program.numprocs; ++i)
       instances_.emplace(InstanceKey{program.name, i}, make_instance(program, i));
 }
 
-Supervisor::~Supervisor() {
-  if (reaper_) loop_.cancel_timer(*reaper_);
-  for (auto& [key, instance] : instances_)
-    if (instance->job) instance->job->finish();
+Supervisor::~Supervisor() { jobs_.clear(); }
+
+// Finished (its output read dry into the instance's logs, which may go next) and destroyed
+// now: called only outside the job's own callbacks (commands, reload, after_changes).
+void Supervisor::drop_job(Instance& instance) {
+  if (instance.job) jobs_.remove(*instance.job, true);
+  instance.job = nullptr;
 }
 
 void Supervisor::log_event(const std::string& line, bool warning) {
@@ -305,44 +309,30 @@ Result<void> Supervisor::build_job(Instance& instance) {
   if (auto ok = open_sink(program.stdout_log, "out", instance.out_file); !ok) return ok;
   if (auto ok = open_sink(program.stderr_log, "err", instance.err_file); !ok) return ok;
 
-  bool isolated = program.isolation.has_value() || program.profile.has_value();
-  std::string stem = instance_file_stem(instance.key);
-  isolation::LaunchRequest request;
-  request.argv = {"/bin/sh", "-c", program.command};
-  request.cwd = program.workingdir.empty() ? context_.default_cwd : program.workingdir;
-  request.project_dir = context_.project_dir;
-  request.batman_home = context_.batman_home;
-  request.tmp_dir = context_.tmp_dir + "/" + stem;
-  if (::mkdir(request.tmp_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return sys_error("create " + request.tmp_dir);
-  request.run_id = stem;
-  request.unit_name = isolation::job_unit_name({context_.project, stem});
+  LaunchSpec spec;
+  spec.project = context_.project;
+  spec.home = context_.home;
+  spec.project_dir = context_.project_dir;
+  spec.run_id = instance_file_stem(instance.key);
+  spec.tmp_dir = context_.tmp_dir + "/" + spec.run_id;
+  if (::mkdir(spec.tmp_dir.c_str(), 0700) != 0 && errno != EEXIST) return sys_error("create " + spec.tmp_dir);
+  spec.command = program.command;
+  spec.cwd = program.workingdir.empty() ? context_.default_cwd : program.workingdir;
+  spec.tier = program.tier;
   if (program.profile) {
-    request.profile = program.resolved_profile;
-    request.limits = program.resolved_profile.limits;
+    spec.profile = program.resolved_profile;
+    spec.limits = program.resolved_profile.limits;
   } else {
-    request.profile.name = "host";
-    request.profile.die_with_parent = true;
+    spec.profile.name = "host";
+    spec.profile.die_with_parent = true;
   }
-  request.uid = program.uid;
-  request.gid = program.gid;
-  request.umask = program.umask;
-
-  std::map<std::string, std::string> env;
-  for (const auto& kv : context_.base_env) {
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  env["BATMAN_PROJECT"] = context_.project;
-  env["BATMAN_HOME"] = context_.home;
-  env["BATMAN_PROJECT_DIR"] = context_.project_dir;
-  env["BATMAN_RUN_ID"] = stem;
-  env["BATMAN_PROGRAM"] = program.name;
-  env["BATMAN_PROCESS_NAME"] = instance.name;
-  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(program.tier));
-  if (isolated) env["TMPDIR"] = request.tmp_dir;
-  for (const auto& [k, v] : program.env) env[k] = v;
-  for (auto& [k, v] : env) request.env.push_back(k + "=" + v);
+  spec.uid = program.uid;
+  spec.gid = program.gid;
+  spec.umask = program.umask;
+  spec.base_env = context_.base_env;
+  spec.env.assign(program.env.begin(), program.env.end());
+  spec.batman_vars = {{"BATMAN_PROGRAM", program.name}, {"BATMAN_PROCESS_NAME", instance.name}};
+  isolation::LaunchRequest request = launch_request(spec);
 
   instance.record.isolation.tier = std::string(isolation::tier_name(program.tier));
   instance.record.isolation.profile = request.profile.name;
@@ -353,11 +343,11 @@ Result<void> Supervisor::build_job(Instance& instance) {
   instance.record.log = out_path;
 
   auto [out, err] = sinks_of(instance);
-  instance.job = std::make_unique<Job>(loop_, isolation::make_backend(program.tier), std::move(request),
-                                       program.rules, this, std::move(out), std::move(err));
+  instance.job = &jobs_.add(isolation::make_backend(program.tier), std::move(request), program.rules, std::move(out),
+                            std::move(err));
   auto unenforced = instance.job->prepare();
   if (!unenforced) {
-    instance.job.reset();
+    drop_job(instance);
     return std::unexpected(unenforced.error().wrap("prepare isolation"));
   }
   instance.record.isolation.unenforced = *unenforced;
@@ -419,12 +409,7 @@ void Supervisor::on_transition(Job& job, ProcState from, ProcState to, const std
              (to == ProcState::Exited && job.process().last_exit() && !job.process().last_exit()->expected);
   log_event(line, bad);
   write_state(*instance);
-  // Commands and rebuilds run off this callback: the Job is still inside its own method.
-  if (!reaper_)
-    reaper_ = loop_.add_timer_after(Duration::zero(), [this] {
-      reaper_.reset();
-      check_operations();
-    });
+  // Commands and rebuilds wait for after_changes(): the Job is still inside its own method.
 }
 
 Supervisor::Instance* Supervisor::find(const InstanceKey& key) const {
@@ -434,7 +419,7 @@ Supervisor::Instance* Supervisor::find(const InstanceKey& key) const {
 
 Supervisor::Instance* Supervisor::find(const Job& job) const {
   for (const auto& [key, instance] : instances_)
-    if (instance->job.get() == &job) return instance.get();
+    if (instance->job == &job) return instance.get();
   return nullptr;
 }
 
@@ -554,10 +539,9 @@ void Supervisor::check_operations() {
       ++it;
       continue;
     }
-    if ((instance.retiring || instance.replacement) && instance.job) instance.job->finish();
     if (instance.retiring) {
       log_event(instance.name + " removed");
-      graveyard_.push_back(std::move(it->second));
+      drop_job(instance);
       it = instances_.erase(it);
       continue;
     }
@@ -565,7 +549,7 @@ void Supervisor::check_operations() {
       instance.program = std::move(*instance.replacement);
       instance.replacement.reset();
       instance.name = instance_name(instance.key.program, instance.key.index, instance.program.numprocs);
-      instance.job.reset();
+      drop_job(instance);
       bool start = instance.start_after;
       instance.start_after = false;
       if (auto built = build_job(instance); !built) {
@@ -628,7 +612,6 @@ void Supervisor::check_operations() {
     op_it = operations_.erase(op_it);
     if (done) done(std::move(lines));
   }
-  graveyard_.clear();
 }
 
 std::vector<InstanceStatus> Supervisor::status(const std::vector<InstanceKey>& keys) const {
@@ -724,14 +707,8 @@ void Supervisor::shutdown(std::function<void()> done) {
 }
 
 void Supervisor::reap_orphans() {
-  std::set<pid_t> ours;
-  for (const auto& [key, instance] : instances_)
-    if (instance->job && instance->job->process().pid() > 0) ours.insert(instance->job->process().pid());
-  for (pid_t child : isolation::children_of(::getpid())) {
-    if (ours.count(child)) continue;  // the Job reaps its own, after reading its pidfd
-    int status = 0;
-    (void)::waitpid(child, &status, WNOHANG);
-  }
+  // Every Job reaps its own, after reading its pidfd.
+  isolation::reap_strays(jobs_.live_pids());
 }
 
 std::vector<std::string> Supervisor::names() const {

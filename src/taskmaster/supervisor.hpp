@@ -22,6 +22,7 @@
 #include "isolation/profile.hpp"
 #include "runner/event_loop.hpp"
 #include "runner/job.hpp"
+#include "runner/job_set.hpp"
 #include "runner/output.hpp"
 #include "runner/process.hpp"
 #include "runner/state_writer.hpp"
@@ -127,7 +128,7 @@ struct SupervisorContext {
   std::string default_cwd;            // where programs run without `workingdir`
 };
 
-class Supervisor final : public Job::Listener {
+class Supervisor final : public JobSet::Owner {
  public:
   // One result line per instance ("web:00: started", "web:01: ERROR (spawn error)").
   using Done = std::function<void(std::vector<std::string> lines)>;
@@ -170,9 +171,11 @@ class Supervisor final : public Job::Listener {
                                    std::function<void(std::string_view)> on_data);
   void unsubscribe(SubscriptionId id);
 
-  // Job::Listener
+  // JobSet::Owner
   void on_transition(Job& job, ProcState from, ProcState to, const std::string& why) override;
   void on_spawned(Job& job, pid_t pid) override;
+  void on_settled(Job&) override {}  // commands look at every change: after_changes()
+  void after_changes() override { check_operations(); }
 
  private:
   struct Instance;
@@ -196,6 +199,7 @@ class Supervisor final : public Job::Listener {
   Instance* find(const Job& job) const;
   std::unique_ptr<Instance> make_instance(const ProgramConfig& program, int index);
   Result<void> build_job(Instance& instance);
+  void drop_job(Instance& instance);
   void start_instance(Instance& instance);
   void begin(Operation::Kind kind, const std::vector<InstanceKey>& keys, Done done);
   void start_for(Instance& instance, Operation::Item& item);
@@ -209,9 +213,9 @@ class Supervisor final : public Job::Listener {
   SupervisorContext context_;
   SupervisorConfig config_;
   std::map<InstanceKey, std::unique_ptr<Instance>> instances_;
+  // Every instance's Job; declared after the instances, whose log sinks the jobs write into.
+  JobSet jobs_;
   std::vector<std::unique_ptr<Operation>> operations_;
-  std::vector<std::unique_ptr<Instance>> graveyard_;  // retired instances, freed off-callback
-  std::optional<EventLoop::TimerId> reaper_;
   SubscriptionId next_subscription_ = 1;
   std::map<SubscriptionId, std::pair<InstanceKey, std::string>> subscriptions_;
 };

@@ -1,0 +1,166 @@
+// The one launch path: spec → request and environment, outcome → status, state records.
+#include "runner/launch.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "common/exit_codes.hpp"
+#include "isolation/cgroups.hpp"
+
+extern char** environ;
+
+namespace batman::runner {
+
+std::vector<std::string> current_environment() {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e) out.emplace_back(*e);
+  return out;
+}
+
+std::vector<std::string> job_environment(const LaunchSpec& spec) {
+  const auto& penv = spec.profile.env;
+  auto kept = [&](std::string_view key) {
+    return !penv.clear || key == "PATH" || std::find(penv.keep.begin(), penv.keep.end(), key) != penv.keep.end();
+  };
+  std::map<std::string, std::string, std::less<>> env;
+  for (const auto& entry : spec.base_env) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    std::string_view key(entry.data(), eq);
+    if (kept(key)) env.insert_or_assign(std::string(key), entry.substr(eq + 1));
+  }
+  for (const auto& [k, v] : penv.set) env[k] = v;
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  env["BATMAN_PROJECT"] = spec.project;
+  env["BATMAN_RUN_ID"] = spec.run_id;
+  env["BATMAN_HOME"] = spec.home;
+  env["BATMAN_PROJECT_DIR"] = spec.project_dir;
+  env["BATMAN_ISOLATION"] = std::string(isolation::tier_name(spec.tier));
+  for (const auto& [k, v] : spec.batman_vars) env[k] = v;
+  env["TMPDIR"] = spec.tmp_dir;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+isolation::LaunchRequest launch_request(const LaunchSpec& spec) {
+  isolation::LaunchRequest request;
+  request.argv = {"/bin/sh", "-c", spec.command};
+  request.env = job_environment(spec);
+  request.cwd = spec.cwd;
+  request.project_dir = spec.project_dir;
+  request.batman_home = spec.home;
+  request.worktree = spec.worktree;
+  request.tmp_dir = spec.tmp_dir;
+  request.run_id = spec.run_id;
+  std::string unit = isolation::job_unit_name({spec.project});
+  if (spec.unit_parts.empty()) {
+    unit += ':' + spec.run_id;
+  } else {
+    for (const auto& part : spec.unit_parts) unit += ':' + part;
+  }
+  request.unit_name = std::move(unit);
+  request.profile = spec.profile;
+  request.limits = spec.limits;
+  request.uid = spec.uid;
+  request.gid = spec.gid;
+  request.umask = spec.umask;
+  return request;
+}
+
+std::string_view status_name(JobStatus s) {
+  switch (s) {
+    case JobStatus::Starting: return "starting";
+    case JobStatus::Running: return "running";
+    case JobStatus::Succeeded: return "succeeded";
+    case JobStatus::Failed: return "failed";
+    case JobStatus::Killed: return "killed";
+    case JobStatus::Timeout: return "timeout";
+  }
+  return "failed";
+}
+
+JobStatus end_status(const JobEnd& end) {
+  if (end.timed_out) return JobStatus::Timeout;
+  if (!end.exit) return JobStatus::Failed;
+  if (end.exit->signal) return JobStatus::Killed;
+  if (end.stopped) return JobStatus::Killed;
+  return end.exit->code == 0 ? JobStatus::Succeeded : JobStatus::Failed;
+}
+
+JobStatus status_of(ProcState state, const std::optional<ExitInfo>& last) {
+  switch (state) {
+    case ProcState::Starting:
+    case ProcState::Backoff: return JobStatus::Starting;
+    case ProcState::Running:
+    case ProcState::Stopping: return JobStatus::Running;
+    case ProcState::Exited: return end_status(JobEnd{last, false, false});
+    case ProcState::Stopped: return JobStatus::Killed;
+    case ProcState::Fatal:
+    default: return JobStatus::Failed;
+  }
+}
+
+int exit_code_of(const JobEnd& end) {
+  if (end.timed_out) return kExitTimeout;
+  if (!end.exit) return kExitBatmanError;
+  return end.exit->shell_code();
+}
+
+std::string format_cpus(double cpus) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", cpus);
+  return text;
+}
+
+RunState state_record(const LaunchSpec& spec, std::string kind, const std::vector<isolation::Availability>& skipped,
+                      std::string log) {
+  RunState s;
+  s.project = spec.project;
+  s.run_id = spec.run_id;
+  s.kind = std::move(kind);
+  s.command = spec.command;
+  s.cwd = spec.cwd;
+  s.batman_pid = ::getpid();
+  s.batman_start_time = process_start_time(s.batman_pid);
+  s.isolation.tier = std::string(isolation::tier_name(spec.tier));
+  s.isolation.profile = spec.profile.name;
+  for (const auto& a : skipped) s.isolation.skipped.push_back({std::string(isolation::tier_name(a.tier)), a.reason});
+  if (spec.limits.memory_bytes) s.limits.memory = std::to_string(*spec.limits.memory_bytes);
+  if (spec.limits.cpus) s.limits.cpus = format_cpus(*spec.limits.cpus);
+  if (spec.limits.pids) s.limits.pids = std::to_string(*spec.limits.pids);
+  if (!spec.worktree.empty()) s.worktree = spec.worktree;
+  s.status = std::string(status_name(JobStatus::Starting));
+  s.started_at = format_rfc3339(std::chrono::system_clock::now());
+  s.log = std::move(log);
+  return s;
+}
+
+void record_started(RunState& state, pid_t pid, WallTime now) {
+  state.pid = pid;
+  state.pid_start_time = pid > 0 ? process_start_time(pid) : 0;
+  state.status = std::string(status_name(JobStatus::Running));
+  if (state.started_at.empty() || state.ended_at) state.started_at = format_rfc3339(now);
+  state.ended_at.reset();
+  state.exit_code.reset();
+  state.signal.reset();
+}
+
+void record_ended(RunState& state, const JobEnd& end, WallTime now) {
+  state.status = std::string(status_name(end_status(end)));
+  state.ended_at = format_rfc3339(now);
+  state.exit_code.reset();
+  state.signal.reset();
+  if (!end.exit)
+    state.exit_code = kExitBatmanError;  // never ran: batman's own error
+  else if (end.exit->signal)
+    state.signal = end.exit->signal;
+  else
+    state.exit_code = end.exit->code;
+}
+
+}  // namespace batman::runner
