@@ -1,0 +1,393 @@
+// Job and JobSet against a fake backend whose children are real processes (fork + _exit)
+// speaking the namespaces tier's protocol when asked: the go byte (gates_start), the setup
+// report (EOF = started, text = why not) and the exit status pipe of a PID 1. And the launch
+// path's pure parts: environment, request, status and exit code.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "runner/job.hpp"
+#include "runner/job_set.hpp"
+#include "runner/launch.hpp"
+
+namespace batman::runner {
+namespace {
+
+using std::chrono::milliseconds;
+
+// What the fake child does.
+struct Script {
+  int exit_code = 0;
+  bool gated = false;              // wait for the go byte; EOF without it: exit 125, job never "runs"
+  std::string report_failure;      // written on the report pipe instead of EOF
+  bool status_pipe = false;        // send the wait status on a pipe as a PID 1 does, then exit 0
+  int linger_ms = 0;               // sleep before the "job" ends
+};
+
+class FakeBackend final : public isolation::Backend {
+ public:
+  explicit FakeBackend(Script script, int* released = nullptr) : script_(std::move(script)), released_(released) {}
+  isolation::Tier tier() const override { return isolation::Tier::Env; }
+  Result<std::vector<std::string>> prepare(const isolation::LaunchRequest&) override { return std::vector<std::string>{}; }
+  bool gates_start() const override { return script_.gated; }
+  Result<isolation::Child> spawn(const isolation::LaunchRequest&) override {
+    int go[2] = {-1, -1}, report[2] = {-1, -1}, status[2] = {-1, -1};
+    if (script_.gated && ::pipe2(go, O_CLOEXEC) != 0) return sys_error("pipe");
+    if ((script_.gated || !script_.report_failure.empty()) && ::pipe2(report, O_CLOEXEC) != 0) return sys_error("pipe");
+    if (script_.status_pipe && ::pipe2(status, O_CLOEXEC) != 0) return sys_error("pipe");
+    pid_t pid = ::fork();
+    if (pid < 0) return sys_error("fork");
+    if (pid == 0) {
+      for (int fd : {go[1], report[0], status[0]})
+        if (fd >= 0) ::close(fd);
+      if (go[0] >= 0) {
+        char byte;
+        if (::read(go[0], &byte, 1) != 1) ::_exit(125);  // aborted before the job
+      }
+      if (report[1] >= 0) {
+        if (!script_.report_failure.empty()) {
+          (void)!::write(report[1], script_.report_failure.data(), script_.report_failure.size());
+          ::_exit(125);
+        }
+        ::close(report[1]);
+      }
+      if (script_.linger_ms) ::usleep(static_cast<useconds_t>(script_.linger_ms) * 1000);
+      if (status[1] >= 0) {
+        int ws = script_.exit_code << 8;
+        (void)!::write(status[1], &ws, sizeof ws);
+        ::_exit(0);
+      }
+      ::_exit(script_.exit_code);
+    }
+    isolation::Child child;
+    child.pid = pid;
+    child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (go[0] >= 0) {
+      ::close(go[0]);
+      child.go_fd.reset(go[1]);
+    }
+    if (report[0] >= 0) {
+      ::close(report[1]);
+      child.report_fd.reset(report[0]);
+    }
+    if (status[0] >= 0) {
+      ::close(status[1]);
+      child.status_fd.reset(status[0]);
+    }
+    ++spawned;
+    return child;
+  }
+  void signal_tree(const isolation::Child& child, int sig) override { ::kill(child.pid, sig); }
+  void kill_leftovers(const isolation::Child&) override {}
+  void release() override {
+    if (released_) ++*released_;
+  }
+  std::optional<Error> read_report(const isolation::Child& child) override {
+    char buf[256];
+    ssize_t n = ::read(child.report_fd.get(), buf, sizeof buf);
+    if (n <= 0) return std::nullopt;
+    return Error{std::string(buf, static_cast<std::size_t>(n)), 0};
+  }
+  int spawned = 0;
+
+ private:
+  Script script_;
+  int* released_;
+};
+
+Script script(int exit_code, bool gated = false, std::string report_failure = "", bool status_pipe = false,
+              int linger_ms = 0) {
+  Script s;
+  s.exit_code = exit_code;
+  s.gated = gated;
+  s.report_failure = std::move(report_failure);
+  s.status_pipe = status_pipe;
+  s.linger_ms = linger_ms;
+  return s;
+}
+
+RestartRules one_shot() {
+  RestartRules r;
+  r.autorestart = AutoRestart::Never;
+  r.startretries = 0;
+  r.starttime = Duration::zero();
+  r.stoptime = milliseconds(500);
+  return r;
+}
+
+// Records what the JobSet tells its owner.
+struct Recorder final : JobSet::Owner {
+  std::vector<std::string> events;
+  std::vector<Job*> settled;
+  int turns = 0;
+  Result<void> prepare_result;
+  std::function<void(Job&)> on_settle;
+  void on_transition(Job&, ProcState from, ProcState to, const std::string&) override {
+    events.push_back(std::string(state_name(from)) + ">" + std::string(state_name(to)));
+  }
+  void on_starting(Job&, pid_t) override { events.push_back("starting"); }
+  Result<void> prepare_start(Job&) override {
+    events.push_back("prepare");
+    return prepare_result;
+  }
+  void on_spawned(Job&, pid_t) override { events.push_back("spawned"); }
+  void on_settled(Job& job) override {
+    settled.push_back(&job);
+    if (on_settle) on_settle(job);
+  }
+  void after_changes() override { ++turns; }
+};
+
+class JobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto l = EventLoop::create();
+    ASSERT_TRUE(l.has_value());
+    loop = std::move(*l);
+    jobs = std::make_unique<JobSet>(*loop, owner);
+  }
+  Job& add(Script script, RestartRules rules = one_shot(), int* released = nullptr) {
+    return jobs->add(std::make_unique<FakeBackend>(std::move(script), released), isolation::LaunchRequest{}, rules,
+                     {}, {});
+  }
+  // Run the loop until `done` or 10 s.
+  void run_until(const std::function<bool()>& done) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    while (!done() && SteadyClock::now() < deadline) ASSERT_TRUE(loop->run_once(milliseconds(100)).has_value());
+    ASSERT_TRUE(done()) << "timed out";
+  }
+  Recorder owner;
+  std::unique_ptr<EventLoop> loop;
+  std::unique_ptr<JobSet> jobs;
+};
+
+TEST_F(JobTest, ExitStatusReachesTheMachineAndTheSetHandsTheJobBackOnce) {
+  Job& job = add(script(3));
+  job.process().start();
+  run_until([&] { return !owner.settled.empty(); });
+  EXPECT_EQ(owner.settled, std::vector<Job*>{&job});
+  EXPECT_EQ(job.process().state(), ProcState::Exited);
+  ASSERT_TRUE(job.process().last_exit().has_value());
+  EXPECT_EQ(job.process().last_exit()->code, 3);
+  // Ungated and without a report: prepared before the spawn, spawned at once.
+  EXPECT_EQ(owner.events.front(), "prepare");
+  EXPECT_NE(std::find(owner.events.begin(), owner.events.end(), "spawned"), owner.events.end());
+  // Told once: further turns do not repeat it.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(loop->run_once(milliseconds(10)).has_value());
+  EXPECT_EQ(owner.settled.size(), 1u);
+}
+
+TEST_F(JobTest, GatedStartPreparesWhileTheChildWaitsThenTheGoByteStartsIt) {
+  Job& job = add(script(0, true));
+  job.process().start();
+  run_until([&] { return !owner.settled.empty(); });
+  // prepare_start ran after the spawn (the child was waiting), the report's EOF confirmed it.
+  auto starting = std::find(owner.events.begin(), owner.events.end(), "starting");
+  auto prepare = std::find(owner.events.begin(), owner.events.end(), "prepare");
+  auto spawned = std::find(owner.events.begin(), owner.events.end(), "spawned");
+  ASSERT_NE(spawned, owner.events.end());
+  EXPECT_LT(prepare, starting);
+  EXPECT_LT(starting, spawned);
+  EXPECT_EQ(job.process().last_exit()->code, 0);
+  EXPECT_FALSE(job.start_failed());
+}
+
+TEST_F(JobTest, AFailedPreparationWithholdsTheGoByteAndTheJobNeverStarts) {
+  owner.prepare_result = fail("cannot create log: disk full");
+  Job& job = add(script(0, true));
+  job.process().start();
+  run_until([&] { return !owner.settled.empty(); });
+  EXPECT_EQ(job.process().state(), ProcState::Fatal);
+  EXPECT_TRUE(job.start_failed());
+  ASSERT_TRUE(job.spawn_error().has_value());
+  EXPECT_EQ(job.spawn_error()->message, "cannot create log: disk full");
+  EXPECT_EQ(std::find(owner.events.begin(), owner.events.end(), "spawned"), owner.events.end());
+  EXPECT_FALSE(job.process().last_exit().has_value()) << "the child's 125 is not the job's exit";
+}
+
+TEST_F(JobTest, ASetupReportIsAFailedStartWithItsReason) {
+  Job& job = add(script(0, true, "pivot_root: Operation not permitted"));
+  job.process().start();
+  run_until([&] { return !owner.settled.empty(); });
+  EXPECT_EQ(job.process().state(), ProcState::Fatal);
+  EXPECT_TRUE(job.start_failed());
+  EXPECT_EQ(job.spawn_error()->message, "pivot_root: Operation not permitted");
+  EXPECT_NE(job.process().reason().find("pivot_root"), std::string::npos) << job.process().reason();
+}
+
+TEST_F(JobTest, AStatusPipeCarriesTheJobsExitNotPid1s) {
+  Job& job = add(script(7, false, "", true));
+  job.process().start();
+  run_until([&] { return !owner.settled.empty(); });
+  ASSERT_TRUE(job.process().last_exit().has_value());
+  EXPECT_EQ(job.process().last_exit()->code, 7);
+}
+
+TEST_F(JobTest, ARestartWithinTheTurnIsNotASettle) {
+  RestartRules rules = one_shot();
+  rules.autorestart = AutoRestart::Always;
+  rules.startretries = 0;
+  auto* backend = new FakeBackend(script(0, false, "", false, 20));
+  Job& job = jobs->add(std::unique_ptr<isolation::Backend>(backend), isolation::LaunchRequest{}, rules, {}, {});
+  job.process().start();
+  run_until([&] { return backend->spawned >= 3; });
+  EXPECT_TRUE(owner.settled.empty()) << "restarted each time: never handed back";
+  EXPECT_GT(owner.turns, 0);
+  job.process().stop();
+  run_until([&] { return !owner.settled.empty(); });
+  EXPECT_EQ(job.process().state(), ProcState::Stopped);
+}
+
+TEST_F(JobTest, RemoveFromInsideACallbackDefersTheDestructionToTheEndOfTheTurn) {
+  int released = 0;
+  struct Remover final : JobSet::Owner {
+    JobSet* set = nullptr;
+    int* released = nullptr;
+    int released_inside = -1;
+    bool settled = false;
+    void on_transition(Job& j, ProcState, ProcState to, const std::string&) override {
+      if (to != ProcState::Exited) return;
+      set->remove(j);  // inside the Job's own on_exit: it must survive until the turn is over
+      released_inside = *released;
+      (void)j.process().state();  // still alive
+    }
+    void on_settled(Job&) override { settled = true; }
+  };
+  // A set of its own, with this owner.
+  Remover remover;
+  JobSet set(*loop, remover);
+  remover.set = &set;
+  remover.released = &released;
+  Job& j2 = set.add(std::make_unique<FakeBackend>(script(1), &released), isolation::LaunchRequest{},
+                    one_shot(), {}, {});
+  j2.process().start();
+  run_until([&] { return set.size() == 0 && released == 1; });
+  EXPECT_EQ(remover.released_inside, 0) << "finished only after the turn";
+  EXPECT_FALSE(remover.settled) << "a removed job's settle is dropped";
+}
+
+TEST_F(JobTest, ClearFinishesAndReleasesEveryJob) {
+  int released = 0;
+  add(script(0), one_shot(), &released);
+  add(script(0), one_shot(), &released);
+  EXPECT_EQ(jobs->size(), 2u);
+  jobs->clear();
+  EXPECT_EQ(jobs->size(), 0u);
+  EXPECT_EQ(released, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// The launch path's pure parts.
+
+LaunchSpec spec() {
+  LaunchSpec s;
+  s.project = "p";
+  s.home = "/h";
+  s.project_dir = "/h/p";
+  s.run_id = "r1";
+  s.tmp_dir = "/h/p/tmp/r1";
+  s.command = "make";
+  s.cwd = "/src";
+  s.base_env = {"PATH=/bin", "HOME=/root", "SECRET=1", "TMPDIR=/tmp", "BATMAN_RUN_ID=forged"};
+  return s;
+}
+
+std::map<std::string, std::string> as_map(const std::vector<std::string>& env) {
+  std::map<std::string, std::string> m;
+  for (const auto& kv : env) m[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  return m;
+}
+
+TEST(Launch, EnvironmentLayersBaseProfileUserThenBatmansOwn) {
+  auto s = spec();
+  s.profile.env.set = {{"FROM_PROFILE", "1"}, {"HOME", "/profile"}};
+  s.env = {{"HOME", "/user"}, {"TMPDIR", "/user-tmp"}, {"BATMAN_PROJECT", "forged"}};
+  s.batman_vars = {{"BATMAN_TASK", "t"}};
+  auto env = as_map(job_environment(s));
+  EXPECT_EQ(env["SECRET"], "1");
+  EXPECT_EQ(env["FROM_PROFILE"], "1");
+  EXPECT_EQ(env["HOME"], "/user") << "the user's env overrides the profile's set";
+  EXPECT_EQ(env["TMPDIR"], "/h/p/tmp/r1") << "TMPDIR and BATMAN_* are batman's";
+  EXPECT_EQ(env["BATMAN_PROJECT"], "p");
+  EXPECT_EQ(env["BATMAN_RUN_ID"], "r1");
+  EXPECT_EQ(env["BATMAN_TASK"], "t");
+  EXPECT_EQ(env["BATMAN_ISOLATION"], "env");
+}
+
+TEST(Launch, AClearingProfileKeepsOnlyPathAndItsKeepList) {
+  auto s = spec();
+  s.profile.env.clear = true;
+  s.profile.env.keep = {"HOME"};
+  auto env = as_map(job_environment(s));
+  EXPECT_EQ(env.count("SECRET"), 0u);
+  EXPECT_EQ(env["PATH"], "/bin");
+  EXPECT_EQ(env["HOME"], "/root");
+  EXPECT_EQ(env["TMPDIR"], "/h/p/tmp/r1");
+}
+
+TEST(Launch, RequestCarriesTheSpec) {
+  auto s = spec();
+  s.unit_parts = {"task", "2", "check"};
+  s.uid = 1000;
+  auto r = launch_request(s);
+  EXPECT_EQ(r.argv, (std::vector<std::string>{"/bin/sh", "-c", "make"}));
+  EXPECT_EQ(r.cwd, "/src");
+  EXPECT_EQ(r.batman_home, "/h");
+  EXPECT_EQ(r.tmp_dir, "/h/p/tmp/r1");
+  EXPECT_EQ(r.unit_name, "batman:p:task:2:check");
+  EXPECT_EQ(r.uid, std::optional<uid_t>(1000));
+  EXPECT_EQ(launch_request(spec()).unit_name, "batman:p:r1");
+}
+
+TEST(Launch, OneStatusMapping) {
+  auto exit = [](int code, int sig = 0) { return std::optional<ExitInfo>(ExitInfo{code, sig, false}); };
+  EXPECT_EQ(end_status({exit(0), false, false}), JobStatus::Succeeded);
+  EXPECT_EQ(end_status({exit(2), false, false}), JobStatus::Failed);
+  EXPECT_EQ(end_status({exit(-1, 9), false, false}), JobStatus::Killed);
+  EXPECT_EQ(end_status({exit(0), false, true}), JobStatus::Killed) << "stopped on request";
+  EXPECT_EQ(end_status({exit(-1, 15), true, true}), JobStatus::Timeout);
+  EXPECT_EQ(end_status({std::nullopt, false, false}), JobStatus::Failed);
+  EXPECT_EQ(exit_code_of({exit(2), false, false}), 2);
+  EXPECT_EQ(exit_code_of({exit(-1, 9), false, false}), 137);
+  EXPECT_EQ(exit_code_of({exit(-1, 15), true, false}), 124);
+  EXPECT_EQ(exit_code_of({std::nullopt, false, false}), 125);
+  EXPECT_EQ(status_of(ProcState::Backoff, std::nullopt), JobStatus::Starting);
+  EXPECT_EQ(status_of(ProcState::Stopping, std::nullopt), JobStatus::Running);
+  EXPECT_EQ(status_of(ProcState::Exited, exit(0)), JobStatus::Succeeded);
+  EXPECT_EQ(status_of(ProcState::Fatal, std::nullopt), JobStatus::Failed);
+  EXPECT_EQ(status_of(ProcState::Stopped, exit(0)), JobStatus::Killed);
+  EXPECT_EQ(status_name(JobStatus::Timeout), "timeout");
+}
+
+TEST(Launch, StateRecordStartAndEnd) {
+  auto s = spec();
+  s.limits.cpus = 0.5;
+  s.limits.memory_bytes = 1 << 20;
+  auto r = state_record(s, "batch", {{isolation::Tier::Namespaces, false, "no userns"}}, "logs/r1.log");
+  EXPECT_EQ(r.kind, "batch");
+  EXPECT_EQ(r.status, "starting");
+  EXPECT_EQ(r.limits.cpus, std::optional<std::string>("0.5"));
+  EXPECT_EQ(r.limits.memory, std::optional<std::string>("1048576"));
+  ASSERT_EQ(r.isolation.skipped.size(), 1u);
+  EXPECT_EQ(r.isolation.skipped[0].tier, "namespaces");
+  EXPECT_EQ(r.batman_pid, ::getpid());
+  record_started(r, ::getpid(), std::chrono::system_clock::now());
+  EXPECT_EQ(r.status, "running");
+  EXPECT_GT(r.pid_start_time, 0u);
+  record_ended(r, JobEnd{std::nullopt, false, false}, std::chrono::system_clock::now());
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_EQ(r.exit_code, std::optional<int>(125)) << "never ran: batman's own error";
+  record_ended(r, JobEnd{ExitInfo{-1, 9, false}, false, false}, std::chrono::system_clock::now());
+  EXPECT_EQ(r.status, "killed");
+  EXPECT_FALSE(r.exit_code.has_value());
+  EXPECT_EQ(r.signal, std::optional<int>(9));
+}
+
+}  // namespace
+}  // namespace batman::runner
