@@ -586,7 +586,7 @@ Result<int> BatchRunner::execute() {
   for (pid_t orphan : isolation::children_of(::getpid())) ::kill(orphan, SIGKILL);
 
   view_->clear();
-  for (const auto& e : disk_->flush()) error("cannot write " + e.message);
+  for (const auto& e : disk_->flush()) error(e.message);
   const auto report = build_report();
   write_reports(report);
   if (!quiet()) std::cerr << summary_table(report) << std::flush;

@@ -245,6 +245,7 @@ int supervise(const SuperviseOptions& options) {
   context.batman_home = tree->home;
   context.logs_dir = tree->logs_path();
   context.tmp_dir = tree->tmp_path();
+  context.tmp_fd = tree->tmp_fd.get();
   context.state_writer = &state_writer;
   context.events = *events;
   for (char** e = environ; e && *e; ++e) context.base_env.emplace_back(*e);
@@ -375,6 +376,11 @@ int supervise(const SuperviseOptions& options) {
 
   auto ran = loop.run();
   if (shell) shell->detach();
+  // What the writer could not do (a TMPDIR it could not remove) is said, as run and batch do.
+  for (const auto& e : state_writer.flush()) {
+    error(e.message);
+    (*events)->error("{}", e.message);
+  }
   (*server)->flush(std::chrono::seconds(1));
   server->reset();
   if (options.daemon || !options.pidfile.empty()) ::unlink(pidfile.c_str());

@@ -230,6 +230,13 @@ Supervisor::~Supervisor() { jobs_.clear(); }
 
 // Finished (its output read dry into the instance's logs, which may go next) and destroyed
 // now: called only outside the job's own callbacks (commands, reload, after_changes).
+// An instance's TMPDIR goes when the instance does (reload removed it, the supervisor shuts
+// down), on the state writer's thread as a finished run's does; its errors are the writer's.
+void Supervisor::remove_tmp(const Instance& instance) {
+  if (context_.state_writer && context_.tmp_fd >= 0)
+    context_.state_writer->remove_tree(context_.tmp_fd, instance_file_stem(instance.key));
+}
+
 void Supervisor::drop_job(Instance& instance) {
   if (instance.job) jobs_.remove(*instance.job, true);
   instance.job = nullptr;
@@ -542,6 +549,7 @@ void Supervisor::check_operations() {
     if (instance.retiring) {
       log_event(instance.name + " removed");
       drop_job(instance);
+      remove_tmp(instance);
       it = instances_.erase(it);
       continue;
     }
@@ -703,7 +711,10 @@ void Supervisor::shutdown(std::function<void()> done) {
     keys.push_back(key);
   }
   log_event("stopping every program");
-  stop(keys, [done = std::move(done)](std::vector<std::string>) { done(); });
+  stop(keys, [this, done = std::move(done)](std::vector<std::string>) {
+    for (const auto& [key, instance] : instances_) remove_tmp(*instance);
+    done();
+  });
 }
 
 void Supervisor::reap_orphans() {

@@ -122,6 +122,7 @@ struct SupervisorContext {
   std::string batman_home;   // $BATMAN_HOME, absolute
   std::string logs_dir;      // absolute
   std::string tmp_dir;       // absolute
+  int tmp_fd = -1;           // the same, open (not owned): instances' TMPDIRs are removed in it
   StateWriter* state_writer = nullptr;  // writes state/<instance>.json off the loop; null: none
   std::shared_ptr<spdlog::logger> events;
   std::vector<std::string> base_env;  // the supervisor's own environment, "K=V"
@@ -200,6 +201,7 @@ class Supervisor final : public JobSet::Owner {
   std::unique_ptr<Instance> make_instance(const ProgramConfig& program, int index);
   Result<void> build_job(Instance& instance);
   void drop_job(Instance& instance);
+  void remove_tmp(const Instance& instance);
   void start_instance(Instance& instance);
   void begin(Operation::Kind kind, const std::vector<InstanceKey>& keys, Done done);
   void start_for(Instance& instance, Operation::Item& item);
