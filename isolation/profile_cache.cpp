@@ -17,11 +17,11 @@
 #include "common/unique_fd.hpp"
 #include "isolation/seccomp.hpp"
 
-namespace batman::cli {
+namespace batman::isolation {
 namespace {
 
 using nlohmann::json;
-using isolation::Profile;
+
 
 constexpr int kFormat = 3;
 
@@ -231,4 +231,4 @@ Result<Profile> load_profile_cached(std::string_view name_or_path, const std::st
   return profile;
 }
 
-}  // namespace batman::cli
+}  // namespace batman::isolation

@@ -9,9 +9,9 @@
 #include "common/error.hpp"
 #include "isolation/profile.hpp"
 
-namespace batman::cli {
+namespace batman::isolation {
 
-// isolation::load_profile through the cache in `batman_home`/.cache/profiles (created when
+// load_profile through the cache in `batman_home`/.cache/profiles (created when
 // missing, in a $BATMAN_HOME that exists already; otherwise no cache). An entry is
 // used only when this batman version wrote it from the very same text at the very same path
 // (and its seccomp program only when this very binary compiled it);
@@ -23,4 +23,4 @@ Result<isolation::Profile> load_profile_cached(std::string_view name_or_path, co
 std::string profile_to_json(const isolation::Profile& p);
 Result<isolation::Profile> profile_from_json(const std::string& text);
 
-}  // namespace batman::cli
+}  // namespace batman::isolation

@@ -17,6 +17,7 @@
 #include "common/time_format.hpp"
 #include "isolation/backend.hpp"
 #include "isolation/cgroups.hpp"
+#include "isolation/profile_cache.hpp"
 #include "isolation/spawn.hpp"
 #include "runner/event_log.hpp"
 #include "runner/job.hpp"
@@ -689,7 +690,7 @@ int command_batch(const std::vector<std::string>& args) {
 
   auto requested = isolation::parse_tier(o.isolation.empty() ? file.isolation : o.isolation);
   if (!requested) return config_error(requested.error().wrap("--isolation"));
-  auto profile = isolation::load_profile(o.profile.empty() ? file.profile : o.profile);
+  auto profile = isolation::load_profile_cached(o.profile.empty() ? file.profile : o.profile, batman_home());
   if (!profile) return config_error(profile.error());
   auto tier = isolation::choose_tier(*requested);
   if (!tier) return config_error(tier.error());

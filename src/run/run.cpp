@@ -80,7 +80,7 @@ Result<RunPlan> make_plan(RunOptions options) {
 
   std::string profile_name = options.profile;
   if (profile_name.empty()) profile_name = options.kind == "isolated" ? "isolated" : "parallel";
-  auto profile = load_profile_cached(profile_name, batman_home());
+  auto profile = isolation::load_profile_cached(profile_name, batman_home());
   if (!profile) return std::unexpected(profile.error());
   plan.profile = std::move(*profile);
   auto& ns = plan.profile.namespaces;

@@ -61,13 +61,13 @@ struct TempHome {
 TEST(ProfileCache, RoundTripKeepsEveryField) {
   auto p = parse_profile(kEverything, "everything.yaml");
   ASSERT_TRUE(p.has_value()) << p.error().message;
-  auto back = cli::profile_from_json(cli::profile_to_json(*p));
+  auto back = isolation::profile_from_json(isolation::profile_to_json(*p));
   ASSERT_TRUE(back.has_value()) << back.error().message;
   EXPECT_TRUE(*back == *p);
   for (const char* name : {"parallel", "isolated", "strict", "build", "ci"}) {
     auto shipped = load_profile(std::string(BATMAN_SOURCE_PROFILES) + "/" + name + ".yaml");
     ASSERT_TRUE(shipped.has_value()) << name;
-    auto again = cli::profile_from_json(cli::profile_to_json(*shipped));
+    auto again = isolation::profile_from_json(isolation::profile_to_json(*shipped));
     ASSERT_TRUE(again.has_value()) << name;
     EXPECT_TRUE(*again == *shipped) << name;
   }
@@ -76,10 +76,10 @@ TEST(ProfileCache, RoundTripKeepsEveryField) {
 TEST(ProfileCache, UsedOnlyForTheSameTextAndPath) {
   TempHome home;
   const auto path = home.write("p.yaml", kEverything).string();
-  auto first = cli::load_profile_cached(path, home.dir.string());
+  auto first = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(first.has_value()) << first.error().message;
   ASSERT_EQ(home.entries().size(), 1u);
-  auto second = cli::load_profile_cached(path, home.dir.string());
+  auto second = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(second.has_value());
   EXPECT_TRUE(*second == *first);
 
@@ -87,17 +87,17 @@ TEST(ProfileCache, UsedOnlyForTheSameTextAndPath) {
   std::string edited = kEverything;
   edited.replace(edited.find("hostname: box"), 13, "hostname: other");
   home.write("p.yaml", edited);
-  auto third = cli::load_profile_cached(path, home.dir.string());
+  auto third = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(third.has_value());
   EXPECT_EQ(third->hostname, "other");
   EXPECT_EQ(home.entries().size(), 2u);
 
   // A damaged entry is parsed around and rewritten.
   for (const auto& e : home.entries()) std::ofstream(e) << "{not json";
-  auto fourth = cli::load_profile_cached(path, home.dir.string());
+  auto fourth = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(fourth.has_value());
   EXPECT_EQ(fourth->hostname, "other");
-  auto fifth = cli::load_profile_cached(path, home.dir.string());
+  auto fifth = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(fifth.has_value());
   EXPECT_TRUE(*fifth == *fourth);
 }
@@ -105,14 +105,14 @@ TEST(ProfileCache, UsedOnlyForTheSameTextAndPath) {
 TEST(ProfileCache, ErrorsAreNotCachedAndNoHomeMeansNoCache) {
   TempHome home;
   const auto bad = home.write("bad.yaml", "name: bad\nnetwork: sideways\n").string();
-  auto p = cli::load_profile_cached(bad, home.dir.string());
+  auto p = isolation::load_profile_cached(bad, home.dir.string());
   ASSERT_FALSE(p.has_value());
   EXPECT_NE(p.error().message.find("network"), std::string::npos) << p.error().message;
   EXPECT_TRUE(home.entries().empty());
 
   const auto good = home.write("good.yaml", kEverything).string();
   const auto missing = (home.dir / "no-such-home").string();
-  auto q = cli::load_profile_cached(good, missing);
+  auto q = isolation::load_profile_cached(good, missing);
   ASSERT_TRUE(q.has_value());
   EXPECT_FALSE(fs::exists(missing));
 }
@@ -123,7 +123,7 @@ TEST(ProfileCache, ErrorsAreNotCachedAndNoHomeMeansNoCache) {
 TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
   TempHome home;
   const auto path = home.write("p.yaml", kEverything).string();
-  auto first = cli::load_profile_cached(path, home.dir.string());
+  auto first = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(first.has_value()) << first.error().message;
   auto fresh = parse_profile(kEverything, path);
   ASSERT_TRUE(fresh.has_value());
@@ -132,7 +132,7 @@ TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
   ASSERT_TRUE(compiled.has_value()) << compiled.error().message;
   ASSERT_FALSE(compiled->empty());
 
-  auto cached = cli::load_profile_cached(path, home.dir.string());
+  auto cached = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(cached.has_value());
   EXPECT_EQ(cached->seccomp.compiled, pack_seccomp(*compiled));
   auto program = compile_seccomp(cached->seccomp);
@@ -160,7 +160,7 @@ TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
     std::ofstream(entry, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
                                                  static_cast<std::streamsize>(bytes.size()));
   }
-  auto other = cli::load_profile_cached(path, home.dir.string());
+  auto other = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(other.has_value());
   EXPECT_EQ(other->seccomp.compiled, pack_seccomp(*compiled));
   EXPECT_TRUE(*other == *fresh);
@@ -175,7 +175,7 @@ TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
 TEST(ProfileCache, AnEntryNotAsBatmanWroteItIsNotUsed) {
   TempHome home;
   const auto path = home.write("p.yaml", kEverything).string();
-  ASSERT_TRUE(cli::load_profile_cached(path, home.dir.string()).has_value());
+  ASSERT_TRUE(isolation::load_profile_cached(path, home.dir.string()).has_value());
   ASSERT_EQ(home.entries().size(), 1u);
   const fs::path entry = home.entries().front();
   auto poison = [&](mode_t mode) {
@@ -193,7 +193,7 @@ TEST(ProfileCache, AnEntryNotAsBatmanWroteItIsNotUsed) {
     ::chmod(entry.c_str(), mode);
   };
   auto strong = [&] {
-    auto p = cli::load_profile_cached(path, home.dir.string());
+    auto p = isolation::load_profile_cached(path, home.dir.string());
     EXPECT_TRUE(p.has_value());
     return p && p->capabilities.drop_all && p->seccomp.enabled && !p->namespaces.empty();
   };
