@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +53,34 @@ std::optional<ProcStat> read_proc_stat(pid_t pid) {
     }
   }
   return stat;
+}
+
+std::map<std::string, std::string, std::less<>> process_environment(pid_t pid,
+                                                                    std::initializer_list<std::string_view> keys) {
+  std::map<std::string, std::string, std::less<>> out;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  std::string data;
+  char buf[16384];
+  while (data.size() < (4u << 20)) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  for (std::size_t start = 0; start < data.size();) {
+    std::size_t end = data.find('\0', start);
+    if (end == std::string::npos) end = data.size();
+    const std::string_view entry(data.data() + start, end - start);
+    for (const auto key : keys)
+      if (entry.size() > key.size() && entry.starts_with(key) && entry[key.size()] == '=')
+        out.insert_or_assign(std::string(key), std::string(entry.substr(key.size() + 1)));
+    start = end + 1;
+  }
+  return out;
 }
 
 }  // namespace batman

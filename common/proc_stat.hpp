@@ -2,7 +2,11 @@
 #pragma once
 #include <sys/types.h>
 
+#include <initializer_list>
+#include <map>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace batman {
 
@@ -19,5 +23,11 @@ struct ProcStat {
 // The process's stat line (zombies included), or nullopt when it is gone or the line is not
 // one (fewer than the fields up to the session).
 std::optional<ProcStat> read_proc_stat(pid_t pid);
+
+// The values of `keys` in the process's initial environment (/proc/PID/environ, read as far
+// as 4 MiB): how batman recognises a job's processes by BATMAN_PROJECT and BATMAN_RUN_ID. A
+// key that is absent, or a process that cannot be read (gone, another user's), is missing.
+std::map<std::string, std::string, std::less<>> process_environment(pid_t pid,
+                                                                    std::initializer_list<std::string_view> keys);
 
 }  // namespace batman

@@ -65,18 +65,11 @@ std::vector<std::string> job_cgroup_units(const runner::RunState& s) {
 
 namespace {
 
-bool environ_names_run(pid_t pid, const std::string& project_entry, const std::string& run_entry) {
-  const std::string env = read_file("/proc/" + std::to_string(pid) + "/environ", 1 << 22).value_or("");
-  bool project = false, run = false;
-  for (std::size_t start = 0; start < env.size();) {
-    std::size_t end = env.find('\0', start);
-    if (end == std::string::npos) end = env.size();
-    const std::string_view entry(env.data() + start, end - start);
-    project |= entry == project_entry;
-    run |= entry == run_entry;
-    start = end + 1;
-  }
-  return project && run;
+bool environ_names_run(pid_t pid, const runner::RunState& s) {
+  const auto env = process_environment(pid, {"BATMAN_PROJECT", "BATMAN_RUN_ID"});
+  auto project = env.find("BATMAN_PROJECT");
+  auto run = env.find("BATMAN_RUN_ID");
+  return project != env.end() && run != env.end() && project->second == s.project && run->second == s.run_id;
 }
 
 using Proc = isolation::ProcInfo;
@@ -108,8 +101,6 @@ LostRun find_lost_run(const runner::RunState& s) {
   std::map<pid_t, std::vector<const Proc*>> children;
   for (const auto& p : procs) children[p.ppid].push_back(&p);
   const pid_t self = ::getpid();
-  const std::string project_entry = "BATMAN_PROJECT=" + s.project;
-  const std::string run_entry = "BATMAN_RUN_ID=" + s.run_id;
   std::vector<const Proc*> stack;
   for (const auto& p : procs) {
     if (p.start < since || p.pid == self) continue;  // older than the job: not of it
@@ -117,7 +108,7 @@ LostRun find_lost_run(const runner::RunState& s) {
     // out a pid still used as one), so they can only name someone else's processes now.
     if ((p.pid == s.pid && p.start == since) || (!leader_reused && (p.sid == s.pid || p.pgid == s.pid))) {
       stack.push_back(&p);
-    } else if (environ_names_run(p.pid, project_entry, run_entry)) {
+    } else if (environ_names_run(p.pid, s)) {
       stack.push_back(&p);
     }
   }

@@ -15,58 +15,10 @@
 
 #include "common/proc_stat.hpp"
 #include "common/unique_fd.hpp"
+#include "isolation/spawn.hpp"
 
 namespace batman::runner {
 namespace {
-
-struct Process {
-  pid_t pid = 0;
-  ProcStat stat;
-};
-
-std::vector<Process> list_processes() {
-  std::vector<Process> out;
-  DIR* dir = ::opendir("/proc");
-  if (!dir) return out;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    auto pid = static_cast<pid_t>(std::atoi(e->d_name));
-    auto stat = read_proc_stat(pid);
-    if (!stat || stat->zombie()) continue;
-    out.push_back({pid, *stat});
-  }
-  ::closedir(dir);
-  return out;
-}
-
-// BATMAN_PROJECT and BATMAN_RUN_ID from the process's initial environment (keyed with their
-// '='); empty when unreadable (another user's process when we are not root, or gone).
-std::map<std::string, std::string> batman_environment(pid_t pid) {
-  std::map<std::string, std::string> out;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return out;
-  std::string data;
-  char buf[16384];
-  // Environments are small; a huge one is read only as far as 1 MB.
-  while (data.size() < (1u << 20)) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-  }
-  std::size_t start = 0;
-  while (start < data.size()) {
-    std::size_t end = data.find('\0', start);
-    if (end == std::string::npos) end = data.size();
-    std::string_view entry(data.data() + start, end - start);
-    for (const char* key : {"BATMAN_PROJECT=", "BATMAN_RUN_ID="})
-      if (entry.starts_with(key)) out[std::string(key)] = std::string(entry.substr(std::strlen(key)));
-    start = end + 1;
-  }
-  return out;
-}
 
 std::string comm_of(pid_t pid) {
   char path[64];
@@ -118,15 +70,15 @@ std::vector<Leftover> find_leftovers(const std::vector<RunState>& records, pid_t
     by_id[r.run_id] = &r;
     if (earliest == 0 || r.pid_start_time < earliest) earliest = r.pid_start_time;
   }
-  auto processes = list_processes();
-  std::map<pid_t, const Process*> by_pid;
+  const auto processes = isolation::read_processes();
+  std::map<pid_t, const isolation::ProcInfo*> by_pid;
   for (const auto& p : processes) by_pid[p.pid] = &p;
   // Never ourselves or what we run under (a supervisor started from inside a program).
   std::set<pid_t> spared;
   for (pid_t p = self; p > 0 && spared.insert(p).second;) {
     auto it = by_pid.find(p);
     if (it == by_pid.end()) break;
-    p = it->second->stat.ppid;
+    p = it->second->ppid;
   }
   const std::string& project = records.front().project;
 
@@ -134,25 +86,25 @@ std::vector<Leftover> find_leftovers(const std::vector<RunState>& records, pid_t
   std::map<pid_t, const RunState*> marked;
   std::map<pid_t, const RunState*> sessions;
   for (const auto& p : processes) {
-    if (spared.count(p.pid) || p.stat.start_time < earliest) continue;
-    auto env = batman_environment(p.pid);
-    auto proj = env.find("BATMAN_PROJECT=");
-    auto run = env.find("BATMAN_RUN_ID=");
+    if (spared.count(p.pid) || p.start < earliest) continue;
+    const auto env = process_environment(p.pid, {"BATMAN_PROJECT", "BATMAN_RUN_ID"});
+    auto proj = env.find("BATMAN_PROJECT");
+    auto run = env.find("BATMAN_RUN_ID");
     if (proj == env.end() || run == env.end() || proj->second != project) continue;
     auto rec = by_id.find(run->second);
-    if (rec == by_id.end() || p.stat.start_time < rec->second->pid_start_time) continue;
+    if (rec == by_id.end() || p.start < rec->second->pid_start_time) continue;
     marked[p.pid] = rec->second;
     // The instance's own session (its process was the leader), or one a marked process
     // created: every member descends from the instance.
-    if (p.stat.sid == rec->second->pid || p.stat.sid == p.pid) sessions.emplace(p.stat.sid, rec->second);
+    if (p.sid == rec->second->pid || p.sid == p.pid) sessions.emplace(p.sid, rec->second);
   }
   for (const auto& p : processes) {
     if (spared.count(p.pid)) continue;
     const RunState* owner = nullptr;
     if (auto m = marked.find(p.pid); m != marked.end()) owner = m->second;
-    else if (auto s = sessions.find(p.stat.sid); s != sessions.end()) owner = s->second;
-    if (!owner || p.stat.start_time < owner->pid_start_time) continue;
-    out.push_back({p.pid, p.stat.start_time, owner->run_id, comm_of(p.pid)});
+    else if (auto s = sessions.find(p.sid); s != sessions.end()) owner = s->second;
+    if (!owner || p.start < owner->pid_start_time) continue;
+    out.push_back({p.pid, p.start, owner->run_id, comm_of(p.pid)});
   }
   return out;
 }
