@@ -69,6 +69,12 @@ class EnvBackend final : public Backend {
     cgroup_.reset();
   }
 
+  bool try_release() override {
+    if (cgroup_ && !cgroup_->try_remove()) return false;
+    cgroup_.reset();
+    return true;
+  }
+
   ~EnvBackend() override { release(); }
 
  private:

@@ -258,6 +258,12 @@ class FirejailBackend final : public Backend {
     cgroup_.reset();
   }
 
+  bool try_release() override {
+    if (cgroup_ && !cgroup_->try_remove()) return false;
+    cgroup_.reset();
+    return true;
+  }
+
   ~FirejailBackend() override { release(); }
 
  private:

@@ -20,6 +20,7 @@
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/names.hpp"
+#include "common/detach.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
 #include "isolation/backend.hpp"
@@ -456,11 +457,10 @@ void Run::handle_signal(const signalfd_siginfo& info) {
   std::optional<int> send = sig;
   std::optional<Duration> grace;
   if (info.ssi_code == SI_QUEUE) {
-    // From `batman stop`: low byte the signal (0: the job's stopsignal), the rest the grace
-    // in tenths of a second plus one (0: the job's stoptime).
-    unsigned packed = static_cast<unsigned>(info.ssi_int);
-    send = (packed & 0xff) ? std::optional<int>(static_cast<int>(packed & 0xff)) : std::nullopt;
-    if (packed >> 8) grace = std::chrono::milliseconds(static_cast<long long>((packed >> 8) - 1) * 100);
+    // From `batman stop`: unset parts are the job's stopsignal and stoptime.
+    const StopRequest request = decode_stop_request(info.ssi_int);
+    send = request.signal;
+    grace = request.grace;
   }
   if (stop_requested_) {
     // A second Ctrl-C does not wait for stoptime.
@@ -838,45 +838,22 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
 
   // --detach: the child runs the job in its own session; the parent prints the run-id once
   // the job has started (so `batman ps` sees it at once) and exits 0.
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) {
-    error(std::string("pipe: ") + std::strerror(errno));
-    return kExitBatmanError;
-  }
   std::cout.flush();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    error(std::string("fork: ") + std::strerror(errno));
+  auto detached = detach(false);
+  if (!detached) {
+    error(detached.error().message);
     return kExitBatmanError;
   }
-  if (pid == 0) {
-    ::close(ready[0]);
-    ::setsid();
-    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull >= 0) {
-      ::dup2(devnull, 0);
-      ::dup2(devnull, 1);
-      ::dup2(devnull, 2);
-    }
+  if (detached->in_child) {
     set_quiet(true);
     if (lock) record_lock_owner(lock.get());  // the instance is now this process
     Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
-    std::_Exit(run.execute(ready[1]));
+    std::_Exit(run.execute(detached->reply.release()));
   }
-  ::close(ready[1]);
   lock.reset();
-  std::string reply;
-  char buf[1024];
-  for (;;) {
-    ssize_t n = ::read(ready[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    reply.append(buf, static_cast<std::size_t>(n));
-    if (reply[0] == 0) break;
-  }
-  ::close(ready[0]);
-  if (reply.empty() || reply[0] != 0) {
-    std::string why = reply.size() > 1 ? reply.substr(1) : "it exited before starting the job";
+  const DetachReply reply = read_detach_reply(detached->reply.get());
+  if (!reply.started) {
+    std::string why = reply.message.empty() ? "it exited before starting the job" : reply.message;
     error("the detached run " + run_id + " failed to start: " + why);
     return kExitBatmanError;
   }
