@@ -270,6 +270,14 @@ void Cgroup::remove() {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
 }
 
+bool release_cgroup(std::unique_ptr<Cgroup>& cgroup, bool wait) {
+  if (!cgroup) return true;
+  if (wait) cgroup->remove();
+  else if (!cgroup->try_remove()) return false;
+  cgroup.reset();
+  return true;
+}
+
 std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
                                           std::vector<std::string>& unenforced) {
   const Mounts mounts = find_mounts();

@@ -52,6 +52,11 @@ class Cgroup {
   } enforced;
 };
 
+// A backend's release of its job cgroup: removed and reset, waiting (Cgroup::remove) or not
+// (try_remove: false while it still holds processes, `cgroup` then kept for the next try).
+// True once nothing is left; a null `cgroup` is released already.
+bool release_cgroup(std::unique_ptr<Cgroup>& cgroup, bool wait);
+
 // What this machine offers, for `batman doctor` and for choosing a driver.
 struct CgroupSupport {
   int version = 0;                       // 2, 1, or 0 for none usable

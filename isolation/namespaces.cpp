@@ -333,16 +333,8 @@ class NamespacesBackend final : public Backend {
     if (!plan_.pid_namespace && child.pid > 0) signal_session(child.pid, SIGKILL);
   }
 
-  void release() override {
-    if (cgroup_) cgroup_->remove();
-    cgroup_.reset();
-  }
-
-  bool try_release() override {
-    if (cgroup_ && !cgroup_->try_remove()) return false;
-    cgroup_.reset();
-    return true;
-  }
+  void release() override { release_cgroup(cgroup_, true); }
+  bool try_release() override { return release_cgroup(cgroup_, false); }
 
   ~NamespacesBackend() override { release(); }
 

@@ -184,6 +184,8 @@ TEST_F(Cgroups, TryRemoveDoesNotWaitForTheCgroupToEmpty) {
   EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(50)) << "and no wait for it";
   EXPECT_EQ(find_job_cgroup_dirs({unit}).size(), group_->directories().size());
   EXPECT_FALSE(group_->directories().empty());
+  EXPECT_FALSE(release_cgroup(group_, false)) << "a backend's try_release: not yet";
+  ASSERT_TRUE(group_) << "kept for the next try";
   group_->kill_all();
   ASSERT_EQ(waitpid(child->pid, nullptr, 0), child->pid);
   child_ = -1;
@@ -196,4 +198,7 @@ TEST_F(Cgroups, TryRemoveDoesNotWaitForTheCgroupToEmpty) {
   EXPECT_TRUE(group_->directories().empty());
   EXPECT_TRUE(find_job_cgroup_dirs({unit}).empty());
   EXPECT_TRUE(group_->try_remove()) << "done stays done";
+  EXPECT_TRUE(release_cgroup(group_, false));
+  EXPECT_FALSE(group_);
+  EXPECT_TRUE(release_cgroup(group_, false)) << "released already";
 }
