@@ -56,6 +56,15 @@ Result<void> write_all(int fd, std::string_view data) {
   return {};
 }
 
+std::string temp_name(std::string_view target) {
+  unsigned int rnd = 0;
+  // Without entropy yet (early boot), the thread id: it differs between racing writers.
+  if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) < 0) rnd = static_cast<unsigned int>(::gettid());
+  char suffix[40];
+  std::snprintf(suffix, sizeof suffix, ".tmp.%d.%08x", ::getpid(), rnd);
+  return "." + std::string(target) + suffix;
+}
+
 Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
                                mode_t mode) {
   auto file = PendingFile::create(dirfd, name, mode);
@@ -67,11 +76,7 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
   PendingFile f;
   f.dirfd_ = dirfd;
   f.target_ = std::string(name);
-  unsigned int rnd = 0;
-  if (getrandom(&rnd, sizeof rnd, 0) < 0) rnd = static_cast<unsigned int>(::getpid());
-  char suffix[32];
-  std::snprintf(suffix, sizeof suffix, ".tmp.%d.%08x", ::getpid(), rnd);
-  f.temp_ = "." + f.target_ + suffix;
+  f.temp_ = temp_name(f.target_);
   f.fd_.reset(::openat(dirfd, f.temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!f.fd_) return sys_error("create " + f.temp_);
   return f;

@@ -20,6 +20,10 @@ Result<UniqueFd> open_dir_at(int dirfd, std::string_view name, bool create, mode
 // Open an absolute or relative directory path, creating missing parents when asked.
 Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode = 0700);
 // Write `content` to dirfd/name atomically: temp file in the same dir, fsync, rename.
+// SPEC §5's temp name for `target`: hidden, in the same directory, unique to this process
+// and this write (".<target>.tmp.<pid>.<random>"); created O_EXCL by every writer.
+std::string temp_name(std::string_view target);
+
 Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
                                mode_t mode = 0600);
 

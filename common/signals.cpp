@@ -2,6 +2,7 @@
 #include "common/signals.hpp"
 
 #include <csignal>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -47,6 +48,32 @@ std::string signal_name(int sig) {
   for (const auto& s : kSignals)
     if (s.number == sig) return s.name;
   return std::to_string(sig);
+}
+
+}  // namespace batman
+
+namespace batman {
+
+namespace {
+constexpr unsigned kMaxGraceField = 0xffffff;
+}
+
+int encode_stop_request(const StopRequest& request) {
+  unsigned packed = static_cast<unsigned>(request.signal.value_or(0)) & 0xff;
+  if (request.grace) {
+    const long long tenths =
+        std::max<long long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*request.grace).count() / 100);
+    packed |= static_cast<unsigned>(std::min<long long>(tenths + 1, kMaxGraceField)) << 8;
+  }
+  return static_cast<int>(packed);
+}
+
+StopRequest decode_stop_request(int value) {
+  const auto packed = static_cast<unsigned>(value);
+  StopRequest request;
+  if (packed & 0xff) request.signal = static_cast<int>(packed & 0xff);
+  if (packed >> 8) request.grace = std::chrono::milliseconds(static_cast<long long>((packed >> 8) - 1) * 100);
+  return request;
 }
 
 }  // namespace batman

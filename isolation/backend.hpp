@@ -96,8 +96,15 @@ class Backend {
   virtual void signal_tree(const Child& child, int sig) = 0;
   // After the attempt has exited: SIGKILL whatever of its tree is still alive.
   virtual void kill_leftovers(const Child& child) = 0;
-  // Remove per-run resources. Safe to call more than once.
+  // Remove per-run resources. Safe to call more than once. May wait (100 ms at most) for the
+  // kernel to empty the job's cgroup: not for the event loop, which uses try_release.
   virtual void release() = 0;
+  // release() without waiting: false while the job's cgroup still holds processes on their
+  // way out (just killed); the caller tries again later from a loop timer (every few ms).
+  virtual bool try_release() {
+    release();
+    return true;
+  }
   // Read `child.report_fd` (readable, or its writers gone): nothing on EOF (the job reached
   // execve), else why it could not start.
   virtual std::optional<Error> read_report(const Child&) { return std::nullopt; }

@@ -167,16 +167,9 @@ class JobCgroup final : public Cgroup {
     if (frozen) (void)write_text(freezer_ + state, version_ == 2 ? "0" : "THAWED");
   }
 
-  void remove() override {
-    for (const auto& dir : dirs_) {
-      // Killed processes leave their cgroup as they exit, which can lag the kill briefly.
-      for (int attempt = 0; attempt < 50; ++attempt) {
-        if (rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
-        if (errno != EBUSY) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-    }
-    dirs_.clear();
+  bool try_remove() override {
+    std::erase_if(dirs_, [](const std::string& dir) { return rmdir(dir.c_str()) == 0 || errno != EBUSY; });
+    return dirs_.empty();
   }
 
   const std::vector<std::string>& directories() const override { return dirs_; }
@@ -269,6 +262,20 @@ std::string job_unit_name(std::initializer_list<std::string_view> parts) {
     out += part;
   }
   return out;
+}
+
+void Cgroup::remove() {
+  // Killed processes leave their cgroup as they exit, which can lag the kill briefly.
+  for (int attempt = 0; attempt < 50 && !try_remove(); ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
+bool release_cgroup(std::unique_ptr<Cgroup>& cgroup, bool wait) {
+  if (!cgroup) return true;
+  if (wait) cgroup->remove();
+  else if (!cgroup->try_remove()) return false;
+  cgroup.reset();
+  return true;
 }
 
 std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,

@@ -33,8 +33,15 @@ class Cgroup {
   virtual void signal_all(int sig) = 0;
   // SIGKILL every member so that none can fork away meanwhile (cgroup.kill, or freeze first).
   virtual void kill_all() = 0;
-  // Remove the cgroup directories (after its processes are gone). Safe to call twice.
-  virtual void remove() = 0;
+  // Remove the cgroup directories (after its processes are gone) without waiting: true once
+  // none is left to try (removed, or refused for a reason other than EBUSY, which waiting
+  // does not cure: then left behind); false while a directory still holds processes, which is brief after
+  // kill_all() (a killed process leaves its cgroup as it exits): call it again later, from a
+  // timer on the event loop. Safe to call again once done.
+  virtual bool try_remove() = 0;
+  // try_remove() until done, sleeping 2 ms between tries, for 100 ms at most: for callers
+  // with no event loop (`batman stop`, a backend destroyed before its cgroup was released).
+  void remove();
   virtual std::string describe() const = 0;  // "v1 /sys/fs/cgroup/freezer/.../batman/UNIT"
   // The directories it is made of: one on v2; on v1 one per hierarchy it uses.
   virtual const std::vector<std::string>& directories() const = 0;
@@ -44,6 +51,11 @@ class Cgroup {
     bool memory = false, cpu = false, pids = false;
   } enforced;
 };
+
+// A backend's release of its job cgroup: removed and reset, waiting (Cgroup::remove) or not
+// (try_remove: false while it still holds processes, `cgroup` then kept for the next try).
+// True once nothing is left; a null `cgroup` is released already.
+bool release_cgroup(std::unique_ptr<Cgroup>& cgroup, bool wait);
 
 // What this machine offers, for `batman doctor` and for choosing a driver.
 struct CgroupSupport {

@@ -253,10 +253,8 @@ class FirejailBackend final : public Backend {
     if (child.pid > 0) signal_session(child.pid, SIGKILL);
   }
 
-  void release() override {
-    if (cgroup_) cgroup_->remove();
-    cgroup_.reset();
-  }
+  void release() override { release_cgroup(cgroup_, true); }
+  bool try_release() override { return release_cgroup(cgroup_, false); }
 
   ~FirejailBackend() override { release(); }
 

@@ -98,19 +98,9 @@ pid_t spawn_job(ChildPlan& plan) {
 
 // The job's last steps: stdio, signals, ids, capabilities, no_new_privs, seccomp, execve.
 [[noreturn]] void exec_job(ChildPlan& plan) {
-  sigset_t none;
-  sigemptyset(&none);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    struct sigaction action {};
-    action.sa_handler = SIG_DFL;
-    sigaction(sig, &action, nullptr);
-  }
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  reset_signals_in_child();
   if (setsid() < 0 && errno != EPERM) report(plan, Step::Session, errno);
-  for (int i = 0; i < 3; ++i) {
-    if (dup2(plan.stdio[i], i) < 0) report(plan, Step::Stdio, errno);
-  }
+  if (!dup_stdio_in_child(plan.stdio)) report(plan, Step::Stdio, errno);
   if (int rc = drop_bounding_set(plan.caps)) report(plan, Step::Bounding, rc);
   if (plan.set_ids) {
     if (setgroups(0, nullptr) != 0) report(plan, Step::Groups, errno);
@@ -198,21 +188,6 @@ pid_t spawn_job(ChildPlan& plan) {
   run_init(job, keep);
 }
 
-std::string find_program(const std::string& name, const std::vector<std::string>& env) {
-  if (name.find('/') != std::string::npos) return name;
-  std::string path = "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& kv : env)
-    if (kv.starts_with("PATH=")) path = kv.substr(5);
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    const auto colon = std::min(path.find(':', start), path.size());
-    const std::string candidate = path.substr(start, colon - start) + "/" + name;
-    if (colon > start && access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = colon + 1;
-  }
-  return name;
-}
-
 }  // namespace
 }  // namespace ns
 
@@ -245,24 +220,9 @@ class NamespacesBackend final : public Backend {
       if (auto ok = prepare(request); !ok) return std::unexpected(ok.error());
     }
     ChildPlan plan = plan_;  // the child edits mount paths in place (mkdir -p)
-    plan.stdio[0] = request.stdin_fd;
-    plan.stdio[1] = request.stdout_fd;
-    plan.stdio[2] = request.stderr_fd;
-    UniqueFd devnull;
-    UniqueFd lifted[3];
-    for (int i = 0; i < 3; ++i) {
-      if (plan.stdio[i] < 0) {
-        if (!devnull) devnull.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
-        if (!devnull) return sys_error("namespaces: open /dev/null");
-        plan.stdio[i] = devnull.get();
-      }
-      // Keep the sources above 2 so dup2 onto 0..2 cannot clobber one another.
-      if (plan.stdio[i] < 3) {
-        lifted[i].reset(fcntl(plan.stdio[i], F_DUPFD_CLOEXEC, 3));
-        if (!lifted[i]) return sys_error("namespaces: dup stdio");
-        plan.stdio[i] = lifted[i].get();
-      }
-    }
+    auto stdio = stdio_sources(request.stdin_fd, request.stdout_fd, request.stderr_fd);
+    if (!stdio) return std::unexpected(stdio.error().wrap("namespaces"));
+    for (int i = 0; i < 3; ++i) plan.stdio[i] = stdio->fds[i];
     plan.argv.clear();
     for (auto& a : plan.argv_storage) plan.argv.push_back(a.data());
     plan.argv.push_back(nullptr);
@@ -373,10 +333,8 @@ class NamespacesBackend final : public Backend {
     if (!plan_.pid_namespace && child.pid > 0) signal_session(child.pid, SIGKILL);
   }
 
-  void release() override {
-    if (cgroup_) cgroup_->remove();
-    cgroup_.reset();
-  }
+  void release() override { release_cgroup(cgroup_, true); }
+  bool try_release() override { return release_cgroup(cgroup_, false); }
 
   ~NamespacesBackend() override { release(); }
 
@@ -450,7 +408,7 @@ class NamespacesBackend final : public Backend {
     plan.seccomp = std::move(*seccomp);
     if (request.argv.empty()) return fail("nothing to run: empty command");
     plan.argv_storage = request.argv;
-    plan.argv_storage.front() = ns::find_program(request.argv.front(), request.env);
+    plan.argv_storage.front() = find_in_path(request.argv.front(), request.env);
     plan.env_storage = request.env;
     if (plan.mount_namespace) {
       const std::string home = request.batman_home;

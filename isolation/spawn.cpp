@@ -24,7 +24,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "common/proc_stat.hpp"
 
@@ -59,12 +58,7 @@ struct ChildPlan {
 int child_main(void* arg) {
   auto* plan = static_cast<ChildPlan*>(arg);
   // Handlers of the parent must not run in the child (shared memory): reset them first.
-  for (int s = 1; s < NSIG; ++s) {
-    if (s == SIGKILL || s == SIGSTOP) continue;
-    struct sigaction sa{};
-    sa.sa_handler = SIG_DFL;
-    ::sigaction(s, &sa, nullptr);
-  }
+  reset_signals_in_child();
   auto fail_at = [plan](const char* step) {
     plan->failed_step = step;
     plan->failed_errno = errno;
@@ -79,9 +73,7 @@ int child_main(void* arg) {
     // The parent may have died before the prctl: then nobody would ever kill us.
     if (::getppid() != plan->parent) ::_exit(127);
   }
-  for (int i = 0; i < 3; ++i) {
-    if (::dup2(plan->fds[i], i) < 0) fail_at("dup2");
-  }
+  if (!dup_stdio_in_child(plan->fds)) fail_at("dup2");
   if (plan->set_umask) ::umask(plan->umask_value);
   if (plan->set_ids) {
     if (::setgroups(0, nullptr) != 0) fail_at("setgroups");
@@ -89,31 +81,66 @@ int child_main(void* arg) {
     if (::setuid(plan->uid) != 0) fail_at("setuid");
   }
   if (plan->cwd && ::chdir(plan->cwd) != 0) fail_at("chdir");
-  sigset_t empty;
-  sigemptyset(&empty);
-  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
   ::execve(plan->path, plan->argv, plan->envp);
   fail_at("execve");
   return 127;
 }
 
-// Search PATH for `name` (already absolute or relative with '/': as is).
-std::string resolve_program(const std::string& name, const std::vector<std::string>& env) {
+}  // namespace
+
+std::string find_in_path(const std::string& name, const std::vector<std::string>& env) {
   if (name.find('/') != std::string::npos) return name;
-  std::string path_var = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+  std::string_view path = kDefaultPath;
   for (const auto& e : env)
-    if (e.rfind("PATH=", 0) == 0) path_var = e.substr(5);
-  std::stringstream ss(path_var);
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) continue;
-    std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (e.starts_with("PATH=")) path = std::string_view(e).substr(5);
+  while (true) {
+    const auto colon = path.find(':');
+    const std::string_view dir = path.substr(0, colon);
+    if (!dir.empty()) {
+      std::string candidate = std::string(dir) + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    if (colon == std::string_view::npos) return name;
+    path.remove_prefix(colon + 1);
   }
-  return name;
 }
 
-}  // namespace
+Result<StdioSources> stdio_sources(int in, int out, int err) {
+  StdioSources s;
+  const int given[3] = {in, out, err};
+  for (int i = 0; i < 3; ++i) {
+    s.fds[i] = given[i];
+    if (s.fds[i] < 0) {
+      if (!s.devnull) s.devnull.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+      if (!s.devnull) return sys_error("open /dev/null");
+      s.fds[i] = s.devnull.get();
+    }
+    if (s.fds[i] < 3) {
+      s.lifted[i].reset(::fcntl(s.fds[i], F_DUPFD_CLOEXEC, 3));
+      if (!s.lifted[i]) return sys_error("dup stdio fd");
+      s.fds[i] = s.lifted[i].get();
+    }
+  }
+  return s;
+}
+
+void reset_signals_in_child() {
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::sigaction(sig, &action, nullptr);  // EINVAL for the C library's own: nothing to reset
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+bool dup_stdio_in_child(const int (&fds)[3]) {
+  for (int i = 0; i < 3; ++i)
+    if (::dup2(fds[i], i) < 0) return false;
+  return true;
+}
 
 std::vector<ProcInfo> read_processes() {
   std::vector<ProcInfo> out;
@@ -135,7 +162,7 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
   if (argv.empty()) return fail("nothing to run: empty command");
   // Everything the child touches is built here, before the clone.
   std::vector<std::string> argv_copy = argv;
-  std::string path = resolve_program(argv_copy[0], request.env);
+  std::string path = find_in_path(argv_copy[0], request.env);
   std::vector<char*> argv_ptrs;
   for (auto& a : argv_copy) argv_ptrs.push_back(a.data());
   argv_ptrs.push_back(nullptr);
@@ -144,29 +171,15 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
   for (auto& e : env_copy) env_ptrs.push_back(e.data());
   env_ptrs.push_back(nullptr);
 
-  // Keep the child's stdio sources above 2 so dup2 onto 0..2 cannot clobber one another.
-  UniqueFd devnull;
-  UniqueFd lifted[3];
-  int sources[3] = {request.stdin_fd, request.stdout_fd, request.stderr_fd};
-  for (int i = 0; i < 3; ++i) {
-    if (sources[i] < 0) {
-      if (!devnull) devnull.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
-      if (!devnull) return sys_error("open /dev/null");
-      sources[i] = devnull.get();
-    }
-    if (sources[i] < 3) {
-      lifted[i].reset(::fcntl(sources[i], F_DUPFD_CLOEXEC, 3));
-      if (!lifted[i]) return sys_error("dup stdio fd");
-      sources[i] = lifted[i].get();
-    }
-  }
+  auto stdio = stdio_sources(request.stdin_fd, request.stdout_fd, request.stderr_fd);
+  if (!stdio) return std::unexpected(stdio.error());
 
   ChildPlan plan{};
   plan.path = path.c_str();
   plan.argv = argv_ptrs.data();
   plan.envp = env_ptrs.data();
   plan.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
-  for (int i = 0; i < 3; ++i) plan.fds[i] = sources[i];
+  for (int i = 0; i < 3; ++i) plan.fds[i] = stdio->fds[i];
   plan.set_umask = request.umask.has_value();
   plan.umask_value = request.umask.value_or(022);
   plan.set_ids = request.uid.has_value();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "isolation/backend.hpp"
 
 namespace batman::isolation {
@@ -20,6 +21,29 @@ namespace batman::isolation {
 Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
                           std::span<const int> cgroup_procs = {});
 
+// PATH search as execvp does it, before the clone: the first directory of `env`'s PATH (else
+// kDefaultPath) where `name` is executable. A name with a '/' is returned as it is, and so is
+// one found nowhere (execve then fails with ENOENT, reported as usual).
+inline constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+std::string find_in_path(const std::string& name, const std::vector<std::string>& env);
+
+// The fds a child dup2s onto 0, 1 and 2, made in the parent: -1 becomes /dev/null, and a
+// source below 3 is lifted above 2 (a close-on-exec dup), so that no dup2 overwrites a
+// source still to be used.
+struct StdioSources {
+  int fds[3] = {-1, -1, -1};
+  UniqueFd devnull, lifted[3];  // what fds[] may point at
+};
+Result<StdioSources> stdio_sources(int in, int out, int err);
+
+// The child's side, between clone and execve: system calls only, no allocation, safe in a
+// vfork-style child that shares the parent's memory.
+// Every signal back to its default disposition (the parent's handlers must not run in the
+// child) and an empty signal mask, as a freshly exec'd program expects.
+void reset_signals_in_child();
+// dup2 each of `fds` onto 0, 1, 2; false (errno set) when one fails.
+bool dup_stdio_in_child(const int (&fds)[3]);
+
 // One live (not zombie) process of the /proc walk, with its start time (clock ticks).
 struct ProcInfo {
   pid_t pid, ppid, pgid, sid;
@@ -31,9 +55,12 @@ std::vector<ProcInfo> read_processes();
 std::vector<pid_t> session_members(pid_t sid);
 // Processes whose parent is `parent` (orphans reparented to batman, the subreaper).
 std::vector<pid_t> children_of(pid_t parent);
-// Send `sig` to the session's process group, every member of the session, and, when
-// `include_orphans`, every child of this process except `exclude` (the job's own pids
-// already signalled) — the env tier's "whole tree".
+// Send `sig` to the job's whole tree: the process group `sid`, the session leader `sid` and
+// its descendants, and batman's own children still in that session (orphans reparented to
+// batman, the subreaper) with theirs — a descendant that left the session (setsid) is still
+// reached through its parent. When batman is not the leader's parent (`batman stop` of a lost
+// run), every process of the session and their descendants, from a /proc scan. The tree is
+// read whole before the first signal. The env tier's "whole tree".
 void signal_session(pid_t sid, int sig);
 // For a batman that runs one job: SIGKILL every descendant of this process (the subreaper
 // catches daemonized grandchildren) and reap them, until none is left.

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 
@@ -32,6 +33,7 @@ Job::Job(EventLoop& loop, std::unique_ptr<isolation::Backend> backend,
 
 Job::~Job() {
   if (timer_) loop_.cancel_timer(*timer_);
+  if (release_timer_) loop_.cancel_timer(*release_timer_);
   if (child_) {
     // A forgotten child is killed and reaped here, never left behind.
     unwatch_child();
@@ -214,10 +216,18 @@ void Job::finish() {
   if (stderr_pump_) stderr_pump_->drain();
   for (Sink* s : stdout_sinks_) s->flush();
   for (Sink* s : stderr_sinks_) s->flush();
-  if (!released_) {
-    backend_->release();
-    released_ = true;
-  }
+  try_release_later();
+}
+
+void Job::try_release_later() {
+  if (released_ || release_timer_) return;
+  released_ = backend_->try_release();
+  if (released_) return;
+  release_timer_ = loop_.add_timer_after(release_wait_, [this] {
+    release_timer_.reset();
+    try_release_later();
+  });
+  release_wait_ = std::min<Duration>(release_wait_ * 2, std::chrono::seconds(1));
 }
 
 }  // namespace batman::runner

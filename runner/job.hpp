@@ -50,7 +50,8 @@ class Job final : public ProcessHost {
   const std::optional<Error>& spawn_error() const { return spawn_error_; }
   // The last attempt's process was created but never reached execve (spawn_error says why).
   bool start_failed() const { return start_failed_; }
-  // Kill every process left of the tree and read the pipes dry. Call once it has settled.
+  // Read the pipes dry and release the backend's resources (retried from the loop while its
+  // cgroup empties; the destructor waits, bounded, for what is left). Call once it settled.
   void finish();
   void set_sinks(std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks);
 
@@ -67,6 +68,9 @@ class Job final : public ProcessHost {
   void take_report();
   void unwatch_child();  // every fd of child_ the loop may watch
   void end_attempt(int wait_status);
+  // Release the backend's per-run resources without waiting on the loop: a cgroup that is
+  // not empty yet is tried again from a timer, 2 ms, then doubling up to 1 s.
+  void try_release_later();
   EventLoop& loop_;
   std::unique_ptr<isolation::Backend> backend_;
   isolation::LaunchRequest request_;
@@ -82,6 +86,8 @@ class Job final : public ProcessHost {
   std::optional<Error> spawn_error_;
   bool start_failed_ = false;
   bool released_ = false;
+  std::optional<EventLoop::TimerId> release_timer_;
+  Duration release_wait_ = std::chrono::milliseconds(2);
 };
 
 }  // namespace batman::runner

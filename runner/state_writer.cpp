@@ -5,11 +5,9 @@
 #include "runner/state_writer.hpp"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -27,18 +25,10 @@ struct Staged {
   UniqueFd fd;
 };
 
-// SPEC §5's temp name: hidden, in the same directory, unique to this process and write.
-std::string temp_name(const std::string& target) {
-  unsigned int rnd = 0;
-  if (::getrandom(&rnd, sizeof rnd, 0) < 0) rnd = static_cast<unsigned int>(::gettid());
-  char suffix[40];
-  std::snprintf(suffix, sizeof suffix, ".tmp.%d.%08x", ::getpid(), rnd);
-  return "." + target + suffix;
-}
-
 }  // namespace
 
-StateWriter::StateWriter(int state_dirfd) : dirfd_(state_dirfd), thread_([this] { work(); }) {}
+StateWriter::StateWriter(int state_dirfd, const Clock& clock)
+    : dirfd_(state_dirfd), clock_(clock), thread_([this] { work(); }) {}
 
 StateWriter::~StateWriter() {
   {
@@ -50,7 +40,7 @@ StateWriter::~StateWriter() {
 }
 
 void StateWriter::submit(RunState state, Duration delay) {
-  const auto due = std::chrono::steady_clock::now() + delay;
+  const TimePoint due = clock_.now() + std::chrono::duration_cast<SteadyClock::duration>(delay);
   {
     std::lock_guard lock(mutex_);
     auto it = pending_.find(state.run_id);
@@ -72,7 +62,7 @@ void StateWriter::submit_into(PendingFile file, RunState state) {
   {
     std::lock_guard lock(mutex_);
     auto it = pending_.find(state.run_id);
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_.now();
     if (it == pending_.end()) {
       std::string id = state.run_id;
       order_.push_back(id);
@@ -108,14 +98,23 @@ std::vector<Error> StateWriter::flush() {
   return std::exchange(errors_, {});
 }
 
+void StateWriter::settle() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return sleeping_ && removals_.empty() && !any_due(clock_.now()); });
+}
+
+bool StateWriter::any_due(TimePoint now) const {
+  return std::any_of(pending_.begin(), pending_.end(), [&](const auto& p) { return p.second.due <= now; });
+}
+
 void StateWriter::work() {
   std::unique_lock lock(mutex_);
   for (;;) {
     // Due: what was submitted without a delay, or whose delay is over; everything when
     // stopping or flushing.
-    const auto now = std::chrono::steady_clock::now();
+    const TimePoint now = clock_.now();
     const bool all = stopping_ || flushing_ > 0;
-    std::optional<std::chrono::steady_clock::time_point> next;
+    std::optional<TimePoint> next;
     bool due = false;
     for (const auto& [id, p] : pending_) {
       if (p.due <= now) due = true;
@@ -123,8 +122,10 @@ void StateWriter::work() {
     }
     if (removals_.empty() && !(all ? !order_.empty() : due)) {
       if (stopping_) return;  // nothing left to do
-      if (next && !all) wake_.wait_until(lock, *next);
-      else wake_.wait(lock);
+      sleeping_ = true;
+      idle_.notify_all();  // settle() waits for this
+      clock_.wait_until(wake_, lock, next && !all ? *next : TimePoint::max());
+      sleeping_ = false;
       continue;
     }
     std::vector<RunState> group;
@@ -173,7 +174,7 @@ void StateWriter::work() {
       const std::string id = f.state.run_id;
       if (!pending_.contains(id)) {
         order_.push_back(id);
-        pending_.emplace(id, Pending{std::move(f.state), std::chrono::steady_clock::now() + wait, nullptr});
+        pending_.emplace(id, Pending{std::move(f.state), clock_.now() + wait, nullptr});
       }
     }
     for (auto& e : errors) errors_.push_back(std::move(e));

@@ -24,8 +24,10 @@ namespace batman::runner {
 class StateWriter {
  public:
   // `state_dirfd` is not owned and must outlive the writer. Start it after the signals the
-  // event loop handles are blocked: the thread inherits that mask.
-  explicit StateWriter(int state_dirfd);
+  // event loop handles are blocked: the thread inherits that mask. `clock` says when a delayed
+  // state or a retry is due (tests pass a FakeClock and settle() after advancing it); it must
+  // outlive the writer.
+  explicit StateWriter(int state_dirfd, const Clock& clock = system_clock());
   ~StateWriter();  // does what is pending, then joins
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
@@ -42,6 +44,10 @@ class StateWriter {
   void remove_tree(int dirfd, std::string name, bool park = false);
   // Block until every chore submitted is done; returns (and forgets) the errors seen.
   std::vector<Error> flush();
+  // Block until what is due by the clock's now is done (what is delayed stays pending) and
+  // the writer waits for more: after a FakeClock's advance(), what the new time made due has
+  // been written (or tried, and said through on_error) when this returns.
+  void settle();
   // Told (on the writer's thread, one line) when a run's state could not be written and when
   // it was written after all. Set before the first submit().
   void set_on_error(std::function<void(const std::string&)> on_error);
@@ -62,12 +68,15 @@ class StateWriter {
   std::vector<Failed> write_group(const std::vector<RunState>& group,
                                   const std::vector<std::shared_ptr<PendingFile>>& reserved);
 
+  bool any_due(TimePoint now) const;  // with mutex_ held
+
   int dirfd_;
+  const Clock& clock_;
   std::mutex mutex_;
   std::condition_variable wake_, idle_;
   struct Pending {
     RunState state;
-    std::chrono::steady_clock::time_point due;
+    TimePoint due;
     std::shared_ptr<PendingFile> reserved;  // submit_into's file, else null
   };
   std::map<std::string, Pending> pending_;   // by run_id
@@ -83,6 +92,7 @@ class StateWriter {
   std::map<std::string, Duration> failing_;  // run_id -> its last retry wait, while failing
   int flushing_ = 0;  // flush() calls waiting: everything pending is due
   bool busy_ = false;
+  bool sleeping_ = false;  // the thread waits for work or a due time
   bool stopping_ = false;
   std::thread thread_;
 };

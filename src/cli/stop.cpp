@@ -156,13 +156,8 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
             " is not a batman process: not signalling it (is the state file genuine?)");
       return false;
     }
-    unsigned packed = static_cast<unsigned>(sig.value_or(0));
-    if (grace) {
-      auto tenths = std::chrono::duration_cast<std::chrono::milliseconds>(*grace).count() / 100;
-      packed |= static_cast<unsigned>(std::min<long long>(tenths + 1, 0xffffff)) << 8;
-    }
     sigval value{};
-    value.sival_int = static_cast<int>(packed);
+    value.sival_int = encode_stop_request(StopRequest{sig, grace});
     if (::sigqueue(s.batman_pid, SIGTERM, value) != 0) {
       error("cannot signal batman pid " + std::to_string(s.batman_pid) + " of " + s.run_id + ": " +
             std::strerror(errno));

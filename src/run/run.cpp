@@ -19,6 +19,7 @@
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/names.hpp"
+#include "common/detach.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
 #include "isolation/backend.hpp"
@@ -225,7 +226,7 @@ class Run final : public runner::JobSet::Owner {
   void on_settled(runner::Job&) override { loop_->stop(); }
 
  private:
-  void signal_ready(char status);
+  void reply(bool started, const std::string& message = {});
   // An error before the job started: say it (also to a --detach parent), remove what was made.
   int fail_early(const std::string& message);
   void handle_signal(const signalfd_siginfo& info);
@@ -282,10 +283,13 @@ void Run::final_state_not_written(const std::string& why) {
   if (events_) events_->error("{}", what);
 }
 
-void Run::signal_ready(char status) {
+// --detach: the waiting caller hears once that the job started (or why it did not).
+void Run::reply(bool started, const std::string& message) {
   if (ready_fd_ < 0) return;
-  (void)!::write(ready_fd_, &status, 1);
-  ::close(ready_fd_);
+  if (started)
+    reply_started(ready_fd_);
+  else
+    reply_failed(ready_fd_, message);
   ready_fd_ = -1;
 }
 
@@ -331,7 +335,7 @@ void Run::on_spawned(runner::Job&, pid_t pid) {
   // state file is there first.
   if (ready_fd_ >= 0)
     for (const auto& e : disk_->flush()) error(e.message);
-  signal_ready(0);
+  reply(true);
 }
 
 void Run::on_transition(runner::Job&, ProcState from, ProcState to, const std::string& why) {
@@ -357,11 +361,10 @@ void Run::handle_signal(const signalfd_siginfo& info) {
   std::optional<int> send = sig;
   std::optional<Duration> grace;
   if (info.ssi_code == SI_QUEUE) {
-    // From `batman stop`: low byte the signal (0: the job's stopsignal), the rest the grace
-    // in tenths of a second plus one (0: the job's stoptime).
-    unsigned packed = static_cast<unsigned>(info.ssi_int);
-    send = (packed & 0xff) ? std::optional<int>(static_cast<int>(packed & 0xff)) : std::nullopt;
-    if (packed >> 8) grace = std::chrono::milliseconds(static_cast<long long>((packed >> 8) - 1) * 100);
+    // From `batman stop`: unset parts are the job's stopsignal and stoptime.
+    const StopRequest request = decode_stop_request(info.ssi_int);
+    send = request.signal;
+    grace = request.grace;
   }
   if (stop_requested_) {
     // A second Ctrl-C does not wait for stoptime.
@@ -374,13 +377,7 @@ void Run::handle_signal(const signalfd_siginfo& info) {
 
 int Run::fail_early(const std::string& message) {
   error(message);
-  if (ready_fd_ >= 0) {
-    // --detach: the parent prints it; this process's stderr is /dev/null.
-    std::string packet = "\x01" + message;
-    (void)write_all(ready_fd_, packet);
-    ::close(ready_fd_);
-    ready_fd_ = -1;
-  }
+  reply(false, message);  // --detach: the parent prints it; this process's stderr is /dev/null
   // Nothing of a run that never started is left behind for `clean` to miss.
   if (jobs_) jobs_->clear();
   if (made_tmp_) (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_);
@@ -502,13 +499,9 @@ int Run::execute(int ready_fd) {
     // Never ran: the tier could not start it.
     std::string why = "could not start the job: " + (job_->spawn_error() ? job_->spawn_error()->message : proc.reason());
     error(why);
-    if (ready_fd_ >= 0) {
-      (void)write_all(ready_fd_, "\x01" + why);
-      ::close(ready_fd_);
-      ready_fd_ = -1;
-    }
+    reply(false, why);
   }
-  signal_ready(0);
+  reply(true);
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
   // The end, the TMPDIR's removal and the worktree's go to the writer together; both wait on
@@ -695,45 +688,22 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
 
   // --detach: the child runs the job in its own session; the parent prints the run-id once
   // the job has started (so `batman ps` sees it at once) and exits 0.
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) {
-    error(std::string("pipe: ") + std::strerror(errno));
-    return kExitBatmanError;
-  }
   std::cout.flush();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    error(std::string("fork: ") + std::strerror(errno));
+  auto detached = detach(false);
+  if (!detached) {
+    error(detached.error().message);
     return kExitBatmanError;
   }
-  if (pid == 0) {
-    ::close(ready[0]);
-    ::setsid();
-    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull >= 0) {
-      ::dup2(devnull, 0);
-      ::dup2(devnull, 1);
-      ::dup2(devnull, 2);
-    }
+  if (detached->in_child) {
     set_quiet(true);
     if (lock) record_lock_owner(lock.get());  // the instance is now this process
     Run run(std::move(*plan), std::move(*tree), run_id, std::move(lock));
-    std::_Exit(run.execute(ready[1]));
+    std::_Exit(run.execute(detached->reply.release()));
   }
-  ::close(ready[1]);
   lock.reset();
-  std::string reply;
-  char buf[1024];
-  for (;;) {
-    ssize_t n = ::read(ready[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    reply.append(buf, static_cast<std::size_t>(n));
-    if (reply[0] == 0) break;
-  }
-  ::close(ready[0]);
-  if (reply.empty() || reply[0] != 0) {
-    std::string why = reply.size() > 1 ? reply.substr(1) : "it exited before starting the job";
+  const DetachReply reply = read_detach_reply(detached->reply.get());
+  if (!reply.started) {
+    std::string why = reply.message.empty() ? "it exited before starting the job" : reply.message;
     error("the detached run " + run_id + " failed to start: " + why);
     return kExitBatmanError;
   }

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <set>
 
+#include "common/detach.hpp"
 #include "common/fs.hpp"
 #include "runner/event_log.hpp"
 #include "runner/event_loop.hpp"
@@ -35,51 +36,23 @@ struct SuperviseOptions {
   std::string pidfile;
 };
 
-// Detach (fork, setsid, fork). The first parent waits for the daemon to say it is serving
-// (or why it is not) over `ready`, so `taskmaster --daemon` fails loudly when it fails.
-// Returns in the daemon only; the first parent exits.
-[[noreturn]] void wait_for_daemon(int ready_read) {
-  std::string message;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(ready_read, buf, sizeof buf)) > 0) message.append(buf, static_cast<std::size_t>(n));
-  if (message.rfind("ok ", 0) == 0) {
-    auto nl = message.find('\n');
-    info("supervisor running as pid " + message.substr(3, nl == std::string::npos ? std::string::npos : nl - 3));
-    if (nl != std::string::npos) info(message.substr(nl + 1));
-    std::_Exit(0);
-  }
-  error(message.empty() ? std::string("the daemon exited before it was ready") : message);
-  std::_Exit(kExitBatmanError);
-}
-
+// --daemon: detach (fork, setsid, fork); the first process waits for the daemon to say it is
+// serving (or why it is not), so `taskmaster --daemon` fails loudly when it fails. Returns in
+// the daemon only, with the write end of the reply; the first process exits.
 Result<UniqueFd> daemonize() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("pipe");
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return sys_error("fork");
-  if (pid > 0) {
-    ::close(fds[1]);
-    wait_for_daemon(fds[0]);
+  auto detached = detach(true);
+  if (!detached) return std::unexpected(detached.error());
+  if (detached->in_child) return std::move(detached->reply);
+  const DetachReply reply = read_detach_reply(detached->reply.get());
+  if (!reply.started) {
+    error(reply.message.empty() ? std::string("the daemon exited before it was ready") : reply.message);
+    std::_Exit(kExitBatmanError);
   }
-  ::close(fds[0]);
-  if (::setsid() < 0) std::_Exit(kExitBatmanError);
-  pid = ::fork();
-  if (pid < 0) std::_Exit(kExitBatmanError);
-  if (pid > 0) std::_Exit(0);
-  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null >= 0) {
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    if (null > 2) ::close(null);
-  }
-  return UniqueFd(fds[1]);
-}
-
-void tell(int ready_fd, const std::string& message) {
-  if (ready_fd >= 0) (void)write_all(ready_fd, message);
+  // The daemon's pid, then what it found on its way up (processes a dead supervisor left).
+  const auto nl = reply.message.find('\n');
+  info("supervisor running as pid " + reply.message.substr(0, nl));
+  if (nl != std::string::npos) info(reply.message.substr(nl + 1));
+  std::_Exit(0);
 }
 
 // File descriptors the supervisor holds: its own (event loop, signalfd, timerfd, event log,
@@ -212,10 +185,9 @@ int supervise(const SuperviseOptions& options) {
       // Nothing depends on it: programs get start_dir explicitly.
     }
   }
-  int ready_fd = ready ? ready.get() : -1;
   auto refuse = [&](const std::string& message) {
-    tell(ready_fd, message);
-    if (ready_fd < 0) error(message);
+    if (ready) reply_failed(ready.release(), message);
+    else error(message);
     return kExitBatmanError;
   };
 
@@ -332,11 +304,10 @@ int supervise(const SuperviseOptions& options) {
   std::string leftovers = kill_abandoned(tree->state_fd.get());
   if (!leftovers.empty()) {
     (*events)->warn(leftovers);
-    if (ready_fd < 0) info(leftovers);
+    if (!ready) info(leftovers);
   }
   supervisor.start_autostart();
-  tell(ready_fd, "ok " + std::to_string(::getpid()) + (leftovers.empty() ? "" : "\n" + leftovers));
-  ready.reset();
+  if (ready) reply_started(ready.release(), std::to_string(::getpid()) + (leftovers.empty() ? "" : "\n" + leftovers));
 
   if (!options.daemon && ::isatty(STDIN_FILENO)) {
     Shell::Options shell_options;

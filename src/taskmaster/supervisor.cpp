@@ -112,7 +112,6 @@ std::string status_detail(const InstanceStatus& s) {
                          : s.reason;
     case ProcState::Backoff:
     case ProcState::Fatal:
-    case ProcState::Unknown:
       return s.reason;
     case ProcState::Stopped:
       if (!s.started) return "not started";
@@ -381,8 +380,7 @@ void Supervisor::write_state(Instance& instance) {
     case ProcState::Stopping: r.status = "running"; break;
     case ProcState::Exited: r.status = last && !last->signal && last->code == 0 ? "succeeded"
                                        : last && last->signal ? "killed" : "failed"; break;
-    case ProcState::Fatal:
-    case ProcState::Unknown: r.status = "failed"; break;
+    case ProcState::Fatal: r.status = "failed"; break;
     case ProcState::Stopped: r.status = "killed"; break;
   }
   auto now = format_rfc3339(std::chrono::system_clock::now());

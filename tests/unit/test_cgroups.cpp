@@ -4,9 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -164,4 +166,39 @@ TEST(CgroupNames, NothingIsFoundForNoName) {
   EXPECT_TRUE(find_job_cgroup_dirs({"batman-unittest-never-made"}).empty());
   EXPECT_TRUE(remove_empty_cgroup_dirs({}).empty());
   EXPECT_EQ(open_job_cgroup({}), nullptr);
+}
+
+// The event loop's removal: try_remove never waits. While the job's process is alive (or not
+// yet out of the cgroup) it says "not yet" at once and keeps the directories; once the
+// process is gone it removes them. The blocking remove() is for callers with no loop.
+TEST_F(Cgroups, TryRemoveDoesNotWaitForTheCgroupToEmpty) {
+  const std::string unit = unit_name("tryremove");
+  std::vector<std::string> unenforced;
+  group_ = create_job_cgroup(unit, Limits{}, unenforced);
+  ASSERT_TRUE(group_);
+  auto child = spawn_sleep(*group_);
+  ASSERT_TRUE(child) << child.error().message;
+  child_ = child->pid;
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_FALSE(group_->try_remove()) << "a live member keeps the cgroup";
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(50)) << "and no wait for it";
+  EXPECT_EQ(find_job_cgroup_dirs({unit}).size(), group_->directories().size());
+  EXPECT_FALSE(group_->directories().empty());
+  EXPECT_FALSE(release_cgroup(group_, false)) << "a backend's try_release: not yet";
+  ASSERT_TRUE(group_) << "kept for the next try";
+  group_->kill_all();
+  ASSERT_EQ(waitpid(child->pid, nullptr, 0), child->pid);
+  child_ = -1;
+  // Reaped: it has left the cgroup, or does so a moment later on some kernels; the loop's
+  // caller would come back from a timer, this test asks again.
+  bool done = false;
+  for (int i = 0; i < 2000 && !(done = group_->try_remove()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(group_->directories().empty());
+  EXPECT_TRUE(find_job_cgroup_dirs({unit}).empty());
+  EXPECT_TRUE(group_->try_remove()) << "done stays done";
+  EXPECT_TRUE(release_cgroup(group_, false));
+  EXPECT_FALSE(group_);
+  EXPECT_TRUE(release_cgroup(group_, false)) << "released already";
 }

@@ -13,9 +13,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "common/clock.hpp"
+#include "common/detach.hpp"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/proc_stat.hpp"
@@ -109,6 +112,84 @@ TEST(Signals, NamesAndNumbers) {
   EXPECT_FALSE(parse_signal("FOO"));
   EXPECT_FALSE(parse_signal("0"));
   EXPECT_EQ(signal_name(SIGHUP), "HUP");
+}
+
+// `batman stop --signal S --grace G` travels as one sigqueue int: what the run's batman
+// decodes is what stop asked for, to 0.1 s; what was not asked stays unset.
+TEST(Signals, StopRequestsSurviveTheSigqueueValue) {
+  using std::chrono::milliseconds;
+  auto round_trip = [](StopRequest r) { return decode_stop_request(encode_stop_request(r)); };
+  auto plain = round_trip({});
+  EXPECT_FALSE(plain.signal);
+  EXPECT_FALSE(plain.grace);
+  EXPECT_EQ(encode_stop_request({}), 0);
+  auto both = round_trip({SIGINT, milliseconds(2500)});
+  EXPECT_EQ(both.signal, SIGINT);
+  EXPECT_EQ(both.grace, milliseconds(2500));
+  auto no_wait = round_trip({std::nullopt, milliseconds(0)});
+  EXPECT_FALSE(no_wait.signal);
+  ASSERT_TRUE(no_wait.grace) << "--grace 0 is not 'the job's stoptime'";
+  EXPECT_EQ(*no_wait.grace, milliseconds(0));
+  EXPECT_EQ(round_trip({SIGUSR2, milliseconds(1234)}).grace, milliseconds(1200)) << "rounded down to 0.1 s";
+  EXPECT_EQ(round_trip({64, std::nullopt}).signal, 64);
+  const auto days = std::chrono::hours(24 * 365);
+  auto huge = round_trip({SIGTERM, days});
+  EXPECT_EQ(huge.signal, SIGTERM) << "a huge grace does not spill into the signal";
+  EXPECT_EQ(huge.grace, milliseconds((0xffffffLL - 1) * 100)) << "capped";
+}
+
+// --detach and --daemon: the caller learns that the background process started, or why not.
+TEST(Detach, TheCallerHearsStartedOrWhyNot) {
+  struct Case {
+    bool second_fork;
+    int what;  // 0: started with a message, 1: failed, 2: died without a word
+  };
+  const pid_t our_session = ::getsid(0);
+  struct stat null_st{};
+  ASSERT_EQ(::stat("/dev/null", &null_st), 0);
+  for (Case c : {Case{false, 0}, Case{true, 0}, Case{false, 1}, Case{true, 1}, Case{false, 2}}) {
+    auto d = detach(c.second_fork);
+    ASSERT_TRUE(d) << d.error().message;
+    if (d->in_child) {
+      // In a session of its own (led by it, or with a second fork by its first child), with
+      // stdio on /dev/null.
+      const pid_t sid = ::getsid(0);
+      bool right = sid != our_session && (c.second_fork ? sid != ::getpid() : sid == ::getpid());
+      for (int fd = 0; fd < 3; ++fd) {
+        struct stat st{};
+        right = right && ::fstat(fd, &st) == 0 && st.st_rdev == null_st.st_rdev;
+      }
+      if (c.what == 0) reply_started(d->reply.release(), right ? "pid 1\nmore" : "wrong session or stdio");
+      if (c.what == 1) reply_failed(d->reply.release(), "socket: Address in use");
+      std::_Exit(0);
+    }
+    const auto reply = read_detach_reply(d->reply.get());
+    EXPECT_EQ(reply.started, c.what == 0) << c.what;
+    const char* expected[] = {"pid 1\nmore", "socket: Address in use", ""};
+    EXPECT_EQ(reply.message, expected[c.what]);
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+}
+
+// A FakeClock wakes the threads that wait on it when it moves.
+TEST(Clock, AFakeClockWakesWaitersWhenItReachesTheirDeadline) {
+  FakeClock clock;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool woke = false;
+  const TimePoint deadline = clock.now() + std::chrono::seconds(5);
+  std::thread waiter([&] {
+    std::unique_lock lock(mutex);
+    while (clock.now() < deadline) clock.wait_until(cv, lock, deadline);
+    woke = true;
+  });
+  clock.advance(std::chrono::seconds(4));
+  clock.advance(std::chrono::seconds(1));
+  waiter.join();  // hangs (test timeout) if the wake-up was lost
+  EXPECT_TRUE(woke);
+  std::unique_lock lock(mutex);
+  clock.wait_until(cv, lock, deadline);  // already due: returns at once
 }
 
 TEST(Time, Rfc3339RoundTrip) {

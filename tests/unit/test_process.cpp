@@ -23,6 +23,7 @@ class FakeHost : public ProcessHost {
   std::optional<TimePoint> timer;
   std::vector<int> signals;
   std::vector<std::pair<ProcState, ProcState>> transitions;
+  std::vector<std::string> notes;  // self-transitions: SIGKILL after stoptime, ignored events
   int spawns = 0;
   bool fail_spawn = false;
   pid_t next_pid = 100;
@@ -35,8 +36,9 @@ class FakeHost : public ProcessHost {
   }
   void signal_tree(int sig) override { signals.push_back(sig); }
   void set_timer(std::optional<TimePoint> deadline) override { timer = deadline; }
-  void on_transition(ProcState from, ProcState to, const std::string&) override {
-    transitions.emplace_back(from, to);
+  void on_transition(ProcState from, ProcState to, const std::string& why) override {
+    if (from == to) notes.push_back(why);
+    else transitions.emplace_back(from, to);
   }
   // Advance to the armed timer and fire it.
   void fire(SupervisedProcess& p) {
@@ -303,9 +305,101 @@ TEST(Process, StartWhileRunningAndStopWhileStoppedAreNoOps) {
   EXPECT_EQ(host.spawns, 1);
 }
 
+TEST(Process, StartAndStopWhereTheStateForbidsThemAreRefusedAndChangeNothing) {
+  FakeHost host;
+  SupervisedProcess p(host, rules());
+  auto stopped = p.stop();
+  ASSERT_FALSE(stopped);
+  EXPECT_EQ(stopped.error().message, "stop in STOPPED: not running");
+  ASSERT_TRUE(p.start());
+  auto again = p.start();
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message, "start in STARTING: already started");
+  ASSERT_TRUE(p.stop());
+  auto twice = p.stop(SIGKILL);
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().message, "stop in STOPPING: a stop is under way");
+  EXPECT_EQ(host.signals, std::vector<int>{SIGTERM}) << "the refused stop sent nothing";
+  EXPECT_FALSE(p.start()) << "no start while the old attempt is still stopping";
+  EXPECT_EQ(host.spawns, 1);
+  EXPECT_TRUE(p.illegal_events().empty()) << "a user's command is no host bug";
+  EXPECT_TRUE(host.notes.empty());
+}
+
+// Events of the host that the state does not allow: refused with an error, recorded, told to
+// the host (by default as a self-transition note, which reaches its log), nothing changed.
+TEST(Process, IllegalHostEventsAreErrorsThatChangeNothing) {
+  FakeHost host;
+  SupervisedProcess p(host, rules());
+  auto exit_while_stopped = p.on_exit(exited(0));
+  ASSERT_FALSE(exit_while_stopped);
+  EXPECT_EQ(exit_while_stopped.error().message, "on_exit in STOPPED: no process is running");
+  EXPECT_EQ(p.state(), ProcState::Stopped);
+  EXPECT_FALSE(p.last_exit()) << "the bogus exit is not taken as the process's";
+  auto timer_with_nothing_armed = p.on_timer();
+  ASSERT_FALSE(timer_with_nothing_armed);
+  EXPECT_EQ(timer_with_nothing_armed.error().message, "on_timer in STOPPED: no timer is armed");
+  EXPECT_EQ(host.spawns, 0);
+
+  // A start that failed: BACKOFF; a second report of the same failure is a host bug.
+  ASSERT_TRUE(p.start());
+  ASSERT_TRUE(p.on_start_failed("setup failed"));
+  ASSERT_EQ(p.state(), ProcState::Backoff);
+  EXPECT_EQ(p.backoff_count(), 1);
+  EXPECT_FALSE(p.on_start_failed("setup failed"));
+  EXPECT_FALSE(p.on_exit(exited(1)));
+  EXPECT_EQ(p.state(), ProcState::Backoff);
+  EXPECT_EQ(p.backoff_count(), 1) << "nothing counted twice";
+  ASSERT_TRUE(host.timer.has_value()) << "the retry stays armed";
+
+  // A timer the host should have disarmed (it fired late, after the stop it belonged to).
+  host.fire(p);  // the retry: STARTING
+  ASSERT_EQ(p.state(), ProcState::Starting);
+  ASSERT_TRUE(p.stop());
+  ASSERT_TRUE(p.on_exit(killed(SIGTERM)));
+  ASSERT_EQ(p.state(), ProcState::Stopped);
+  EXPECT_FALSE(p.on_timer());
+  EXPECT_EQ(p.state(), ProcState::Stopped);
+  EXPECT_EQ(host.spawns, 2);
+
+  const std::vector<std::string> expected{
+      "on_exit in STOPPED: no process is running",
+      "on_timer in STOPPED: no timer is armed",
+      "on_start_failed in BACKOFF: no attempt is under way",
+      "on_exit in BACKOFF: no process is running",
+      "on_timer in STOPPED: no timer is armed",
+  };
+  EXPECT_EQ(p.illegal_events(), expected);
+  ASSERT_EQ(host.notes.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(host.notes[i], "ignored " + expected[i]);
+}
+
+TEST(Process, EveryFailedStartSaysTheRetryOrTheGivingUp) {
+  // Spawn failure, exit before starttime and a setup failure take the one path.
+  FakeHost host;
+  host.fail_spawn = true;
+  auto r = rules();
+  r.startretries = 2;
+  SupervisedProcess p(host, r);
+  ASSERT_TRUE(p.start());
+  EXPECT_EQ(p.reason(), "could not start: execute /nonexistent: No such file or directory; retry 1 in 1s");
+  host.fail_spawn = false;
+  host.fire(p);
+  ASSERT_TRUE(p.on_exit(exited(2)));
+  EXPECT_EQ(p.reason(), "exited too quickly (exit status 2); retry 2 in 2s");
+  EXPECT_EQ(host.timer_in(), 2s);
+  host.fire(p);
+  ASSERT_TRUE(p.on_start_failed("mount /x: Permission denied"));
+  EXPECT_EQ(p.state(), ProcState::Fatal);
+  EXPECT_EQ(p.reason(), "could not start: mount /x: Permission denied; gave up after 3 attempts");
+  EXPECT_FALSE(host.timer);
+  EXPECT_TRUE(p.illegal_events().empty());
+}
+
 TEST(Process, StateNames) {
   EXPECT_EQ(state_name(ProcState::Backoff), "BACKOFF");
   EXPECT_EQ(state_name(ProcState::Fatal), "FATAL");
+  EXPECT_EQ(state_name(ProcState::Stopping), "STOPPING");
   EXPECT_TRUE(parse_autorestart("unexpected"));
   EXPECT_FALSE(parse_autorestart("sometimes"));
 }

@@ -9,12 +9,12 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
+#include "common/clock.hpp"
 #include "common/fs.hpp"
 #include "runner/state_writer.hpp"
 
@@ -41,6 +41,11 @@ class StateWriterTest : public ::testing::Test {
     return s;
   }
 
+  bool exists(const std::string& id) const {
+    struct stat st{};
+    return ::fstatat(fd_.get(), (id + ".json").c_str(), &st, 0) == 0;
+  }
+
   std::string dir_;
   UniqueFd fd_;
 };
@@ -62,27 +67,42 @@ TEST_F(StateWriterTest, NewestStateWinsAndEveryRunIsWritten) {
   }
 }
 
+// Time is a FakeClock's: settle() returns once what the clock's now makes due is done.
 TEST_F(StateWriterTest, DelayedStateIsReplacedOrWrittenWhenDue) {
-  StateWriter writer(fd_.get());
+  FakeClock clock;
+  StateWriter writer(fd_.get(), clock);
   writer.submit(state("quick", "running"), std::chrono::hours(1));
   writer.submit(state("slow", "running"), std::chrono::milliseconds(1500));
   writer.submit(state("quick", "succeeded"));  // replaces the delayed one, written at once
-  auto exists = [&](const std::string& id) {
-    struct stat st{};
-    return ::fstatat(fd_.get(), (id + ".json").c_str(), &st, 0) == 0;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!exists("quick") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  writer.settle();
   ASSERT_TRUE(exists("quick"));
   EXPECT_EQ(read_state(fd_.get(), "quick")->status, "succeeded");
   EXPECT_FALSE(exists("slow")) << "not before its delay";
-  while (!exists("slow") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  clock.advance(std::chrono::milliseconds(1499));
+  writer.settle();
+  EXPECT_FALSE(exists("slow")) << "not 1 ms before its delay";
+  clock.advance(std::chrono::milliseconds(1));
+  writer.settle();
   EXPECT_TRUE(exists("slow")) << "written once due, without a flush";
   writer.submit(state("late", "running"), std::chrono::hours(1));
   EXPECT_TRUE(writer.flush().empty());
   EXPECT_TRUE(exists("late")) << "flush writes what is not due yet";
+}
+
+// The writer's thread sleeps until the next due time of its clock: the real clock by default.
+TEST_F(StateWriterTest, TheDefaultClockIsTheRealOne) {
+  StateWriter writer(fd_.get());
+  const auto start = std::chrono::steady_clock::now();
+  writer.submit(state("soon", "running"), std::chrono::milliseconds(50));
+  writer.settle();
+  EXPECT_FALSE(exists("soon"));
+  // Woken by its own timed wait, not by a flush: the file appears once 50 ms have passed.
+  while (!exists("soon") && std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    std::this_thread::yield();
+    writer.settle();
+  }
+  EXPECT_TRUE(exists("soon"));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
 }
 
 TEST_F(StateWriterTest, FailuresAreReportedByFlush) {
@@ -115,43 +135,43 @@ TEST_F(StateWriterTest, RemovesTrees) {
   EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/" + parked_dir_name(0)));
 }
 
-// A state that could not be written is said once (on_error), tried again with a growing wait,
-// and written once the cause is gone; then that is said too.
+// A state that could not be written is said once (on_error), tried again with a growing wait
+// (0.5 s, 1 s, 2 s... of its clock), and written once the cause is gone; then that is said too.
 TEST_F(StateWriterTest, AFailedStateIsTriedAgainUntilWrittenAndSaidOnce) {
   ASSERT_EQ(::mkdirat(fd_.get(), "blocked.json", 0700), 0);  // rename onto a directory fails
   ASSERT_EQ(::mkdirat(fd_.get(), "blocked.json/x", 0700), 0);
   std::mutex mutex;
-  std::condition_variable changed;
   std::vector<std::string> said;
-  auto wait_for = [&](std::size_t n) {
-    std::unique_lock lock(mutex);
-    return changed.wait_for(lock, std::chrono::seconds(20), [&] { return said.size() >= n; });
+  auto lines = [&] {
+    std::lock_guard lock(mutex);
+    return said;
   };
-  StateWriter writer(fd_.get());
+  FakeClock clock;
+  StateWriter writer(fd_.get(), clock);
   writer.set_on_error([&](const std::string& line) {
     std::lock_guard lock(mutex);
     said.push_back(line);
-    changed.notify_all();
   });
   writer.submit(state("blocked", "failed"));
-  ASSERT_TRUE(wait_for(1));
-  {
-    std::lock_guard lock(mutex);
-    EXPECT_NE(said[0].find("state blocked.json: rename"), std::string::npos) << said[0];
-    EXPECT_NE(said[0].find("status failed; trying again"), std::string::npos) << said[0];
-  }
-  // Let it fail a few more times (0.5 s, then 1 s): nothing more is said meanwhile.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1700));
-  {
-    std::lock_guard lock(mutex);
-    EXPECT_EQ(said.size(), 1u);
-  }
+  writer.settle();
+  ASSERT_EQ(lines().size(), 1u);
+  EXPECT_NE(lines()[0].find("state blocked.json: rename"), std::string::npos) << lines()[0];
+  EXPECT_NE(lines()[0].find("status failed; trying again"), std::string::npos) << lines()[0];
+  // It fails again after 0.5 s and after 1 s more: nothing more is said meanwhile.
+  clock.advance(std::chrono::milliseconds(500));
+  writer.settle();
+  clock.advance(std::chrono::seconds(1));
+  writer.settle();
+  EXPECT_EQ(lines().size(), 1u);
   std::filesystem::remove_all(dir_ + "/blocked.json");
-  ASSERT_TRUE(wait_for(2));
-  {
-    std::lock_guard lock(mutex);
-    EXPECT_EQ(said[1], "state blocked.json: written after all");
-  }
+  // The next try is 2 s after the last: not before.
+  clock.advance(std::chrono::milliseconds(1999));
+  writer.settle();
+  EXPECT_FALSE(exists("blocked"));
+  clock.advance(std::chrono::milliseconds(1));
+  writer.settle();
+  ASSERT_EQ(lines().size(), 2u);
+  EXPECT_EQ(lines()[1], "state blocked.json: written after all");
   auto s = read_state(fd_.get(), "blocked");
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->status, "failed");
