@@ -18,7 +18,6 @@ namespace {
 
 using yaml::Value;
 
-constexpr std::string_view kTierWords[] = {"auto", "namespaces", "firejail", "systemd", "env"};
 
 // The limits `defaults`, a batch and a task may set, with the keys each level has besides.
 std::vector<std::string_view> with_limits(std::initializer_list<std::string_view> keys) {
@@ -46,7 +45,7 @@ Result<void> parse_defaults(const Value& node, BatchFile& out) {
     if (const auto v = b["max"]) out.backoff.max = BATMAN_TRY(v.duration());
     if (const auto v = b["jitter"]) out.backoff.jitter = BATMAN_TRY(v.flag());
   }
-  if (const auto v = node["isolation"]) out.isolation = BATMAN_TRY(v.choice(kTierWords));
+  if (const auto v = node["isolation"]) out.isolation = BATMAN_TRY(v.choice(isolation::kTierWords));
   if (const auto v = node["profile"]) out.profile = BATMAN_TRY(v.text());
   return {};
 }

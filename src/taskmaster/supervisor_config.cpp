@@ -15,6 +15,7 @@
 #include "common/names.hpp"
 #include "common/signals.hpp"
 #include "common/yaml_reader.hpp"
+#include "isolation/backend.hpp"
 #include "isolation/profile.hpp"
 
 namespace batman::cli {
@@ -33,7 +34,6 @@ constexpr std::string_view kProgramKeys[] = {
     "stderr",      "stdout_maxbytes", "stdout_backups", "stderr_maxbytes", "stderr_backups",
     "env",         "workingdir",      "umask",          "isolation",      "profile",
     "user"};
-constexpr std::string_view kTierWords[] = {"auto", "namespaces", "firejail", "systemd", "env"};
 
 // Paths in a config: '~' is $HOME; relative ones are the config file's directory's.
 class Paths {
@@ -139,9 +139,9 @@ Result<ProgramConfig> read_program(const Value& node, const std::string& name, c
   }
   if (const auto v = node["umask"]) p.umask = BATMAN_TRY(read_umask(v));
   std::optional<isolation::Tier> requested;
-  const auto isolation = node["isolation"];
-  if (isolation) {
-    p.isolation = BATMAN_TRY(isolation.choice(kTierWords));
+  const auto tier = node["isolation"];
+  if (tier) {
+    p.isolation = BATMAN_TRY(tier.choice(isolation::kTierWords));
     requested = *isolation::parse_tier(*p.isolation);
   }
   const auto profile = node["profile"];
@@ -149,7 +149,7 @@ Result<ProgramConfig> read_program(const Value& node, const std::string& name, c
   if (p.isolation || p.profile) {
     // Isolated programs get a job's defaults: the strongest tier and the `parallel` profile.
     auto choice = isolation::choose_tier(requested);
-    if (!choice) return isolation.error(choice.error().message);
+    if (!choice) return tier.error(choice.error().message);
     p.tier = choice->tier;
     std::string profile_name = p.profile.value_or("parallel");
     if (p.profile && profile_name.find('/') != std::string::npos) profile_name = paths.resolve(profile_name);

@@ -375,7 +375,8 @@ class Lifecycle(TaskmasterCase):
         self.assertEqual(self.ctl("start", "w:100", "w:199").stdout, "w:100: started\nw:199: started\n")
         self.wait_state("w:100", "RUNNING")
         self.assertEqual(self.status()["w:99"]["state"], "STOPPED")
-        self.assertEqual(self.ctl("start", "w:200", check=1).stdout.count("no such instance"), 1)
+        self.assertIn("no such instance 'w:200': w has 200 instance(s), w:00 to w:199",
+                      self.ctl("start", "w:200", check=125).stderr)
         wait_for(lambda: os.path.exists(os.path.join(self.state_dir(), "w_100.json")), what="w_100.json")
         log = os.path.join(self.logs_dir(), "w_100.out.log")
         wait_for(lambda: os.path.exists(log) and open(log).read() == "hello\n", what="w_100.out.log")
