@@ -1,6 +1,7 @@
 // Durations and sizes as users type them.
 #include "common/duration.hpp"
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -51,7 +52,7 @@ Result<Duration> parse_duration(std::string_view text) {
     total_ns += value * scale;
     any = true;
   }
-  if (total_ns > 1e18) return fail("duration '" + shown + "' is too long");
+  if (total_ns > 1e18) return fail("duration '" + shown + "' is too long", ERANGE);
   return Duration(static_cast<long long>(std::llround(total_ns)));
 }
 
@@ -98,7 +99,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   else if (unit == "T" || unit == "TB" || unit == "TIB") scale = 1024.0 * 1024 * 1024 * 1024;
   else return bad();
   double bytes = value * scale;
-  if (bytes > 9e18) return fail("size '" + shown + "' is too large");
+  if (bytes > 9e18) return fail("size '" + shown + "' is too large", ERANGE);
   return static_cast<std::uint64_t>(std::llround(bytes));
 }
 

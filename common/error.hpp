@@ -33,4 +33,23 @@ inline std::unexpected<Error> fail(std::string message, int code = 0) {
   return std::unexpected(Error{std::move(message), code});
 }
 
+// The value of a Result, or the error returned from the enclosing function (which returns
+// any Result): `auto n = BATMAN_TRY(parse(x));`, `BATMAN_TRY(check(y));` for Result<void>.
+// A GCC/Clang statement expression, as the Linux kernel's and systemd's helpers are.
+#define BATMAN_TRY(...)                                                              \
+  __extension__({                                                                    \
+    auto&& batman_try_result_ = (__VA_ARGS__);                                       \
+    if (!batman_try_result_) return std::unexpected(std::move(batman_try_result_).error()); \
+    ::batman::detail::take_value(std::move(batman_try_result_));                     \
+  })
+
+namespace detail {
+template <class T, class E>
+T take_value(std::expected<T, E>&& r) {
+  return std::move(*r);
+}
+template <class E>
+void take_value(std::expected<void, E>&&) {}
+}  // namespace detail
+
 }  // namespace batman

@@ -1,5 +1,7 @@
-// What yaml-cpp does not check: a mapping with the same key twice. yaml-cpp keeps both and
-// `node["key"]` finds the first, so a typo'd copy further down was silently ignored.
+// The one shape of a mistake in a YAML file batman reads (profiles, taskmaster configs, batch
+// files), and what yaml-cpp does not check: a mapping with the same key twice. yaml-cpp keeps
+// both and `node["key"]` finds the first, so a typo'd copy further down was silently ignored.
+// Reading typed values is common/yaml_reader.hpp's.
 #pragma once
 #include <string>
 #include <string_view>
@@ -7,6 +9,10 @@
 #include "common/error.hpp"
 
 namespace batman {
+
+// "SOURCE:LINE: key 'KEY': WHY"; ":LINE" is left out when `line` is 0 (not known), "key
+// 'KEY': " when KEY is empty (the document itself).
+Error config_error(std::string_view source, int line, std::string_view key, std::string_view why);
 
 // Refuse the first mapping (in the first document of `yaml_text`) that has a key twice:
 // "SOURCE:LINE: key 'a.b[0].c': duplicate key (first on line N)", LINE being the second

@@ -21,6 +21,8 @@ constexpr Tier kAutoOrder[] = {Tier::Namespaces, Tier::Firejail, Tier::Systemd, 
 std::string_view tier_name(Tier t);
 // "namespaces" | "firejail" | "systemd" | "env"; "auto" gives nullopt with ok.
 Result<std::optional<Tier>> parse_tier(std::string_view text);
+// What parse_tier accepts, as a config's `isolation:` lists it.
+constexpr std::string_view kTierWords[] = {"auto", "namespaces", "firejail", "systemd", "env"};
 
 struct Availability {
   Tier tier;

@@ -13,12 +13,10 @@
 #include <optional>
 #include <set>
 
-#include <yaml-cpp/yaml.h>
-
 #include "batman_config.h"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
-#include "common/yaml.hpp"
+#include "common/yaml_reader.hpp"
 #include "isolation/cgroups.hpp"
 
 namespace batman::isolation {
@@ -43,80 +41,7 @@ namespace {
 const std::set<std::string, std::less<>> kNamespaceNames = {"user", "mount", "pid", "ipc",
                                                             "uts",  "net",   "cgroup"};
 
-// Validation walks the document with a path of keys so every error can say where it is.
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  std::unexpected<Error> error(const YAML::Node& at, const std::string& key,
-                               const std::string& what) const {
-    std::string where = source_;
-    if (at.IsDefined() && at.Mark().line >= 0) where += ":" + std::to_string(at.Mark().line + 1);
-    return fail(where + ": key '" + key + "': " + what);
-  }
-
-  // A mapping whose keys are all in `allowed`.
-  Result<void> check_map(const YAML::Node& node, const std::string& key,
-                         std::initializer_list<std::string_view> allowed) const {
-    if (!node.IsMap()) return error(node, key, "expected a mapping");
-    for (const auto& item : node) {
-      if (!item.first.IsScalar()) return error(item.first, key, "keys must be plain words");
-      const auto name = item.first.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        std::string list;
-        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        return error(item.first, join(key, name), "unknown key (known: " + list + ")");
-      }
-    }
-    return {};
-  }
-
-  Result<std::string> string(const YAML::Node& node, const std::string& key) const {
-    if (!node.IsScalar()) return error(node, key, "expected a string");
-    return node.Scalar();
-  }
-
-  Result<bool> boolean(const YAML::Node& node, const std::string& key) const {
-    if (node.IsScalar()) {
-      const auto& s = node.Scalar();
-      if (s == "true" || s == "yes" || s == "on") return true;
-      if (s == "false" || s == "no" || s == "off") return false;
-    }
-    return error(node, key, "expected true or false");
-  }
-
-  Result<std::vector<std::string>> strings(const YAML::Node& node, const std::string& key) const {
-    std::vector<std::string> out;
-    if (!node || node.IsNull()) return out;
-    if (!node.IsSequence()) return error(node, key, "expected a list of strings");
-    for (const auto& item : node) {
-      if (!item.IsScalar()) return error(item, key, "expected a list of strings");
-      out.push_back(item.Scalar());
-    }
-    return out;
-  }
-
-  // A null (no limit) or a positive integer.
-  Result<std::optional<std::uint64_t>> count(const YAML::Node& node, const std::string& key) const {
-    if (!node || node.IsNull()) return std::nullopt;
-    if (node.IsScalar()) {
-      auto n = parse_integer(node.Scalar(), key, 1, 1LL << 40);
-      if (n) return static_cast<std::uint64_t>(*n);
-      // parse_integer names the key itself; the error already says which key it is.
-      std::string why = n.error().message;
-      if (why.starts_with(key + ": ")) why.erase(0, key.size() + 2);
-      return error(node, key, why);
-    }
-    return error(node, key, "expected a positive integer or null");
-  }
-
-  static std::string join(const std::string& parent, std::string_view key) {
-    return parent.empty() ? std::string(key) : parent + "." + std::string(key);
-  }
-
- private:
-  std::string source_;
-};
+using yaml::Value;
 
 // Absolute paths or paths starting with one of the substitutions the backends understand.
 bool valid_fs_path(const std::string& p) {
@@ -128,224 +53,127 @@ bool valid_fs_path(const std::string& p) {
   return false;
 }
 
-Result<void> parse_filesystem(const Reader& r, const YAML::Node& node, Profile::Filesystem& out) {
-  if (!node || node.IsNull()) return {};
-  if (auto ok = r.check_map(node, "filesystem", {"read_only", "read_write", "tmpfs", "hide"}); !ok)
-    return ok;
-  struct Field {
-    const char* key;
-    std::vector<std::string>* target;
-  } fields[] = {{"read_only", &out.read_only},
-                {"read_write", &out.read_write},
-                {"tmpfs", &out.tmpfs},
-                {"hide", &out.hide}};
-  for (auto& f : fields) {
-    const auto key = std::string("filesystem.") + f.key;
-    if (!node[f.key]) continue;
-    auto list = r.strings(node[f.key], key);
-    if (!list) return std::unexpected(list.error());
-    std::size_t i = 0;
-    for (const auto& p : *list) {
-      if (!valid_fs_path(p))
-        return r.error(node[f.key][i], key,
-                       "'" + p + "' is not an absolute path (or $CWD, $PROJECT_DIR, $TMPDIR, $HOME)");
-      ++i;
-    }
-    *f.target = std::move(*list);
+// A list of strings, each of which CHECK accepts (else says why).
+template <class Check>
+Result<std::vector<std::string>> checked_list(const Value& v, Check&& check) {
+  auto list = BATMAN_TRY(v.strings());
+  const auto items = v.items();
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (auto why = check(list[i]); !why.empty()) return items[i].error(why);
+  }
+  return list;
+}
+
+Result<void> parse_filesystem(const Value& node, Profile::Filesystem& out) {
+  BATMAN_TRY(node.keys({"read_only", "read_write", "tmpfs", "hide"}));
+  const std::pair<const char*, std::vector<std::string>*> fields[] = {
+      {"read_only", &out.read_only}, {"read_write", &out.read_write}, {"tmpfs", &out.tmpfs}, {"hide", &out.hide}};
+  for (const auto& [key, target] : fields) {
+    *target = BATMAN_TRY(checked_list(node[key], [](const std::string& p) {
+      return valid_fs_path(p) ? std::string()
+                              : "'" + p + "' is not an absolute path (or $CWD, $PROJECT_DIR, $TMPDIR, $HOME)";
+    }));
   }
   return {};
 }
 
-Result<void> parse_capabilities(const Reader& r, const YAML::Node& node, Profile::Capabilities& out) {
-  if (!node || node.IsNull()) return {};
-  if (auto ok = r.check_map(node, "capabilities", {"drop", "keep"}); !ok) return ok;
-  if (node["drop"]) {
-    auto drop = r.string(node["drop"], "capabilities.drop");
-    if (!drop) return std::unexpected(drop.error());
-    if (*drop == "all") out.drop_all = true;
-    else if (*drop == "none") out.drop_all = false;
-    else return r.error(node["drop"], "capabilities.drop", "expected 'all' or 'none'");
-  }
-  if (node["keep"]) {
-    auto keep = r.strings(node["keep"], "capabilities.keep");
-    if (!keep) return std::unexpected(keep.error());
-    std::size_t i = 0;
-    for (const auto& name : *keep) {
-      std::string lower;
-      for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      cap_value_t value;
-      if (cap_from_name(lower.c_str(), &value) != 0 &&
-          cap_from_name(("cap_" + lower).c_str(), &value) != 0)
-        return r.error(node["keep"][i], "capabilities.keep", "unknown capability '" + name + "'");
-      ++i;
-    }
-    out.keep = std::move(*keep);
-  }
+Result<void> parse_capabilities(const Value& node, Profile::Capabilities& out) {
+  BATMAN_TRY(node.keys({"drop", "keep"}));
+  if (const auto drop = node["drop"]) out.drop_all = BATMAN_TRY(drop.choice({"all", "none"})) == "all";
+  out.keep = BATMAN_TRY(checked_list(node["keep"], [](const std::string& name) {
+    std::string lower;
+    for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    cap_value_t value;
+    if (cap_from_name(lower.c_str(), &value) == 0) return std::string();
+    lower.insert(0, "cap_");
+    if (cap_from_name(lower.c_str(), &value) == 0) return std::string();
+    return "unknown capability '" + name + "'";
+  }));
   return {};
 }
 
-Result<void> parse_seccomp(const Reader& r, const YAML::Node& node, Profile::Seccomp& out) {
-  if (!node || node.IsNull()) return {};
-  if (auto ok = r.check_map(node, "seccomp", {"default", "deny", "action"}); !ok) return ok;
+Result<void> parse_seccomp(const Value& node, Profile::Seccomp& out) {
+  if (node.is_null()) return {};
+  BATMAN_TRY(node.keys({"default", "deny", "action"}));
   out.enabled = true;
-  if (node["default"]) {
-    auto d = r.string(node["default"], "seccomp.default");
-    if (!d) return std::unexpected(d.error());
-    // batman's filters are deny lists: everything not named is allowed.
-    if (*d != "allow")
-      return r.error(node["default"], "seccomp.default", "only 'allow' is supported (a deny list)");
-    out.default_action = *d;
+  // batman's filters are deny lists: everything not named is allowed.
+  if (const auto d = node["default"]) out.default_action = BATMAN_TRY(d.choice({"allow"}));
+  if (const auto a = node["action"]) {
+    const auto action = BATMAN_TRY(a.choice({"errno", "kill", "log"}));
+    out.action = action == "kill" ? SeccompAction::Kill : action == "log" ? SeccompAction::Log : SeccompAction::Errno;
   }
-  if (node["action"]) {
-    auto a = r.string(node["action"], "seccomp.action");
-    if (!a) return std::unexpected(a.error());
-    if (*a == "errno") out.action = SeccompAction::Errno;
-    else if (*a == "kill") out.action = SeccompAction::Kill;
-    else if (*a == "log") out.action = SeccompAction::Log;
-    else return r.error(node["action"], "seccomp.action", "expected errno, kill or log");
-  }
-  if (node["deny"]) {
-    auto deny = r.strings(node["deny"], "seccomp.deny");
-    if (!deny) return std::unexpected(deny.error());
-    std::size_t i = 0;
-    for (const auto& name : *deny) {
-      if (seccomp_syscall_resolve_name(name.c_str()) == __NR_SCMP_ERROR)
-        return r.error(node["deny"][i], "seccomp.deny", "unknown system call '" + name + "'");
-      ++i;
-    }
-    out.deny = std::move(*deny);
-  }
+  out.deny = BATMAN_TRY(checked_list(node["deny"], [](const std::string& name) {
+    if (seccomp_syscall_resolve_name(name.c_str()) != __NR_SCMP_ERROR) return std::string();
+    return "unknown system call '" + name + "'";
+  }));
   return {};
 }
 
-Result<void> parse_limits(const Reader& r, const YAML::Node& node, Limits& out) {
-  if (!node || node.IsNull()) return {};
-  if (auto ok = r.check_map(node, "limits", {"memory", "cpus", "pids", "nofile"}); !ok) return ok;
-  if (const auto m = node["memory"]; m && !m.IsNull()) {
-    if (!m.IsScalar()) return r.error(m, "limits.memory", "expected a size like 512M or null");
-    auto size = parse_size(m.Scalar());
-    if (!size) return r.error(m, "limits.memory", size.error().message);
-    out.memory_bytes = *size;
-  }
-  if (const auto c = node["cpus"]; c && !c.IsNull()) {
-    char* end = nullptr;
-    const std::string s = c.IsScalar() ? c.Scalar() : "";
-    const double v = std::strtod(s.c_str(), &end);
-    if (s.empty() || *end != '\0' || !std::isfinite(v) || v <= 0 || v > 4096)
-      return r.error(c, "limits.cpus", "expected a positive number of CPUs like 1.5, or null");
-    if (v < kMinCpus)
-      return r.error(c, "limits.cpus", "below 0.01, the smallest CPU limit the kernel enforces (1 ms per 100 ms period)");
-    out.cpus = v;
-  }
+Result<void> parse_limits(const Value& node, Limits& out) {
+  BATMAN_TRY(node.keys({"memory", "cpus", "pids", "nofile"}));
+  if (const auto m = node["memory"]; !m.is_null()) out.memory_bytes = BATMAN_TRY(m.size());
+  // Below 0.01 the kernel enforces nothing: 1 ms per 100 ms period is its smallest quota.
+  if (const auto c = node["cpus"]; !c.is_null()) out.cpus = BATMAN_TRY(c.number(kMinCpus, 4096));
   for (auto [key, target] : {std::pair{"pids", &out.pids}, std::pair{"nofile", &out.nofile}}) {
-    auto n = r.count(node[key], std::string("limits.") + key);
-    if (!n) return std::unexpected(n.error());
-    *target = *n;
+    if (const auto n = node[key]; !n.is_null()) *target = static_cast<std::uint64_t>(BATMAN_TRY(n.integer(1, 1LL << 40)));
   }
   return {};
 }
 
-Result<void> parse_env(const Reader& r, const YAML::Node& node, Profile::Env& out) {
-  if (!node || node.IsNull()) return {};
-  if (auto ok = r.check_map(node, "env", {"clear", "keep", "set"}); !ok) return ok;
-  if (node["clear"]) {
-    auto b = r.boolean(node["clear"], "env.clear");
-    if (!b) return std::unexpected(b.error());
-    out.clear = *b;
-  }
-  if (node["keep"]) {
-    auto keep = r.strings(node["keep"], "env.keep");
-    if (!keep) return std::unexpected(keep.error());
-    out.keep = std::move(*keep);
-  }
-  if (const auto set = node["set"]; set && !set.IsNull()) {
-    if (!set.IsMap()) return r.error(set, "env.set", "expected a mapping of NAME: value");
-    for (const auto& item : set) {
-      const auto name = item.first.Scalar();
-      if (name.empty() || name.find('=') != std::string::npos)
-        return r.error(item.first, "env.set", "'" + name + "' is not a variable name");
-      if (!item.second.IsScalar())
-        return r.error(item.second, "env.set." + name, "expected a string value");
-      out.set[name] = item.second.Scalar();
-    }
-  }
+Result<void> parse_env(const Value& node, Profile::Env& out) {
+  BATMAN_TRY(node.keys({"clear", "keep", "set"}));
+  if (const auto clear = node["clear"]) out.clear = BATMAN_TRY(clear.flag());
+  out.keep = BATMAN_TRY(node["keep"].strings());
+  out.set = BATMAN_TRY(node["set"].variables());
   return {};
 }
 
-Result<Profile> parse_document(const Reader& r, const YAML::Node& root, const std::string& source) {
+Result<Profile> parse_document(const Value& root, const std::string& source) {
   Profile p;
   p.source = source;
   p.name = fs::path(source).stem().string();
-  if (!root.IsMap()) return r.error(root, "(top level)", "a profile is a mapping of keys");
-  if (auto ok = r.check_map(root, "",
-                            {"name", "description", "namespaces", "network", "hostname",
-                             "filesystem", "capabilities", "no_new_privs", "seccomp", "limits",
-                             "env", "die_with_parent", "root_user"});
-      !ok)
-    return std::unexpected(ok.error());
-
-  auto take_string = [&](const char* key, std::string& target) -> Result<void> {
-    if (!root[key]) return {};
-    auto s = r.string(root[key], key);
-    if (!s) return std::unexpected(s.error());
-    target = *s;
-    return {};
-  };
-  auto take_bool = [&](const char* key, bool& target) -> Result<void> {
-    if (!root[key]) return {};
-    auto b = r.boolean(root[key], key);
-    if (!b) return std::unexpected(b.error());
-    target = *b;
-    return {};
-  };
-  if (auto ok = take_string("name", p.name); !ok) return std::unexpected(ok.error());
-  if (auto ok = take_string("description", p.description); !ok) return std::unexpected(ok.error());
-  if (auto ok = take_string("hostname", p.hostname); !ok) return std::unexpected(ok.error());
-  if (p.hostname.size() > 64)
-    return r.error(root["hostname"], "hostname", "longer than 64 characters");
-  if (auto ok = take_bool("no_new_privs", p.no_new_privs); !ok) return std::unexpected(ok.error());
-  if (auto ok = take_bool("die_with_parent", p.die_with_parent); !ok)
-    return std::unexpected(ok.error());
-
-  if (root["namespaces"]) {
-    auto list = r.strings(root["namespaces"], "namespaces");
-    if (!list) return std::unexpected(list.error());
-    std::size_t i = 0;
-    for (const auto& ns : *list) {
-      if (!kNamespaceNames.contains(ns))
-        return r.error(root["namespaces"][i], "namespaces",
-                       "unknown namespace '" + ns + "' (known: user, mount, pid, ipc, uts, net, cgroup)");
-      if (!p.has_namespace(ns)) p.namespaces.push_back(ns);
-      ++i;
-    }
+  BATMAN_TRY(root.keys({"name", "description", "namespaces", "network", "hostname", "filesystem", "capabilities",
+                        "no_new_privs", "seccomp", "limits", "env", "die_with_parent", "root_user"}));
+  if (const auto v = root["name"]) p.name = BATMAN_TRY(v.text());
+  if (const auto v = root["description"]) p.description = BATMAN_TRY(v.text());
+  if (const auto v = root["hostname"]) {
+    p.hostname = BATMAN_TRY(v.text());
+    if (p.hostname.size() > 64) return v.error("longer than 64 characters");
   }
-  if (root["network"]) {
-    auto n = r.string(root["network"], "network");
-    if (!n) return std::unexpected(n.error());
-    if (*n == "none") p.network = Network::None;
-    else if (*n == "loopback") p.network = Network::Loopback;
-    else if (*n == "host") p.network = Network::Host;
-    else return r.error(root["network"], "network", "expected none, loopback or host");
+  if (const auto v = root["no_new_privs"]) p.no_new_privs = BATMAN_TRY(v.flag());
+  if (const auto v = root["die_with_parent"]) p.die_with_parent = BATMAN_TRY(v.flag());
+
+  for (const auto& ns : BATMAN_TRY(checked_list(root["namespaces"], [](const std::string& ns) {
+         if (kNamespaceNames.contains(ns)) return std::string();
+         return "unknown namespace '" + ns + "' (known: user, mount, pid, ipc, uts, net, cgroup)";
+       }))) {
+    if (!p.has_namespace(ns)) p.namespaces.push_back(ns);
   }
-  if (p.network != Network::Host && !p.has_namespace("net"))
-    return r.error(root["network"], "network",
-                   "'" + std::string(network_name(p.network)) +
-                       "' needs the net namespace in 'namespaces'");
-  if (auto ok = parse_filesystem(r, root["filesystem"], p.filesystem); !ok)
-    return std::unexpected(ok.error());
-  if (auto ok = parse_capabilities(r, root["capabilities"], p.capabilities); !ok)
-    return std::unexpected(ok.error());
-  if (auto ok = parse_seccomp(r, root["seccomp"], p.seccomp); !ok) return std::unexpected(ok.error());
-  if (auto ok = parse_limits(r, root["limits"], p.limits); !ok) return std::unexpected(ok.error());
-  if (auto ok = parse_env(r, root["env"], p.env); !ok) return std::unexpected(ok.error());
-  if (const auto user = root["root_user"]; user && !user.IsNull()) {
-    const std::string text = user.IsScalar() ? user.Scalar() : "";
+  const auto network = root["network"];
+  if (network) {
+    const auto n = BATMAN_TRY(network.choice({"none", "loopback", "host"}));
+    p.network = n == "none" ? Network::None : n == "loopback" ? Network::Loopback : Network::Host;
+  }
+  if (p.network != Network::Host && !p.has_namespace("net")) {
+    std::string why = "'";
+    why += network_name(p.network);
+    why += "' needs the net namespace in 'namespaces'";
+    return network.error(why);
+  }
+  BATMAN_TRY(parse_filesystem(root["filesystem"], p.filesystem));
+  BATMAN_TRY(parse_capabilities(root["capabilities"], p.capabilities));
+  BATMAN_TRY(parse_seccomp(root["seccomp"], p.seccomp));
+  BATMAN_TRY(parse_limits(root["limits"], p.limits));
+  BATMAN_TRY(parse_env(root["env"], p.env));
+  if (const auto user = root["root_user"]; !user.is_null()) {
+    // root (uid 0, the default), nobody (65534) or a uid.
+    const std::string text = user.scalar();
     if (text == "nobody") {
       p.root_user = 65534;
     } else if (text != "root") {
-      auto n = parse_integer(text, "root_user", 1, 4294967294LL);
-      if (!n) return r.error(user, "root_user", "expected root, nobody or a uid (1-4294967294)");
-      p.root_user = static_cast<std::uint32_t>(*n);
+      if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+        return user.expected("root, nobody or a uid from 1 to 4294967294");
+      p.root_user = static_cast<std::uint32_t>(BATMAN_TRY(user.integer(1, 4294967294LL)));
     }
   }
   return p;
@@ -373,20 +201,7 @@ bool looks_like_path(std::string_view s) {
 }  // namespace
 
 Result<Profile> parse_profile(std::string_view yaml_text, const std::string& source) {
-  Reader reader(source);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    return fail(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  if (auto unique = check_duplicate_keys(yaml_text, source); !unique) return std::unexpected(unique.error());
-  try {
-    return parse_document(reader, root, source);
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp throws on some malformed shapes (e.g. a sequence indexed as a map).
-    return fail(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  return yaml::Reader(source).read(yaml_text, [&](const Value& root) { return parse_document(root, source); });
 }
 
 std::vector<fs::path> profile_search_path() {
@@ -413,13 +228,11 @@ std::vector<fs::path> profile_search_path() {
 }
 
 Result<Profile> load_profile(std::string_view name_or_path) {
-  auto source = read_profile_source(name_or_path);
-  if (!source) return std::unexpected(source.error());
-  auto profile = parse_profile(source->text, source->path);
-  if (!profile || source->shadowed.empty()) return profile;
-  auto shadowed = load_profile(source->shadowed);  // a path: not searched, not checked again
-  if (!shadowed) return std::unexpected(shadowed.error());
-  if (auto ok = check_shadowing(name_or_path, *profile, *shadowed); !ok) return std::unexpected(ok.error());
+  const auto source = BATMAN_TRY(read_profile_source(name_or_path));
+  auto profile = parse_profile(source.text, source.path);
+  if (!profile || source.shadowed.empty()) return profile;
+  const auto shadowed = BATMAN_TRY(load_profile(source.shadowed));  // a path: not searched, not checked again
+  BATMAN_TRY(check_shadowing(name_or_path, *profile, shadowed));
   return profile;
 }
 

@@ -7,295 +7,110 @@
 #include <filesystem>
 #include <set>
 
-#include <yaml-cpp/yaml.h>
-
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/names.hpp"
-#include "common/yaml.hpp"
+#include "common/yaml_reader.hpp"
 #include "isolation/backend.hpp"
 
 namespace batman::cli {
 namespace {
 
-// Walks the document; every error carries the file, the node's line and the dotted key.
-class Walker {
- public:
-  explicit Walker(std::string source) : source_(std::move(source)) {}
+using yaml::Value;
 
-  std::unexpected<Error> bad(const YAML::Node& at, const std::string& key,
-                             const std::string& what) const {
-    std::string where = source_;
-    if (at.IsDefined() && at.Mark().line >= 0) where += ":" + std::to_string(at.Mark().line + 1);
-    if (key.empty()) return fail(where + ": " + what);
-    return fail(where + ": key '" + key + "': " + what);
-  }
 
-  Result<void> keys(const YAML::Node& node, const std::string& key,
-                    const std::set<std::string>& allowed) const {
-    if (!node.IsMap()) return bad(node, key, "expected a mapping");
-    for (const auto& item : node) {
-      const auto name = item.first.IsScalar() ? item.first.Scalar() : std::string("?");
-      if (!allowed.contains(name)) {
-        std::string known;
-        for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
-        return bad(item.first, dotted(key, name), "unknown key (known: " + known + ")");
-      }
-    }
-    return {};
-  }
-
-  Result<std::string> text(const YAML::Node& node, const std::string& key) const {
-    if (!node.IsScalar()) return bad(node, key, "expected a string");
-    return node.Scalar();
-  }
-
-  Result<long long> integer(const YAML::Node& node, const std::string& key, long long min,
-                            long long max) const {
-    if (node.IsScalar()) {
-      long long n = 0;
-      const auto& s = node.Scalar();
-      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-      if (ec == std::errc{} && end == s.data() + s.size() && n >= min && n <= max) return n;
-    }
-    return bad(node, key, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
-  }
-
-  Result<double> number(const YAML::Node& node, const std::string& key, double min) const {
-    if (node.IsScalar()) {
-      double n = 0;
-      const auto& s = node.Scalar();
-      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-      if (ec == std::errc{} && end == s.data() + s.size() && std::isfinite(n) && n >= min) return n;
-    }
-    char shown[32];
-    std::snprintf(shown, sizeof shown, "%g", min);
-    return bad(node, key, std::string("expected a number of at least ") + shown);
-  }
-
-  Result<Duration> duration(const YAML::Node& node, const std::string& key) const {
-    if (node.IsScalar()) {
-      if (auto d = parse_duration(node.Scalar())) return *d;
-    }
-    return bad(node, key, "expected a duration such as 1500ms, 30s, 5m or 1h");
-  }
-
-  Result<bool> flag(const YAML::Node& node, const std::string& key) const {
-    if (node.IsScalar()) {
-      const auto& s = node.Scalar();
-      if (s == "true" || s == "yes" || s == "on") return true;
-      if (s == "false" || s == "no" || s == "off") return false;
-    }
-    return bad(node, key, "expected true or false");
-  }
-
-  Result<std::vector<std::string>> list(const YAML::Node& node, const std::string& key) const {
-    std::vector<std::string> out;
-    if (node.IsNull()) return out;
-    if (!node.IsSequence()) return bad(node, key, "expected a list");
-    for (const auto& item : node) {
-      if (!item.IsScalar()) return bad(item, key, "expected a list of names");
-      out.push_back(item.Scalar());
-    }
-    return out;
-  }
-
-  // The shared limits of `defaults`, a batch and a task; `allowed` says which apply here.
-  Result<void> limits(const YAML::Node& node, const std::string& key, Limits& out) const {
-    for (const auto& item : node) {
-      const auto name = item.first.Scalar();
-      const auto at = dotted(key, name);
-      const YAML::Node& value = item.second;
-      if (name == "max_concurrency") {
-        auto n = integer(value, at, 1, 100000);
-        if (!n) return std::unexpected(n.error());
-        out.max_concurrency = static_cast<int>(*n);
-      } else if (name == "rate_limit") {
-        auto n = number(value, at, 0);
-        if (!n) return std::unexpected(n.error());
-        out.rate_limit = *n;
-      } else if (name == "timeout") {
-        auto d = duration(value, at);
-        if (!d) return std::unexpected(d.error());
-        out.timeout = *d;
-      } else if (name == "retries") {
-        auto n = integer(value, at, 0, 1000);
-        if (!n) return std::unexpected(n.error());
-        out.retries = static_cast<int>(*n);
-      } else if (name == "max_queue") {
-        auto n = integer(value, at, 1, 100000000);
-        if (!n) return std::unexpected(n.error());
-        out.max_queue = static_cast<std::size_t>(*n);
-      }
-    }
-    return {};
-  }
-
-  static std::string dotted(const std::string& parent, const std::string& key) {
-    return parent.empty() ? key : parent + "." + key;
-  }
-
- private:
-  std::string source_;
-};
-
-const std::set<std::string> kLimitKeys = {"max_concurrency", "rate_limit", "timeout", "retries",
-                                          "max_queue"};
-
-std::set<std::string> with_limits(std::set<std::string> keys) {
-  keys.insert(kLimitKeys.begin(), kLimitKeys.end());
-  return keys;
+// The limits `defaults`, a batch and a task may set, with the keys each level has besides.
+std::vector<std::string_view> with_limits(std::initializer_list<std::string_view> keys) {
+  std::vector<std::string_view> out(keys);
+  out.insert(out.end(), {"max_concurrency", "rate_limit", "timeout", "retries", "max_queue"});
+  return out;
 }
 
-Result<void> parse_defaults(const Walker& w, const YAML::Node& node, BatchFile& out) {
-  if (auto ok = w.keys(node, "defaults", with_limits({"backoff", "isolation", "profile"})); !ok) return ok;
-  if (auto ok = w.limits(node, "defaults", out.defaults); !ok) return ok;
-  if (const auto b = node["backoff"]) {
-    if (auto ok = w.keys(b, "defaults.backoff", {"initial", "factor", "max", "jitter"}); !ok) return ok;
-    if (b["initial"]) {
-      auto d = w.duration(b["initial"], "defaults.backoff.initial");
-      if (!d) return std::unexpected(d.error());
-      out.backoff.initial = *d;
-    }
-    if (b["factor"]) {
-      auto f = w.number(b["factor"], "defaults.backoff.factor", 1);
-      if (!f) return std::unexpected(f.error());
-      out.backoff.factor = *f;
-    }
-    if (b["max"]) {
-      auto d = w.duration(b["max"], "defaults.backoff.max");
-      if (!d) return std::unexpected(d.error());
-      out.backoff.max = *d;
-    }
-    if (b["jitter"]) {
-      auto j = w.flag(b["jitter"], "defaults.backoff.jitter");
-      if (!j) return std::unexpected(j.error());
-      out.backoff.jitter = *j;
-    }
-  }
-  if (const auto i = node["isolation"]) {
-    auto name = w.text(i, "defaults.isolation");
-    if (!name) return std::unexpected(name.error());
-    if (auto tier = isolation::parse_tier(*name); !tier)
-      return w.bad(i, "defaults.isolation", tier.error().message);
-    out.isolation = *name;
-  }
-  if (const auto p = node["profile"]) {
-    auto name = w.text(p, "defaults.profile");
-    if (!name) return std::unexpected(name.error());
-    out.profile = *name;
-  }
+Result<void> read_limits(const Value& node, Limits& out) {
+  if (const auto v = node["max_concurrency"]) out.max_concurrency = static_cast<int>(BATMAN_TRY(v.integer(1, 100000)));
+  if (const auto v = node["rate_limit"]) out.rate_limit = BATMAN_TRY(v.number(0));
+  if (const auto v = node["timeout"]) out.timeout = BATMAN_TRY(v.duration());
+  if (const auto v = node["retries"]) out.retries = static_cast<int>(BATMAN_TRY(v.integer(0, 1000)));
+  if (const auto v = node["max_queue"]) out.max_queue = static_cast<std::size_t>(BATMAN_TRY(v.integer(1, 100000000)));
   return {};
 }
 
-Result<BatchTask> parse_task(const Walker& w, const YAML::Node& key_node, const YAML::Node& node) {
+Result<void> parse_defaults(const Value& node, BatchFile& out) {
+  BATMAN_TRY(node.keys(with_limits({"backoff", "isolation", "profile"})));
+  BATMAN_TRY(read_limits(node, out.defaults));
+  if (const auto b = node["backoff"]) {
+    BATMAN_TRY(b.keys({"initial", "factor", "max", "jitter"}));
+    if (const auto v = b["initial"]) out.backoff.initial = BATMAN_TRY(v.duration());
+    if (const auto v = b["factor"]) out.backoff.factor = BATMAN_TRY(v.number(1));
+    if (const auto v = b["max"]) out.backoff.max = BATMAN_TRY(v.duration());
+    if (const auto v = b["jitter"]) out.backoff.jitter = BATMAN_TRY(v.flag());
+  }
+  if (const auto v = node["isolation"]) out.isolation = BATMAN_TRY(v.choice(isolation::kTierWords));
+  if (const auto v = node["profile"]) out.profile = BATMAN_TRY(v.text());
+  return {};
+}
+
+Result<BatchTask> parse_task(const Value& at_name, const std::string& name, const Value& node) {
   BatchTask task;
-  task.name = key_node.Scalar();
-  const auto key = "tasks." + task.name;
-  if (auto ok = validate_name(task.name, "task"); !ok) return w.bad(key_node, key, ok.error().message);
-  if (node.IsScalar()) {  // shorthand: `name: "command"`
-    task.cmd = node.Scalar();
+  task.name = name;
+  if (auto ok = validate_name(task.name, "task"); !ok) return at_name.error(ok.error().message);
+  if (node.is_scalar()) {  // shorthand: `name: "command"`
+    task.cmd = node.scalar();
     return task;
   }
-  if (auto ok = w.keys(node, key, {"cmd", "timeout", "retries", "needs", "env", "cwd"}); !ok)
-    return std::unexpected(ok.error());
-  if (!node["cmd"]) return w.bad(node, key + ".cmd", "missing: every task needs a command");
-  auto cmd = w.text(node["cmd"], key + ".cmd");
-  if (!cmd) return std::unexpected(cmd.error());
-  if (cmd->find_first_not_of(" \t\n") == std::string::npos)
-    return w.bad(node["cmd"], key + ".cmd", "empty command");
-  task.cmd = *cmd;
-  if (auto ok = w.limits(node, key, task.limits); !ok) return std::unexpected(ok.error());
-  if (node["needs"]) {
-    auto needs = w.list(node["needs"], key + ".needs");
-    if (!needs) return std::unexpected(needs.error());
-    task.needs = *needs;
-  }
-  if (const auto env = node["env"]) {
-    if (!env.IsMap() && !env.IsNull()) return w.bad(env, key + ".env", "expected a mapping of NAME: value");
-    for (const auto& item : env) {
-      const auto name = item.first.Scalar();
-      if (name.empty() || name.find('=') != std::string::npos)
-        return w.bad(item.first, key + ".env", "'" + name + "' is not a variable name");
-      if (!item.second.IsScalar()) return w.bad(item.second, key + ".env." + name, "expected a string");
-      task.env[name] = item.second.Scalar();
-    }
-  }
-  if (node["cwd"]) {
-    auto cwd = w.text(node["cwd"], key + ".cwd");
-    if (!cwd) return std::unexpected(cwd.error());
-    task.cwd = *cwd;
-  }
+  BATMAN_TRY(node.keys({"cmd", "timeout", "retries", "needs", "env", "cwd"}));
+  const auto cmd = node["cmd"];
+  if (!cmd) return cmd.missing("the command to run");
+  task.cmd = BATMAN_TRY(cmd.nonblank());
+  BATMAN_TRY(read_limits(node, task.limits));
+  task.needs = BATMAN_TRY(node["needs"].strings());
+  task.env = BATMAN_TRY(node["env"].variables());
+  if (const auto v = node["cwd"]) task.cwd = BATMAN_TRY(v.text());
   return task;
 }
 
-Result<BatchGroup> parse_group(const Walker& w, const YAML::Node& node, std::size_t index) {
-  const auto key = "batches[" + std::to_string(index) + "]";
+Result<BatchGroup> parse_group(const Value& node, std::size_t index) {
   BatchGroup group;
-  if (auto ok = w.keys(node, key, with_limits({"name", "tasks"})); !ok) return std::unexpected(ok.error());
+  BATMAN_TRY(node.keys(with_limits({"name", "tasks"})));
   group.name = "batch " + std::to_string(index + 1);
-  if (node["name"]) {
-    auto name = w.text(node["name"], key + ".name");
-    if (!name) return std::unexpected(name.error());
-    group.name = *name;
-  }
-  if (!node["tasks"]) return w.bad(node, key + ".tasks", "missing: a batch lists its tasks");
-  auto tasks = w.list(node["tasks"], key + ".tasks");
-  if (!tasks) return std::unexpected(tasks.error());
-  group.tasks = *tasks;
-  if (auto ok = w.limits(node, key, group.limits); !ok) return std::unexpected(ok.error());
+  if (const auto v = node["name"]) group.name = BATMAN_TRY(v.text());
+  const auto tasks = node["tasks"];
+  if (!tasks) return tasks.missing("a batch lists its tasks");
+  group.tasks = BATMAN_TRY(tasks.strings());
+  BATMAN_TRY(read_limits(node, group.limits));
   return group;
 }
 
-Result<void> parse_health(const Walker& w, const YAML::Node& node, BatchFile& out) {
-  if (node.IsNull()) return {};
-  if (auto ok = w.keys(node, "health", {"interval", "adjust", "min_concurrency", "max_concurrency", "check"}); !ok)
-    return ok;
+Result<void> parse_health(const Value& node, BatchFile& out) {
+  if (node.is_null()) return {};
+  BATMAN_TRY(node.keys({"interval", "adjust", "min_concurrency", "max_concurrency", "check"}));
   runner::HealthPolicy health;
-  if (node["interval"]) {
-    auto d = w.duration(node["interval"], "health.interval");
-    if (!d) return std::unexpected(d.error());
-    if (*d <= Duration::zero()) return w.bad(node["interval"], "health.interval", "must be more than 0");
-    health.interval = *d;
+  if (const auto v = node["interval"]) {
+    health.interval = BATMAN_TRY(v.duration());
+    if (health.interval <= Duration::zero()) return v.out_of_range("more than 0");
   }
-  if (node["adjust"]) {
-    auto a = w.flag(node["adjust"], "health.adjust");
-    if (!a) return std::unexpected(a.error());
-    health.adjust = *a;
-  }
-  if (node["min_concurrency"]) {
-    auto n = w.integer(node["min_concurrency"], "health.min_concurrency", 1, 100000);
-    if (!n) return std::unexpected(n.error());
-    health.min_concurrency = static_cast<int>(*n);
-  }
-  if (node["max_concurrency"]) {
-    auto n = w.integer(node["max_concurrency"], "health.max_concurrency", 1, 100000);
-    if (!n) return std::unexpected(n.error());
-    health.max_concurrency = static_cast<int>(*n);
-  }
+  if (const auto v = node["adjust"]) health.adjust = BATMAN_TRY(v.flag());
+  if (const auto v = node["min_concurrency"]) health.min_concurrency = static_cast<int>(BATMAN_TRY(v.integer(1, 100000)));
+  if (const auto v = node["max_concurrency"]) health.max_concurrency = static_cast<int>(BATMAN_TRY(v.integer(1, 100000)));
   if (health.min_concurrency > health.max_concurrency)
-    return w.bad(node["min_concurrency"] ? node["min_concurrency"] : node, "health.min_concurrency",
-                 "is above health.max_concurrency (" + std::to_string(health.max_concurrency) + ")");
-  if (node["check"]) {
-    auto check = w.text(node["check"], "health.check");
-    if (!check) return std::unexpected(check.error());
-    if (!check->empty()) out.health_check = *check;
+    return node["min_concurrency"].error("is above health.max_concurrency (" + std::to_string(health.max_concurrency) + ")");
+  if (const auto v = node["check"]) {
+    auto check = BATMAN_TRY(v.text());
+    if (!check.empty()) out.health_check = std::move(check);
   }
   out.health = health;
   return {};
 }
 
 // needs name tasks of the file and form no cycle; a task is in at most one batch.
-Result<void> check_references(const Walker& w, const YAML::Node& root, const BatchFile& file) {
+Result<void> check_references(const Value& root, const BatchFile& file) {
   std::map<std::string, const BatchTask*> by_name;
   for (const auto& t : file.tasks) by_name[t.name] = &t;
-  const auto tasks_node = root["tasks"];
+  const auto needs_of = [&](const BatchTask& t) { return root["tasks"][t.name]["needs"]; };
   for (const auto& t : file.tasks) {
     for (const auto& need : t.needs) {
-      if (!by_name.contains(need))
-        return w.bad(tasks_node[t.name]["needs"], "tasks." + t.name + ".needs", "no task named '" + need + "'");
-      if (need == t.name)
-        return w.bad(tasks_node[t.name]["needs"], "tasks." + t.name + ".needs", "a task cannot need itself");
+      if (!by_name.contains(need)) return needs_of(t).error("no task named '" + need + "'");
+      if (need == t.name) return needs_of(t).error("a task cannot need itself");
     }
   }
   // Depth-first search for a cycle, reporting its path.
@@ -322,73 +137,49 @@ Result<void> check_references(const Walker& w, const YAML::Node& root, const Bat
   };
   for (const auto& t : file.tasks) {
     if (mark[t.name] != 0) continue;
-    if (auto cycle = visit(t.name))
-      return w.bad(tasks_node[t.name]["needs"], "tasks." + t.name + ".needs", "dependency cycle " + *cycle);
+    if (auto cycle = visit(t.name)) return needs_of(t).error("dependency cycle " + *cycle);
   }
   std::map<std::string, std::string> batch_of;
-  const auto batches_node = root["batches"];
+  const auto batches = root["batches"].items(true);
   for (std::size_t i = 0; i < file.batches.size(); ++i) {
-    const auto key = "batches[" + std::to_string(i) + "].tasks";
-    const auto at = batches_node[i]["tasks"];
+    const auto at = batches[i]["tasks"];
     for (const auto& name : file.batches[i].tasks) {
-      if (!by_name.contains(name)) return w.bad(at, key, "no task named '" + name + "'");
+      if (!by_name.contains(name)) return at.error("no task named '" + name + "'");
       if (auto [it, fresh] = batch_of.emplace(name, file.batches[i].name); !fresh)
-        return w.bad(at, key, "task '" + name + "' is already in batch '" + it->second + "'");
+        return at.error("task '" + name + "' is already in batch '" + it->second + "'");
     }
   }
   return {};
 }
 
-Result<BatchFile> parse_root(const Walker& w, const YAML::Node& root, const std::string& source) {
+Result<BatchFile> parse_root(const Value& root, const std::string& source) {
   BatchFile file;
   file.source = source;
   file.project = std::filesystem::path(source).stem().string();
-  if (!root.IsMap()) return w.bad(root, "", "expected a mapping with tasks:");
-  if (auto ok = w.keys(root, "", {"project", "defaults", "tasks", "batches", "delays", "health"}); !ok)
-    return std::unexpected(ok.error());
-  if (root["project"]) {
-    auto p = w.text(root["project"], "project");
-    if (!p) return std::unexpected(p.error());
-    file.project = *p;
-  }
-  if (auto ok = validate_name(file.project, "project"); !ok) {
-    const auto at = root["project"] ? root["project"] : root;
-    return w.bad(at, "project", ok.error().message + (root["project"] ? "" : " (set project: to name it)"));
-  }
-  if (root["defaults"] && !root["defaults"].IsNull()) {
-    if (auto ok = parse_defaults(w, root["defaults"], file); !ok) return std::unexpected(ok.error());
-  }
+  BATMAN_TRY(root.keys({"project", "defaults", "tasks", "batches", "delays", "health"}));
+  const auto project = root["project"];
+  if (project) file.project = BATMAN_TRY(project.text());
+  if (auto ok = validate_name(file.project, "project"); !ok)
+    return project.error(ok.error().message + (project ? "" : " (set project: to name it)"));
+  BATMAN_TRY(parse_defaults(root["defaults"], file));
   const auto tasks = root["tasks"];
-  if (!tasks || tasks.IsNull() || (tasks.IsMap() && tasks.size() == 0))
-    return w.bad(tasks ? tasks : root, "tasks", "missing: a batch file lists at least one task");
-  if (!tasks.IsMap()) return w.bad(tasks, "tasks", "expected a mapping of task name: {cmd: ...}");
-  for (const auto& item : tasks) {
-    auto task = parse_task(w, item.first, item.second);
-    if (!task) return std::unexpected(task.error());
-    file.tasks.push_back(std::move(*task));
+  if (tasks.is_null() || (tasks.is_map() && tasks.count() == 0))
+    return tasks.missing("a batch file lists at least one task");
+  if (!tasks.is_map()) return tasks.expected("a mapping of task name: {cmd: ...}");
+  for (const auto& [name, at_name, settings] : BATMAN_TRY(tasks.entries()))
+    file.tasks.push_back(BATMAN_TRY(parse_task(at_name, name, settings)));
+  if (const auto batches = root["batches"]; !batches.is_null()) {
+    if (!batches.is_list()) return batches.expected("a list of batches");
+    const auto items = batches.items(true);
+    for (std::size_t i = 0; i < items.size(); ++i) file.batches.push_back(BATMAN_TRY(parse_group(items[i], i)));
   }
-  if (const auto batches = root["batches"]; batches && !batches.IsNull()) {
-    if (!batches.IsSequence()) return w.bad(batches, "batches", "expected a list of batches");
-    for (std::size_t i = 0; i < batches.size(); ++i) {
-      auto group = parse_group(w, batches[i], i);
-      if (!group) return std::unexpected(group.error());
-      file.batches.push_back(std::move(*group));
-    }
+  if (const auto delays = root["delays"]; !delays.is_null()) {
+    BATMAN_TRY(delays.keys({"between_batches", "between_tasks"}));
+    if (const auto v = delays["between_batches"]) file.between_batches = BATMAN_TRY(v.duration());
+    if (const auto v = delays["between_tasks"]) file.between_tasks = BATMAN_TRY(v.duration());
   }
-  if (const auto delays = root["delays"]; delays && !delays.IsNull()) {
-    if (auto ok = w.keys(delays, "delays", {"between_batches", "between_tasks"}); !ok) return std::unexpected(ok.error());
-    for (auto [name, target] : {std::pair{"between_batches", &file.between_batches},
-                                std::pair{"between_tasks", &file.between_tasks}}) {
-      if (!delays[name]) continue;
-      auto d = w.duration(delays[name], std::string("delays.") + name);
-      if (!d) return std::unexpected(d.error());
-      *target = *d;
-    }
-  }
-  if (root["health"]) {
-    if (auto ok = parse_health(w, root["health"], file); !ok) return std::unexpected(ok.error());
-  }
-  if (auto ok = check_references(w, root, file); !ok) return std::unexpected(ok.error());
+  BATMAN_TRY(parse_health(root["health"], file));
+  BATMAN_TRY(check_references(root, file));
   return file;
 }
 
@@ -403,16 +194,7 @@ T first_of(T fallback, std::initializer_list<const std::optional<T>*> levels) {
 }  // namespace
 
 Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::string& source) {
-  const Walker w(source);
-  try {
-    const YAML::Node root = YAML::Load(yaml_text);
-    if (auto unique = check_duplicate_keys(yaml_text, source); !unique) return std::unexpected(unique.error());
-    return parse_root(w, root, source);
-  } catch (const YAML::Exception& e) {
-    std::string where = source;
-    if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1);
-    return fail(where + ": " + e.msg);
-  }
+  return yaml::Reader(source).read(yaml_text, [&](const Value& root) { return parse_root(root, source); });
 }
 
 Result<BatchFile> load_batch_file(const std::string& path) {
@@ -444,7 +226,7 @@ Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line, std::
   std::streambuf* buf = in.rdbuf();
   for (int c = buf->sbumpc(); c != std::char_traits<char>::eof(); c = buf->sbumpc()) {
     if (c == '\n') {
-      if (auto a = add(); !a) return std::unexpected(a.error());
+      BATMAN_TRY(add());
       line.clear();
       continue;
     }
@@ -454,7 +236,7 @@ Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line, std::
     line.push_back(static_cast<char>(c));
   }
   if (!line.empty())
-    if (auto a = add(); !a) return std::unexpected(a.error());
+    BATMAN_TRY(add());
   return file;
 }
 
@@ -467,9 +249,7 @@ Result<Limits> limits_from_environment(const std::function<const char*(const cha
     if (!n) return fail(std::string(name) + "='" + value + "' in the environment: " + n.error().message);
     return *n;
   };
-  auto concurrency = read("MAX_CONCURRENCY", 1, 100000);
-  if (!concurrency) return std::unexpected(concurrency.error());
-  if (*concurrency) out.max_concurrency = static_cast<int>(**concurrency);
+  if (auto n = BATMAN_TRY(read("MAX_CONCURRENCY", 1, 100000))) out.max_concurrency = static_cast<int>(*n);
   if (const char* rate = getenv("RATE_LIMIT"); rate && *rate) {
     double r = 0;
     const std::string_view s(rate);
@@ -478,9 +258,7 @@ Result<Limits> limits_from_environment(const std::function<const char*(const cha
       return fail(std::string("RATE_LIMIT='") + rate + "' in the environment: expected starts per second, 0 or more");
     out.rate_limit = r;
   }
-  auto timeout = read("TASK_TIMEOUT", 0, 1LL << 40);
-  if (!timeout) return std::unexpected(timeout.error());
-  if (*timeout) out.timeout = std::chrono::milliseconds(**timeout);
+  if (auto ms = BATMAN_TRY(read("TASK_TIMEOUT", 0, 1LL << 40))) out.timeout = std::chrono::milliseconds(*ms);
   return out;
 }
 

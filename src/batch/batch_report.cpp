@@ -241,7 +241,12 @@ std::string summary_table(const Report& report, std::size_t list_all_up_to) {
       out += line + "\n";
     }
   }
-  if (!all && c.succeeded) out += "(" + std::to_string(c.succeeded) + " succeeded tasks not listed)\n";
+  if (!all && c.succeeded) {
+    // Appended, not `"(" + std::to_string(...)`: GCC 12 at -O3 reports a false -Wrestrict there.
+    out += '(';
+    out += std::to_string(c.succeeded);
+    out += " succeeded tasks not listed)\n";
+  }
   out += std::to_string(c.total) + (c.total == 1 ? " task: " : " tasks: ") + std::to_string(c.succeeded) + " succeeded, " +
          std::to_string(c.failed) + " failed, " + std::to_string(c.skipped) + " skipped in " +
          format_duration(report.elapsed) + (report.interrupted ? " (interrupted)" : "") + "\n";

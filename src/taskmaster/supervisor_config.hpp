@@ -9,6 +9,13 @@
 
 namespace batman::cli {
 
+// The most instances one program may have (supervisord sets none). Not memory (an instance
+// costs a few KiB here) but names and file descriptors: `ctl` addresses an instance as
+// NAME:N with at most 4 digits (NAME:9999), and each instance holds about 8 descriptors, so
+// 10000 of them need more than the 65536 taskmaster raises its RLIMIT_NOFILE to (a config
+// past the limit is refused whole, see supervise.cpp).
+constexpr int kMaxNumprocs = 10000;
+
 // Read and validate the config at `path`. Relative paths inside it (workingdir, stdout,
 // logfile, socket) are taken from the config file's directory; '~' is $HOME.
 Result<runner::SupervisorConfig> load_supervisor_config(const std::string& path);

@@ -363,6 +363,25 @@ class Lifecycle(TaskmasterCase):
         pid = self.ctl("pid").stdout.strip()
         self.assertEqual(pid, open(os.path.join(self.state_dir(), "supervisor.pid")).read().strip())
 
+    def test_a_pool_of_200_is_accepted_and_instances_past_99_are_named_selected_and_logged(self):
+        # numprocs had a cap of 100 (issue 12); instances NAME:100 and up print with 3 digits.
+        self.start_daemon(self.config(
+            "programs:\n  w:\n    cmd: \"echo hello; exec sleep MARK\"\n    numprocs: 200\n"
+            "    autostart: false\n    starttime: 0\n"))
+        rows = self.status()
+        self.assertEqual(len(rows), 200)
+        self.assertIn("w:00", rows)
+        self.assertIn("w:199", rows)
+        self.assertEqual(self.ctl("start", "w:100", "w:199").stdout, "w:100: started\nw:199: started\n")
+        self.wait_state("w:100", "RUNNING")
+        self.assertEqual(self.status()["w:99"]["state"], "STOPPED")
+        self.assertIn("no such instance 'w:200': w has 200 instance(s), w:00 to w:199",
+                      self.ctl("start", "w:200", check=125).stderr)
+        wait_for(lambda: os.path.exists(os.path.join(self.state_dir(), "w_100.json")), what="w_100.json")
+        log = os.path.join(self.logs_dir(), "w_100.out.log")
+        wait_for(lambda: os.path.exists(log) and open(log).read() == "hello\n", what="w_100.out.log")
+        self.assertEqual(self.ctl("stop", "w:100", "w:199").stdout, "w:100: stopped\nw:199: stopped\n")
+
     def test_second_supervisor_for_the_same_config_is_refused(self):
         config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n")
         self.start_daemon(config)

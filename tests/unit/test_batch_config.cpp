@@ -91,16 +91,16 @@ TEST(BatchConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of("tasks:\n  a: {cmd: x}\nbatches:\n  - tasks: [a]\n  - tasks: [a]\n"),
             "ci.yaml:5: key 'batches[1].tasks': task 'a' is already in batch 'batch 1'");
   EXPECT_EQ(error_of("tasks:\n  a: {cmd: x, retries: -1}\n"),
-            "ci.yaml:2: key 'tasks.a.retries': expected an integer from 0 to 1000");
+            "ci.yaml:2: key 'tasks.a.retries': -1 is out of range (0 to 1000)");
   EXPECT_EQ(error_of("tasks:\n  a: {timeout: 1s}\n"),
-            "ci.yaml:2: key 'tasks.a.cmd': missing: every task needs a command");
+            "ci.yaml:2: key 'tasks.a.cmd': missing: the command to run");
   EXPECT_EQ(error_of("health: {min_concurrency: 5, max_concurrency: 2}\ntasks: {a: x}\n"),
             "ci.yaml:1: key 'health.min_concurrency': is above health.max_concurrency (2)");
   EXPECT_EQ(error_of("tasks: {a: x}\ndefaults: {isolation: chroot}\n").substr(0, 36),
             "ci.yaml:2: key 'defaults.isolation':");
   EXPECT_NE(error_of("tasks:\n  ../x: {cmd: x}\n").find("ci.yaml:2: key 'tasks.../x': invalid task name"),
             std::string::npos);
-  EXPECT_EQ(error_of(""), "ci.yaml: expected a mapping with tasks:");
+  EXPECT_EQ(error_of(""), "ci.yaml: expected a mapping of keys");
   EXPECT_EQ(error_of("tasks: {}\n"), "ci.yaml:1: key 'tasks': missing: a batch file lists at least one task");
   EXPECT_NE(error_of("tasks: [unclosed\n").find("ci.yaml:"), std::string::npos);
 }

@@ -68,9 +68,8 @@ TEST(Profile, StrictHasLimits) {
 
 TEST(Profile, UnknownTopLevelKeyNamesLineAndKey) {
   EXPECT_EQ(error_of("name: x\nnamespacez: [pid]\n"),
-            "test.yaml:2: key 'namespacez': unknown key (known: name, description, namespaces, "
-            "network, hostname, filesystem, capabilities, no_new_privs, seccomp, limits, env, "
-            "die_with_parent, root_user)");
+            "test.yaml:2: key 'namespacez': unknown key (known: capabilities, description, die_with_parent, "
+            "env, filesystem, hostname, limits, name, namespaces, network, no_new_privs, root_user, seccomp)");
 }
 
 TEST(Profile, UnknownNestedKey) {
@@ -92,7 +91,8 @@ TEST(Profile, WrongTypes) {
   EXPECT_NE(error_of("limits: {memory: lots}\n").find("key 'limits.memory'"), std::string::npos);
   EXPECT_NE(error_of("limits: {cpus: fast}\n").find("key 'limits.cpus'"), std::string::npos);
   // Below 1 ms per 100 ms period the kernel cannot hold it: refused, not left unenforced.
-  EXPECT_NE(error_of("limits: {cpus: 0.001}\n").find("key 'limits.cpus': below 0.01"), std::string::npos);
+  EXPECT_NE(error_of("limits: {cpus: 0.001}\n").find("key 'limits.cpus': 0.001 is out of range (0.01 to 4096)"),
+            std::string::npos);
   EXPECT_NE(error_of("filesystem: {read_only: [relative/path]}\n").find("not an absolute path"),
             std::string::npos);
 }
@@ -112,7 +112,8 @@ TEST(Profile, SyntaxErrorNamesLine) {
 }
 
 TEST(Profile, NotAMapping) {
-  EXPECT_NE(error_of("- a\n- b\n").find("a profile is a mapping"), std::string::npos);
+  EXPECT_EQ(error_of("- a\n- b\n"), "test.yaml:1: expected a mapping of keys");
+  EXPECT_EQ(error_of(""), "test.yaml: expected a mapping of keys");
 }
 
 TEST(Profile, ValuesAndSubstitutions) {
