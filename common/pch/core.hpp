@@ -1,5 +1,4 @@
-// Precompiled header (meson cpp_pch) of runner/: the standard headers, nlohmann/json and
-// spdlog. See common/pch/std.hpp.
+// Part of common/pch/app.hpp: the standard headers, nlohmann/json and spdlog.
 #ifndef BATMAN_PCH_CORE_HPP  // include guard: #pragma once warns in a precompiled main file
 #define BATMAN_PCH_CORE_HPP
 #include "common/pch/std.hpp"

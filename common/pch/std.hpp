@@ -1,7 +1,6 @@
-// Precompiled header (meson cpp_pch) of the libraries whose units are small: the standard
-// headers most units include. Parsed once per library, not once per unit. A precompiled
-// header is force-included (-include), so every unit still includes what it uses
-// (-Db_pch=false builds without them).
+// Part of common/pch/app.hpp: the standard headers most units include. A precompiled header
+// is force-included (-include), so every unit still includes what it uses (-Db_pch=false
+// builds without it).
 #ifndef BATMAN_PCH_STD_HPP  // include guard: #pragma once warns in a precompiled main file
 #define BATMAN_PCH_STD_HPP
 #include <algorithm>
