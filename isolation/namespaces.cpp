@@ -103,9 +103,12 @@ pid_t spawn_job(ChildPlan& plan) {
   if (!dup_stdio_in_child(plan.stdio)) report(plan, Step::Stdio, errno);
   if (int rc = drop_bounding_set(plan.caps)) report(plan, Step::Bounding, rc);
   if (plan.set_ids) {
-    if (setgroups(0, nullptr) != 0) report(plan, Step::Groups, errno);
-    if (setresgid(plan.gid, plan.gid, plan.gid) != 0) report(plan, Step::Gid, errno);
-    if (setresuid(plan.uid, plan.uid, plan.uid) != 0) report(plan, Step::Uid, errno);
+    // Raw system calls: glibc's wrappers broadcast the change to every thread it knows of
+    // (__nptl_setxid), and a child cloned from a batman with threads (its state writer)
+    // would wait forever for threads it does not have.
+    if (syscall(SYS_setgroups, 0, nullptr) != 0) report(plan, Step::Groups, errno);
+    if (syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) report(plan, Step::Gid, errno);
+    if (syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) report(plan, Step::Uid, errno);
   }
   if (int rc = set_capability_sets(plan.caps)) report(plan, Step::Capabilities, rc);
   if (plan.set_umask) umask(plan.umask);

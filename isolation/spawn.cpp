@@ -76,9 +76,11 @@ int child_main(void* arg) {
   if (!dup_stdio_in_child(plan->fds)) fail_at("dup2");
   if (plan->set_umask) ::umask(plan->umask_value);
   if (plan->set_ids) {
-    if (::setgroups(0, nullptr) != 0) fail_at("setgroups");
-    if (::setgid(plan->gid) != 0) fail_at("setgid");
-    if (::setuid(plan->uid) != 0) fail_at("setuid");
+    // Raw system calls: glibc's wrappers broadcast the change to every thread it knows of
+    // (__nptl_setxid) and would wait forever in a child of a batman with threads.
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0) fail_at("setgroups");
+    if (::syscall(SYS_setresgid, plan->gid, plan->gid, plan->gid) != 0) fail_at("setgid");
+    if (::syscall(SYS_setresuid, plan->uid, plan->uid, plan->uid) != 0) fail_at("setuid");
   }
   if (plan->cwd && ::chdir(plan->cwd) != 0) fail_at("chdir");
   ::execve(plan->path, plan->argv, plan->envp);

@@ -169,7 +169,6 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   TimePoint started_{};
   WallTime started_wall_{};
   std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0;
-  bool unenforced_shown_ = false;
   bool interrupted_ = false;
 };
 

@@ -8,13 +8,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "runner/job.hpp"
 #include "runner/job_set.hpp"
 #include "runner/launch.hpp"
+#include "isolation/spawn.hpp"
 
 namespace batman::runner {
 namespace {
@@ -391,3 +397,44 @@ TEST(Launch, StateRecordStartAndEnd) {
 
 }  // namespace
 }  // namespace batman::runner
+
+namespace batman::isolation {
+namespace {
+
+// A child of a batman with threads (the state writer) that changes its uid before execve:
+// glibc's setgroups/setuid wrappers would wait in the child for the parent's other threads
+// (__nptl_setxid) forever; the raw system calls do not.
+TEST(SpawnAs, AUserChangeInTheChildOfAThreadedParentDoesNotHang) {
+  if (::geteuid() != 0) GTEST_SKIP() << "changing the job's uid needs root";
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread other([&] {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return done; });
+  });
+  LaunchRequest request;
+  request.argv = {"/bin/true"};
+  request.env = {"PATH=/usr/bin:/bin"};
+  request.cwd = "/";
+  request.uid = 65534;
+  request.gid = 65534;
+  auto child = spawn_plain(request, request.argv);
+  ASSERT_TRUE(child.has_value()) << child.error().message;
+  pollfd p{child->pidfd.get(), POLLIN, 0};
+  const int ready = ::poll(&p, 1, 5000);
+  if (ready == 0) ::kill(child->pid, SIGKILL);
+  int status = 0;
+  ::waitpid(child->pid, &status, 0);
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_all();
+  other.join();
+  EXPECT_EQ(ready, 1) << "the child hung before execve";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
+}  // namespace batman::isolation
