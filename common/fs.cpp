@@ -62,7 +62,11 @@ std::string temp_name(std::string_view target) {
   if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) < 0) rnd = static_cast<unsigned int>(::gettid());
   char suffix[40];
   std::snprintf(suffix, sizeof suffix, ".tmp.%d.%08x", ::getpid(), rnd);
-  return "." + std::string(target) + suffix;
+  // Appended, not "." + std::string(...): GCC 12 at -O3 warns (-Wrestrict) on the latter.
+  std::string name(".");
+  name += target;
+  name += suffix;
+  return name;
 }
 
 Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_view content,
