@@ -128,7 +128,9 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
 
  private:
   Attempt* attempt_of(const runner::Job& j);
-  runner::LaunchSpec spec_of(const Attempt& a, bool health_check) const;
+  // With `environment` false, no environment is copied: for a state record, written several
+  // times per task, which shows none of it.
+  runner::LaunchSpec spec_of(const Attempt& a, bool health_check, bool environment = true) const;
   runner::RunState record_of(std::size_t task, std::string log) const;
   Result<void> start_job(Attempt& a, bool health_check);
   void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
@@ -178,7 +180,7 @@ Attempt* BatchRunner::attempt_of(const runner::Job& j) {
   return nullptr;
 }
 
-runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check) const {
+runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check, bool environment) const {
   const auto& t = run_.tasks[a.task];
   runner::LaunchSpec spec;
   spec.project = tree_.name;
@@ -193,6 +195,7 @@ runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check) con
   spec.tier = tier_.tier;
   spec.profile = profile_;
   spec.limits = profile_.limits;
+  if (!environment) return spec;
   spec.base_env = base_env_;
   spec.env.assign(t.env.begin(), t.env.end());
   spec.batman_vars = {{"BATMAN_TASK", t.name}, {"BATMAN_ATTEMPT", std::to_string(a.number)}};
@@ -203,7 +206,7 @@ runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check) con
 runner::RunState BatchRunner::record_of(std::size_t task, std::string log) const {
   Attempt probe;
   probe.task = task;
-  auto s = runner::state_record(spec_of(probe, false), "batch", tier_.skipped, std::move(log));
+  auto s = runner::state_record(spec_of(probe, false, false), "batch", tier_.skipped, std::move(log));
   s.isolation.unenforced = unenforced_;
   return s;
 }
