@@ -34,7 +34,7 @@
 namespace batman::isolation {
 namespace {
 
-struct ChildPlan {
+struct SpawnPlan {
   const char* path;
   char* const* argv;
   char* const* envp;
@@ -56,7 +56,7 @@ struct ChildPlan {
 };
 
 int child_main(void* arg) {
-  auto* plan = static_cast<ChildPlan*>(arg);
+  auto* plan = static_cast<SpawnPlan*>(arg);
   // Handlers of the parent must not run in the child (shared memory): reset them first.
   reset_signals_in_child();
   auto fail_at = [plan](const char* step) {
@@ -176,7 +176,7 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
   auto stdio = stdio_sources(request.stdin_fd, request.stdout_fd, request.stderr_fd);
   if (!stdio) return std::unexpected(stdio.error());
 
-  ChildPlan plan{};
+  SpawnPlan plan{};
   plan.path = path.c_str();
   plan.argv = argv_ptrs.data();
   plan.envp = env_ptrs.data();

@@ -28,7 +28,7 @@ namespace {
 using std::chrono::milliseconds;
 
 // What the fake child does.
-struct Script {
+struct JobScript {
   int exit_code = 0;
   bool gated = false;              // wait for the go byte; EOF without it: exit 125, job never "runs"
   std::string report_failure;      // written on the report pipe instead of EOF
@@ -38,7 +38,7 @@ struct Script {
 
 class FakeBackend final : public isolation::Backend {
  public:
-  explicit FakeBackend(Script script, int* released = nullptr) : script_(std::move(script)), released_(released) {}
+  explicit FakeBackend(JobScript script, int* released = nullptr) : script_(std::move(script)), released_(released) {}
   isolation::Tier tier() const override { return isolation::Tier::Env; }
   Result<std::vector<std::string>> prepare(const isolation::LaunchRequest&) override { return std::vector<std::string>{}; }
   bool gates_start() const override { return script_.gated; }
@@ -103,13 +103,13 @@ class FakeBackend final : public isolation::Backend {
   int spawned = 0;
 
  private:
-  Script script_;
+  JobScript script_;
   int* released_;
 };
 
-Script script(int exit_code, bool gated = false, std::string report_failure = "", bool status_pipe = false,
+JobScript script(int exit_code, bool gated = false, std::string report_failure = "", bool status_pipe = false,
               int linger_ms = 0) {
-  Script s;
+  JobScript s;
   s.exit_code = exit_code;
   s.gated = gated;
   s.report_failure = std::move(report_failure);
@@ -158,7 +158,7 @@ class JobTest : public ::testing::Test {
     loop = std::move(*l);
     jobs = std::make_unique<JobSet>(*loop, owner);
   }
-  Job& add(Script script, RestartRules rules = one_shot(), int* released = nullptr) {
+  Job& add(JobScript script, RestartRules rules = one_shot(), int* released = nullptr) {
     return jobs->add(std::make_unique<FakeBackend>(std::move(script), released), isolation::LaunchRequest{}, rules,
                      {}, {});
   }

@@ -15,7 +15,7 @@ using namespace batman::isolation;
 
 namespace {
 
-std::string error_of(const std::string& yaml) {
+std::string profile_error_of(const std::string& yaml) {
   auto p = parse_profile(yaml, "test.yaml");
   EXPECT_FALSE(p.has_value()) << yaml;
   return p ? "" : p.error().message;
@@ -67,53 +67,53 @@ TEST(Profile, StrictHasLimits) {
 }
 
 TEST(Profile, UnknownTopLevelKeyNamesLineAndKey) {
-  EXPECT_EQ(error_of("name: x\nnamespacez: [pid]\n"),
+  EXPECT_EQ(profile_error_of("name: x\nnamespacez: [pid]\n"),
             "test.yaml:2: key 'namespacez': unknown key (known: capabilities, description, die_with_parent, "
             "env, filesystem, hostname, limits, name, namespaces, network, no_new_privs, root_user, seccomp)");
 }
 
 TEST(Profile, UnknownNestedKey) {
-  const auto e = error_of("filesystem:\n  read_only: [/]\n  readwrite: [/x]\n");
+  const auto e = profile_error_of("filesystem:\n  read_only: [/]\n  readwrite: [/x]\n");
   EXPECT_NE(e.find("test.yaml:3: key 'filesystem.readwrite': unknown key"), std::string::npos) << e;
 }
 
 TEST(Profile, UnknownSyscallNamesLine) {
-  const auto e = error_of("seccomp:\n  deny: [mount,\n    not_a_syscall]\n");
+  const auto e = profile_error_of("seccomp:\n  deny: [mount,\n    not_a_syscall]\n");
   EXPECT_EQ(e, "test.yaml:3: key 'seccomp.deny': unknown system call 'not_a_syscall'");
 }
 
 TEST(Profile, WrongTypes) {
-  EXPECT_NE(error_of("no_new_privs: maybe\n").find("test.yaml:1: key 'no_new_privs': expected true or false"),
+  EXPECT_NE(profile_error_of("no_new_privs: maybe\n").find("test.yaml:1: key 'no_new_privs': expected true or false"),
             std::string::npos);
-  EXPECT_NE(error_of("namespaces: pid\n").find("key 'namespaces': expected a list"), std::string::npos);
-  EXPECT_NE(error_of("hostname: [a]\n").find("key 'hostname': expected a string"), std::string::npos);
-  EXPECT_NE(error_of("limits: {pids: -1}\n").find("key 'limits.pids'"), std::string::npos);
-  EXPECT_NE(error_of("limits: {memory: lots}\n").find("key 'limits.memory'"), std::string::npos);
-  EXPECT_NE(error_of("limits: {cpus: fast}\n").find("key 'limits.cpus'"), std::string::npos);
+  EXPECT_NE(profile_error_of("namespaces: pid\n").find("key 'namespaces': expected a list"), std::string::npos);
+  EXPECT_NE(profile_error_of("hostname: [a]\n").find("key 'hostname': expected a string"), std::string::npos);
+  EXPECT_NE(profile_error_of("limits: {pids: -1}\n").find("key 'limits.pids'"), std::string::npos);
+  EXPECT_NE(profile_error_of("limits: {memory: lots}\n").find("key 'limits.memory'"), std::string::npos);
+  EXPECT_NE(profile_error_of("limits: {cpus: fast}\n").find("key 'limits.cpus'"), std::string::npos);
   // Below 1 ms per 100 ms period the kernel cannot hold it: refused, not left unenforced.
-  EXPECT_NE(error_of("limits: {cpus: 0.001}\n").find("key 'limits.cpus': 0.001 is out of range (0.01 to 4096)"),
+  EXPECT_NE(profile_error_of("limits: {cpus: 0.001}\n").find("key 'limits.cpus': 0.001 is out of range (0.01 to 4096)"),
             std::string::npos);
-  EXPECT_NE(error_of("filesystem: {read_only: [relative/path]}\n").find("not an absolute path"),
+  EXPECT_NE(profile_error_of("filesystem: {read_only: [relative/path]}\n").find("not an absolute path"),
             std::string::npos);
 }
 
 TEST(Profile, BadValues) {
-  EXPECT_NE(error_of("namespaces: [user, time]\n").find("unknown namespace 'time'"), std::string::npos);
-  EXPECT_NE(error_of("network: wifi\n").find("expected none, loopback or host"), std::string::npos);
-  EXPECT_NE(error_of("network: loopback\n").find("needs the net namespace"), std::string::npos);
-  EXPECT_NE(error_of("seccomp: {action: explode}\n").find("key 'seccomp.action'"), std::string::npos);
-  EXPECT_NE(error_of("capabilities: {keep: [cap_fly]}\n").find("unknown capability 'cap_fly'"),
+  EXPECT_NE(profile_error_of("namespaces: [user, time]\n").find("unknown namespace 'time'"), std::string::npos);
+  EXPECT_NE(profile_error_of("network: wifi\n").find("expected none, loopback or host"), std::string::npos);
+  EXPECT_NE(profile_error_of("network: loopback\n").find("needs the net namespace"), std::string::npos);
+  EXPECT_NE(profile_error_of("seccomp: {action: explode}\n").find("key 'seccomp.action'"), std::string::npos);
+  EXPECT_NE(profile_error_of("capabilities: {keep: [cap_fly]}\n").find("unknown capability 'cap_fly'"),
             std::string::npos);
 }
 
 TEST(Profile, SyntaxErrorNamesLine) {
-  const auto e = error_of("name: x\nnamespaces: [user\n");
+  const auto e = profile_error_of("name: x\nnamespaces: [user\n");
   EXPECT_EQ(e.rfind("test.yaml:", 0), 0U) << e;
 }
 
 TEST(Profile, NotAMapping) {
-  EXPECT_EQ(error_of("- a\n- b\n"), "test.yaml:1: expected a mapping of keys");
-  EXPECT_EQ(error_of(""), "test.yaml: expected a mapping of keys");
+  EXPECT_EQ(profile_error_of("- a\n- b\n"), "test.yaml:1: expected a mapping of keys");
+  EXPECT_EQ(profile_error_of(""), "test.yaml: expected a mapping of keys");
 }
 
 TEST(Profile, ValuesAndSubstitutions) {
@@ -156,9 +156,9 @@ TEST(Profile, NotFoundSaysWhereItLooked) {
 }
 
 TEST(Profile, DuplicateKeysAreRefused) {
-  EXPECT_EQ(error_of("name: x\nnetwork: none\nnetwork: host\n"),
+  EXPECT_EQ(profile_error_of("name: x\nnetwork: none\nnetwork: host\n"),
             "test.yaml:3: key 'network': duplicate key (first on line 2)");
-  EXPECT_EQ(error_of("limits:\n  memory: 1G\n  pids: 10\n  memory: 2G\n"),
+  EXPECT_EQ(profile_error_of("limits:\n  memory: 1G\n  pids: 10\n  memory: 2G\n"),
             "test.yaml:4: key 'limits.memory': duplicate key (first on line 2)");
 }
 

@@ -13,7 +13,7 @@ using namespace batman::isolation;
 
 namespace {
 
-LaunchRequest request_for(const char* profile) {
+LaunchRequest systemd_request_for(const char* profile) {
   LaunchRequest r;
   auto p = load_profile(std::string(BATMAN_SOURCE_PROFILES) + "/" + profile + ".yaml");
   EXPECT_TRUE(p.has_value());
@@ -30,19 +30,19 @@ LaunchRequest request_for(const char* profile) {
   return r;
 }
 
-bool has(const std::vector<std::string>& argv, const std::string& item) {
+bool has_arg(const std::vector<std::string>& argv, const std::string& item) {
   return std::find(argv.begin(), argv.end(), item) != argv.end();
 }
 
 }  // namespace
 
-TEST(Systemd, UnitName) { EXPECT_EQ(systemd_unit(request_for("parallel")), "batman-p-r1.service"); }
+TEST(Systemd, UnitName) { EXPECT_EQ(systemd_unit(systemd_request_for("parallel")), "batman-p-r1.service"); }
 
 TEST(Systemd, IsolatedProfileAsProperties) {
   std::vector<std::string> unenforced;
-  const auto argv = systemd_run_argv("/usr/bin/systemd-run", request_for("isolated"), false, unenforced);
+  const auto argv = systemd_run_argv("/usr/bin/systemd-run", systemd_request_for("isolated"), false, unenforced);
   EXPECT_EQ(argv[0], "/usr/bin/systemd-run");
-  EXPECT_FALSE(has(argv, "--user"));
+  EXPECT_FALSE(has_arg(argv, "--user"));
   for (const char* option :
        {"--quiet", "--collect", "--pipe", "--wait", "--unit=batman-p-r1.service",
         "--working-directory=/home/u/src", "--setenv=HOME=/home/u", "--setenv=BATMAN_RUN_ID=r1",
@@ -53,8 +53,8 @@ TEST(Systemd, IsolatedProfileAsProperties) {
         "--property=CapabilityBoundingSet=", "--property=NoNewPrivileges=yes",
         "--property=SystemCallArchitectures=native", "--property=SystemCallErrorNumber=EPERM",
         "--property=KillMode=control-group"})
-    EXPECT_TRUE(has(argv, option)) << option;
-  EXPECT_FALSE(has(argv, "--property=ReadWritePaths=/home/u/.batman-parallel/p"));
+    EXPECT_TRUE(has_arg(argv, option)) << option;
+  EXPECT_FALSE(has_arg(argv, "--property=ReadWritePaths=/home/u/.batman-parallel/p"));
   const auto filter = std::find_if(argv.begin(), argv.end(), [](const std::string& a) {
     return a.starts_with("--property=SystemCallFilter=~");
   });
@@ -66,23 +66,23 @@ TEST(Systemd, IsolatedProfileAsProperties) {
 }
 
 TEST(Systemd, LimitsAndUserManager) {
-  auto r = request_for("strict");
+  auto r = systemd_request_for("strict");
   r.limits.cpus = 1.5;
   std::vector<std::string> unenforced;
   const auto argv = systemd_run_argv("systemd-run", r, true, unenforced);
   EXPECT_EQ(argv[1], "--user");
-  EXPECT_TRUE(has(argv, "--property=MemoryMax=2147483648"));
-  EXPECT_TRUE(has(argv, "--property=TasksMax=512"));
-  EXPECT_TRUE(has(argv, "--property=LimitNOFILE=1024"));
-  EXPECT_TRUE(has(argv, "--property=CPUQuota=150%"));
+  EXPECT_TRUE(has_arg(argv, "--property=MemoryMax=2147483648"));
+  EXPECT_TRUE(has_arg(argv, "--property=TasksMax=512"));
+  EXPECT_TRUE(has_arg(argv, "--property=LimitNOFILE=1024"));
+  EXPECT_TRUE(has_arg(argv, "--property=CPUQuota=150%"));
 }
 
 TEST(Systemd, ParallelProfileIsLight) {
   std::vector<std::string> unenforced;
-  const auto argv = systemd_run_argv("systemd-run", request_for("parallel"), false, unenforced);
-  EXPECT_FALSE(has(argv, "--property=PrivateNetwork=yes"));
-  EXPECT_FALSE(has(argv, "--property=NoNewPrivileges=yes"));
-  EXPECT_TRUE(has(argv, "--property=PrivateTmp=yes"));
+  const auto argv = systemd_run_argv("systemd-run", systemd_request_for("parallel"), false, unenforced);
+  EXPECT_FALSE(has_arg(argv, "--property=PrivateNetwork=yes"));
+  EXPECT_FALSE(has_arg(argv, "--property=NoNewPrivileges=yes"));
+  EXPECT_TRUE(has_arg(argv, "--property=PrivateTmp=yes"));
 }
 
 TEST(Systemd, ProbeSaysWhyNotWhenSystemdIsNotInit) {
@@ -105,7 +105,7 @@ TEST(Systemd, BatmanTreeAndRootUser) {
   const auto home = root / "home";
   for (const char* dir : {"p/tmp/r1", "p/tmp/r2", "p/logs", "p/worktrees/r1", "other/state", ".cache"})
     std::filesystem::create_directories(home / dir);
-  auto r = request_for("strict");
+  auto r = systemd_request_for("strict");
   r.batman_home = home.string();
   r.project_dir = (home / "p").string();
   r.tmp_dir = (home / "p/tmp/r1").string();
@@ -114,17 +114,17 @@ TEST(Systemd, BatmanTreeAndRootUser) {
   std::vector<std::string> unenforced;
   const auto argv = systemd_run_argv("systemd-run", r, geteuid() != 0, unenforced);
   std::filesystem::remove_all(root);
-  EXPECT_TRUE(has(argv, "--property=ReadOnlyPaths=" + home.string()));
-  EXPECT_FALSE(has(argv, "--property=ReadWritePaths=" + (home / "p").string()));
-  EXPECT_TRUE(has(argv, "--property=ReadWritePaths=-" + (home / "p/tmp/r1").string()));
-  EXPECT_TRUE(has(argv, "--property=ReadWritePaths=-" + (home / "p/worktrees/r1").string()));
+  EXPECT_TRUE(has_arg(argv, "--property=ReadOnlyPaths=" + home.string()));
+  EXPECT_FALSE(has_arg(argv, "--property=ReadWritePaths=" + (home / "p").string()));
+  EXPECT_TRUE(has_arg(argv, "--property=ReadWritePaths=-" + (home / "p/tmp/r1").string()));
+  EXPECT_TRUE(has_arg(argv, "--property=ReadWritePaths=-" + (home / "p/worktrees/r1").string()));
   for (const char* hidden : {"other", ".cache", "p/logs", "p/tmp/r2"})
-    EXPECT_TRUE(has(argv, "--property=InaccessiblePaths=-" + (home / hidden).string())) << hidden;
+    EXPECT_TRUE(has_arg(argv, "--property=InaccessiblePaths=-" + (home / hidden).string())) << hidden;
   for (const char* shown : {"p", "p/tmp", "p/tmp/r1", "p/worktrees/r1"})
-    EXPECT_FALSE(has(argv, "--property=InaccessiblePaths=-" + (home / shown).string())) << shown;
+    EXPECT_FALSE(has_arg(argv, "--property=InaccessiblePaths=-" + (home / shown).string())) << shown;
   if (geteuid() == 0) {
-    EXPECT_TRUE(has(argv, "--property=User=65534"));
-    EXPECT_TRUE(has(argv, "--property=Group=65534"));
+    EXPECT_TRUE(has_arg(argv, "--property=User=65534"));
+    EXPECT_TRUE(has_arg(argv, "--property=Group=65534"));
   }
-  EXPECT_TRUE(has(argv, "--setenv=BATMAN_RUN_ID=r1"));
+  EXPECT_TRUE(has_arg(argv, "--setenv=BATMAN_RUN_ID=r1"));
 }
