@@ -1057,10 +1057,14 @@ int command_batch(const std::vector<std::string>& args) {
   if (!made) return config_error(made.error());
   info(tier->summary());
 
+  const std::string run_id = made->first;
+  UniqueFd logs_fd(::fcntl(tree->logs_fd.get(), F_DUPFD_CLOEXEC, 3));
   BatchRunner runner(std::move(o), std::move(*run), std::move(*cwd_of), std::move(*tree), std::move(*tier),
                      std::move(*profile), std::move(made->first), std::move(made->second), command_line);
   auto code = runner.execute();
   if (!code) {
+    // It failed before anything ran (a report it could not open): no run is left behind.
+    if (logs_fd) ::unlinkat(logs_fd.get(), (run_id + ".log").c_str(), 0);
     error(code.error().message);
     return kExitBatmanError;
   }
