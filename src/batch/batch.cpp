@@ -53,7 +53,7 @@ struct BatchOptions {
   std::string report, junit, joblog;
   std::string isolation, profile;
   std::string output = "grouped";
-  std::size_t tail = 10;
+  std::string tail = "10";
   bool resume = false, resume_failed = false, no_deps = false;
   bool quiet = false;
 };
@@ -279,6 +279,7 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   std::string command_line_;  // its state's command (how --resume finds it again)
   UniqueFd batch_log_;        // logs/<run-id>.log: batman's messages and the summary
   OutputMode output_ = OutputMode::Grouped;
+  std::size_t tail_lines_ = 10;  // --tail
   std::unique_ptr<runner::EventLoop> loop_;
   std::unique_ptr<runner::Scheduler> scheduler_;
   std::unique_ptr<runner::StateWriter> disk_;
@@ -665,7 +666,7 @@ std::string BatchRunner::failure_tails(const Report& report) const {
       ++shown;
       const auto& log = t.attempts.back().log;  // "logs/<name>"
       out += "task " + t.name + " failed (" + t.reason + "): " + tree_.dir + "/" + log + "\n";
-      const auto tail = tail_of(tree_.logs_fd.get(), log.substr(5), options_.tail);
+      const auto tail = tail_of(tree_.logs_fd.get(), log.substr(5), tail_lines_);
       if (tail.empty()) continue;
       std::size_t from = 0;
       while (from <= tail.size()) {
@@ -776,6 +777,7 @@ void BatchRunner::write_reports(const Report& report) {
 Result<int> BatchRunner::execute() {
   base_env_ = runner::current_environment();
   if (auto ok = open_reports(); !ok) return std::unexpected(ok.error());
+  tail_lines_ = static_cast<std::size_t>(std::stoul(options_.tail));  // checked by command_batch
   if (options_.output == "prefixed") output_ = OutputMode::Prefixed;
   else if (options_.output == "none") output_ = OutputMode::None;
   auto take_view_off = [this] {
@@ -983,10 +985,10 @@ int command_batch(const std::vector<std::string>& args) {
   app.set_help_flag("-h,--help", "show this help");
   app.add_option("FILE", o.file, "batch file (YAML), or - for one command per line on stdin")->required();
   app.add_option("TASK", o.tasks, "run only these tasks, as one batch");
-  app.add_option("-j,--max-concurrency", o.concurrency, "tasks at once (default 3)");
-  app.add_option("--rate-limit", o.rate_limit, "task starts per second, 0 = no limit (default 10)");
-  app.add_option("--timeout", o.timeout, "per-attempt timeout, e.g. 30s (0 = none)");
-  app.add_option("--retries", o.retries, "retries after a failed attempt (default 3)");
+  app.add_option("-j,--max-concurrency", o.concurrency, "tasks at once (default 3; batch -: the CPUs)");
+  app.add_option("--rate-limit", o.rate_limit, "task starts per second, 0 = no limit (default 10; batch -: 0)");
+  app.add_option("--timeout", o.timeout, "per-attempt timeout, e.g. 30s, 0 = none (default 30s; batch -: 0)");
+  app.add_option("--retries", o.retries, "retries after a failed attempt (default 3; batch -: 0)");
   app.add_option("--halt", o.halt, "never, or soon|now,fail|success|done=N or N% (as GNU parallel)");
   app.add_option("--report", o.report, "write a JSON report to FILE");
   app.add_option("--junit", o.junit, "write JUnit XML to FILE");
@@ -1005,6 +1007,10 @@ int command_batch(const std::vector<std::string>& args) {
   set_quiet(o.quiet);
   if (o.output != "grouped" && o.output != "prefixed" && o.output != "none") {
     error("--output '" + o.output + "': expected grouped, prefixed or none");
+    return kExitBatmanError;
+  }
+  if (auto n = parse_integer(o.tail, "--tail", 0, 100000); !n) {
+    error(n.error().message);
     return kExitBatmanError;
   }
   if ((o.resume || o.resume_failed) && o.file == "-") {

@@ -174,6 +174,7 @@ class EverydayBatchTest(BatmanTestCase):
         p = self.batman("batch", plan, "--isolation", "env", "--tail", "2", check=1)
         self.assertIn("  | line 14\n  | line 15\n", p.stderr)
         self.assertNotIn("  | line 13\n", p.stderr)
+        self.batman("batch", plan, "--tail", "-1", check=125)
 
     def test_output_is_grouped_per_task_by_default_prefixed_or_none_on_request(self):
         a = "echo a1; sleep 1; echo a2; echo a-err >&2"
