@@ -332,8 +332,7 @@ runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check, boo
   if (!environment) return spec;
   spec.base_env = base_env_;
   spec.env.assign(t.env.begin(), t.env.end());
-  spec.batman_vars = {{"BATMAN_TASK", t.name}, {"BATMAN_ATTEMPT", std::to_string(a.number)},
-                      {"BATMAN_BATCH_RUN_ID", run_id_}};
+  spec.batman_vars = {{"BATMAN_TASK", t.name}, {"BATMAN_ATTEMPT", std::to_string(a.number)}};
   return spec;
 }
 
