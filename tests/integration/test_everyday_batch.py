@@ -118,6 +118,23 @@ class EverydayBatchTest(BatmanTestCase):
         self.interrupt(signal.SIGTERM, 143)
         self.assertEqual([r["status"] for r in self.batch_runs("batch")], ["killed", "killed"])
 
+    def test_batman_stop_on_the_batch_run_id_stops_the_whole_batch(self):
+        proc = self.spawn("batch", "-", "--isolation", "env", "-j", "2", stdin=subprocess.PIPE)
+        proc.stdin.write("sleep 300\nsleep 300\n")
+        proc.stdin.close()
+
+        def running():
+            live = [s for s in self.states("batch") if s["status"] == "running"]
+            return len(live) == 3 and live
+        live = wait_for(running, timeout=20, what="the batch and its two tasks to run")
+        [run] = [s["run_id"] for s in live if "." not in s["run_id"]]
+        self.batman("stop", "batch", run, check=0)
+        self.assertEqual(proc.wait(timeout=20), 143)
+        states = {s["run_id"]: s for s in self.states("batch")}
+        self.assertEqual(states[run]["status"], "killed")
+        self.assertEqual(states[run]["exit_code"], 143)
+        self.assertEqual({states[f"{run}.{t}"]["status"] for t in (1, 2)}, {"killed"})
+
     # --- 4. xargs' defaults for `batch -`, SPEC's for a file -----------------------------
 
     def test_stdin_batches_have_no_retries_no_rate_limit_and_nproc_at_once(self):
