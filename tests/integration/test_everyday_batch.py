@@ -208,6 +208,43 @@ class EverydayBatchTest(BatmanTestCase):
         self.assertNotIn("a-err", p.stderr)
         self.lines(["true"], "--output", "sideways", check=125)
 
+    def test_on_a_terminal_the_live_view_makes_way_for_each_task_block(self):
+        import pty
+        import re
+        import select
+        import time
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(self.command(["batch", "-", "--isolation", "env", "-j", "2"]), env=dict(self.env, TERM="xterm"),
+                                cwd=self.work, stdin=subprocess.PIPE, stdout=slave, stderr=slave, text=True,
+                                start_new_session=True)
+        self.children.append(proc)
+        os.close(slave)
+        proc.stdin.write("echo a1; sleep 1; echo a2\nsleep 0.5; echo b1; sleep 1; printf b2\n")
+        proc.stdin.close()
+        out = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer of the terminal is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        os.close(master)
+        self.assertEqual(proc.wait(timeout=10), 0)
+        text = out.decode(errors="replace")
+        self.assertIn("running 2/2", text, "the live view was drawn")
+        # Each task's block arrives whole, right after the view was taken down ("ESC[J").
+        self.assertRegex(text, r"\x1b\[Ja1\r\na2\r\n")
+        self.assertRegex(text, r"\x1b\[Jb1\r\nb2\r\n")  # the missing final newline added
+        plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+        self.assertIn("2 tasks: 2 succeeded, 0 failed, 0 skipped", plain)
+
     def test_output_never_interleaves_mid_line(self):
         # One task writes its lines in pieces while others write whole lines meanwhile.
         pieces = "for i in 1 2 3 4 5; do printf 'piece-'; sleep 0.05; printf 'of-line-%s\\n' $i; done"
