@@ -214,8 +214,8 @@ class EverydayBatchTest(BatmanTestCase):
         import select
         import time
         master, slave = pty.openpty()
-        proc = subprocess.Popen(self.command(["batch", "-", "--isolation", "env", "-j", "2"]), env=dict(self.env, TERM="xterm"),
-                                cwd=self.work, stdin=subprocess.PIPE, stdout=slave, stderr=slave, text=True,
+        proc = subprocess.Popen(self.command(["batch", "-", "--isolation", "env", "-j", "2"]),
+                                env=dict(self.env, TERM="xterm"), cwd=self.work, stdin=subprocess.PIPE, stdout=slave, stderr=slave, text=True,
                                 start_new_session=True)
         self.children.append(proc)
         os.close(slave)
