@@ -31,11 +31,20 @@
 #include "src/batch/batch_view.hpp"
 #include "src/cli/cli.hpp"
 #include "src/cli/project.hpp"
+#include "src/cli/runs.hpp"
+#include "common/names.hpp"
 
 namespace batman::cli {
 namespace {
 
 using runner::TaskStatus;
+
+// How a task's output reaches batman's stdout and stderr while the batch runs.
+enum class OutputMode {
+  Grouped,   // each attempt's output as one block when it ends (GNU parallel --group)
+  Prefixed,  // each line as it comes, after "[task] " (parallel --tag --line-buffer)
+  None,      // only in the logs
+};
 
 struct BatchOptions {
   std::string file;
@@ -43,6 +52,9 @@ struct BatchOptions {
   std::string concurrency, rate_limit, timeout, retries, halt = "never";
   std::string report, junit, joblog;
   std::string isolation, profile;
+  std::string output = "grouped";
+  std::string tail = "10";
+  bool resume = false, resume_failed = false, no_deps = false;
   bool quiet = false;
 };
 
@@ -52,6 +64,104 @@ constexpr Duration kKillGrace = std::chrono::seconds(1);
 constexpr Duration kRunningWriteDelay = std::chrono::milliseconds(5);
 // Lines of a failed task's log carried into its JUnit failure.
 constexpr std::size_t kJunitTailLines = 30;
+// At most this many failed tasks get their log's last lines in the end summary.
+constexpr std::size_t kTailedTasks = 20;
+// A grouped attempt's output is kept in memory up to this size, then in an unlinked file.
+constexpr std::size_t kGroupInMemory = 1 << 20;
+
+// The last `lines` lines of the file `name` in `dirfd`, from its last 64 KiB at most (a log may
+// be huge).
+std::string tail_of(int dirfd, const std::string& name, std::size_t lines) {
+  if (lines == 0) return "";
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st{};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  constexpr off_t kMax = 64 * 1024;
+  const off_t from = st.st_size > kMax ? st.st_size - kMax : 0;
+  std::string text(static_cast<std::size_t>(st.st_size - from), '\0');
+  const ssize_t n = ::pread(fd.get(), text.data(), text.size(), from);
+  text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return last_lines(text, lines);
+}
+
+// batman's stdout or stderr as the tasks' output reaches it: `before` runs before each write
+// (it takes the live view off the terminal; the view is redrawn at its next tick), and a
+// reader that went away (EPIPE) is not written to again.
+class TerminalSink final : public runner::Sink {
+ public:
+  TerminalSink(int fd, std::function<void()> before) : fd_(fd), before_(std::move(before)) {}
+  void write(std::string_view data) override {
+    if (broken_ || data.empty()) return;
+    if (before_) before_();
+    if (auto w = write_all(fd_, data); !w) broken_ = true;
+  }
+
+ private:
+  int fd_;
+  std::function<void()> before_;
+  bool broken_ = false;
+};
+
+// One stream of one attempt, kept whole until the attempt ends (--output grouped): in memory,
+// then, past kGroupInMemory, in an unlinked temporary file in the project's tmp directory.
+// Without such a file (a full disk) complete lines go out as they come instead: output is
+// never dropped, nor held in memory without bound.
+class GroupSink final : public runner::Sink {
+ public:
+  GroupSink(int tmp_dirfd, runner::Sink& out) : tmp_dirfd_(tmp_dirfd), out_(out) {}
+  void write(std::string_view data) override {
+    if (!spill_ && !streaming_ && memory_.size() + data.size() > kGroupInMemory) {
+      spill_.reset(::openat(tmp_dirfd_, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      if (spill_ && write_all(spill_.get(), memory_)) {
+        memory_.clear();
+      } else {
+        spill_.reset();
+        streaming_ = true;
+      }
+    }
+    if (spill_) {
+      if (write_all(spill_.get(), data)) return;
+      streaming_ = true;  // the disk filled up: what is kept goes out now, the rest as it comes
+      emit();
+    }
+    memory_.append(data);
+    if (streaming_) {
+      const auto nl = memory_.rfind('\n');
+      if (nl == std::string::npos) return;
+      out_.write(std::string_view(memory_).substr(0, nl + 1));
+      memory_.erase(0, nl + 1);
+    }
+  }
+  // Everything kept, as one block ending with a newline.
+  void emit() {
+    if (spill_) {
+      char buf[65536];
+      off_t at = 0;
+      char last = '\n';
+      for (;;) {
+        const ssize_t n = ::pread(spill_.get(), buf, sizeof buf, at);
+        if (n <= 0) break;
+        at += n;
+        last = buf[n - 1];
+        out_.write(std::string_view(buf, static_cast<std::size_t>(n)));
+      }
+      if (last != '\n') out_.write("\n");
+      spill_.reset();
+    }
+    if (!memory_.empty()) {
+      if (memory_.back() != '\n') memory_ += '\n';
+      out_.write(memory_);
+      memory_.clear();
+    }
+  }
+
+ private:
+  int tmp_dirfd_;
+  runner::Sink& out_;
+  UniqueFd spill_;
+  std::string memory_;
+  bool streaming_ = false;
+};
 
 // One attempt's log file: counts bytes (the joblog's Receive) and keeps the latest line for
 // the live view.
@@ -96,7 +206,9 @@ struct Attempt {
   WallTime started_wall{};
   std::string log_name;
   std::unique_ptr<AttemptLog> log;
+  // Where the task's output goes besides the log (--output): line prefixers or groups.
   std::unique_ptr<runner::LinePrefixSink> out_prefix, err_prefix;
+  std::unique_ptr<GroupSink> out_group, err_group;
   runner::Job* check = nullptr;
   runner::Job* job = nullptr;
   bool killed = false;
@@ -107,10 +219,12 @@ struct Attempt {
 class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner {
  public:
   BatchRunner(BatchOptions options, BatchRun run, std::vector<std::string> cwd_of, ProjectTree tree,
-              isolation::TierChoice tier, isolation::Profile profile)
+              isolation::TierChoice tier, isolation::Profile profile, std::string run_id, UniqueFd batch_log,
+              std::string command_line)
       : options_(std::move(options)), run_(std::move(run)), tree_(std::move(tree)),
-        tier_(std::move(tier)), profile_(std::move(profile)), report_attempts_(run_.tasks.size()),
-        last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)) {}
+        tier_(std::move(tier)), profile_(std::move(profile)), run_id_(std::move(run_id)),
+        command_line_(std::move(command_line)), batch_log_(std::move(batch_log)),
+        report_attempts_(run_.tasks.size()), last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)) {}
 
   Result<int> execute();
 
@@ -128,6 +242,18 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
 
  private:
   Attempt* attempt_of(const runner::Job& j);
+  // "<run-id>.<task>": the task's state file, TMPDIR and BATMAN_RUN_ID, and its logs'
+  // prefix, apart from every other run's.
+  std::string task_id(std::size_t task) const { return run_id_ + "." + run_.tasks[task].name; }
+  std::string log_name(std::size_t task, int attempt) const {
+    return task_id(task) + "." + std::to_string(attempt) + ".log";
+  }
+  runner::RunState batch_record() const;
+  void to_batch_log(std::string_view text);
+  // SIGINT, SIGTERM, SIGHUP: stop running tasks, skip the rest; a second one SIGKILLs.
+  void interrupt(int sig);
+  std::string failure_tails(const Report& report) const;
+  int exit_code() const;
   // With `environment` false, no environment is copied: for a state record, written several
   // times per task, which shows none of it.
   runner::LaunchSpec spec_of(const Attempt& a, bool health_check, bool environment = true) const;
@@ -149,11 +275,20 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   ProjectTree tree_;
   isolation::TierChoice tier_;
   isolation::Profile profile_;
+  std::string run_id_;        // this batch run's own
+  std::string command_line_;  // its state's command (how --resume finds it again)
+  UniqueFd batch_log_;        // logs/<run-id>.log: batman's messages and the summary
+  OutputMode output_ = OutputMode::Grouped;
+  std::size_t tail_lines_ = 10;  // --tail
   std::unique_ptr<runner::EventLoop> loop_;
   std::unique_ptr<runner::Scheduler> scheduler_;
   std::unique_ptr<runner::StateWriter> disk_;
   std::unique_ptr<BatchView> view_;
   std::shared_ptr<spdlog::logger> events_;
+  // Where tasks' output goes: stdout and stderr, or stderr for both when a report is written
+  // to stdout (`--report -`), which then carries only reports.
+  std::unique_ptr<TerminalSink> out_, err_;
+  bool stdout_taken_ = false;
   std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
   // Every attempt's jobs; declared after the attempts, whose log sinks the jobs write into.
   std::unique_ptr<runner::JobSet> jobs_;
@@ -163,15 +298,14 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   std::vector<std::string> report_events_;
   std::vector<std::string> base_env_;
   std::vector<std::string> unenforced_;  // what the tier could not apply (the same for every task)
-  runner::FdSink out_{1}, err_{2};
   UniqueFd devnull_;
   UniqueFd report_fd_, junit_fd_, joblog_fd_;
   std::optional<runner::EventLoop::TimerId> timer_;
   std::optional<TimePoint> timer_deadline_;
   TimePoint started_{};
   WallTime started_wall_{};
-  std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0;
-  bool interrupted_ = false;
+  std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0, interrupted_tasks_ = 0, done_ = 0;
+  int interrupt_signal_ = 0;  // the first of SIGINT/SIGTERM/SIGHUP batman was sent
 };
 
 Attempt* BatchRunner::attempt_of(const runner::Job& j) {
@@ -186,9 +320,9 @@ runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check, boo
   spec.project = tree_.name;
   spec.home = tree_.home;
   spec.project_dir = tree_.dir;
-  spec.run_id = t.name;
-  spec.tmp_dir = tree_.tmp_path() + "/" + t.name;
-  spec.unit_parts = {t.name, std::to_string(a.number)};
+  spec.run_id = task_id(a.task);
+  spec.tmp_dir = tree_.tmp_path() + "/" + spec.run_id;
+  spec.unit_parts = {spec.run_id, std::to_string(a.number)};
   if (health_check) spec.unit_parts.push_back("check");
   spec.command = health_check ? *run_.health_check : t.cmd;
   spec.cwd = cwd_of_[a.task];
@@ -218,17 +352,21 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
   a->number = attempt;
   a->started = loop_->now();
   a->started_wall = std::chrono::system_clock::now();
-  a->log_name = t.name + "." + std::to_string(attempt) + ".log";
+  a->log_name = log_name(task, attempt);
   auto fd = open_regular_at(tree_.logs_fd.get(), a->log_name, O_WRONLY | O_CREAT | O_TRUNC, 0600,
                             tree_.logs_path() + "/" + a->log_name);  // never a FIFO
   if (!fd) return std::unexpected(fd.error().wrap("create log"));
   a->log = std::make_unique<AttemptLog>(std::move(*fd));
   // A retry keeps the directory of the attempt before it.
-  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), t.name); !made && made.error().code != EEXIST)
-    return sys_error("create " + tree_.tmp_path() + "/" + t.name, made.error().code);
-  if (!view_->live()) {
-    a->out_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", out_);
-    a->err_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", err_);
+  const auto tmp = task_id(task);
+  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), tmp); !made && made.error().code != EEXIST)
+    return sys_error("create " + tree_.tmp_path() + "/" + tmp, made.error().code);
+  if (output_ == OutputMode::Prefixed) {
+    a->out_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", *out_);
+    a->err_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", *err_);
+  } else if (output_ == OutputMode::Grouped) {
+    a->out_group = std::make_unique<GroupSink>(tree_.tmp_fd.get(), *out_);
+    a->err_group = std::make_unique<GroupSink>(tree_.tmp_fd.get(), *err_);
   }
   auto& slot = attempts_[task];
   slot = std::move(a);
@@ -247,6 +385,10 @@ Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
   if (!health_check && a.out_prefix) {
     out.push_back(a.out_prefix.get());
     err.push_back(a.err_prefix.get());
+  }
+  if (!health_check && a.out_group) {
+    out.push_back(a.out_group.get());
+    err.push_back(a.err_group.get());
   }
   runner::Job& job = jobs_->add(isolation::make_backend(tier_.tier), runner::launch_request(spec_of(a, health_check)),
                                 rules, out, err, devnull_.get());
@@ -331,7 +473,11 @@ void BatchRunner::on_settled(runner::Job& j) {
     outcome.error = j.spawn_error() ? j.spawn_error()->message : j.process().reason();
   }
   a.job = nullptr;
-  jobs_->remove(j, true);
+  jobs_->remove(j, true);  // its output is all in the sinks now
+  if (a.out_group) {
+    a.out_group->emit();
+    a.err_group->emit();
+  }
   finish_attempt(task, std::move(outcome));
 }
 
@@ -359,7 +505,7 @@ void BatchRunner::on_attempt_end(std::size_t task, const runner::AttemptRecord& 
   r.error = record.outcome.error;
   r.outcome = record.outcome.describe();
   r.started = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.runtime);
-  r.log = "logs/" + run_.tasks[task].name + "." + std::to_string(record.number) + ".log";
+  r.log = "logs/" + log_name(task, record.number);
   if (auto it = attempts_.find(task); it != attempts_.end()) {
     r.started = it->second->started_wall;
     if (it->second->log) r.output_bytes = it->second->log->bytes();
@@ -378,10 +524,16 @@ void BatchRunner::on_task_end(std::size_t task) {
   switch (rec.status) {
     case TaskStatus::Succeeded: ++succeeded_; break;
     case TaskStatus::Failed: ++failed_; break;
+    case TaskStatus::Interrupted: ++interrupted_tasks_; break;
+    case TaskStatus::Done: ++done_; break;
     default: ++skipped_; break;
   }
-  disk_->remove_tree(tree_.tmp_fd.get(), t.name, may_park_tmp());
-  if (rec.attempts.empty()) return;  // skipped before it ran: no state to record
+  if (rec.status == TaskStatus::Done) {
+    show("task " + t.name + " not run: " + rec.reason);
+    return;
+  }
+  if (rec.attempts.empty()) return;  // skipped before it ran: no state to record, no tmp
+  disk_->remove_tree(tree_.tmp_fd.get(), task_id(task), may_park_tmp());
   const auto& last = rec.attempts.back().outcome;
   const auto& attempts = report_attempts_[task];
   runner::RunState s = record_of(task, attempts.empty() ? "" : attempts.back().log);
@@ -392,6 +544,7 @@ void BatchRunner::on_task_end(std::size_t task) {
   runner::JobEnd end;
   if (last.signal || last.exit_code >= 0) end.exit = runner::ExitInfo{last.exit_code, last.signal, false};
   end.timed_out = last.timed_out;
+  end.stopped = rec.status == TaskStatus::Interrupted;
   runner::record_ended(s, end, std::chrono::system_clock::now());
   save_state(s);
 }
@@ -416,6 +569,7 @@ bool BatchRunner::may_park_tmp() const {
 void BatchRunner::on_log(std::string_view message) {
   const std::string text(message);
   if (events_) events_->info("{}", text);
+  to_batch_log(text + "\n");
   report_events_.push_back(text);
   show(text);
 }
@@ -452,16 +606,78 @@ void BatchRunner::set_timer(std::optional<TimePoint> deadline) {
   }
 }
 
+// Every signal batman handles comes here (signalfd). Requests that concern one task can be
+// told apart here (sigqueue's value, info.ssi_int) before falling through to the batch-wide
+// interrupt.
 void BatchRunner::handle_signal(const signalfd_siginfo& info) {
-  const int sig = static_cast<int>(info.ssi_signo);
-  if (!interrupted_) {
-    interrupted_ = true;
-    scheduler_->interrupt("interrupted by SIG" + signal_name(sig) + ": stopping running tasks, skipping the rest");
+  interrupt(static_cast<int>(info.ssi_signo));
+}
+
+void BatchRunner::interrupt(int sig) {
+  if (interrupt_signal_ == 0) {
+    interrupt_signal_ = sig;
+    scheduler_->interrupt("interrupted by SIG" + signal_name(sig));
     return;
   }
   // A second signal does not wait for the grace period.
   for (auto& [task, a] : attempts_)
     if (auto* j = a->current()) j->signal_tree(SIGKILL);
+}
+
+runner::RunState BatchRunner::batch_record() const {
+  runner::LaunchSpec spec;
+  spec.project = tree_.name;
+  spec.run_id = run_id_;
+  spec.command = command_line_;
+  std::error_code ec;
+  spec.cwd = std::filesystem::current_path(ec).string();
+  spec.tier = tier_.tier;
+  spec.profile = profile_;
+  spec.limits = profile_.limits;
+  auto s = runner::state_record(spec, "batch", tier_.skipped, "logs/" + run_id_ + ".log");
+  s.isolation.unenforced = unenforced_;
+  // Its "job" is batman itself: `batman stop PROJECT RUN-ID` stops the whole batch.
+  runner::record_started(s, ::getpid(), started_wall_);
+  s.started_at = format_rfc3339(started_wall_);
+  return s;
+}
+
+void BatchRunner::to_batch_log(std::string_view text) {
+  if (batch_log_) (void)write_all(batch_log_.get(), text);
+}
+
+int BatchRunner::exit_code() const {
+  if (interrupt_signal_) return 128 + interrupt_signal_;
+  return scheduler_->all_succeeded() ? 0 : 1;
+}
+
+// For each failed task: its log's path, and its last lines (--tail).
+std::string BatchRunner::failure_tails(const Report& report) const {
+  std::string out;
+  std::size_t shown = 0, more = 0;
+  for (const auto& b : report.batches) {
+    for (const auto& t : b.tasks) {
+      if (t.status != "failed" || t.attempts.empty()) continue;
+      if (shown == kTailedTasks) {
+        ++more;
+        continue;
+      }
+      ++shown;
+      const auto& log = t.attempts.back().log;  // "logs/<name>"
+      out += "task " + t.name + " failed (" + t.reason + "): " + tree_.dir + "/" + log + "\n";
+      const auto tail = tail_of(tree_.logs_fd.get(), log.substr(5), tail_lines_);
+      if (tail.empty()) continue;
+      std::size_t from = 0;
+      while (from <= tail.size()) {
+        auto nl = tail.find('\n', from);
+        if (nl == std::string::npos) nl = tail.size();
+        out += "  | " + printable(std::string_view(tail).substr(from, nl - from)) + "\n";
+        from = nl + 1;
+      }
+    }
+  }
+  if (more) out += "(and " + std::to_string(more) + " more failed tasks: see their logs)\n";
+  return out;
 }
 
 ViewCounts BatchRunner::counts() const {
@@ -472,6 +688,8 @@ ViewCounts BatchRunner::counts() const {
   c.succeeded = succeeded_;
   c.failed = failed_;
   c.skipped = skipped_;
+  c.interrupted = interrupted_tasks_;
+  c.done = done_;
   c.concurrency = scheduler_->concurrency();
   return c;
 }
@@ -496,6 +714,13 @@ Result<void> BatchRunner::open_reports() {
                                 std::tuple{&options_.junit, &junit_fd_, "--junit"},
                                 std::tuple{&options_.joblog, &joblog_fd_, "--joblog"}}) {
     if (path->empty()) continue;
+    if (*path == "-") {  // stdout, as for every GNU tool
+      const int f = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
+      if (f < 0) return sys_error(std::string(flag) + " -: stdout");
+      fd->reset(f);
+      stdout_taken_ = true;
+      continue;
+    }
     const int f = ::open(path->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
     if (f < 0) return sys_error(std::string(flag) + " " + *path);
     fd->reset(f);
@@ -506,10 +731,11 @@ Result<void> BatchRunner::open_reports() {
 Report BatchRunner::build_report() const {
   Report report;
   report.project = tree_.name;
+  report.run_id = run_id_;
   report.isolation = std::string(isolation::tier_name(tier_.tier));
   report.started = started_wall_;
   report.elapsed = loop_->now() - started_;
-  report.interrupted = interrupted_;
+  report.interrupted = interrupt_signal_ != 0;
   report.events = report_events_;
   const auto& plan = scheduler_->plan();
   std::size_t seq = 0;
@@ -525,9 +751,8 @@ Report BatchRunner::build_report() const {
       t.status = std::string(runner::task_status_name(rec.status));
       t.reason = rec.reason;
       t.attempts = report_attempts_[task];
-      if (rec.status == TaskStatus::Failed && !t.attempts.empty()) {
-        auto name = t.attempts.back().log.substr(5);  // without "logs/"
-        if (auto text = read_file_at(tree_.logs_fd.get(), name)) t.log_tail = last_lines(*text, kJunitTailLines);
+      if ((rec.status == TaskStatus::Failed || rec.status == TaskStatus::Interrupted) && !t.attempts.empty()) {
+        t.log_tail = tail_of(tree_.logs_fd.get(), t.attempts.back().log.substr(5), kJunitTailLines);
       }
       b.tasks.push_back(std::move(t));
     }
@@ -540,7 +765,8 @@ void BatchRunner::write_reports(const Report& report) {
   // Each report is made only when asked for: a thousand tasks' JSON is not free.
   auto put = [&](const UniqueFd& fd, const std::string& path, std::string (*make)(const Report&)) {
     if (!fd) return;
-    if (auto w = write_all(fd.get(), make(report)); !w) error("cannot write " + path + ": " + w.error().message);
+    if (auto w = write_all(fd.get(), make(report)); !w)
+      error("cannot write " + (path == "-" ? std::string("the report to stdout") : path) + ": " + w.error().message);
   };
   put(report_fd_, options_.report, report_json);
   put(junit_fd_, options_.junit, report_junit);
@@ -550,6 +776,14 @@ void BatchRunner::write_reports(const Report& report) {
 Result<int> BatchRunner::execute() {
   base_env_ = runner::current_environment();
   if (auto ok = open_reports(); !ok) return std::unexpected(ok.error());
+  tail_lines_ = static_cast<std::size_t>(std::stoul(options_.tail));  // checked by command_batch
+  if (options_.output == "prefixed") output_ = OutputMode::Prefixed;
+  else if (options_.output == "none") output_ = OutputMode::None;
+  auto take_view_off = [this] {
+    if (view_ && view_->live()) view_->clear();
+  };
+  out_ = std::make_unique<TerminalSink>(stdout_taken_ ? 2 : 1, take_view_off);
+  err_ = std::make_unique<TerminalSink>(2, take_view_off);
   devnull_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull_) return sys_error("open /dev/null");
 
@@ -576,7 +810,10 @@ Result<int> BatchRunner::execute() {
 
   started_ = loop_->now();
   started_wall_ = std::chrono::system_clock::now();
-  if (events_) events_->info("batch {} started: {} tasks", run_.project, run_.tasks.size());
+  if (events_) events_->info("batch {} run {} started: {} tasks", run_.project, run_id_, run_.tasks.size());
+  save_state(batch_record());
+  show("run " + run_id_ + ": " + std::to_string(run_.tasks.size()) + (run_.tasks.size() == 1 ? " task" : " tasks") +
+       ", logs in " + tree_.logs_path() + "/" + run_id_ + ".*");
   SystemClock clock;
   scheduler_ = std::make_unique<runner::Scheduler>(clock, *this, run_.plan);
   loop_->add_timer_after(view_->live() ? Duration(std::chrono::milliseconds(250)) : Duration(std::chrono::seconds(5)),
@@ -589,12 +826,24 @@ Result<int> BatchRunner::execute() {
   for (pid_t orphan : isolation::children_of(::getpid())) ::kill(orphan, SIGKILL);
 
   view_->clear();
+  const int code = exit_code();
+  auto final_state = batch_record();
+  runner::JobEnd end;
+  end.exit = runner::ExitInfo{code, 0, false};
+  end.stopped = interrupt_signal_ != 0;
+  runner::record_ended(final_state, end, std::chrono::system_clock::now());
+  save_state(final_state);
   for (const auto& e : disk_->flush()) error(e.message);
   const auto report = build_report();
   write_reports(report);
-  if (!quiet()) std::cerr << summary_table(report) << std::flush;
-  if (events_) events_->info("batch {} ended: {} succeeded, {} failed, {} skipped", run_.project, succeeded_, failed_, skipped_);
-  return scheduler_->all_succeeded() ? 0 : 1;
+  // The failed tasks' logs first: the totals stay the last line.
+  const auto summary = failure_tails(report) + summary_table(report);
+  to_batch_log(summary);
+  if (!quiet()) (void)write_all(2, summary);
+  if (events_)
+    events_->info("batch {} run {} ended: {} succeeded, {} failed, {} skipped, {} interrupted, {} done earlier",
+                  run_.project, run_id_, succeeded_, failed_, skipped_, interrupted_tasks_, done_);
+  return code;
 }
 
 // Each task's working directory, absolute: `cwd` is relative to batman's own.
@@ -642,6 +891,90 @@ Result<Limits> limits_from_flags(const BatchOptions& o) {
   return l;
 }
 
+// The state file's command of a batch run: "batman batch FILE [--resume|--resume-failed]
+// [TASK...]" with FILE absolute, so that --resume can find the runs of the same file.
+std::string batch_command_line(const BatchOptions& o) {
+  if (o.file == "-") return "batman batch -";
+  std::error_code ec;
+  auto file = std::filesystem::absolute(o.file, ec).lexically_normal().string();
+  std::string line = "batman batch " + (ec ? o.file : file);
+  if (o.resume_failed) line += " --resume-failed";
+  else if (o.resume) line += " --resume";
+  if (o.no_deps) line += " --no-deps";
+  for (const auto& t : o.tasks) line += " " + t;
+  return line;
+}
+
+// --resume / --resume-failed: each task's outcome in the latest runs of the same batch file
+// (the latest one, and the ones before it as far back as the last run that was not itself a
+// resume, whose tasks it did not run), kept in the plan instead of running the task again.
+// Succeeded stays done; failed or timed out stays failed with --resume; a task killed, lost
+// (batman was killed), never started, or whose command changed since, runs.
+void carry_outcomes(const std::string& project, const std::string& command_line, bool resume_failed,
+                    BatchRun& run) {
+  const std::string file_part = command_line.substr(0, command_line.find(" --resume"));
+  auto runs = load_runs(project);
+  // A batch run's own record: kind batch, a run-id without a dot (its tasks' have one).
+  std::vector<const runner::RunState*> batches;
+  for (const auto& s : runs) {
+    if (s.kind != "batch" || s.run_id.find('.') != std::string::npos) continue;
+    const auto& c = s.command;
+    if (c == file_part || (c.starts_with(file_part) && c[file_part.size()] == ' ')) batches.push_back(&s);
+  }
+  if (batches.empty()) {
+    info("--resume: no earlier run of this batch file in project " + project + ": running every task");
+    return;
+  }
+  std::map<std::string, std::pair<const runner::RunState*, std::string>> latest;  // task -> (state, run-id)
+  for (auto it = batches.rbegin(); it != batches.rend(); ++it) {
+    const auto& id = (*it)->run_id;
+    for (const auto& s : runs) {
+      if (!s.run_id.starts_with(id + ".") || s.kind != "batch") continue;
+      latest.try_emplace(s.run_id.substr(id.size() + 1), &s, id);
+    }
+    if ((*it)->command.find(" --resume", file_part.size()) != file_part.size()) break;  // not a resume
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < run.tasks.size(); ++i) {
+    const auto& task = run.tasks[i];
+    auto found = latest.find(task.name);
+    if (found == latest.end()) continue;
+    const auto& [state, id] = found->second;
+    if (state->command != task.cmd) {
+      info("--resume: task " + task.name + " changed its command since run " + id + ": it runs");
+      continue;
+    }
+    runner::TaskPlan::Carried carried;
+    if (state->status == "succeeded") {
+      carried = {true, "succeeded in run " + id};
+    } else if (!resume_failed && (state->status == "failed" || state->status == "timeout")) {
+      std::string how = state->status == "timeout" ? "timed out"
+                        : state->signal                ? "killed by SIG" + signal_name(*state->signal)
+                        : state->exit_code             ? "exit " + std::to_string(*state->exit_code)
+                                                       : state->status;
+      carried = {false, "failed in run " + id + " (" + how + "); --resume-failed runs it again"};
+    } else {
+      continue;
+    }
+    run.plan.tasks[i].carried = std::move(carried);
+    ++kept;
+  }
+  info("--resume: " + std::to_string(kept) + " of " + std::to_string(run.tasks.size()) +
+       " tasks keep their outcome from run " + batches.back()->run_id);
+}
+
+// Create logs/<run-id>.log for a new batch run: O_EXCL makes the run-id this run's alone.
+Result<std::pair<std::string, UniqueFd>> new_batch_run(const ProjectTree& tree) {
+  for (int tries = 0;; ++tries) {
+    std::string id = new_run_id();
+    const std::string name = id + ".log";
+    auto fd = open_regular_at(tree.logs_fd.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, 0600,
+                              tree.logs_path() + "/" + name);
+    if (fd) return std::pair{std::move(id), std::move(*fd)};
+    if (fd.error().code != EEXIST || tries == 100) return std::unexpected(fd.error().wrap("create the batch's log"));
+  }
+}
+
 }  // namespace
 
 int command_batch(const std::vector<std::string>& args) {
@@ -651,19 +984,38 @@ int command_batch(const std::vector<std::string>& args) {
   app.set_help_flag("-h,--help", "show this help");
   app.add_option("FILE", o.file, "batch file (YAML), or - for one command per line on stdin")->required();
   app.add_option("TASK", o.tasks, "run only these tasks, as one batch");
-  app.add_option("-j,--max-concurrency", o.concurrency, "tasks at once (default 3)");
-  app.add_option("--rate-limit", o.rate_limit, "task starts per second, 0 = no limit (default 10)");
-  app.add_option("--timeout", o.timeout, "per-attempt timeout, e.g. 30s (0 = none)");
-  app.add_option("--retries", o.retries, "retries after a failed attempt (default 3)");
+  app.add_option("-j,--max-concurrency", o.concurrency, "tasks at once (default 3; batch -: the CPUs)");
+  app.add_option("--rate-limit", o.rate_limit, "task starts per second, 0 = no limit (default 10; batch -: 0)");
+  app.add_option("--timeout", o.timeout, "per-attempt timeout, e.g. 30s, 0 = none (default 30s; batch -: 0)");
+  app.add_option("--retries", o.retries, "retries after a failed attempt (default 3; batch -: 0)");
   app.add_option("--halt", o.halt, "never, or soon|now,fail|success|done=N or N% (as GNU parallel)");
   app.add_option("--report", o.report, "write a JSON report to FILE");
   app.add_option("--junit", o.junit, "write JUnit XML to FILE");
   app.add_option("--joblog", o.joblog, "write GNU parallel's joblog to FILE");
   app.add_option("--isolation", o.isolation, "auto|namespaces|firejail|systemd|env");
   app.add_option("--profile", o.profile, "isolation profile: NAME or FILE (default ci)");
+  app.add_option("--output", o.output,
+                 "how tasks' output is shown: grouped (each task's as one block when it ends, the "
+                 "default), prefixed (each line as it comes, after [task]) or none (logs only)");
+  app.add_option("--tail", o.tail, "lines of each failed task's log in the summary (default 10, 0 = none)");
+  app.add_flag("--resume", o.resume, "run only the tasks that did not finish in the last run of FILE");
+  app.add_flag("--resume-failed", o.resume_failed, "as --resume, and run the failed ones again");
+  app.add_flag("--no-deps", o.no_deps, "with TASK names: run only those, not what they need");
   app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
   if (auto rc = parse(app, args)) return *rc;
   set_quiet(o.quiet);
+  if (o.output != "grouped" && o.output != "prefixed" && o.output != "none") {
+    error("--output '" + o.output + "': expected grouped, prefixed or none");
+    return kExitBatmanError;
+  }
+  if (auto n = parse_integer(o.tail, "--tail", 0, 100000); !n) {
+    error(n.error().message);
+    return kExitBatmanError;
+  }
+  if ((o.resume || o.resume_failed) && o.file == "-") {
+    error("--resume: needs a batch FILE (a stdin batch has nothing to find its last run by)");
+    return kExitBatmanError;
+  }
 
   auto config_error = [](const Error& e) {
     error(e.message);
@@ -686,7 +1038,7 @@ int command_batch(const std::vector<std::string>& args) {
   if (!environment) return config_error(environment.error());
   auto halt = runner::parse_halt(o.halt);
   if (!halt) return config_error(halt.error());
-  auto run = resolve_batch(file, o.tasks, *flags, *environment);
+  auto run = resolve_batch(file, o.tasks, *flags, *environment, o.no_deps);
   if (!run) return config_error(run.error());
   run->plan.halt = *halt;
 
@@ -704,12 +1056,20 @@ int command_batch(const std::vector<std::string>& args) {
     info("nothing to run: no tasks");
     return 0;
   }
+  const auto command_line = batch_command_line(o);
+  if (o.resume || o.resume_failed) carry_outcomes(run->project, command_line, o.resume_failed, *run);
+  auto made = new_batch_run(*tree);
+  if (!made) return config_error(made.error());
   info(tier->summary());
 
+  const std::string run_id = made->first;
+  UniqueFd logs_fd(::fcntl(tree->logs_fd.get(), F_DUPFD_CLOEXEC, 3));
   BatchRunner runner(std::move(o), std::move(*run), std::move(*cwd_of), std::move(*tree), std::move(*tier),
-                     std::move(*profile));
+                     std::move(*profile), std::move(made->first), std::move(made->second), command_line);
   auto code = runner.execute();
   if (!code) {
+    // It failed before anything ran (a report it could not open): no run is left behind.
+    if (logs_fd) ::unlinkat(logs_fd.get(), (run_id + ".log").c_str(), 0);
     error(code.error().message);
     return kExitBatmanError;
   }

@@ -1,6 +1,9 @@
 // Parsing and validating batch files (SPEC §10) and resolving them into a scheduler plan.
 #include "src/batch/batch_config.hpp"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -54,6 +57,9 @@ Result<BatchTask> parse_task(const Value& at_name, const std::string& name, cons
   BatchTask task;
   task.name = name;
   if (auto ok = validate_name(task.name, "task"); !ok) return at_name.error(ok.error().message);
+  if (task.name.size() > kMaxTaskName)
+    return at_name.error("a task name is at most " + std::to_string(kMaxTaskName) +
+                         " characters (its files are named <run-id>.<task>)");
   if (node.is_scalar()) {  // shorthand: `name: "command"`
     task.cmd = node.scalar();
     return task;
@@ -193,6 +199,23 @@ T first_of(T fallback, std::initializer_list<const std::optional<T>*> levels) {
 
 }  // namespace
 
+BuiltIns stdin_defaults(int cpus) {
+  BuiltIns b;
+  b.max_concurrency = std::max(1, cpus);
+  b.rate_limit = 0;
+  b.timeout = Duration::zero();
+  b.retries = 0;
+  return b;
+}
+
+int available_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(std::min(n, 100000L)) : 1;
+}
+
 Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::string& source) {
   return yaml::Reader(source).read(yaml_text, [&](const Value& root) { return parse_root(root, source); });
 }
@@ -263,7 +286,8 @@ Result<Limits> limits_from_environment(const std::function<const char*(const cha
 }
 
 Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::string>& selected,
-                               const Limits& flags, const Limits& environment) {
+                               const Limits& flags, const Limits& environment, bool no_deps) {
+  const BuiltIns builtin = file.from_stdin ? stdin_defaults(available_cpus()) : BuiltIns{};
   BatchRun run;
   run.project = file.project;
   run.health_check = file.health_check;
@@ -284,6 +308,23 @@ Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::str
     }
     std::set<std::string> seen;
     std::erase_if(group.tasks, [&](const std::string& n) { return !seen.insert(n).second; });
+    if (!no_deps) {
+      // What the named tasks need, transitively, follows them in file order.
+      std::map<std::string, const BatchTask*> by_name;
+      for (const auto& t : file.tasks) by_name[t.name] = &t;
+      std::set<std::string> wanted(seen);
+      std::vector<std::string> stack(group.tasks.begin(), group.tasks.end());
+      while (!stack.empty()) {
+        const auto name = std::move(stack.back());
+        stack.pop_back();
+        auto it = by_name.find(name);
+        if (it == by_name.end()) continue;
+        for (const auto& need : it->second->needs)
+          if (wanted.insert(need).second) stack.push_back(need);
+      }
+      for (const auto& t : file.tasks)
+        if (wanted.contains(t.name) && !seen.contains(t.name)) group.tasks.push_back(t.name);
+    }
     groups.push_back(std::move(group));
   } else if (!file.batches.empty()) {
     groups = file.batches;
@@ -304,11 +345,11 @@ Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::str
   for (const auto& group : groups) {
     runner::BatchPlan batch;
     batch.name = group.name;
-    batch.max_concurrency = first_of(kDefaultConcurrency, {&flags.max_concurrency, &environment.max_concurrency,
+    batch.max_concurrency = first_of(builtin.max_concurrency, {&flags.max_concurrency, &environment.max_concurrency,
                                                            &group.limits.max_concurrency, &file.defaults.max_concurrency});
-    batch.rate_limit = first_of(kDefaultRateLimit, {&flags.rate_limit, &environment.rate_limit,
+    batch.rate_limit = first_of(builtin.rate_limit, {&flags.rate_limit, &environment.rate_limit,
                                                     &group.limits.rate_limit, &file.defaults.rate_limit});
-    batch.max_queue = first_of(kDefaultMaxQueue, {&flags.max_queue, &environment.max_queue,
+    batch.max_queue = first_of(builtin.max_queue, {&flags.max_queue, &environment.max_queue,
                                                   &group.limits.max_queue, &file.defaults.max_queue});
     batch.queue_overflow_waits = file.from_stdin;
     for (const auto& name : group.tasks) {
@@ -316,9 +357,9 @@ Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::str
                                        [&](const BatchTask& t) { return t.name == name; });
       runner::TaskPlan tp;
       tp.name = task.name;
-      tp.timeout = first_of(kDefaultTimeout, {&flags.timeout, &environment.timeout, &task.limits.timeout,
+      tp.timeout = first_of(builtin.timeout, {&flags.timeout, &environment.timeout, &task.limits.timeout,
                                               &group.limits.timeout, &file.defaults.timeout});
-      tp.retries = first_of(kDefaultRetries, {&flags.retries, &environment.retries, &task.limits.retries,
+      tp.retries = first_of(builtin.retries, {&flags.retries, &environment.retries, &task.limits.retries,
                                               &group.limits.retries, &file.defaults.retries});
       tp.backoff = file.backoff;
       index_of[task.name] = plan.tasks.size();

@@ -15,7 +15,8 @@
 
 namespace batman::cli {
 
-// Built-in defaults: 3 at once, 10 starts a second, 30 s, 3 retries, a queue of 100.
+// Built-in defaults of a batch FILE: 3 at once, 10 starts a second, 30 s, 3 retries, a queue
+// of 100. `batch -` has xargs'/GNU parallel's instead (stdin_defaults).
 constexpr int kDefaultConcurrency = 3;
 constexpr double kDefaultRateLimit = 10;
 constexpr Duration kDefaultTimeout = std::chrono::seconds(30);
@@ -30,6 +31,23 @@ struct Limits {
   std::optional<int> retries;
   std::optional<std::size_t> max_queue;
 };
+
+// The last level of the precedence rule.
+struct BuiltIns {
+  int max_concurrency = kDefaultConcurrency;
+  double rate_limit = kDefaultRateLimit;
+  Duration timeout = kDefaultTimeout;
+  int retries = kDefaultRetries;
+  std::size_t max_queue = kDefaultMaxQueue;
+};
+// `batch -`: as many at once as `cpus`, no rate limit, no timeout, no retries.
+BuiltIns stdin_defaults(int cpus);
+// The CPUs this process may run on (sched_getaffinity, as nproc counts them); at least 1.
+int available_cpus();
+
+// A task's files are named "<run-id>.<task>" (a run-id at most 64 characters, SPEC §3, and a
+// batch's own run-id 22): a task name is at most this long.
+constexpr std::size_t kMaxTaskName = 41;
 
 struct BatchTask {
   std::string name;
@@ -92,8 +110,11 @@ struct BatchRun {
   std::optional<std::string> health_check;
 };
 
-// Build the scheduler's plan: every batch in order, or the `selected` tasks as one batch.
+// Build the scheduler's plan: every batch in order, or the `selected` tasks as one batch,
+// with what they need, transitively (as make does), unless `no_deps`: then a need outside
+// the selection skips its task with a reason. A stdin batch's built-ins are stdin_defaults
+// with available_cpus().
 Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::string>& selected,
-                               const Limits& flags, const Limits& environment);
+                               const Limits& flags, const Limits& environment, bool no_deps = false);
 
 }  // namespace batman::cli

@@ -78,6 +78,8 @@ Report::Counts Report::counts(const ReportBatch& batch) const {
     ++c.total;
     if (t.status == "succeeded") ++c.succeeded;
     else if (t.status == "skipped") ++c.skipped;
+    else if (t.status == "interrupted") ++c.interrupted;
+    else if (t.status == "done") ++c.done;
     else ++c.failed;
   }
   return c;
@@ -91,6 +93,8 @@ Report::Counts Report::counts() const {
     all.succeeded += c.succeeded;
     all.failed += c.failed;
     all.skipped += c.skipped;
+    all.interrupted += c.interrupted;
+    all.done += c.done;
   }
   return all;
 }
@@ -109,11 +113,13 @@ std::string report_json(const Report& report) {
   using nlohmann::json;
   const auto c = report.counts();
   json root{{"project", report.project},
+            {"run_id", report.run_id},
             {"isolation", report.isolation},
             {"started_at", format_rfc3339(report.started)},
             {"elapsed_seconds", seconds_of(report.elapsed)},
             {"interrupted", report.interrupted},
-            {"summary", {{"total", c.total}, {"succeeded", c.succeeded}, {"failed", c.failed}, {"skipped", c.skipped}}},
+            {"summary", {{"total", c.total}, {"succeeded", c.succeeded}, {"failed", c.failed}, {"skipped", c.skipped},
+                         {"interrupted", c.interrupted}, {"done", c.done}}},
             {"events", report.events},
             {"batches", json::array()}};
   for (const auto& b : report.batches) {
@@ -146,8 +152,8 @@ std::string report_junit(const Report& report) {
   const auto c = report.counts();
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += "<testsuites name=\"" + xml_text(report.project) + "\" tests=\"" + std::to_string(c.total) +
-         "\" failures=\"" + std::to_string(c.failed) + "\" errors=\"0\" skipped=\"" +
-         std::to_string(c.skipped) + "\" time=\"" + fixed(seconds_of(report.elapsed), 3) + "\">\n";
+         "\" failures=\"" + std::to_string(c.failed) + "\" errors=\"" + std::to_string(c.interrupted) +
+         "\" skipped=\"" + std::to_string(c.skipped + c.done) + "\" time=\"" + fixed(seconds_of(report.elapsed), 3) + "\">\n";
   for (const auto& b : report.batches) {
     const auto bc = report.counts(b);
     Duration time{0};
@@ -162,8 +168,8 @@ std::string report_junit(const Report& report) {
     std::string stamp = format_rfc3339(first);
     if (!stamp.empty() && stamp.back() == 'Z') stamp.pop_back();
     out += "  <testsuite name=\"" + xml_text(b.name) + "\" tests=\"" + std::to_string(bc.total) +
-           "\" failures=\"" + std::to_string(bc.failed) + "\" errors=\"0\" skipped=\"" +
-           std::to_string(bc.skipped) + "\" time=\"" + fixed(seconds_of(time), 3) + "\" timestamp=\"" +
+           "\" failures=\"" + std::to_string(bc.failed) + "\" errors=\"" + std::to_string(bc.interrupted) +
+           "\" skipped=\"" + std::to_string(bc.skipped + bc.done) + "\" time=\"" + fixed(seconds_of(time), 3) + "\" timestamp=\"" +
            stamp + "\" hostname=\"localhost\">\n";
     for (const auto& t : b.tasks) {
       out += "    <testcase name=\"" + xml_text(t.name) + "\" classname=\"" + xml_text(report.project) +
@@ -173,8 +179,11 @@ std::string report_junit(const Report& report) {
         continue;
       }
       out += ">\n";
-      if (t.status == "skipped") {
+      if (t.status == "skipped" || t.status == "done") {
         out += "      <skipped message=\"" + xml_text(t.reason) + "\"/>\n";
+      } else if (t.status == "interrupted") {
+        out += "      <error message=\"" + xml_text(t.reason) + "\" type=\"interrupted\">" +
+               xml_text("$ " + t.command + "\n" + t.log_tail) + "</error>\n";
       } else {
         out += "      <failure message=\"" + xml_text(t.reason) + "\" type=\"" +
                (t.attempts.empty() || !t.attempts.back().timed_out ? "failure" : "timeout") + "\">" +
@@ -219,7 +228,7 @@ std::string summary_table(const Report& report, std::size_t list_all_up_to) {
   if (many_batches) rows[0].insert(rows[0].begin(), "BATCH");
   for (const auto& b : report.batches) {
     for (const auto& t : b.tasks) {
-      if (!all && t.status == "succeeded") continue;
+      if (!all && (t.status == "succeeded" || t.status == "done")) continue;
       std::vector<std::string> row{t.name, t.status, std::to_string(t.attempts.size()),
                                    t.attempts.empty() ? "-" : format_duration(task_runtime(t)), t.reason};
       if (many_batches) row.insert(row.begin(), b.name);
@@ -248,7 +257,9 @@ std::string summary_table(const Report& report, std::size_t list_all_up_to) {
     out += " succeeded tasks not listed)\n";
   }
   out += std::to_string(c.total) + (c.total == 1 ? " task: " : " tasks: ") + std::to_string(c.succeeded) + " succeeded, " +
-         std::to_string(c.failed) + " failed, " + std::to_string(c.skipped) + " skipped in " +
+         std::to_string(c.failed) + " failed, " + std::to_string(c.skipped) + " skipped" +
+         (c.interrupted ? ", " + std::to_string(c.interrupted) + " interrupted" : "") +
+         (c.done ? ", " + std::to_string(c.done) + " done in an earlier run" : "") + " in " +
          format_duration(report.elapsed) + (report.interrupted ? " (interrupted)" : "") + "\n";
   return out;
 }

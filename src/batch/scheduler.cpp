@@ -21,6 +21,8 @@ std::string_view task_status_name(TaskStatus s) {
     case TaskStatus::Succeeded: return "succeeded";
     case TaskStatus::Failed: return "failed";
     case TaskStatus::Skipped: return "skipped";
+    case TaskStatus::Interrupted: return "interrupted";
+    case TaskStatus::Done: return "done";
   }
   return "unknown";
 }
@@ -99,7 +101,8 @@ Scheduler::Scheduler(const Clock& clock, Launcher& launcher, SchedulePlan plan,
 
 bool Scheduler::terminal(std::size_t task) const {
   const auto s = records_[task].status;
-  return s == TaskStatus::Succeeded || s == TaskStatus::Failed || s == TaskStatus::Skipped;
+  return s == TaskStatus::Succeeded || s == TaskStatus::Failed || s == TaskStatus::Skipped ||
+         s == TaskStatus::Interrupted || s == TaskStatus::Done;
 }
 
 std::size_t Scheduler::queued() const {
@@ -110,13 +113,15 @@ std::size_t Scheduler::queued() const {
 }
 
 bool Scheduler::all_succeeded() const {
-  return std::all_of(records_.begin(), records_.end(),
-                     [](const TaskRecord& r) { return r.status == TaskStatus::Succeeded; });
+  return std::all_of(records_.begin(), records_.end(), [](const TaskRecord& r) {
+    return r.status == TaskStatus::Succeeded || r.status == TaskStatus::Done;
+  });
 }
 
 void Scheduler::start() {
   if (started_) return;
   started_ = true;
+  settle_carried();
   if (plan_.batches.empty()) {
     finished_ = true;
     launcher_.set_timer(std::nullopt);
@@ -124,6 +129,16 @@ void Scheduler::start() {
   }
   begin_batch();
   pump();
+}
+
+// Tasks whose outcome is kept from the run this one resumes are settled before anything
+// starts, so that their dependents, in any batch, see them.
+void Scheduler::settle_carried() {
+  for (std::size_t task = 0; task < plan_.tasks.size(); ++task) {
+    const auto& carried = plan_.tasks[task].carried;
+    if (!carried || terminal(task)) continue;
+    settle(task, carried->succeeded ? TaskStatus::Done : TaskStatus::Skipped, carried->reason);
+  }
 }
 
 void Scheduler::begin_batch() {
@@ -193,8 +208,9 @@ void Scheduler::resolve_needs() {
         if (!skip.empty()) break;
         const auto& dep = records_[need];
         const auto& name = plan_.tasks[need].name;
-        if (dep.status == TaskStatus::Succeeded) continue;
-        if (dep.status == TaskStatus::Failed || dep.status == TaskStatus::Skipped) {
+        if (dep.status == TaskStatus::Succeeded || dep.status == TaskStatus::Done) continue;
+        if (dep.status == TaskStatus::Failed || dep.status == TaskStatus::Skipped ||
+            dep.status == TaskStatus::Interrupted) {
           skip = "dependency failed: " + name;
         } else if (dep.batch > records_[task].batch) {
           skip = "dependency " + name + " runs in a later batch";
@@ -294,6 +310,7 @@ void Scheduler::finish_attempt(std::size_t task, AttemptOutcome outcome) {
   const auto now = clock_.now();
   if (rec.killing == TaskRecord::Kill::Timeout) outcome.timed_out = true;
   const bool halted = rec.killing == TaskRecord::Kill::Halt;
+  const bool interrupted = rec.killing == TaskRecord::Kill::Interrupt;
   rec.killing = TaskRecord::Kill::None;
   rec.deadline.reset();
   --running_;
@@ -307,6 +324,8 @@ void Scheduler::finish_attempt(std::size_t task, AttemptOutcome outcome) {
   const auto what = attempt.outcome.describe();
   if (ok) {
     settle(task, TaskStatus::Succeeded, "");
+  } else if (interrupted) {
+    settle(task, TaskStatus::Interrupted, interrupt_reason_ + " (" + what + ")");
   } else if (halted) {
     settle(task, TaskStatus::Failed, "killed by --halt now (" + what + ")");
   } else if (!halting_ && attempt.number <= plan.retries) {
@@ -370,28 +389,31 @@ void Scheduler::halt(HaltPolicy::When when, const std::string& why) {
   ready_.clear();
   blocked_.clear();
   retrying_.clear();
+  const bool interrupting = !interrupt_reason_.empty();
   for (std::size_t task = 0; task < records_.size(); ++task) {
     const auto s = records_[task].status;
-    if (s == TaskStatus::Pending || s == TaskStatus::Queued || s == TaskStatus::Backoff)
-      settle(task, TaskStatus::Skipped, "halted");
+    if (interrupting && s == TaskStatus::Backoff)
+      settle(task, TaskStatus::Interrupted, interrupt_reason_ + " while waiting to retry");
+    else if (s == TaskStatus::Pending || s == TaskStatus::Queued || s == TaskStatus::Backoff)
+      settle(task, TaskStatus::Skipped, interrupting ? interrupt_reason_ + " before it started" : "halted");
   }
   if (when == HaltPolicy::When::Now) {
+    const auto why_kill = interrupting ? TaskRecord::Kill::Interrupt : TaskRecord::Kill::Halt;
     for (const auto task : std::vector<std::size_t>(running_tasks_)) {
       auto& rec = records_[task];
-      if (rec.killing == TaskRecord::Kill::None) {
-        rec.killing = TaskRecord::Kill::Halt;
-        launcher_.kill(task);
-      } else {
-        rec.killing = TaskRecord::Kill::Halt;
-      }
+      // A timed-out attempt already being killed is told as interrupted or halted from now.
+      const bool asked = rec.killing != TaskRecord::Kill::None;
+      rec.killing = why_kill;
+      if (!asked) launcher_.kill(task);
     }
   }
   if (batch_active_) backlog_next_ = plan_.batches[batch_].tasks.size();
 }
 
 void Scheduler::interrupt(const std::string& why) {
-  if (finished_) return;
-  halt(HaltPolicy::When::Now, why);
+  if (finished_ || !interrupt_reason_.empty()) return;
+  interrupt_reason_ = why;
+  halt(HaltPolicy::When::Now, why + ": stopping running tasks, skipping the rest");
   pump();
 }
 

@@ -92,6 +92,13 @@ struct TaskPlan {
   Backoff backoff;
   std::vector<std::size_t> needs;        // indices into SchedulePlan::tasks
   std::vector<std::string> unmet_needs;  // needed tasks that are not part of this run
+  // --resume: what an earlier run of the same batch left, kept instead of running the task.
+  // A success settles it as Done (its dependents may start), a failure as Skipped.
+  struct Carried {
+    bool succeeded = false;
+    std::string reason;  // "succeeded in run R"
+  };
+  std::optional<Carried> carried;
 };
 
 struct BatchPlan {
@@ -113,7 +120,9 @@ struct SchedulePlan {
   HaltPolicy halt;
 };
 
-enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped };
+// Interrupted: batman was told to stop (SIGINT, SIGTERM) while the task ran. Done: not run,
+// it succeeded in the earlier run this one resumes (--resume); it counts as a success.
+enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped, Interrupted, Done };
 std::string_view task_status_name(TaskStatus s);  // "succeeded"
 
 // How one attempt ended.
@@ -143,7 +152,9 @@ struct TaskRecord {
   std::string reason;  // why skipped or failed
   TimePoint retry_at{};
   std::optional<TimePoint> deadline;  // of the running attempt
-  enum class Kill { None, Timeout, Halt } killing = Kill::None;  // why kill() was sent
+  // Why kill() was sent: it decides how the attempt's end is told (timed out, killed by
+  // --halt now, interrupted).
+  enum class Kill { None, Timeout, Halt, Interrupt } killing = Kill::None;
   bool admitted = false;              // in the queue (not the overflow backlog)
 };
 
@@ -180,8 +191,11 @@ class Scheduler {
   void on_exit(std::size_t task, AttemptOutcome outcome);
   // The timer armed through the launcher has expired (early or late calls are harmless).
   void on_timer();
-  // Stop now, as --halt now (SIGINT/SIGTERM to batman): kill what runs, skip the rest.
+  // Stop now (SIGINT/SIGTERM to batman): kill what runs (those tasks end `interrupted`, or
+  // succeeded if they still exit 0), skip the rest. `why` is the reason they carry
+  // ("interrupted by SIGINT").
   void interrupt(const std::string& why);
+  bool interrupted() const { return !interrupt_reason_.empty(); }
 
   bool finished() const { return finished_; }
   const SchedulePlan& plan() const { return plan_; }
@@ -194,7 +208,7 @@ class Scheduler {
   // backlog of a stream.
   std::size_t queued() const;
   bool halted() const { return halting_; }
-  // True when every task succeeded.
+  // True when every task succeeded (this run, or in the run it resumes).
   bool all_succeeded() const;
 
  private:
@@ -213,6 +227,7 @@ class Scheduler {
   void settle(std::size_t task, TaskStatus status, std::string reason);
   void check_halt();
   void halt(HaltPolicy::When when, const std::string& why);
+  void settle_carried();
   void end_batch_if_done(TimePoint now);
   void arm_timer();
   bool terminal(std::size_t task) const;
@@ -230,6 +245,7 @@ class Scheduler {
   bool halting_ = false;
   bool in_pump_ = false;
   bool pump_again_ = false;
+  std::string interrupt_reason_;  // set by interrupt()
   std::optional<TimePoint> next_batch_at_;
   int limit_ = 0;
   std::size_t running_ = 0;

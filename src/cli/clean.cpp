@@ -82,6 +82,28 @@ std::string forget_worktree(const ProjectTree& tree, const runner::RunState& s) 
   return "";
 }
 
+// A batch task's attempt logs, <run-id>.<N>.log for N = 1, 2, ... (its state counts its
+// restarts; a batman killed mid-run may have left one more than it says).
+bool remove_attempt_logs(const ProjectTree& tree, const runner::RunState& s) {
+  bool ok = true;
+  for (int n = 1; n < 100000; ++n) {
+    const std::string name = s.run_id + "." + std::to_string(n) + ".log";
+    struct stat st{};
+    if (::fstatat(tree.logs_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (n > s.restarts + 1) break;
+      continue;
+    }
+    ok &= remove_tree_at(tree.logs_fd.get(), name).has_value();
+  }
+  return ok;
+}
+
+// A task of a batch that still runs stays with its batch (--resume reads it afterwards).
+bool batch_still_runs(const runner::RunState& s) {
+  return s.kind == "batch" && s.batman_pid > 0 && s.batman_start_time != 0 &&
+         runner::process_matches(s.batman_pid, s.batman_start_time);
+}
+
 }  // namespace
 
 int command_clean(const std::vector<std::string>& args) {
@@ -115,7 +137,7 @@ int command_clean(const std::vector<std::string>& args) {
   std::set<std::string> cleaned;  // projects whose parked tmp directories go too
   std::vector<std::string> stale_units;  // the removed runs' job cgroup names
   for (const auto& s : load_runs(only)) {
-    if (run_is_live(s)) {
+    if (run_is_live(s) || batch_still_runs(s)) {
       ++kept_live;
       continue;
     }
@@ -137,6 +159,7 @@ int command_clean(const std::vector<std::string>& args) {
     }
     bool ok = true;
     ok &= remove_tree_at(tree->logs_fd.get(), s.run_id + ".log").has_value();
+    if (s.kind == "batch") ok &= remove_attempt_logs(*tree, s);
     ok &= remove_tree_at(tree->tmp_fd.get(), s.run_id).has_value();
     if (s.worktree) {
       if (auto why = forget_worktree(*tree, s); !why.empty()) info("clean " + s.project + " " + s.run_id + ": " + why);

@@ -145,7 +145,8 @@ class BatchTest(BatmanTestCase):
         self.assertEqual(task["status"], "failed")
         self.assertTrue(task["attempts"][0]["timed_out"], proc.stderr)
         self.assertLess(task["attempts"][0]["seconds"], 3)
-        state = json.load(open(os.path.join(self.home, "batch", "state", "1.json")))
+        # A task's state is <run-id>.<task> (each batch run keeps its own files).
+        [state] = [s for s in self.states("batch") if s["run_id"].endswith(".1")]
         self.assertEqual(state["status"], "timeout")
 
     def test_dependents_of_a_failed_task_are_skipped(self):
@@ -264,25 +265,29 @@ class BatchTest(BatmanTestCase):
         child = int(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(),
                              what="the first task to start"))
         os.kill(proc.pid, signal.SIGINT)
-        self.assertEqual(proc.wait(timeout=15), 1)
+        # 130 as other tools (issue 13; it was 1), the running task `interrupted`, not failed.
+        self.assertEqual(proc.wait(timeout=15), 130)
         err = proc.stderr.read()
         self.assertIn("interrupted by SIGINT", err)
-        self.assertRegex(err, r"2 tasks: 0 succeeded, 1 failed, 1 skipped")
+        self.assertRegex(err, r"2 tasks: 0 succeeded, 0 failed, 1 skipped, 1 interrupted")
         wait_for(lambda: not pid_alive(child), timeout=5, what=f"the task's child {child} to die")
 
     # --- output and reports ---------------------------------------------------------------
 
     def test_stdin_lines_are_tasks_with_prefixed_output_logs_and_state(self):
-        proc = self.run_lines(["echo one", "echo two >&2; echo three"], check=0)
+        # Prefixed output is asked for now (grouped is the default since issue 13).
+        proc = self.run_lines(["echo one", "echo two >&2; echo three"], "--output", "prefixed", check=0)
         self.assertIn("[1] one\n", proc.stdout)
         self.assertIn("[2] three\n", proc.stdout)
         self.assertIn("[2] two\n", proc.stderr)
+        # Files are named after the batch's run-id: <run-id>.<task>[.<attempt>.log].
+        [run] = [s["run_id"] for s in self.states("batch") if "." not in s["run_id"]]
         logs = os.path.join(self.home, "batch", "logs")
-        self.assertEqual(open(os.path.join(logs, "1.1.log")).read(), "one\n")
+        self.assertEqual(open(os.path.join(logs, f"{run}.1.1.log")).read(), "one\n")
         states = {s["run_id"]: s for s in self.states("batch")}
-        self.assertEqual(states["2"]["kind"], "batch")
-        self.assertEqual(states["2"]["status"], "succeeded")
-        self.assertEqual(states["2"]["log"], "logs/2.1.log")
+        self.assertEqual(states[f"{run}.2"]["kind"], "batch")
+        self.assertEqual(states[f"{run}.2"]["status"], "succeeded")
+        self.assertEqual(states[f"{run}.2"]["log"], f"logs/{run}.2.1.log")
 
     def test_junit_joblog_and_json_reports(self):
         junit = os.path.join(self.tmp, "junit.xml")

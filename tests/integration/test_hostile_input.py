@@ -206,13 +206,13 @@ class HostileFiles(HostileCase):
         big = self.write("big.yaml", "tasks:\n  a: true\n" + ("# " + "x" * 1000 + "\n") * 5000)
         self.refused("batch", big, contains=(f"{big}: larger than 4 MiB",))
         # A batch's task log that is a FIFO: that attempt fails with the reason, nothing hangs.
-        logs = self.project_dir("b2", "logs")
-        self.fifo(os.path.join(logs, "a.1.log"))
-        batch = self.write("b2.yaml", "tasks:\n  a: \"true\"\n  b: \"true\"\n")
-        r = self.batman("batch", batch, timeout=DEADLINE)
-        self.assertIn("task a attempt 1 could not start: create log: ", r.stderr)
-        self.assertIn("a.1.log: not a regular file (a FIFO); retry 1 of", r.stderr)
-        self.assertEqual(r.returncode, 0, r.stderr)  # the retry got a log of its own
+        # (Log names carry the batch's random run-id: the task plants one for its next attempt.)
+        plant = "test $BATMAN_ATTEMPT = 1 || exit 0; mkfifo $BATMAN_PROJECT_DIR/logs/$BATMAN_RUN_ID.2.log; exit 1"
+        batch = self.write("b2.yaml", f"tasks:\n  a: \"{plant}\"\n  b: \"true\"\n")
+        r = self.batman("batch", batch, "--isolation", "env", timeout=DEADLINE)
+        self.assertIn("task a attempt 2 could not start: create log: ", r.stderr)
+        self.assertIn(".a.2.log: not a regular file (a FIFO); retry 2 of", r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)  # the next retry got a log of its own
 
     def test_a_fifo_or_oversized_taskmaster_config_is_refused_at_start_and_at_reload(self):
         fifo = self.fifo(os.path.join(self.work, "f.yaml"))

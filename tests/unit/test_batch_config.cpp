@@ -163,15 +163,81 @@ TEST(BatchConfig, BuiltInDefaults) {
 
 TEST(BatchConfig, NamedTasksRunAsOneBatch) {
   auto f = parse_batch_file(kFull, "plan.yaml");
-  auto run = resolve_batch(*f, {"docs", "dashboard"}, {}, {});
+  // --no-deps: only the named ones; a need outside them is unmet (the task is skipped).
+  auto run = resolve_batch(*f, {"docs", "dashboard"}, {}, {}, true);
   ASSERT_TRUE(run) << run.error().message;
   ASSERT_EQ(run->plan.batches.size(), 1u);
   EXPECT_EQ(run->plan.batches[0].name, "docs dashboard");
+  EXPECT_EQ(run->tasks.size(), 2u);
   EXPECT_EQ(run->tasks[0].name, "docs");
   EXPECT_EQ(run->plan.tasks[1].unmet_needs, std::vector<std::string>{"monitoring"});
   auto missing = resolve_batch(*f, {"nope"}, {}, {});
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message, "plan.yaml: no task named 'nope' (tasks: monitoring, dashboard, docs)");
+}
+
+TEST(BatchConfig, NamedTasksPullInWhatTheyNeedTransitively) {
+  auto f = parse_batch_file(R"(tasks:
+  build: "make"
+  lint: "make lint"
+  unit: {cmd: "make test", needs: [build]}
+  e2e: {cmd: "make e2e", needs: [unit, fixtures]}
+  fixtures: {cmd: "make fixtures", needs: [build]}
+  docs: "make docs"
+)", "ci.yaml");
+  ASSERT_TRUE(f) << f.error().message;
+  auto run = resolve_batch(*f, {"e2e"}, {}, {});
+  ASSERT_TRUE(run) << run.error().message;
+  std::vector<std::string> names;
+  for (const auto& t : run->tasks) names.push_back(t.name);
+  // The named task first, then what it needs in file order; lint and docs are not part of it.
+  EXPECT_EQ(names, (std::vector<std::string>{"e2e", "build", "unit", "fixtures"}));
+  EXPECT_EQ(run->plan.batches[0].name, "e2e");
+  for (const auto& t : run->plan.tasks) EXPECT_TRUE(t.unmet_needs.empty()) << t.name;
+  EXPECT_EQ(run->plan.tasks[0].needs, (std::vector<std::size_t>{2, 3}));  // unit, fixtures
+  auto only = resolve_batch(*f, {"e2e"}, {}, {}, true);
+  ASSERT_TRUE(only);
+  EXPECT_EQ(only->tasks.size(), 1u);
+  EXPECT_EQ(only->plan.tasks[0].unmet_needs, (std::vector<std::string>{"unit", "fixtures"}));
+}
+
+TEST(BatchConfig, TaskNamesLeaveRoomForTheRunId) {
+  const std::string ok(kMaxTaskName, 'a'), long_name(kMaxTaskName + 1, 'a');
+  EXPECT_TRUE(parse_batch_file("tasks: {" + ok + ": x}", "ci.yaml"));
+  EXPECT_EQ(error_of("tasks:\n  " + long_name + ": x\n"),
+            "ci.yaml:2: key 'tasks." + long_name + "': a task name is at most 41 characters (its files are named "
+            "<run-id>.<task>)");
+}
+
+TEST(BatchConfig, StdinHasXargsDefaultsAndStillTakesFlagsAndEnvironment) {
+  std::istringstream in("echo a\necho b\n");
+  auto f = batch_from_lines(in);
+  ASSERT_TRUE(f);
+  auto run = resolve_batch(*f, {}, {}, {});
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->plan.batches[0].max_concurrency, available_cpus());
+  EXPECT_GE(available_cpus(), 1);
+  EXPECT_DOUBLE_EQ(run->plan.batches[0].rate_limit, 0);
+  EXPECT_EQ(run->plan.tasks[0].timeout, Duration::zero());
+  EXPECT_EQ(run->plan.tasks[0].retries, 0);
+  Limits environment;
+  environment.max_concurrency = 7;
+  environment.timeout = seconds(3);
+  Limits flags;
+  flags.retries = 2;
+  flags.rate_limit = 4;
+  flags.max_concurrency = 5;
+  run = resolve_batch(*f, {}, flags, environment);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->plan.batches[0].max_concurrency, 5);
+  EXPECT_DOUBLE_EQ(run->plan.batches[0].rate_limit, 4);
+  EXPECT_EQ(run->plan.tasks[1].timeout, seconds(3));
+  EXPECT_EQ(run->plan.tasks[1].retries, 2);
+  // A batch file keeps SPEC §10's built-ins.
+  auto file = parse_batch_file("tasks: {a: x}", "p.yaml");
+  run = resolve_batch(*file, {}, {}, {});
+  EXPECT_EQ(run->plan.batches[0].max_concurrency, kDefaultConcurrency);
+  EXPECT_EQ(run->plan.tasks[0].retries, kDefaultRetries);
 }
 
 TEST(BatchConfig, EnvironmentVariables) {

@@ -393,7 +393,52 @@ TEST(Scheduler, InterruptKillsWhatRunsAndSkipsTheRest) {
   EXPECT_EQ(world.kills.size(), 2u);
   EXPECT_EQ(s.record(3).status, TaskStatus::Skipped);
   world.run(s);
-  EXPECT_EQ(s.record(0).status, TaskStatus::Failed);
+  EXPECT_EQ(s.record(0).status, TaskStatus::Interrupted);
+  EXPECT_EQ(s.record(0).reason, "interrupted by SIGINT (killed by signal 9 (SIGKILL))");
+  EXPECT_EQ(s.record(3).reason, "interrupted by SIGINT before it started");
+  EXPECT_TRUE(s.interrupted());
+  EXPECT_FALSE(s.all_succeeded());
+  for (const auto& line : world.log) EXPECT_EQ(line.find("--halt"), std::string::npos) << line;
+}
+
+TEST(Scheduler, ATaskThatStillSucceedsAfterAnInterruptHasSucceeded) {
+  World world;
+  world.script = [](std::size_t, int) { return Script{seconds(10), 0}; };
+  Scheduler s(world.clock, world, one_batch(1, 1, 0));
+  s.start();
+  s.interrupt("interrupted by SIGTERM");
+  // It catches the signal and exits 0 before the kill lands.
+  world.running[0] = {world.clock.now() + milliseconds(1), 0};
+  world.run(s);
+  EXPECT_EQ(s.record(0).status, TaskStatus::Succeeded);
+}
+
+TEST(Scheduler, CarriedOutcomesSettleFirstAndCountForNeeds) {
+  World world;
+  auto plan = one_batch(4, 4, 0);
+  plan.tasks[0].carried = TaskPlan::Carried{true, "succeeded in run R"};
+  plan.tasks[1].needs = {0};
+  plan.tasks[2].carried = TaskPlan::Carried{false, "failed in run R (exit 1)"};
+  plan.tasks[3].needs = {2};
+  Scheduler s(world.clock, world, plan);
+  world.run(s);
+  EXPECT_EQ(s.record(0).status, TaskStatus::Done);
+  EXPECT_EQ(s.record(0).reason, "succeeded in run R");
+  EXPECT_EQ(s.record(1).status, TaskStatus::Succeeded);
+  EXPECT_EQ(s.record(2).status, TaskStatus::Skipped);
+  EXPECT_EQ(s.record(3).status, TaskStatus::Skipped);
+  EXPECT_EQ(s.record(3).reason, "dependency failed: t2");
+  ASSERT_EQ(world.starts.size(), 1u);  // only t1 ran
+  EXPECT_EQ(world.starts[0].first, 1u);
+  EXPECT_FALSE(s.all_succeeded());
+  // Everything carried as a success, the rest succeeding: the run succeeded.
+  World again;
+  auto all = one_batch(2, 1, 0);
+  all.tasks[0].carried = TaskPlan::Carried{true, "succeeded in run R"};
+  Scheduler s2(again.clock, again, all);
+  again.run(s2);
+  EXPECT_TRUE(s2.all_succeeded());
+  EXPECT_EQ(again.starts.size(), 1u);
 }
 
 TEST(Health, HalvesAboveHalfAndAddsOneBelowATenth) {
