@@ -708,7 +708,7 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   auto arity = [&app](std::string_view name) -> std::optional<int> {
     const CLI::Option* opt = app.get_option_no_throw(std::string(name));
     if (!opt || opt->get_positional()) return std::nullopt;
-    return opt->get_type_size_min() > 0 ? 1 : 0;
+    return opt->get_expected_max() == 0 ? 0 : 1;  // a flag takes no word
   };
   const std::size_t leading = kind == "isolated" ? 0 : 1;
   JobArguments split = split_job_arguments(args, leading, arity, long_options);
