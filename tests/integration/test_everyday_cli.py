@@ -25,9 +25,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_on_terminal(cmd, env, cwd, rows=30, cols=100, answer=None, prompt=None, timeout=60):
+def run_on_terminal(cmd, env, cwd, rows=30, cols=100, answer=None, prompt=None, timeout=60, resize=None):
     """Run `cmd` with a pseudo-terminal of rows x cols as stdin, stdout and stderr; type
-    `answer` once `prompt` shows. Returns (exit code, everything it printed)."""
+    `answer` once `prompt` shows (or, with `resize` = (rows, cols), resize the terminal then).
+    Returns (exit code, everything it printed)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
@@ -35,7 +36,7 @@ def run_on_terminal(cmd, env, cwd, rows=30, cols=100, answer=None, prompt=None, 
     os.close(slave)
     out = b""
     deadline = time.monotonic() + timeout
-    answered = answer is None
+    answered = answer is None and resize is None
     while time.monotonic() < deadline:
         r, _, _ = select.select([master], [], [], 0.1)
         if r:
@@ -47,7 +48,10 @@ def run_on_terminal(cmd, env, cwd, rows=30, cols=100, answer=None, prompt=None, 
                 break
             out += chunk
         if not answered and prompt.encode() in out:
-            os.write(master, answer.encode())
+            if resize:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", resize[0], resize[1], 0, 0))
+            else:
+                os.write(master, answer.encode())
             answered = True
         if p.poll() is not None and not r:
             break
@@ -202,6 +206,15 @@ class Tty(BatmanTestCase):
             p = subprocess.run([bin_path("batman-parallel"), "-t", "web", "cat; echo done"], stdin=devnull,
                                capture_output=True, text=True, env=self.env, cwd=self.work, timeout=30)
         self.assertIn("done", p.stdout)
+
+    def test_the_job_follows_a_resize(self):
+        # The job waits (up to 10 s) for its terminal to take the new size batman was told of.
+        job = ('echo ready; i=0; while [ "$(stty size)" != "40 120" ] && [ $i -lt 200 ]; do sleep 0.05; '
+               'i=$((i+1)); done; echo "size $(stty size)"')
+        code, out = run_on_terminal([bin_path("batman-parallel"), "-t", "-q", "web", job], self.env, self.work,
+                                    rows=30, cols=100, prompt="ready", resize=(40, 120))
+        self.assertEqual(code, 0, out)
+        self.assertIn("size 40 120", out)
 
     def test_the_terminal_size_is_passed_on(self):
         code, out = run_on_terminal([bin_path("batman-parallel"), "-t", "-q", "web", "stty size"], self.env,
