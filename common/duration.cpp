@@ -22,7 +22,7 @@ bool parse_number(std::string_view text, double& out) {
 Result<Duration> parse_duration(std::string_view text) {
   const std::string shown(text);
   auto bad = [&] {
-    return fail("invalid duration '" + shown + "': use a number with ms, s, m, h, d or w (e.g. 1500ms, 30s, 5m, 1h)");
+    return fail("invalid duration '" + shown + "': use a number with ms, s, m or h (e.g. 1500ms, 30s, 5m, 1h; also d and w)");
   };
   if (text.empty()) return bad();
   double total_ns = 0;

@@ -7,6 +7,7 @@
 #include "common/fs.hpp"
 #include "isolation/profile.hpp"
 #include "common/names.hpp"
+#include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
 #include "src/cli/table.hpp"
 
@@ -42,7 +43,9 @@ int command_profiles(const std::vector<std::string>& args) {
     return 0;
   }
   if (action != "show") {
-    error("profiles: unknown action '" + action + "' (use 'list' or 'show NAME')");
+    const auto near = closest_match(action, {"list", "show"});
+    error("profiles: unknown action '" + action + "'" + (near ? ": did you mean '" + *near + "'?" : "") +
+          " (use 'list' or 'show NAME')");
     return kExitBatmanError;
   }
   if (name.empty()) {

@@ -131,6 +131,9 @@ class DidYouMeanHelpVersion(BatmanTestCase):
         self.assertEqual(p.stderr.strip(), "batman: unknown command 'paralel': did you mean 'parallel'? "
                                            "(run 'batman help' for the list)")
         self.assertIn("did you mean 'clean'", self.batman("help", "claen").stderr)
+        p = self.batman("profiles", "lsit")
+        self.assertEqual(p.returncode, 125)
+        self.assertIn("did you mean 'list'?", p.stderr)
 
     def test_help_subcommand_prints_that_subcommands_help(self):
         p = self.batman("help", "clean", check=0)
