@@ -47,7 +47,7 @@ std::string Table::render(std::size_t width, const std::vector<std::size_t>& shr
     for (std::size_t i = 0; i + 1 < widths.size(); ++i) used += widths[i] + 2;
     return used;
   };
-  constexpr std::size_t kMinLast = 8, kMinShrunk = 6;
+  constexpr std::size_t kMinLast = 16, kMinShrunk = 8;
   // Shrink the shrinkable columns (widest first) until the last column has its minimum.
   while (used_before_last() + kMinLast > width) {
     std::size_t* widest = nullptr;
@@ -56,8 +56,10 @@ std::string Table::render(std::size_t width, const std::vector<std::size_t>& shr
     if (!widest) break;
     --*widest;
   }
+  // The last column takes what is left, however little (a line never passes `width` while
+  // the other columns fit in it).
   const std::size_t used = used_before_last();
-  widths.back() = std::min(widths.back(), width > used + kMinLast ? width - used : kMinLast);
+  widths.back() = std::min(widths.back(), width > used + 4 ? width - used : std::size_t{4});
   return render_with(widths);
 }
 

@@ -19,8 +19,8 @@ class Table {
   void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   // Every cell whole, columns two spaces apart (the last one not padded).
   std::string render() const;
-  // Lines of at most `width` columns: the last column gets what is left (at least 8); when
-  // that is not enough, the `shrinkable` columns give way first (down to 6 each).
+  // Lines of at most `width` columns: the last column gets what is left; while that is less
+  // than 16, the `shrinkable` columns give way first (down to 8 each).
   std::string render(std::size_t width, const std::vector<std::size_t>& shrinkable) const;
 
  private:
