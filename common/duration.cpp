@@ -22,7 +22,7 @@ bool parse_number(std::string_view text, double& out) {
 Result<Duration> parse_duration(std::string_view text) {
   const std::string shown(text);
   auto bad = [&] {
-    return fail("invalid duration '" + shown + "': use a number with ms, s, m or h (e.g. 1500ms, 30s, 5m, 1h)");
+    return fail("invalid duration '" + shown + "': use a number with ms, s, m or h (e.g. 1500ms, 30s, 5m, 1h; also d and w)");
   };
   if (text.empty()) return bad();
   double total_ns = 0;
@@ -48,12 +48,21 @@ Result<Duration> parse_duration(std::string_view text) {
     else if (unit == "m") scale = 60e9;
     else if (unit == "h") scale = 3600e9;
     else if (unit == "d") scale = 86400e9;
+    else if (unit == "w") scale = 7 * 86400e9;
     else return bad();
     total_ns += value * scale;
     any = true;
   }
   if (total_ns > 1e18) return fail("duration '" + shown + "' is too long", ERANGE);
   return Duration(static_cast<long long>(std::llround(total_ns)));
+}
+
+Result<Duration> parse_age(std::string_view text) {
+  if (!text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos)
+    return fail("'" + std::string(text) + "' has no unit: add a unit: s, m, h, d, w (e.g. " + std::string(text) + "d)");
+  auto d = parse_duration(text);
+  if (!d) return fail("invalid age '" + std::string(text) + "': add a unit: s, m, h, d, w (e.g. 30m, 12h, 7d, 2w)");
+  return d;
 }
 
 std::string format_duration(Duration d) {

@@ -9,8 +9,11 @@
 
 namespace batman {
 
-// "1500ms", "30s", "5m", "1h", "1h30m", a bare number is seconds ("2.5" = 2500ms).
+// "1500ms", "30s", "5m", "1h", "2d", "1w", "1h30m", a bare number is seconds ("2.5" = 2500ms).
 Result<Duration> parse_duration(std::string_view text);
+// An age as `clean --older-than` takes it: as parse_duration, but a bare number is refused
+// ("7" was once taken as seconds where days were meant): "add a unit: s, m, h, d, w".
+Result<Duration> parse_age(std::string_view text);
 // "1.5s", "250ms", "2m05s": short and exact enough for messages and tables.
 std::string format_duration(Duration d);
 // "0:01:05" as supervisorctl prints uptimes.

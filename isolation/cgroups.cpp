@@ -270,6 +270,28 @@ void Cgroup::remove() {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
 }
 
+std::uint64_t job_oom_kills(const std::string& unit) {
+  if (unit.empty()) return 0;
+  const Mounts mounts = find_mounts();
+  const auto own = own_paths();
+  const CgroupSupport support = detect_with(mounts, own);
+  std::string file;
+  if (support.version == 2)
+    file = join(mounts.v2, own.contains("") ? own.at("") : "/") + "/batman/" + unit + "/memory.events";
+  else if (support.version == 1 && mounts.v1.contains("memory"))
+    file = join(mounts.v1.at("memory"), own.contains("memory") ? own.at("memory") : "/") + "/batman/" + unit +
+           "/memory.oom_control";
+  if (file.empty()) return 0;
+  auto text = read_file(file, 4096);
+  if (!text) return 0;
+  std::istringstream in(*text);
+  std::string key;
+  std::uint64_t value = 0;
+  while (in >> key >> value)
+    if (key == "oom_kill") return value;
+  return 0;
+}
+
 bool release_cgroup(std::unique_ptr<Cgroup>& cgroup, bool wait) {
   if (!cgroup) return true;
   if (wait) cgroup->remove();

@@ -4,6 +4,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -80,6 +81,11 @@ std::string job_unit_name(std::initializer_list<std::string_view> parts);
 // Returns nullptr (not an error) when no writable cgroup exists.
 std::unique_ptr<Cgroup> create_job_cgroup(const std::string& unit, const Limits& limits,
                                           std::vector<std::string>& unenforced);
+
+// How many times the kernel's OOM killer killed a process of the job cgroup `unit` (made by
+// create_job_cgroup from this process, and not yet removed): v2 `memory.events` oom_kill, v1
+// `memory.oom_control` oom_kill. 0 when the job had no memory cgroup or it cannot be read.
+std::uint64_t job_oom_kills(const std::string& unit);
 
 // The cgroup directories batman made for the job `unit` ("<any parent>/batman/<unit>" in
 // every mounted hierarchy), found by walking the cgroup mounts: a run whose batman was

@@ -54,6 +54,9 @@ class Job final : public ProcessHost {
   // cgroup empties; the destructor waits, bounded, for what is left). Call once it settled.
   void finish();
   void set_sinks(std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks);
+  // The job's stdin, stdout and stderr are all `fd` (a pseudo-terminal's slave side, not
+  // owned, kept open by the caller for every attempt), instead of pipes (`--tty`).
+  void use_terminal(int fd) { terminal_fd_ = fd; }
 
   // ProcessHost
   TimePoint now() const override;
@@ -81,6 +84,7 @@ class Job final : public ProcessHost {
   UniqueFd stdout_write_, stderr_write_;
   UniqueFd devnull_;
   int stdin_fd_;
+  int terminal_fd_ = -1;
   std::optional<isolation::Child> child_;
   std::optional<EventLoop::TimerId> timer_;
   std::optional<Error> spawn_error_;

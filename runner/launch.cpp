@@ -80,6 +80,7 @@ std::string_view status_name(JobStatus s) {
     case JobStatus::Failed: return "failed";
     case JobStatus::Killed: return "killed";
     case JobStatus::Timeout: return "timeout";
+    case JobStatus::Oom: return "oom";
   }
   return "failed";
 }
@@ -87,6 +88,7 @@ std::string_view status_name(JobStatus s) {
 JobStatus end_status(const JobEnd& end) {
   if (end.timed_out) return JobStatus::Timeout;
   if (!end.exit) return JobStatus::Failed;
+  if (end.oom_killed && (end.exit->signal || end.exit->code != 0)) return JobStatus::Oom;
   if (end.exit->signal) return JobStatus::Killed;
   if (end.stopped) return JobStatus::Killed;
   return end.exit->code == 0 ? JobStatus::Succeeded : JobStatus::Failed;

@@ -66,7 +66,9 @@ std::vector<std::string> job_environment(const LaunchSpec& spec);
 isolation::LaunchRequest launch_request(const LaunchSpec& spec);
 
 // A job's status (SPEC §5 `status`), one enum for every front end.
-enum class JobStatus { Starting, Running, Succeeded, Failed, Killed, Timeout };
+// Oom: the kernel's OOM killer killed a process of the job at its memory limit, and the job
+// did not succeed (its exit is then 137 or whatever its shell made of it).
+enum class JobStatus { Starting, Running, Succeeded, Failed, Killed, Timeout, Oom };
 std::string_view status_name(JobStatus s);  // "succeeded"
 
 // How a job ended, as the front end saw it.
@@ -74,9 +76,10 @@ struct JobEnd {
   std::optional<ExitInfo> exit;  // nullopt: it never ran (the tier could not start it)
   bool timed_out = false;        // stopped by its timeout
   bool stopped = false;          // stopped on request (batman stop, Ctrl-C, ctl stop)
+  bool oom_killed = false;       // its cgroup's OOM killer struck (isolation::job_oom_kills)
 };
-// timeout > never ran (failed) > killed by a signal > stopped on request (killed) >
-// exit 0 (succeeded) > any other exit (failed).
+// timeout > never ran (failed) > OOM-killed and not exit 0 (oom) > killed by a signal >
+// stopped on request (killed) > exit 0 (succeeded) > any other exit (failed).
 JobStatus end_status(const JobEnd& end);
 // The status of a supervised process in `state` (its last exit for EXITED).
 JobStatus status_of(ProcState state, const std::optional<ExitInfo>& last);

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 #include "common/fs.hpp"
 
@@ -297,6 +300,113 @@ void OutputPump::close_pipe() {
     auto cb = std::move(on_eof_);
     cb();
   }
+}
+
+Result<std::unique_ptr<PseudoTerminal>> PseudoTerminal::open(EventLoop& loop, std::vector<Sink*> sinks,
+                                                              int size_from) {
+  std::unique_ptr<PseudoTerminal> t(new PseudoTerminal(loop));
+  UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master) return sys_error("--tty: open /dev/ptmx");
+  if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) return sys_error("--tty: unlockpt");
+  char name[128];
+  if (::ptsname_r(master.get(), name, sizeof name) != 0) return sys_error("--tty: ptsname");
+  t->slave_.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!t->slave_) return sys_error(std::string("--tty: open ") + name);
+  termios mode{};
+  if (::tcgetattr(t->slave_.get(), &mode) == 0) {
+    mode.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHONL);
+    (void)::tcsetattr(t->slave_.get(), TCSANOW, &mode);
+  }
+  winsize size{};
+  size.ws_col = 80;
+  size.ws_row = 24;
+  winsize theirs{};
+  if (size_from >= 0 && ::ioctl(size_from, TIOCGWINSZ, &theirs) == 0 && theirs.ws_col > 0) size = theirs;
+  (void)::ioctl(master.get(), TIOCSWINSZ, &size);
+  t->writer_.reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+  if (!t->writer_) return sys_error("--tty: dup");
+  ::fcntl(master.get(), F_SETFL, ::fcntl(master.get(), F_GETFL) | O_NONBLOCK);  // shared with writer_
+  t->pump_ = std::make_unique<OutputPump>(loop, std::move(master), std::move(sinks));
+  return t;
+}
+
+PseudoTerminal::~PseudoTerminal() {
+  if (in_watched_) loop_.unwatch(in_);
+  if (writer_watched_) loop_.unwatch(writer_.get());
+}
+
+void PseudoTerminal::forward_input(int in) {
+  in_ = in;
+  // A batman in the background of its terminal would be stopped (SIGTTIN) by reading it.
+  if (in_ >= 0 && ::isatty(in_) && ::tcgetpgrp(in_) != ::getpgrp()) in_ = -1;
+  if (in_ >= 0 && loop_.watch(in_, EPOLLIN, [this](std::uint32_t) { on_input(); })) {
+    in_watched_ = true;
+    return;
+  }
+  end_input();
+}
+
+void PseudoTerminal::on_input() {
+  char buf[4096];
+  ssize_t n = ::read(in_, buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    loop_.unwatch(in_);
+    in_watched_ = false;
+    end_input();
+    return;
+  }
+  send(std::string_view(buf, static_cast<std::size_t>(n)));
+}
+
+void PseudoTerminal::end_input() {
+  if (input_ended_) return;
+  input_ended_ = true;
+  // The line discipline takes VEOF as end-of-file only at the start of a line: a partial
+  // last line is ended by one VEOF, the end-of-file is the next.
+  termios mode{};
+  char eof = ::tcgetattr(slave_.get(), &mode) == 0 && mode.c_cc[VEOF] ? static_cast<char>(mode.c_cc[VEOF]) : '\x04';
+  send(at_line_start_ ? std::string(1, eof) : std::string(2, eof));
+}
+
+void PseudoTerminal::send(std::string_view data) {
+  if (!data.empty()) at_line_start_ = data.back() == '\n';
+  pending_.append(data);
+  flush_pending();
+}
+
+void PseudoTerminal::flush_pending() {
+  while (!pending_.empty()) {
+    ssize_t n = ::write(writer_.get(), pending_.data(), pending_.size());
+    if (n > 0) {
+      pending_.erase(0, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    pending_.clear();  // the terminal is gone: nothing will read it
+  }
+  // Backpressure: while the job does not read, batman does not either.
+  if (pending_.empty()) {
+    if (writer_watched_) loop_.unwatch(writer_.get());
+    writer_watched_ = false;
+    if (in_ >= 0 && !in_watched_ && !input_ended_)
+      in_watched_ = static_cast<bool>(loop_.watch(in_, EPOLLIN, [this](std::uint32_t) { on_input(); }));
+    return;
+  }
+  if (in_watched_) loop_.unwatch(in_);
+  in_watched_ = false;
+  if (!writer_watched_)
+    writer_watched_ = static_cast<bool>(loop_.watch(writer_.get(), EPOLLOUT, [this](std::uint32_t) { flush_pending(); }));
+}
+
+void PseudoTerminal::resize_from(int fd) {
+  winsize size{};
+  if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) (void)::ioctl(writer_.get(), TIOCSWINSZ, &size);
+}
+
+void PseudoTerminal::drain() {
+  if (pump_) pump_->drain();
 }
 
 Result<Pipe> make_pipe() {

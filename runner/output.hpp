@@ -140,6 +140,43 @@ class OutputPump {
   std::uint64_t spliced_ = 0, copied_ = 0;
 };
 
+// A pseudo-terminal for a job (`--tty`): the job's stdin, stdout and stderr are its slave
+// side, so isatty() holds inside and programs keep their colours; what the job writes is read
+// from the master side and goes to `sinks` (the terminal and the log: the same bytes, with
+// the terminal's \r\n). The slave stays open here for the run's life (every attempt gets
+// it), so the master never reads EIO and drain() takes what is left at the end. The slave
+// starts with the size of batman's terminal (80x24 without one) and without echo: batman's
+// own terminal already echoed what the user typed, and forwards it a line at a time.
+class PseudoTerminal {
+ public:
+  static Result<std::unique_ptr<PseudoTerminal>> open(EventLoop& loop, std::vector<Sink*> sinks, int size_from);
+  ~PseudoTerminal();
+  PseudoTerminal(const PseudoTerminal&) = delete;
+  PseudoTerminal& operator=(const PseudoTerminal&) = delete;
+  int slave() const { return slave_.get(); }
+  // Copy `in` (batman's stdin, not owned) to the job's input until its end, then send the
+  // terminal's end-of-file (VEOF). `in` < 0, or one epoll cannot watch (a regular file,
+  // /dev/null): end-of-file at once.
+  void forward_input(int in);
+  // SIGWINCH: give the job's terminal the size of `fd`'s (when it is a terminal).
+  void resize_from(int fd);
+  void drain();
+
+ private:
+  PseudoTerminal(EventLoop& loop) : loop_(loop) {}
+  void on_input();
+  void send(std::string_view data);
+  void flush_pending();
+  void end_input();
+  EventLoop& loop_;
+  UniqueFd slave_, writer_;  // writer_: a dup of the master, watched for EPOLLOUT on its own
+  std::unique_ptr<OutputPump> pump_;
+  int in_ = -1;
+  bool in_watched_ = false, writer_watched_ = false, input_ended_ = false, eof_pending_ = false;
+  bool at_line_start_ = true;
+  std::string pending_;
+};
+
 // A pipe whose read end is non-blocking and close-on-exec, write end close-on-exec. It starts
 // at the kernel's default size; the pump grows it (up to 1 MiB) once a job fills it, so only
 // chatty jobs take pipe memory (unprivileged users have a per-user quota of pipe pages).

@@ -3,6 +3,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -104,16 +105,47 @@ bool batch_still_runs(const runner::RunState& s) {
          runner::process_matches(s.batman_pid, s.batman_start_time);
 }
 
+// Asks on the terminal whether to remove every finished run of every project. 0 to go on,
+// else the exit code (1: the user said no; 125: no terminal to ask).
+int confirm_clean_everything() {
+  if (!::isatty(0) || !::isatty(2)) {
+    error("clean: with no PROJECT and no --older-than this removes every finished run of every project; "
+          "add --all to do so, or name a PROJECT, or give --older-than D");
+    return kExitBatmanError;
+  }
+  std::size_t finished = 0;
+  std::set<std::string> projects;
+  for (const auto& s : load_runs(std::nullopt)) {
+    if (s.live_status()) continue;
+    ++finished;
+    projects.insert(s.project);
+  }
+  if (finished == 0) return 0;
+  std::cerr << "batman: remove all " << finished << " finished run(s) of " << projects.size()
+            << " project(s)? [y/N] " << std::flush;
+  std::string answer;
+  if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+    std::cerr << "batman: nothing removed\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int command_clean(const std::vector<std::string>& args) {
   std::string project, older_text;
-  bool dry_run = false;
+  bool dry_run = false, everything = false;
   CLI::App app{"Remove finished runs' logs, state, tmp and worktrees.", "batman clean"};
   app.add_option("PROJECT", project, "only this project (default: every project)");
-  app.add_option("--older-than", older_text, "only runs that ended longer ago than DURATION");
+  app.add_option("--older-than", older_text, "only runs that ended longer ago than DURATION: 30m, 12h, 7d, 2w");
   app.add_flag("-n,--dry-run", dry_run, "print what would be removed");
+  app.add_flag("--all", everything, "every finished run of every project, without asking");
   if (auto rc = parse(app, args)) return *rc;
+  if (!project.empty() && everything) {
+    error("clean: PROJECT and --all contradict each other: give one");
+    return kExitBatmanError;
+  }
   std::optional<std::string> only;
   if (!project.empty()) {
     auto tree = open_project(project, false);  // validates the name first
@@ -125,12 +157,17 @@ int command_clean(const std::vector<std::string>& args) {
   }
   Duration older{};
   if (!older_text.empty()) {
-    auto d = parse_duration(older_text);
+    auto d = parse_age(older_text);
     if (!d) {
-      error(d.error().wrap("--older-than").message);
+      error(d.error().wrap("clean --older-than").message);
       return kExitBatmanError;
     }
     older = *d;
+  }
+  // No filter at all removes every finished run of every project: asked first on a terminal,
+  // refused without one unless --all says so.
+  if (project.empty() && older_text.empty() && !everything && !dry_run) {
+    if (auto go = confirm_clean_everything(); go != 0) return go;
   }
   auto now = std::chrono::system_clock::now();
   int removed = 0, kept_live = 0, failures = 0;

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "batman_config.h"
 #include "common/names.hpp"
+#include "src/cli/arguments.hpp"
 
 namespace batman::cli {
 namespace {
@@ -23,7 +25,23 @@ void info(std::string_view message) {
 }
 void error(std::string_view message) { std::cerr << "batman: " << printable(message) << std::endl; }
 
+std::string version_text() { return std::string("batman ") + BATMAN_VERSION; }
+
+namespace {
+std::vector<std::string> option_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const auto& l : opt->get_lnames()) names.push_back("--" + l);
+    for (const auto& s : opt->get_snames()) names.push_back("-" + s);
+  }
+  return names;
+}
+}  // namespace
+
 std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
+  // Every executable and subcommand answers -V/--version (unless it took -V for itself).
+  if (app.get_option_no_throw("--version") == nullptr && app.get_option_no_throw("-V") == nullptr)
+    app.set_version_flag("-V,--version", version_text(), "print batman's version");
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
@@ -33,17 +51,23 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
   } catch (const CLI::CallForAllHelp&) {
     std::cout << app.help("", CLI::AppFormatMode::All);
     return 0;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
+    return 0;
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
     // CLI11 reports a missing positional before an unknown option; the unknown option is
-    // what the user got wrong ("batman-parallel -x true").
+    // what the user got wrong ("batman-parallel -x true"), and a near name is what they meant.
     for (const auto& arg : args) {
       if (arg == "--") break;
       if (arg.size() < 2 || arg[0] != '-') continue;
       std::string name = arg.substr(0, arg.find('='));
       if (name.size() > 2 && name[1] != '-') name = name.substr(0, 2);  // -abc: -a
       if (app.get_option_no_throw(name) == nullptr && name != "-h" && name != "--help") {
-        what = "unknown option '" + name + "' (names cannot start with '-'; put COMMAND after '--' if it does)";
+        if (auto near = closest_match(name, option_names(app)))
+          what = "unknown option '" + name + "': did you mean " + *near + "?";
+        else
+          what = "unknown option '" + name + "' (names cannot start with '-'; put COMMAND after '--' if it does)";
         break;
       }
     }

@@ -25,8 +25,12 @@ bool quiet();
 void info(std::string_view message);
 void error(std::string_view message);
 
+// "batman 0.x", as every executable's -V/--version prints it.
+std::string version_text();
+
 // Parse `args` (without the program name) with `app`. Returns nullopt on success, otherwise
-// the exit code to return (0 for --help, 125 for a usage error, printed as one line).
+// the exit code to return (0 for --help and -V/--version, which parse() adds to every app;
+// 125 for a usage error, printed as one line, with the nearest option for a mistyped one).
 std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args);
 
 // Subcommands: args exclude the program and subcommand names.

@@ -1,11 +1,13 @@
 // batman's entry point: dispatch on argv[0] (batman-parallel, batman-isolated, batman-multi,
 // taskmaster) or on the first argument (batman SUBCOMMAND ...).
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "batman_config.h"
+#include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
 
 namespace {
@@ -14,20 +16,34 @@ void usage(std::ostream& out) {
   out << "usage: batman COMMAND [ARGS...]\n\n"
          "Run jobs side by side, each in its own project tree and isolation tier.\n\n"
          "commands:\n"
-         "  parallel PROJECT COMMAND   run COMMAND in PROJECT's tree (also: batman-parallel)\n"
+         "  parallel PROJECT COMMAND   run COMMAND in PROJECT's tree (also: batman-parallel);\n"
+         "                             COMMAND is one shell string or several words (make -j4)\n"
          "  isolated COMMAND           run COMMAND with the strongest isolation (batman-isolated)\n"
          "  multi ID COMMAND           run one live instance of ID (batman-multi)\n"
          "  ps                         list runs\n"
          "  logs PROJECT [RUN-ID]      show a run's log\n"
          "  stop PROJECT [RUN-ID]      stop runs\n"
-         "  clean [PROJECT]            remove finished runs\n"
+         "  clean [PROJECT|--all]      remove finished runs\n"
          "  doctor                     what this machine can isolate, and why\n"
          "  profiles list|show NAME    isolation profiles\n"
          "  supervise CONFIG           the Taskmaster supervisor (also: taskmaster)\n"
          "  ctl [COMMAND...]           control a running supervisor\n"
          "  batch FILE|- [TASK...]     run many tasks with limits, retries and reports\n"
-         "  version                    print the version\n\n"
-         "'batman COMMAND --help' shows each command's options.\n";
+         "  help [COMMAND]             this list, or COMMAND's options\n"
+         "  version, -V, --version     print the version\n\n"
+         "'batman help COMMAND' (or 'batman COMMAND --help') shows each command's options.\n";
+}
+
+const std::vector<std::string> kCommands = {"parallel", "isolated", "multi", "ps",        "logs", "stop",  "clean",
+                                            "doctor",   "profiles", "supervise", "ctl", "batch", "version", "help"};
+
+int unknown_command(const std::string& command) {
+  using namespace batman::cli;
+  if (auto near = closest_match(command, kCommands))
+    error("unknown command '" + command + "': did you mean '" + *near + "'? (run 'batman help' for the list)");
+  else
+    error("unknown command '" + command + "': run 'batman help' for the list");
+  return kExitBatmanError;
 }
 
 int dispatch(const std::string& command, const std::vector<std::string>& args) {
@@ -42,16 +58,22 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "supervise") return command_supervise(args);
   if (command == "ctl") return command_ctl(args);
   if (command == "batch") return command_batch(args);
-  if (command == "version" || command == "--version") {
-    std::cout << "batman " << BATMAN_VERSION << "\n";
+  if (command == "version" || command == "--version" || command == "-V") {
+    std::cout << batman::cli::version_text() << "\n";
     return 0;
   }
   if (command == "help" || command == "--help" || command == "-h") {
+    // `batman help SUBCOMMAND`: that subcommand's own --help.
+    if (!args.empty() && args.front() != "help" && args.front().rfind('-', 0) != 0) {
+      if (std::find(kCommands.begin(), kCommands.end(), args.front()) == kCommands.end())
+        return unknown_command(args.front());
+      if (args.front() == "version") return dispatch("version", {});
+      return dispatch(args.front(), {"--help"});
+    }
     usage(std::cout);
     return 0;
   }
-  error("unknown command '" + command + "': run 'batman help' for the list");
-  return kExitBatmanError;
+  return unknown_command(command);
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "isolation/profile.hpp"
+#include "common/names.hpp"
+#include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
+#include "src/cli/table.hpp"
 
 namespace batman::cli {
 
@@ -32,15 +35,17 @@ int command_profiles(const std::vector<std::string>& args) {
       return kExitBatmanError;
     }
     const auto profiles = isolation::list_profiles();
-    std::printf("%-12s %-60s %s\n", "NAME", "DESCRIPTION", "FILE");
-    for (const auto& p : profiles)
-      std::printf("%-12s %-60s %s\n", p.name.c_str(), p.description.c_str(), p.source.c_str());
+    Table table({"NAME", "DESCRIPTION", "FILE"});
+    for (const auto& p : profiles) table.add({printable(p.name), printable(p.description), printable(p.source)});
+    std::fputs(table.render().c_str(), stdout);
     std::printf("\nsearched, in order:\n");
     for (const auto& dir : isolation::profile_search_path()) std::printf("  %s\n", dir.c_str());
     return 0;
   }
   if (action != "show") {
-    error("profiles: unknown action '" + action + "' (use 'list' or 'show NAME')");
+    const auto near = closest_match(action, {"list", "show"});
+    error("profiles: unknown action '" + action + "'" + (near ? ": did you mean '" + *near + "'?" : "") +
+          " (use 'list' or 'show NAME')");
     return kExitBatmanError;
   }
   if (name.empty()) {

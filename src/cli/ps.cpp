@@ -1,6 +1,11 @@
-// `batman ps [--all] [--project P] [--json]`: runs across every project.
+// `batman ps [--all] [--project P] [--format table|json] [--wide] [-q]`: runs across every
+// project, in a table that fits the terminal ($COLUMNS; whole cells into a pipe).
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -10,17 +15,43 @@
 #include "common/time_format.hpp"
 #include "src/cli/cli.hpp"
 #include "src/cli/runs.hpp"
+#include "src/cli/table.hpp"
 
 namespace batman::cli {
+namespace {
+
+// The width to fit: $COLUMNS, else the terminal's (80 when it says none); 0 (no limit) when
+// the table goes to a pipe or a file, as procps' ps does, so scripts get whole cells.
+std::size_t output_width() {
+  if (const char* c = std::getenv("COLUMNS"); c && *c) {
+    char* end = nullptr;
+    long v = std::strtol(c, &end, 10);
+    if (*end == '\0' && v >= 20 && v <= 10000) return static_cast<std::size_t>(v);
+  }
+  if (!::isatty(1)) return 0;
+  winsize ws{};
+  if (::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20) return ws.ws_col;
+  return 80;
+}
+
+}  // namespace
 
 int command_ps(const std::vector<std::string>& args) {
-  bool all = false, as_json = false;
-  std::string project;
+  bool all = false, as_json = false, wide = false, ids_only = false;
+  std::string project, format = "table";
   CLI::App app{"List running runs across every project (finished ones too with --all).", "batman ps"};
   app.add_flag("-a,--all", all, "include finished runs");
   app.add_option("-p,--project", project, "only this project");
-  app.add_flag("--json", as_json, "print JSON");
+  app.add_option("--format", format, "table (default) | json");
+  app.add_flag("--json", as_json, "same as --format json");
+  app.add_flag("-w,--wide", wide, "every column, nothing truncated (default: fit the terminal, 80 columns without one)");
+  app.add_flag("-q,--quiet", ids_only, "print the run-ids only, one per line");
   if (auto rc = parse(app, args)) return *rc;
+  if (format != "table" && format != "json") {
+    error("ps: --format '" + format + "' is not table or json");
+    return kExitBatmanError;
+  }
+  if (as_json) format = "json";
   if (!project.empty()) {
     if (auto v = validate_name(project, "project"); !v) {
       error(v.error().message);
@@ -30,15 +61,19 @@ int command_ps(const std::vector<std::string>& args) {
   auto runs = load_runs(project.empty() ? std::nullopt : std::optional<std::string>(project));
   std::erase_if(runs, [&](const runner::RunState& s) { return !all && !s.live_status(); });
 
-  if (as_json) {
+  if (ids_only) {
+    for (const auto& s : runs) std::cout << s.run_id << "\n";
+    return 0;
+  }
+  if (format == "json") {
     auto out = nlohmann::json::array();
     for (const auto& s : runs) out.push_back(nlohmann::json::parse(runner::to_json(s)));
     std::cout << out.dump(2) << "\n";
     return 0;
   }
   auto now = std::chrono::system_clock::now();
-  std::printf("%-16s %-22s %-8s %-10s %-8s %-9s %-20s %-9s %-5s %s\n", "PROJECT", "RUN-ID", "KIND", "TIER",
-              "PID", "STATUS", "STARTED", "DURATION", "EXIT", "COMMAND");
+  Table table = wide ? Table({"PROJECT", "RUN-ID", "KIND", "TIER", "PID", "STATUS", "STARTED", "DURATION", "EXIT", "COMMAND"})
+                     : Table({"PROJECT", "RUN-ID", "STATUS", "PID", "DURATION", "EXIT", "COMMAND"});
   for (const auto& s : runs) {
     auto started = parse_rfc3339(s.started_at);
     auto ended = s.ended_at ? parse_rfc3339(*s.ended_at) : std::nullopt;
@@ -51,11 +86,16 @@ int command_ps(const std::vector<std::string>& args) {
       if (c == '\n' || c == '\t') c = ' ';
     // What a state file says is shown as text: no escape sequence reaches the terminal.
     command = printable(command);
-    if (command.size() > 60) command = command.substr(0, 57) + "...";
-    std::printf("%-16s %-22s %-8s %-10s %-8d %-9s %-20s %-9s %-5s %s\n", s.project.c_str(), s.run_id.c_str(),
-                printable(s.kind).c_str(), printable(s.isolation.tier).c_str(), s.pid, printable(s.status).c_str(),
-                printable(started_text).c_str(), duration.c_str(), exit_text.c_str(), command.c_str());
+    if (wide)
+      table.add({printable(s.project), printable(s.run_id), printable(s.kind), printable(s.isolation.tier),
+                 std::to_string(s.pid), printable(s.status), printable(started_text), duration, exit_text, command});
+    else
+      table.add({printable(s.project), printable(s.run_id), printable(s.status), std::to_string(s.pid), duration,
+                 exit_text, command});
   }
+  // Narrow: the last column (COMMAND) takes what is left, PROJECT gives way first.
+  const std::size_t width = wide ? 0 : output_width();
+  std::cout << (width ? table.render(width, {0}) : table.render()) << std::flush;
   return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "runner/launch.hpp"
 #include "runner/state_store.hpp"
 #include "runner/state_writer.hpp"
+#include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
 #include "src/monitor/monitor.hpp"
 #include "isolation/profile_cache.hpp"
@@ -53,7 +54,8 @@ struct RunOptions {
               stoptime = "10s";
   std::vector<std::string> env;
   std::string cwd;
-  bool worktree = false, detach = false, keep_tmp = false, quiet = false, no_monitor = false;
+  bool worktree = false, keep_worktree = false, tty = false, detach = false, keep_tmp = false, quiet = false,
+       no_monitor = false;
   std::optional<std::string> monitor;
 };
 
@@ -73,8 +75,9 @@ Result<RunPlan> make_plan(RunOptions options) {
   RunPlan plan;
   if (auto v = validate_name(options.project, options.kind == "multi" ? "ID" : "project"); !v)
     return std::unexpected(v.error());
-  if (options.command.empty()) return fail("empty COMMAND: give the command to run as one argument");
+  if (options.command.empty()) return fail("empty COMMAND: give the command to run");
   if (options.net && options.no_net) return fail("--net and --no-net contradict each other: give one");
+  if (options.keep_worktree && !options.worktree) return fail("--keep-worktree goes with --worktree: give both");
 
   auto requested = isolation::parse_tier(options.isolation);
   if (!requested) return std::unexpected(requested.error());
@@ -180,6 +183,21 @@ Result<RunPlan> make_plan(RunOptions options) {
   return plan;
 }
 
+// The first of batman's stdout, stderr and stdin that is a terminal (-1: none): the size
+// the job's --tty terminal takes.
+int terminal_fd() {
+  for (int fd : {1, 2, 0})
+    if (::isatty(fd)) return fd;
+  return -1;
+}
+
+// A memory limit as a user would write it: 512M, 2G, 4096K, else bytes.
+std::string format_size(std::uint64_t bytes) {
+  for (auto [unit, scale] : {std::pair{"G", 1ULL << 30}, std::pair{"M", 1ULL << 20}, std::pair{"K", 1ULL << 10}})
+    if (bytes >= scale && bytes % scale == 0) return std::to_string(bytes / scale) + unit;
+  return std::to_string(bytes);
+}
+
 struct Worktree {
   std::string repo;  // top level of the repository
   std::string path;  // worktrees/<run-id>
@@ -203,6 +221,14 @@ Result<Worktree> add_worktree(const std::string& cwd, const ProjectTree& tree, c
   }
   std::string rel = std::filesystem::path(cwd).lexically_relative(repo).string();
   job_cwd = (rel.empty() || rel == ".") ? wt.path : wt.path + "/" + rel;
+  // The worktree is HEAD: what the checkout has beyond it is not there, and is said once.
+  if (auto status = run_capture({"git", "-C", repo, "status", "--porcelain"}); status && status->exit_code == 0) {
+    std::size_t changes = 0;
+    for (char c : status->out) changes += c == '\n';
+    if (changes)
+      info("--worktree: " + repo + " has " + std::to_string(changes) +
+           " uncommitted change(s) (git status); they are not in the worktree, which holds HEAD only");
+  }
   return wt;
 }
 
@@ -254,6 +280,8 @@ class Run final : public runner::JobSet::Owner {
     std::unique_ptr<runner::FileSink> file;
   } log_sink_;
   std::unique_ptr<runner::FdSink> term_out_, term_err_;
+  // --tty: the job's pseudo-terminal, read into term_out_ and the log.
+  std::unique_ptr<runner::PseudoTerminal> terminal_;
   std::unique_ptr<runner::JobSet> jobs_;
   runner::Job* job_ = nullptr;
   std::unique_ptr<Monitor> monitor_;
@@ -356,6 +384,10 @@ void Run::handle_signal(const signalfd_siginfo& info) {
     job_->signal_tree(SIGHUP);
     return;
   }
+  if (sig == SIGWINCH) {
+    if (terminal_ && terminal_fd() >= 0) terminal_->resize_from(terminal_fd());
+    return;
+  }
   // SIGINT/SIGTERM: run the stop sequence. `batman stop` sends SIGTERM through sigqueue
   // with the signal and grace it wants packed in the value.
   std::optional<int> send = sig;
@@ -398,8 +430,9 @@ int Run::execute(int ready_fd) {
   if (!loop) return fail_early(loop.error().message);
   loop_ = std::move(*loop);
   ::signal(SIGPIPE, SIG_IGN);
-  auto signals = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP, SIGCHLD},
-                                       [this](const signalfd_siginfo& i) { handle_signal(i); });
+  std::vector<int> handled{SIGINT, SIGTERM, SIGHUP, SIGCHLD};
+  if (o.tty && !o.detach) handled.push_back(SIGWINCH);  // the terminal's size follows batman's
+  auto signals = loop_->handle_signals(handled, [this](const signalfd_siginfo& i) { handle_signal(i); });
   if (!signals) return fail_early(signals.error().message);
   // After the signals are blocked: the writer's thread inherits the mask.
   disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
@@ -458,9 +491,21 @@ int Run::execute(int ready_fd) {
     out_sinks.insert(out_sinks.begin(), term_out_.get());
     err_sinks.insert(err_sinks.begin(), term_err_.get());
   }
+  if (o.tty) {
+    // One stream, as on a terminal: stdout and stderr both reach batman's stdout.
+    auto t = runner::PseudoTerminal::open(*loop_, out_sinks, o.detach ? -1 : terminal_fd());
+    if (!t) return fail_early(t.error().message);
+    terminal_ = std::move(*t);
+    out_sinks.clear();
+    err_sinks.clear();
+  }
   jobs_ = std::make_unique<runner::JobSet>(*loop_, *this);
   job_ = &jobs_->add(isolation::make_backend(plan_.tier.tier), runner::launch_request(spec_), plan_.rules,
                      out_sinks, err_sinks, o.detach ? -1 : 0);
+  if (terminal_) {
+    job_->use_terminal(terminal_->slave());
+    terminal_->forward_input(o.detach ? -1 : 0);
+  }
   auto unenforced = job_->prepare();
   if (!unenforced) return fail_early(unenforced.error().message);
   state_.isolation.unenforced = *unenforced;
@@ -482,6 +527,9 @@ int Run::execute(int ready_fd) {
   if (events_) events_->info("{} run: {}", run_id_, o.command);
   job_->process().start();
   if (!job_->process().settled()) (void)loop_->run();
+  if (terminal_) terminal_->drain();
+  // Read before finish() releases the job's cgroup: did its memory limit kill it?
+  const bool oom_killed = plan_.limits.memory_bytes && isolation::job_oom_kills(job_->request().unit_name) > 0;
   job_->finish();
 
   // Whatever of the job is still alive is below us (we are its subreaper): daemons that
@@ -491,8 +539,11 @@ int Run::execute(int ready_fd) {
   if (!isolation::has_own_pid_namespace(plan_.tier.tier, plan_.profile)) isolation::kill_all_descendants();
 
   const auto& proc = job_->process();
-  const runner::JobEnd end{proc.last_exit(), timed_out_, stop_requested_};
+  const runner::JobEnd end{proc.last_exit(), timed_out_, stop_requested_, oom_killed};
   const int code = runner::exit_code_of(end);
+  if (runner::end_status(end) == runner::JobStatus::Oom)
+    error("oom-killed: memory limit " + (o.memory.empty() ? format_size(*plan_.limits.memory_bytes) : o.memory) +
+          " reached");
   state_.restarts = proc.restarts();
   runner::record_ended(state_, end, std::chrono::system_clock::now());
   if (!end.exit) {
@@ -515,7 +566,9 @@ int Run::execute(int ready_fd) {
   final_state_.reset();
   if (!o.keep_tmp) disk_->remove_tree(tree_.tmp_fd.get(), run_id_, plan_.tier.tier != isolation::Tier::Systemd);
   if (worktree_) {
-    if (code == 0) {
+    if (code == 0 && o.keep_worktree) {
+      info("worktree kept (--keep-worktree): " + worktree_->path);
+    } else if (code == 0) {
       auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
       if (!rm || rm->exit_code != 0) info("could not remove worktree " + worktree_->path);
     } else {
@@ -606,7 +659,12 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   app.set_help_flag("-h,--help", "show this help");
   if (kind == "parallel") app.add_option("PROJECT", o.project, "project name")->required();
   if (kind == "multi") app.add_option("ID", o.project, "instance ID (also the project)")->required();
-  app.add_option("COMMAND", o.command, "command, run as /bin/sh -c COMMAND")->required();
+  // COMMAND is taken apart before CLI11 sees the line (split_job_arguments): listed here for
+  // --help only.
+  std::string command_help;
+  app.add_option("COMMAND", command_help,
+                 "one shell string, run as /bin/sh -c COMMAND, or several words run as they are "
+                 "(argv: batman-parallel web make -j4)");
   if (kind == "isolated") {
     o.project = "isolated";
     app.add_option("--project", o.project, "project name (default: isolated)");
@@ -615,7 +673,7 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   app.add_option("--profile", o.profile, "isolation profile: NAME or FILE");
   app.add_flag("--net", o.net, "use the host network");
   app.add_flag("--no-net", o.no_net, "no network");
-  app.add_option("--memory", o.memory, "memory limit, e.g. 512M");
+  app.add_option("--memory", o.memory, "memory limit, e.g. 512M (a job killed by it ends with status oom)");
   app.add_option("--cpus", o.cpus, "CPU limit, e.g. 1.5");
   app.add_option("--pids", o.pids, "process count limit");
   app.add_option("--timeout", o.timeout, "stop the job after DURATION (exit 124)");
@@ -627,27 +685,49 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   app.add_option("--stoptime", o.stoptime, "wait before SIGKILL");
   app.add_option("--env", o.env, "K=V for the job (repeatable)")->allow_extra_args(false)->take_all();
   app.add_option("--cwd", o.cwd, "working directory");
-  app.add_flag("--worktree", o.worktree, "run in a fresh git worktree");
+  app.add_flag("--worktree", o.worktree,
+               "run in a fresh git worktree of HEAD (committed files only); removed after a successful "
+               "run, kept after a failed one");
+  app.add_flag("--keep-worktree", o.keep_worktree, "with --worktree: keep it after a successful run too");
+  app.add_flag("-t,--tty", o.tty, "give the job a pseudo-terminal (colours survive; the log gets the same bytes)");
   app.add_flag("-d,--detach", o.detach, "run in the background, print the run-id");
   app.add_flag("--keep-tmp", o.keep_tmp, "keep tmp/<run-id> afterwards");
-  // --monitor takes its port only as --monitor=PORT (a separate word would be PROJECT or
-  // COMMAND); it is taken out before CLI11 sees the arguments.
+  // --monitor's port: --monitor=PORT, or --monitor PORT when PORT is a number (a name would
+  // be PROJECT); taken out by split_job_arguments before CLI11 sees the line.
   bool monitor_flag = false;
-  app.add_flag("--monitor", monitor_flag, "serve a status page on 127.0.0.1 (--monitor=PORT for a fixed port)");
+  app.add_flag("--monitor", monitor_flag, "serve a status page on 127.0.0.1 (--monitor PORT for a fixed port)");
   app.add_flag("--no-monitor", o.no_monitor, "no status page (the default)");
   app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
-  std::vector<std::string> rest;
-  bool options_ended = false;
-  for (const auto& a : args) {
-    if (!options_ended && a == "--") options_ended = true;
-    if (!options_ended && a.rfind("--monitor=", 0) == 0) {
-      o.monitor = a.substr(10);
-      continue;
-    }
-    rest.push_back(a);
+  app.footer("COMMAND: batman's options go before it. One argument is a shell command line "
+             "('make && make test'); several words are the command's argv (make -j4), everything "
+             "after its first word is the command's. Put -- before a command whose words start with -.");
+
+  std::vector<std::string> long_options;
+  for (const CLI::Option* opt : app.get_options())
+    for (const auto& l : opt->get_lnames()) long_options.push_back("--" + l);
+  auto arity = [&app](std::string_view name) -> std::optional<int> {
+    const CLI::Option* opt = app.get_option_no_throw(std::string(name));
+    if (!opt || opt->get_positional()) return std::nullopt;
+    return opt->get_expected_max() == 0 ? 0 : 1;  // a flag takes no word
+  };
+  const std::size_t leading = kind == "isolated" ? 0 : 1;
+  JobArguments split = split_job_arguments(args, leading, arity, long_options);
+  if (auto rc = parse(app, split.options)) return *rc;
+  if (!split.stray.empty()) {
+    error(program + ": unexpected '" + split.stray.front() + "' after the shell command '" + split.command.front() +
+          "': give the command as one quoted argument, or as separate words with no shell syntax");
+    return kExitBatmanError;
   }
-  if (auto rc = parse(app, rest)) return *rc;
-  if (monitor_flag && !o.monitor) o.monitor = "";
+  if (split.command.empty()) {
+    error(program + ": missing COMMAND (see '" + program + " --help')");
+    return kExitBatmanError;
+  }
+  o.command = job_command_line(split);
+  o.monitor = split.monitor;
+  for (const auto& [word, near] : split.near_misses)
+    if (!o.quiet)
+      info("'" + word + "' is passed to the command; did you mean batman's " + near +
+           "? (batman's options go before the command)");
   set_quiet(o.quiet);
 
   auto plan = make_plan(o);

@@ -56,7 +56,8 @@ class ExitCodes(BatmanTestCase):
         for args in (["p", "true", "--timeout", "soon"], ["p", "true", "--isolation", "magic"],
                      ["p", "true", "--restart", "sometimes"], ["p", "true", "--memory", "lots"],
                      ["p", "true", "--stopsignal", "NOPE"], ["p", "true", "--env", "NOEQUALS"],
-                     ["p", "true", "--profile", "no-such-profile"], ["p"], ["p", "true", "--bogus"]):
+                     ["p", "true", "--profile", "no-such-profile"], ["p"], ["p", "echo hi", "--bogus"],
+                     ["--bogus", "p", "true"]):
             p = self.batman(*args, name="batman-parallel")
             self.assertEqual(p.returncode, 125, (args, p.stderr))
             lines = [l for l in p.stderr.splitlines() if l.strip()]
