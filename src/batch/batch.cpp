@@ -137,6 +137,7 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   void save_state(const runner::RunState& s, Duration delay = Duration::zero());
   bool may_park_tmp() const;
   void handle_signal(const signalfd_siginfo& info);
+  void handle_task_stop(const signalfd_siginfo& info);
   void show(const std::string& message);
   void tick_view();
   ViewCounts counts() const;
@@ -172,6 +173,7 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   WallTime started_wall_{};
   std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0;
   bool interrupted_ = false;
+  std::map<std::size_t, StopRequest> stop_requests_;  // `batman stop PROJECT TASK`, per task
 };
 
 Attempt* BatchRunner::attempt_of(const runner::Job& j) {
@@ -434,7 +436,14 @@ void BatchRunner::kill(std::size_t task) {
   if (it == attempts_.end()) return;
   Attempt& a = *it->second;
   a.killed = true;
-  if (auto* j = a.current(); j && !j->process().settled()) j->process().stop(SIGTERM, kKillGrace);
+  std::optional<int> sig = SIGTERM;
+  std::optional<Duration> grace = kKillGrace;
+  if (auto r = stop_requests_.find(task); r != stop_requests_.end()) {
+    // `batman stop --signal S --grace G` on this task (unset: SIGTERM, then SIGKILL after 1 s).
+    if (r->second.signal) sig = r->second.signal;
+    if (r->second.grace) grace = r->second.grace;
+  }
+  if (auto* j = a.current(); j && !j->process().settled()) j->process().stop(sig, grace);
 }
 
 void BatchRunner::set_timer(std::optional<TimePoint> deadline) {
@@ -462,6 +471,29 @@ void BatchRunner::handle_signal(const signalfd_siginfo& info) {
   // A second signal does not wait for the grace period.
   for (auto& [task, a] : attempts_)
     if (auto* j = a->current()) j->signal_tree(SIGKILL);
+}
+
+// `batman stop PROJECT TASK` (common/signals.hpp): stop the one task whose state file the
+// request names, and nothing else; a request that matches no task, or several, is ignored
+// (and logged), and the sender, seeing the task still live, says it was not stopped.
+void BatchRunner::handle_task_stop(const signalfd_siginfo& info) {
+  if (info.ssi_code != SI_QUEUE) return;
+  const TaskStopRequest request = decode_task_stop(info.ssi_ptr);
+  std::optional<std::size_t> found;
+  std::size_t matches = 0;
+  for (std::size_t task = 0; task < run_.tasks.size(); ++task) {
+    if (task_selector(record_of(task, "").run_id) != request.selector) continue;
+    found = task;
+    ++matches;
+  }
+  if (matches != 1) {
+    on_log("stop request from pid " + std::to_string(info.ssi_pid) + " matches " + std::to_string(matches) +
+           " tasks: ignored");
+    return;
+  }
+  stop_requests_[*found] = request.stop;
+  if (!scheduler_->stop_task(*found, "stopped by batman stop (pid " + std::to_string(info.ssi_pid) + ")"))
+    stop_requests_.erase(*found);
 }
 
 ViewCounts BatchRunner::counts() const {
@@ -558,8 +590,11 @@ Result<int> BatchRunner::execute() {
   loop_ = std::move(*loop);
   jobs_ = std::make_unique<runner::JobSet>(*loop_, *this);
   ::signal(SIGPIPE, SIG_IGN);
-  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP},
-                                     [this](const signalfd_siginfo& i) { handle_signal(i); });
+  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP, task_stop_signal()},
+                                     [this](const signalfd_siginfo& i) {
+                                       if (static_cast<int>(i.ssi_signo) == task_stop_signal()) handle_task_stop(i);
+                                       else handle_signal(i);
+                                     });
       !h)
     return std::unexpected(h.error());
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))

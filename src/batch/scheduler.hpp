@@ -113,7 +113,8 @@ struct SchedulePlan {
   HaltPolicy halt;
 };
 
-enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped };
+// Stopped: by `batman stop PROJECT TASK` (never retried; its dependents are skipped).
+enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped, Stopped };
 std::string_view task_status_name(TaskStatus s);  // "succeeded"
 
 // How one attempt ended.
@@ -143,7 +144,7 @@ struct TaskRecord {
   std::string reason;  // why skipped or failed
   TimePoint retry_at{};
   std::optional<TimePoint> deadline;  // of the running attempt
-  enum class Kill { None, Timeout, Halt } killing = Kill::None;  // why kill() was sent
+  enum class Kill { None, Timeout, Halt, Stop } killing = Kill::None;  // why kill() was sent
   bool admitted = false;              // in the queue (not the overflow backlog)
 };
 
@@ -182,6 +183,10 @@ class Scheduler {
   void on_timer();
   // Stop now, as --halt now (SIGINT/SIGTERM to batman): kill what runs, skip the rest.
   void interrupt(const std::string& why);
+  // `batman stop` on one task: a running attempt is killed (launcher kill) and the task ends
+  // `stopped`; a waiting one (queued, blocked, in backoff) ends `stopped` at once. The rest
+  // of the batch goes on; dependents are skipped. False when the task had already ended.
+  bool stop_task(std::size_t task, const std::string& why);
 
   bool finished() const { return finished_; }
   const SchedulePlan& plan() const { return plan_; }
