@@ -141,7 +141,10 @@ class StopBatchTask(BatmanTestCase):
         with open(plan, "w") as f:
             f.write(f"defaults: {{rate_limit: 0}}\ntasks:\n  a: {{cmd: 'sleep {mark}'}}\n  b: {{cmd: 'sleep {mark}'}}\n")
         batch = self.spawn("batch", plan, "--isolation", "env")
-        wait_for(lambda: len(processes_with_marker(mark)) == 2, timeout=20, what="both tasks running")
+        def running(name):
+            text = read_text(os.path.join(self.home, "ci", "state", name + ".json"))
+            return text and json.loads(text)["status"] == "running"
+        wait_for(lambda: running("a") and running("b"), timeout=20, what="both tasks running")
         r = self.batman("stop", "ci", check=0)
         self.assertIn(f"batch pid {batch.pid}", r.stderr)
         batch.wait(timeout=30)
@@ -260,7 +263,14 @@ class CtlCtrlC(TaskmasterCase):
             env = dict(self.env)
             env["TERM"] = "xterm"
             os.execve(self.command(["ctl", "--config", config])[0], self.command(["ctl", "--config", config]), env)
-        self.addCleanup(lambda: (pid_alive(pid) and os.kill(pid, signal.SIGKILL), os.waitpid(pid, os.WNOHANG)))
+        def cleanup():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+            os.close(fd)
+        self.addCleanup(cleanup)
         seen = [b""]
 
         def expect(pattern, timeout=15):
@@ -281,6 +291,7 @@ class CtlCtrlC(TaskmasterCase):
         seen[0] = b""
         os.write(fd, b"tail -f talk\r")
         expect(rb"tick\r?\n.*tick")
+        seen[0] = b""  # the prompt must come back after Ctrl-C, not be the one echoed before
         os.write(fd, b"\x03")
         expect(rb"taskmaster> ")
         self.assertTrue(pid_alive(pid))
