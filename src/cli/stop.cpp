@@ -284,17 +284,17 @@ int stop_supervised(const ProjectTree& tree, const runner::RunState& any, const 
     return 0;
   }
   // Instances that were not running are not an error: there was nothing to stop.
-  bool only_idle = !lines.empty();
+  bool nothing_failed = !lines.empty();
   for (const auto& l : lines) {
     if (l.ends_with(": ERROR (not running)")) info(tree.name + " " + l.substr(0, l.size() - 21) + " is not running");
     else if (l.ends_with(": stopped")) info(tree.name + " " + l + by);
     else {
-      only_idle = false;
+      nothing_failed = false;
       error(tree.name + " " + l);
     }
   }
   if (!answer->error.empty()) error(tree.name + " " + name + ": " + answer->error);
-  if (only_idle && answer->error.empty()) return 0;
+  if (nothing_failed && answer->error.empty()) return 0;
   return answer->exit == 0 ? 0 : 1;
 }
 

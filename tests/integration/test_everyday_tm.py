@@ -2,6 +2,7 @@
 the right thing: an instance through its supervisor, one task of a running batch, a whole
 supervisor or batch; supervisord's %(...)s expansions and BATMAN_PROCESS_NUM; one name for an
 instance everywhere; autorestart true/false; Ctrl-C in `batman ctl`'s shell ends `tail -f`."""
+import http.client
 import json
 import os
 import pty
@@ -9,6 +10,7 @@ import random
 import re
 import select
 import signal
+import socket
 import textwrap
 import time
 import unittest
@@ -153,7 +155,7 @@ class StopBatchTask(BatmanTestCase):
 
 class Expansions(TaskmasterCase):
     def test_numprocs_2_servers_take_different_ports(self):
-        base = str(random.randint(2000, 5999))
+        base = self.free_base()
         for i in (0, 1):
             os.makedirs(os.path.join(self.work, f"site{i}"))
             with open(os.path.join(self.work, f"site{i}", "who"), "w") as f:
@@ -179,11 +181,25 @@ class Expansions(TaskmasterCase):
         self.assertFalse(os.path.exists(os.path.join(self.work, "out-web-0_00.log")))
 
     @staticmethod
+    def free_base():
+        """BASE such that ports BASE0 and BASE1 are free now."""
+        for _ in range(100):
+            base = str(random.randint(2000, 5999))
+            try:
+                with socket.socket() as a, socket.socket() as b:
+                    a.bind(("127.0.0.1", int(base + "0")))
+                    b.bind(("127.0.0.1", int(base + "1")))
+                return base
+            except OSError:
+                continue
+        raise AssertionError("no two free ports")
+
+    @staticmethod
     def fetch(port):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/who", timeout=2) as r:
                 return r.read().decode()
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return None
 
     def test_an_unknown_key_is_a_config_error_with_file_and_line(self):
