@@ -454,12 +454,20 @@ int command_stop(const std::vector<std::string>& args) {
       }
       std::string known;
       std::set<std::string> programs;
+      std::size_t listed = 0, more = 0;
+      auto list = [&](const std::string& name) {
+        if (++listed <= 20) known += " " + name;  // the line stays a line with 10000 instances
+        else ++more;
+      };
+      std::vector<std::string> ids;
       for (const auto& s : runs) {
         if (!run_is_live(s) && !(s.kind == "program" && batman_alive(s))) continue;
-        known += " " + s.run_id;
+        ids.push_back(s.run_id);
         if (auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt) programs.insert(parts->first);
       }
-      for (const auto& p : programs) known += " " + p;
+      for (const auto& p : programs) list(p);  // programs first: the shortest way to name many
+      for (const auto& id : ids) list(id);
+      if (more) known += " and " + std::to_string(more) + " more";
       error("no run, instance or task '" + wanted + "' in project '" + project + "'" +
             (known.empty() ? std::string(": nothing of it runs") : ": it has" + known) + " (see 'batman ps --all --project " +
             project + "')");
