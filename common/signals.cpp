@@ -76,4 +76,26 @@ StopRequest decode_stop_request(int value) {
   return request;
 }
 
+int task_stop_signal() { return SIGRTMIN + 2; }
+
+std::uint32_t task_selector(std::string_view state_name) {
+  std::uint32_t hash = 2166136261u;  // FNV-1a
+  for (unsigned char c : state_name) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  return hash ? hash : 1;
+}
+
+std::uint64_t encode_task_stop(const StopRequest& request, std::uint32_t selector) {
+  return static_cast<std::uint64_t>(selector) << 32 | static_cast<std::uint32_t>(encode_stop_request(request));
+}
+
+TaskStopRequest decode_task_stop(std::uint64_t value) {
+  TaskStopRequest out;
+  out.stop = decode_stop_request(static_cast<int>(static_cast<std::uint32_t>(value & 0xffffffffu)));
+  out.selector = static_cast<std::uint32_t>(value >> 32);
+  return out;
+}
+
 }  // namespace batman

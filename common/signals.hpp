@@ -1,6 +1,7 @@
 // Signal names: "TERM", "SIGTERM", "15" <-> numbers; the stop request `batman stop` queues.
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,5 +24,20 @@ struct StopRequest {
 };
 int encode_stop_request(const StopRequest& request);
 StopRequest decode_stop_request(int value);
+
+// `batman stop PROJECT TASK` on one task of a running batch: a real-time signal (queued, so
+// two requests in a row are both delivered, unlike SIGTERM's) sent with sigqueue to the
+// batch's batman. Its 64-bit value carries the request above in its low half and, in its
+// high half, the task's selector: a hash of the task's state-file name (never 0). The batch
+// stops the one task whose selector matches, and ignores a request that matches none or
+// several (the sender sees the task still running and says so).
+int task_stop_signal();  // SIGRTMIN + 2
+std::uint32_t task_selector(std::string_view state_name);
+std::uint64_t encode_task_stop(const StopRequest& request, std::uint32_t selector);
+struct TaskStopRequest {
+  StopRequest stop;
+  std::uint32_t selector = 0;
+};
+TaskStopRequest decode_task_stop(std::uint64_t value);
 
 }  // namespace batman

@@ -263,6 +263,7 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   void save_state(const runner::RunState& s, Duration delay = Duration::zero());
   bool may_park_tmp() const;
   void handle_signal(const signalfd_siginfo& info);
+  void handle_task_stop(const signalfd_siginfo& info);
   void show(const std::string& message);
   void tick_view();
   ViewCounts counts() const;
@@ -304,8 +305,9 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   std::optional<TimePoint> timer_deadline_;
   TimePoint started_{};
   WallTime started_wall_{};
-  std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0, interrupted_tasks_ = 0, done_ = 0;
+  std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0, interrupted_tasks_ = 0, stopped_ = 0, done_ = 0;
   int interrupt_signal_ = 0;  // the first of SIGINT/SIGTERM/SIGHUP batman was sent
+  std::map<std::size_t, StopRequest> stop_requests_;  // `batman stop PROJECT TASK`, per task
 };
 
 Attempt* BatchRunner::attempt_of(const runner::Job& j) {
@@ -525,6 +527,7 @@ void BatchRunner::on_task_end(std::size_t task) {
     case TaskStatus::Succeeded: ++succeeded_; break;
     case TaskStatus::Failed: ++failed_; break;
     case TaskStatus::Interrupted: ++interrupted_tasks_; break;
+    case TaskStatus::Stopped: ++stopped_; break;
     case TaskStatus::Done: ++done_; break;
     default: ++skipped_; break;
   }
@@ -544,7 +547,7 @@ void BatchRunner::on_task_end(std::size_t task) {
   runner::JobEnd end;
   if (last.signal || last.exit_code >= 0) end.exit = runner::ExitInfo{last.exit_code, last.signal, false};
   end.timed_out = last.timed_out;
-  end.stopped = rec.status == TaskStatus::Interrupted;
+  end.stopped = rec.status == TaskStatus::Interrupted || rec.status == TaskStatus::Stopped;
   runner::record_ended(s, end, std::chrono::system_clock::now());
   save_state(s);
 }
@@ -588,7 +591,14 @@ void BatchRunner::kill(std::size_t task) {
   if (it == attempts_.end()) return;
   Attempt& a = *it->second;
   a.killed = true;
-  if (auto* j = a.current(); j && !j->process().settled()) j->process().stop(SIGTERM, kKillGrace);
+  std::optional<int> sig = SIGTERM;
+  std::optional<Duration> grace = kKillGrace;
+  if (auto r = stop_requests_.find(task); r != stop_requests_.end()) {
+    // `batman stop --signal S --grace G` on this task (unset: SIGTERM, then SIGKILL after 1 s).
+    if (r->second.signal) sig = r->second.signal;
+    if (r->second.grace) grace = r->second.grace;
+  }
+  if (auto* j = a.current(); j && !j->process().settled()) j->process().stop(sig, grace);
 }
 
 void BatchRunner::set_timer(std::optional<TimePoint> deadline) {
@@ -680,6 +690,29 @@ std::string BatchRunner::failure_tails(const Report& report) const {
   return out;
 }
 
+// `batman stop PROJECT TASK` (common/signals.hpp): stop the one task whose state file the
+// request names, and nothing else; a request that matches no task, or several, is ignored
+// (and logged), and the sender, seeing the task still live, says it was not stopped.
+void BatchRunner::handle_task_stop(const signalfd_siginfo& info) {
+  if (info.ssi_code != SI_QUEUE) return;
+  const TaskStopRequest request = decode_task_stop(info.ssi_ptr);
+  std::optional<std::size_t> found;
+  std::size_t matches = 0;
+  for (std::size_t task = 0; task < run_.tasks.size(); ++task) {
+    if (task_selector(record_of(task, "").run_id) != request.selector) continue;
+    found = task;
+    ++matches;
+  }
+  if (matches != 1) {
+    on_log("stop request from pid " + std::to_string(info.ssi_pid) + " matches " + std::to_string(matches) +
+           " tasks: ignored");
+    return;
+  }
+  stop_requests_[*found] = request.stop;
+  if (!scheduler_->stop_task(*found, "stopped by batman stop (pid " + std::to_string(info.ssi_pid) + ")"))
+    stop_requests_.erase(*found);
+}
+
 ViewCounts BatchRunner::counts() const {
   ViewCounts c;
   c.total = run_.tasks.size();
@@ -689,6 +722,7 @@ ViewCounts BatchRunner::counts() const {
   c.failed = failed_;
   c.skipped = skipped_;
   c.interrupted = interrupted_tasks_;
+  c.stopped = stopped_;
   c.done = done_;
   c.concurrency = scheduler_->concurrency();
   return c;
@@ -751,7 +785,7 @@ Report BatchRunner::build_report() const {
       t.status = std::string(runner::task_status_name(rec.status));
       t.reason = rec.reason;
       t.attempts = report_attempts_[task];
-      if ((rec.status == TaskStatus::Failed || rec.status == TaskStatus::Interrupted) && !t.attempts.empty()) {
+      if ((rec.status == TaskStatus::Failed || rec.status == TaskStatus::Interrupted || rec.status == TaskStatus::Stopped) && !t.attempts.empty()) {
         t.log_tail = tail_of(tree_.logs_fd.get(), t.attempts.back().log.substr(5), kJunitTailLines);
       }
       b.tasks.push_back(std::move(t));
@@ -792,8 +826,11 @@ Result<int> BatchRunner::execute() {
   loop_ = std::move(*loop);
   jobs_ = std::make_unique<runner::JobSet>(*loop_, *this);
   ::signal(SIGPIPE, SIG_IGN);
-  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP},
-                                     [this](const signalfd_siginfo& i) { handle_signal(i); });
+  if (auto h = loop_->handle_signals({SIGINT, SIGTERM, SIGHUP, task_stop_signal()},
+                                     [this](const signalfd_siginfo& i) {
+                                       if (static_cast<int>(i.ssi_signo) == task_stop_signal()) handle_task_stop(i);
+                                       else handle_signal(i);
+                                     });
       !h)
     return std::unexpected(h.error());
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))
@@ -841,8 +878,8 @@ Result<int> BatchRunner::execute() {
   to_batch_log(summary);
   if (!quiet()) (void)write_all(2, summary);
   if (events_)
-    events_->info("batch {} run {} ended: {} succeeded, {} failed, {} skipped, {} interrupted, {} done earlier",
-                  run_.project, run_id_, succeeded_, failed_, skipped_, interrupted_tasks_, done_);
+    events_->info("batch {} run {} ended: {} succeeded, {} failed, {} skipped, {} interrupted, {} stopped, {} done earlier",
+                  run_.project, run_id_, succeeded_, failed_, skipped_, interrupted_tasks_, stopped_, done_);
   return code;
 }
 

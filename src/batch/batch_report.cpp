@@ -79,6 +79,7 @@ Report::Counts Report::counts(const ReportBatch& batch) const {
     if (t.status == "succeeded") ++c.succeeded;
     else if (t.status == "skipped") ++c.skipped;
     else if (t.status == "interrupted") ++c.interrupted;
+    else if (t.status == "stopped") ++c.stopped;
     else if (t.status == "done") ++c.done;
     else ++c.failed;
   }
@@ -94,6 +95,7 @@ Report::Counts Report::counts() const {
     all.failed += c.failed;
     all.skipped += c.skipped;
     all.interrupted += c.interrupted;
+    all.stopped += c.stopped;
     all.done += c.done;
   }
   return all;
@@ -119,7 +121,7 @@ std::string report_json(const Report& report) {
             {"elapsed_seconds", seconds_of(report.elapsed)},
             {"interrupted", report.interrupted},
             {"summary", {{"total", c.total}, {"succeeded", c.succeeded}, {"failed", c.failed}, {"skipped", c.skipped},
-                         {"interrupted", c.interrupted}, {"done", c.done}}},
+                         {"interrupted", c.interrupted}, {"stopped", c.stopped}, {"done", c.done}}},
             {"events", report.events},
             {"batches", json::array()}};
   for (const auto& b : report.batches) {
@@ -152,7 +154,7 @@ std::string report_junit(const Report& report) {
   const auto c = report.counts();
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += "<testsuites name=\"" + xml_text(report.project) + "\" tests=\"" + std::to_string(c.total) +
-         "\" failures=\"" + std::to_string(c.failed) + "\" errors=\"" + std::to_string(c.interrupted) +
+         "\" failures=\"" + std::to_string(c.failed) + "\" errors=\"" + std::to_string(c.interrupted + c.stopped) +
          "\" skipped=\"" + std::to_string(c.skipped + c.done) + "\" time=\"" + fixed(seconds_of(report.elapsed), 3) + "\">\n";
   for (const auto& b : report.batches) {
     const auto bc = report.counts(b);
@@ -168,7 +170,7 @@ std::string report_junit(const Report& report) {
     std::string stamp = format_rfc3339(first);
     if (!stamp.empty() && stamp.back() == 'Z') stamp.pop_back();
     out += "  <testsuite name=\"" + xml_text(b.name) + "\" tests=\"" + std::to_string(bc.total) +
-           "\" failures=\"" + std::to_string(bc.failed) + "\" errors=\"" + std::to_string(bc.interrupted) +
+           "\" failures=\"" + std::to_string(bc.failed) + "\" errors=\"" + std::to_string(bc.interrupted + bc.stopped) +
            "\" skipped=\"" + std::to_string(bc.skipped + bc.done) + "\" time=\"" + fixed(seconds_of(time), 3) + "\" timestamp=\"" +
            stamp + "\" hostname=\"localhost\">\n";
     for (const auto& t : b.tasks) {
@@ -181,8 +183,8 @@ std::string report_junit(const Report& report) {
       out += ">\n";
       if (t.status == "skipped" || t.status == "done") {
         out += "      <skipped message=\"" + xml_text(t.reason) + "\"/>\n";
-      } else if (t.status == "interrupted") {
-        out += "      <error message=\"" + xml_text(t.reason) + "\" type=\"interrupted\">" +
+      } else if (t.status == "interrupted" || t.status == "stopped") {
+        out += "      <error message=\"" + xml_text(t.reason) + "\" type=\"" + t.status + "\">" +
                xml_text("$ " + t.command + "\n" + t.log_tail) + "</error>\n";
       } else {
         out += "      <failure message=\"" + xml_text(t.reason) + "\" type=\"" +
@@ -259,6 +261,7 @@ std::string summary_table(const Report& report, std::size_t list_all_up_to) {
   out += std::to_string(c.total) + (c.total == 1 ? " task: " : " tasks: ") + std::to_string(c.succeeded) + " succeeded, " +
          std::to_string(c.failed) + " failed, " + std::to_string(c.skipped) + " skipped" +
          (c.interrupted ? ", " + std::to_string(c.interrupted) + " interrupted" : "") +
+         (c.stopped ? ", " + std::to_string(c.stopped) + " stopped" : "") +
          (c.done ? ", " + std::to_string(c.done) + " done in an earlier run" : "") + " in " +
          format_duration(report.elapsed) + (report.interrupted ? " (interrupted)" : "") + "\n";
   return out;

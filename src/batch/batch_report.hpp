@@ -28,7 +28,7 @@ struct ReportTask {
   std::size_t seq = 0;  // 1-based, in start order of the plan (GNU parallel's Seq)
   std::string name;
   std::string command;
-  std::string status;  // succeeded | failed | skipped | interrupted | done (an earlier run's success, --resume)
+  std::string status;  // succeeded | failed | skipped | interrupted | stopped (batman stop PROJECT TASK) | done (an earlier run's success, --resume)
   std::string reason;  // why failed or skipped
   std::vector<ReportAttempt> attempts;
   std::string log_tail;  // the last lines of the last attempt's log, for failures
@@ -50,7 +50,7 @@ struct Report {
   std::vector<std::string> events;  // adjustments, halts, failed health checks
 
   struct Counts {
-    std::size_t total = 0, succeeded = 0, failed = 0, skipped = 0, interrupted = 0, done = 0;
+    std::size_t total = 0, succeeded = 0, failed = 0, skipped = 0, interrupted = 0, stopped = 0, done = 0;
   };
   Counts counts() const;
   Counts counts(const ReportBatch& batch) const;

@@ -25,7 +25,8 @@ std::string stats_line(const ViewCounts& c, Duration elapsed) {
   }
   return "queued " + std::to_string(c.queued) + ", running " + std::to_string(c.running) + "/" +
          std::to_string(c.concurrency) + ", done " + std::to_string(c.succeeded) + ", failed " +
-         std::to_string(c.failed) + ", skipped " + std::to_string(c.skipped) + ", " + rate_text + ", ETA " + eta;
+         std::to_string(c.failed) + ", skipped " + std::to_string(c.skipped) +
+         (c.stopped ? ", stopped " + std::to_string(c.stopped) : "") + ", " + rate_text + ", ETA " + eta;
 }
 
 BatchView::BatchView(bool live, int fd) : live_(live), fd_(fd) {}

@@ -10,7 +10,8 @@
 namespace batman::cli {
 
 struct ViewCounts {
-  std::size_t total = 0, queued = 0, running = 0, succeeded = 0, failed = 0, skipped = 0, interrupted = 0, done = 0;
+  std::size_t total = 0, queued = 0, running = 0, succeeded = 0, failed = 0, skipped = 0, interrupted = 0, stopped = 0,
+              done = 0;
   int concurrency = 0;
 };
 

@@ -23,6 +23,7 @@ std::string_view task_status_name(TaskStatus s) {
     case TaskStatus::Skipped: return "skipped";
     case TaskStatus::Interrupted: return "interrupted";
     case TaskStatus::Done: return "done";
+    case TaskStatus::Stopped: return "stopped";
   }
   return "unknown";
 }
@@ -102,7 +103,7 @@ Scheduler::Scheduler(const Clock& clock, Launcher& launcher, SchedulePlan plan,
 bool Scheduler::terminal(std::size_t task) const {
   const auto s = records_[task].status;
   return s == TaskStatus::Succeeded || s == TaskStatus::Failed || s == TaskStatus::Skipped ||
-         s == TaskStatus::Interrupted || s == TaskStatus::Done;
+         s == TaskStatus::Interrupted || s == TaskStatus::Done || s == TaskStatus::Stopped;
 }
 
 std::size_t Scheduler::queued() const {
@@ -209,8 +210,10 @@ void Scheduler::resolve_needs() {
         const auto& dep = records_[need];
         const auto& name = plan_.tasks[need].name;
         if (dep.status == TaskStatus::Succeeded || dep.status == TaskStatus::Done) continue;
-        if (dep.status == TaskStatus::Failed || dep.status == TaskStatus::Skipped ||
-            dep.status == TaskStatus::Interrupted) {
+        if (dep.status == TaskStatus::Stopped) {
+          skip = "dependency stopped: " + name;
+        } else if (dep.status == TaskStatus::Failed || dep.status == TaskStatus::Skipped ||
+                   dep.status == TaskStatus::Interrupted) {
           skip = "dependency failed: " + name;
         } else if (dep.batch > records_[task].batch) {
           skip = "dependency " + name + " runs in a later batch";
@@ -311,6 +314,7 @@ void Scheduler::finish_attempt(std::size_t task, AttemptOutcome outcome) {
   if (rec.killing == TaskRecord::Kill::Timeout) outcome.timed_out = true;
   const bool halted = rec.killing == TaskRecord::Kill::Halt;
   const bool interrupted = rec.killing == TaskRecord::Kill::Interrupt;
+  const bool stopped = rec.killing == TaskRecord::Kill::Stop;
   rec.killing = TaskRecord::Kill::None;
   rec.deadline.reset();
   --running_;
@@ -322,7 +326,9 @@ void Scheduler::finish_attempt(std::size_t task, AttemptOutcome outcome) {
   health_.record(!ok);
   launcher_.on_attempt_end(task, attempt);
   const auto what = attempt.outcome.describe();
-  if (ok) {
+  if (stopped) {
+    settle(task, TaskStatus::Stopped, rec.reason + " (" + what + ")");
+  } else if (ok) {
     settle(task, TaskStatus::Succeeded, "");
   } else if (interrupted) {
     settle(task, TaskStatus::Interrupted, interrupt_reason_ + " (" + what + ")");
@@ -415,6 +421,35 @@ void Scheduler::interrupt(const std::string& why) {
   interrupt_reason_ = why;
   halt(HaltPolicy::When::Now, why + ": stopping running tasks, skipping the rest");
   pump();
+}
+
+bool Scheduler::stop_task(std::size_t task, const std::string& why) {
+  if (task >= records_.size() || finished_) return false;
+  auto& rec = records_[task];
+  switch (rec.status) {
+    case TaskStatus::Running:
+      if (rec.killing == TaskRecord::Kill::Stop) return true;
+      rec.reason = why;
+      rec.killing = TaskRecord::Kill::Stop;
+      launcher_.on_log("task " + plan_.tasks[task].name + ": " + why + ": killing its process tree");
+      launcher_.kill(task);
+      break;
+    case TaskStatus::Pending:
+    case TaskStatus::Queued:
+    case TaskStatus::Backoff: {
+      const auto drop = [task](std::vector<std::size_t>& v) { v.erase(std::remove(v.begin(), v.end(), task), v.end()); };
+      drop(blocked_);
+      drop(retrying_);
+      if (rec.batch == batch_ && batch_active_) ready_.erase(position_[task]);
+      launcher_.on_log("task " + plan_.tasks[task].name + ": " + why);
+      settle(task, TaskStatus::Stopped, why);
+      break;
+    }
+    default:
+      return false;
+  }
+  pump();
+  return true;
 }
 
 void Scheduler::on_timer() { pump(); }

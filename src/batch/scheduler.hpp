@@ -122,7 +122,8 @@ struct SchedulePlan {
 
 // Interrupted: batman was told to stop (SIGINT, SIGTERM) while the task ran. Done: not run,
 // it succeeded in the earlier run this one resumes (--resume); it counts as a success.
-enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped, Interrupted, Done };
+// Stopped: by `batman stop PROJECT TASK` (never retried; its dependents are skipped).
+enum class TaskStatus { Pending, Queued, Running, Backoff, Succeeded, Failed, Skipped, Interrupted, Done, Stopped };
 std::string_view task_status_name(TaskStatus s);  // "succeeded"
 
 // How one attempt ended.
@@ -153,8 +154,8 @@ struct TaskRecord {
   TimePoint retry_at{};
   std::optional<TimePoint> deadline;  // of the running attempt
   // Why kill() was sent: it decides how the attempt's end is told (timed out, killed by
-  // --halt now, interrupted).
-  enum class Kill { None, Timeout, Halt, Interrupt } killing = Kill::None;
+  // --halt now, interrupted, stopped by `batman stop`).
+  enum class Kill { None, Timeout, Halt, Interrupt, Stop } killing = Kill::None;
   bool admitted = false;              // in the queue (not the overflow backlog)
 };
 
@@ -196,6 +197,10 @@ class Scheduler {
   // ("interrupted by SIGINT").
   void interrupt(const std::string& why);
   bool interrupted() const { return !interrupt_reason_.empty(); }
+  // `batman stop` on one task: a running attempt is killed (launcher kill) and the task ends
+  // `stopped`; a waiting one (queued, blocked, in backoff) ends `stopped` at once. The rest
+  // of the batch goes on; dependents are skipped. False when the task had already ended.
+  bool stop_task(std::size_t task, const std::string& why);
 
   bool finished() const { return finished_; }
   const SchedulePlan& plan() const { return plan_; }

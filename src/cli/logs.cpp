@@ -75,6 +75,9 @@ int command_logs(const std::vector<std::string>& args) {
   app.add_flag("-f,--follow", follow, "follow until the run ends");
   app.add_option("-n,--lines", lines, "only the last N lines")->check(CLI::NonNegativeNumber);
   if (auto rc = parse(app, args)) return *rc;
+  // A supervised instance as ctl names it (web:01) is the state file web_01.
+  if (auto colon = run_id.find(':'); colon != std::string::npos && run_id.find(':', colon + 1) == std::string::npos)
+    run_id[colon] = '_';
   if (!run_id.empty()) {
     if (auto v = validate_name(run_id, "run-id"); !v) {
       error(v.error().message);
@@ -90,6 +93,23 @@ int command_logs(const std::vector<std::string>& args) {
   const runner::RunState* run = nullptr;
   for (const auto& s : runs)
     if (run_id.empty() ? true : s.run_id == run_id) run = &s;  // runs are oldest first
+  if (!run && !run_id.empty()) {
+    // A program's name: its one instance (web -> web_00); with several, they are listed.
+    std::vector<const runner::RunState*> instances;
+    for (const auto& s : runs) {
+      const auto us = s.run_id.rfind('_');
+      if (s.kind == "program" && us != std::string::npos && s.run_id.compare(0, us, run_id) == 0 && us == run_id.size() &&
+          s.run_id.find_first_not_of("0123456789", us + 1) == std::string::npos)
+        instances.push_back(&s);
+    }
+    if (instances.size() == 1) run = instances.front();
+    if (instances.size() > 1) {
+      std::string names;
+      for (const auto* s : instances) names += " " + s->run_id;
+      error("program '" + run_id + "' has " + std::to_string(instances.size()) + " instances: name one of" + names);
+      return kExitBatmanError;
+    }
+  }
   if (!run) {
     error(run_id.empty() ? "project '" + project + "' has no runs yet"
                          : "no run '" + run_id + "' in project '" + project + "': see 'batman ps --all --project " +

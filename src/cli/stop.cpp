@@ -1,8 +1,14 @@
 // `batman stop PROJECT [RUN-ID | --all] [--signal SIG] [--grace DURATION]`: the stop
-// sequence, run by the run's own batman (signal, wait, SIGKILL to the whole tree).
+// sequence, run by the run's own batman (signal, wait, SIGKILL to the whole tree). A RUN-ID
+// that names one supervised instance (or program) is stopped through its supervisor's
+// control socket, one that names a batch task through the batch (common/signals.hpp): the
+// supervisor and the batch go on.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -12,8 +18,12 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "common/duration.hpp"
+#include "common/fs.hpp"
 #include "common/names.hpp"
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
@@ -182,19 +192,212 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
   return true;
 }
 
+// A supervised instance's state file is state/<program>_<NN>.json: "web_01" -> {"web", "01"}.
+std::optional<std::pair<std::string, std::string>> split_instance(const std::string& stem) {
+  const auto us = stem.rfind('_');
+  if (us == std::string::npos || us == 0 || stem.size() - us < 3) return std::nullopt;
+  const std::string digits = stem.substr(us + 1);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::pair{stem.substr(0, us), digits};
+}
+
+// The run's batman, alive and provably batman (not a reused pid).
+bool batman_alive(const runner::RunState& s) {
+  return s.batman_pid > 0 && runner::process_matches(s.batman_pid, s.batman_start_time) &&
+         is_batman_process(s.batman_pid);
+}
+
+// One command over a supervisor's control socket (SPEC §9's protocol: a line out, JSON lines
+// back up to {"exit":N}). The socket is state/control.sock (a symlink to the config's
+// `socket:` when it sets one), and must be served by `supervisor_pid` (SO_PEERCRED).
+struct ControlAnswer {
+  int exit = 0;
+  std::string out, error;
+};
+Result<ControlAnswer> ask_supervisor(const ProjectTree& tree, pid_t supervisor_pid, const std::string& line) {
+  const std::string shown = tree.state_path() + "/control.sock";
+  const std::string path = "/proc/self/fd/" + std::to_string(tree.state_fd.get()) + "/control.sock";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail("socket path too long: " + shown);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return sys_error("socket");
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+    return sys_error("the supervisor (pid " + std::to_string(supervisor_pid) + ") does not answer on " + shown);
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) return sys_error("SO_PEERCRED on " + shown);
+  if (peer.pid != supervisor_pid)
+    return fail(shown + " is served by pid " + std::to_string(peer.pid) + ", not by the instance's supervisor (pid " +
+                std::to_string(supervisor_pid) + ")");
+  if (auto w = write_all(fd.get(), line + "\n"); !w) return std::unexpected(w.error().wrap("send to the supervisor"));
+  std::string buffer;
+  ControlAnswer answer;
+  for (;;) {
+    const auto nl = buffer.find('\n');
+    if (nl == std::string::npos) {
+      char chunk[4096];
+      const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return sys_error("read from the supervisor");
+      if (n == 0) return fail("the supervisor closed the connection before it answered");
+      buffer.append(chunk, static_cast<std::size_t>(n));
+      continue;
+    }
+    const auto j = nlohmann::json::parse(buffer.substr(0, nl), nullptr, false);
+    buffer.erase(0, nl + 1);
+    if (!j.is_object()) return fail("malformed answer from the supervisor");
+    if (auto it = j.find("out"); it != j.end() && it->is_string()) answer.out += it->get<std::string>();
+    if (auto it = j.find("exit"); it != j.end() && it->is_number_integer()) {
+      answer.exit = it->get<int>();
+      if (auto e = j.find("error"); e != j.end() && e->is_string()) answer.error = e->get<std::string>();
+      return answer;
+    }
+  }
+}
+
+// Stop one instance ("web:01") or every instance of a program ("web") through the supervisor,
+// as `batman ctl stop NAME` does: the supervisor keeps running and restarts nothing.
+int stop_supervised(const ProjectTree& tree, const runner::RunState& any, const std::string& name,
+                    bool tuned) {
+  if (tuned) {
+    error(tree.name + " " + name + ": --signal and --grace apply to whole runs; a supervised program is stopped "
+          "with its own stopsignal and stoptime (see its config)");
+    return kExitBatmanError;
+  }
+  auto answer = ask_supervisor(tree, any.batman_pid, "stop " + name);
+  if (!answer) {
+    error(tree.name + " " + name + ": not stopped: " + answer.error().message);
+    return 1;
+  }
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < answer->out.size();) {
+    auto nl = answer->out.find('\n', at);
+    if (nl == std::string::npos) nl = answer->out.size();
+    if (nl > at) lines.push_back(answer->out.substr(at, nl - at));
+    at = nl + 1;
+  }
+  const std::string by = " (by its supervisor, pid " + std::to_string(any.batman_pid) + ", which keeps running)";
+  if (answer->exit == 0) {
+    for (const auto& l : lines) info(tree.name + " " + l + by);
+    return 0;
+  }
+  // Instances that were not running are not an error: there was nothing to stop.
+  bool nothing_failed = !lines.empty();
+  for (const auto& l : lines) {
+    if (l.ends_with(": ERROR (not running)")) info(tree.name + " " + l.substr(0, l.size() - 21) + " is not running");
+    else if (l.ends_with(": stopped")) info(tree.name + " " + l + by);
+    else {
+      nothing_failed = false;
+      error(tree.name + " " + l);
+    }
+  }
+  if (!answer->error.empty()) error(tree.name + " " + name + ": " + answer->error);
+  if (nothing_failed && answer->error.empty()) return 0;
+  return answer->exit == 0 ? 0 : 1;
+}
+
+// Wait, without polling, until `pred` holds: re-checked on each change in the state
+// directory (inotify) and when the batman of the run exits (pidfd); false at `deadline`.
+template <typename Pred>
+bool wait_state(pid_t batman_pid, std::chrono::steady_clock::time_point deadline,
+                int inotify_fd, Pred pred) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, batman_pid, 0)));
+  for (;;) {
+    if (pred()) return true;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return false;
+    pollfd fds[2] = {{inotify_fd, POLLIN, 0}, {pidfd ? pidfd.get() : -1, POLLIN, 0}};
+    const int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 1 << 30)));
+    if (n < 0 && errno != EINTR) return pred();
+    if (fds[0].revents & POLLIN) {
+      char drain[4096];
+      while (::read(inotify_fd, drain, sizeof drain) > 0) {
+      }
+    }
+    if (fds[1].revents) return pred();  // the batch ended: its final states are written
+  }
+}
+
+// A batch task's name (docs) when `s` is the state of one (<batch-run-id>.docs); nullopt for
+// anything else, the batch's own record included (its run-id has no dot).
+std::optional<std::string> batch_task_name(const runner::RunState& s) {
+  if (s.kind != "batch") return std::nullopt;
+  const auto dot = s.run_id.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  return s.run_id.substr(dot + 1);
+}
+
+// Stop one task of a running batch: the batch goes on, the task ends `stopped`, and its
+// dependents are skipped. Done when the task's state file says it is no longer running.
+int stop_batch_task(const ProjectTree& tree, const runner::RunState& s, std::optional<int> sig,
+                    std::optional<Duration> grace) {
+  UniqueFd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!watch) {
+    error("inotify: " + std::string(std::strerror(errno)));
+    return 1;
+  }
+  const std::string dir = "/proc/self/fd/" + std::to_string(tree.state_fd.get());
+  if (::inotify_add_watch(watch.get(), dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+    error("inotify on " + tree.state_path() + ": " + std::strerror(errno));
+    return 1;
+  }
+  sigval value{};
+  value.sival_ptr = reinterpret_cast<void*>(static_cast<std::uintptr_t>(
+      encode_task_stop(StopRequest{sig, grace}, task_selector(s.run_id))));
+  if (::sigqueue(s.batman_pid, task_stop_signal(), value) != 0) {
+    error(tree.name + " " + s.run_id + ": cannot signal its batch (pid " + std::to_string(s.batman_pid) +
+          "): " + std::strerror(errno));
+    return 1;
+  }
+  // The batch kills the task's tree (SIGTERM, SIGKILL after 1 s, or --signal/--grace).
+  const Duration wait = grace.value_or(std::chrono::seconds(1)) + std::chrono::seconds(30);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait);
+  std::string status = s.status;
+  const bool done = wait_state(s.batman_pid, deadline, watch.get(), [&] {
+    auto now = runner::read_state(tree.state_fd.get(), s.run_id);
+    if (!now) return false;
+    status = now->status;
+    return !now->live_status();
+  });
+  if (!done) {
+    error(tree.name + " " + s.run_id + ": the batch (pid " + std::to_string(s.batman_pid) +
+          ") did not stop the task in " + format_duration(wait) + "; it is " + status);
+    return 1;
+  }
+  if (status == "lost") {
+    error(tree.name + " " + s.run_id + ": its batch ended before the task was seen to stop (lost)");
+    return 1;
+  }
+  info("stopped " + tree.name + " " + s.run_id + " (task of the batch pid " + std::to_string(s.batman_pid) +
+       ", which goes on)");
+  return 0;
+}
+
 }  // namespace
 
 int command_stop(const std::vector<std::string>& args) {
   std::string project, run_id, signal_text, grace_text;
   bool all = false;
-  CLI::App app{"Stop runs of PROJECT: signal, wait, then SIGKILL to the whole tree.", "batman stop"};
+  CLI::App app{"Stop runs of PROJECT: signal, wait, then SIGKILL to the whole tree. A RUN-ID that is a "
+               "supervised instance (web_01, web:01) or program (web) is stopped by its supervisor, which "
+               "keeps running; one that is a batch task is stopped by its batch, which goes on.",
+               "batman stop"};
   app.add_option("PROJECT", project, "project (or batman-multi ID)")->required();
-  app.add_option("RUN-ID", run_id, "the run to stop (default: the project's only live run)");
+  app.add_option("RUN-ID", run_id,
+                 "the run, supervised instance or program, or batch task to stop (default: the project's "
+                 "only live run; a supervisor or a batch counts as one)");
   app.add_flag("--all", all, "every live run of the project");
   app.add_option("--signal", signal_text, "signal to send first (default: the job's stopsignal)");
   app.add_option("--grace", grace_text, "wait before SIGKILL (default: the job's stoptime)");
   if (auto rc = parse(app, args)) return *rc;
-  // The project's name is validated by open_project below.
+  // The project's name is validated by open_project below. An instance may be named as ctl
+  // names it (web:01) or as ps does (web_01): the state file's name is the latter.
+  std::string wanted = run_id;
+  if (auto colon = run_id.find(':'); colon != std::string::npos && run_id.find(':', colon + 1) == std::string::npos)
+    run_id[colon] = '_';
   if (!run_id.empty()) {
     if (auto v = validate_name(run_id, "run-id"); !v) {
       error(v.error().message);
@@ -228,43 +431,124 @@ int command_stop(const std::vector<std::string>& args) {
     error(tree.error().message);
     return kExitBatmanError;
   }
-  std::vector<runner::RunState> targets;
-  for (auto& s : load_runs(project)) {
-    if (!run_id.empty() ? s.run_id == run_id : run_is_live(s)) targets.push_back(s);
-  }
+  const auto runs = load_runs(project);
+
   if (!run_id.empty()) {
-    if (targets.empty()) {
-      error("no run '" + run_id + "' in project '" + project + "': see 'batman ps --all --project " + project + "'");
+    const runner::RunState* exact = nullptr;
+    for (const auto& s : runs)
+      if (s.run_id == run_id) exact = &s;
+    // A supervised instance or a batch task whose supervisor or batch runs: that one only.
+    if (exact && exact->kind == "program" && batman_alive(*exact)) {
+      auto parts = split_instance(exact->run_id);
+      if (!parts) {
+        error(project + " " + wanted + ": not a supervised instance's name");
+        return kExitBatmanError;
+      }
+      return stop_supervised(*tree, *exact, parts->first + ":" + parts->second, sig || grace);
+    }
+    if (exact && batch_task_name(*exact) && batman_alive(*exact) && run_is_live(*exact))
+      return stop_batch_task(*tree, *exact, sig, grace);
+    if (!exact) {
+      // A task named as its batch file names it (docs): the one live batch running it.
+      std::vector<const runner::RunState*> tasks;
+      for (const auto& s : runs)
+        if (batch_task_name(s) == run_id && batman_alive(s) && run_is_live(s)) tasks.push_back(&s);
+      if (tasks.size() == 1) return stop_batch_task(*tree, *tasks.front(), sig, grace);
+      if (tasks.size() > 1) {
+        std::string ids;
+        for (const auto* t : tasks) ids += " " + t->run_id;
+        error("task '" + wanted + "' runs in " + std::to_string(tasks.size()) + " batches of project '" + project +
+              "': name one of" + ids);
+        return kExitBatmanError;
+      }
+    }
+    if (!exact) {
+      // A program name: every instance of it, through the supervisor.
+      const runner::RunState* instance = nullptr;
+      for (const auto& s : runs) {
+        auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt;
+        if (parts && parts->first == run_id && (!instance || batman_alive(s))) instance = &s;
+      }
+      if (instance && batman_alive(*instance)) return stop_supervised(*tree, *instance, run_id, sig || grace);
+      if (instance) {
+        error(project + " " + wanted + ": its supervisor (pid " + std::to_string(instance->batman_pid) +
+              ") is not running: nothing to stop (see 'batman ps --all --project " + project + "')");
+        return 1;
+      }
+      std::string known;
+      std::set<std::string> programs;
+      std::size_t listed = 0, more = 0;
+      auto list = [&](const std::string& name) {
+        if (++listed <= 20) known += " " + name;  // the line stays a line with 10000 instances
+        else ++more;
+      };
+      std::vector<std::string> ids;
+      for (const auto& s : runs) {
+        if (!run_is_live(s) && !(s.kind == "program" && batman_alive(s))) continue;
+        ids.push_back(s.run_id);
+        if (auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt) programs.insert(parts->first);
+      }
+      for (const auto& p : programs) list(p);  // programs first: the shortest way to name many
+      for (const auto& id : ids) list(id);
+      if (more) known += " and " + std::to_string(more) + " more";
+      error("no run, instance or task '" + wanted + "' in project '" + project + "'" +
+            (known.empty() ? std::string(": nothing of it runs") : ": it has" + known) + " (see 'batman ps --all --project " +
+            project + "')");
       return kExitBatmanError;
     }
-    if (!run_is_live(targets.front())) {
+    if (!run_is_live(*exact)) {
       // A record that names a live process which is not provably the job's: say so, and
       // leave that process alone.
-      if (targets.front().status == "lost") {
-        if (auto left = find_lost_run(targets.front()); !left.distrusted.empty()) {
+      if (exact->status == "lost") {
+        if (auto left = find_lost_run(*exact); !left.distrusted.empty()) {
           error(project + " " + run_id + " is lost and " + left.distrusted + ": nothing signalled");
           return 1;
         }
       }
-      info(run_id + " is not running (" + targets.front().status + ")");
+      info(run_id + " is not running (" + exact->status + ")");
       return 0;
     }
+    // A run of its own, or what a dead supervisor or batch left (lost): the stop sequence.
+    if (stop_run(*tree, *exact, sig, grace)) {
+      info("stopped " + project + " " + run_id);
+      return 0;
+    }
+    return 1;
+  }
+
+  // No RUN-ID: every live run, where a live supervisor or batch (all the records that share
+  // one batman) counts as one run and is stopped whole, by its own run's request.
+  std::vector<runner::RunState> targets;
+  std::set<pid_t> whole;
+  std::map<pid_t, std::string> labels;
+  for (const auto& s : runs) {
+    if (!run_is_live(s)) continue;
+    if ((s.kind == "program" || s.kind == "batch") && batman_alive(s)) {
+      if (!whole.insert(s.batman_pid).second) continue;
+      labels[s.batman_pid] = std::string(s.kind == "program" ? "supervisor" : "batch") + " pid " + std::to_string(s.batman_pid);
+    }
+    targets.push_back(s);
   }
   if (targets.empty()) {
     info("project '" + project + "' has no live runs");
     return 0;
   }
-  if (targets.size() > 1 && !all && run_id.empty()) {
+  auto label = [&](const runner::RunState& t) {
+    auto it = whole.contains(t.batman_pid) && (t.kind == "program" || t.kind == "batch") ? labels.find(t.batman_pid)
+                                                                                           : labels.end();
+    return it == labels.end() ? t.run_id : it->second;
+  };
+  if (targets.size() > 1 && !all) {
     std::string ids;
-    for (const auto& t : targets) ids += " " + t.run_id;
-    error("project '" + project + "' has " + std::to_string(targets.size()) + " live runs (" + ids.substr(1) +
+    for (const auto& t : targets) ids += ", " + label(t);
+    error("project '" + project + "' has " + std::to_string(targets.size()) + " live runs (" + ids.substr(2) +
           "): give a RUN-ID or --all");
     return kExitBatmanError;
   }
   int rc = 0;
   for (const auto& t : targets) {
     if (stop_run(*tree, t, sig, grace)) {
-      info("stopped " + project + " " + t.run_id);
+      info("stopped " + project + " " + label(t) + (label(t) == t.run_id ? "" : " and everything it ran"));
     } else {
       rc = 1;
     }

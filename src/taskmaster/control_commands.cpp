@@ -92,7 +92,7 @@ std::vector<std::string> ControlCommands::split_words(std::string_view line) {
 std::string ControlCommands::help_text() {
   return "commands:\n"
          "  status [--json] [NAME...]   one line per instance: NAME  STATE  detail\n"
-         "  start NAME...|all           start programs (NAME or NAME:NN), wait until RUNNING\n"
+         "  start NAME...|all           start programs (NAME, or NAME:NN / NAME_NN), wait until RUNNING\n"
          "  stop NAME...|all            stop programs with their stop sequence\n"
          "  restart NAME...|all         stop, then start\n"
          "  reload                      re-read the config and apply what changed\n"

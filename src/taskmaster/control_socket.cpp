@@ -88,7 +88,10 @@ Result<std::unique_ptr<ControlServer>> ControlServer::listen(runner::EventLoop& 
   if (!addr) return std::unexpected(addr.error());
   // A socket file left by a supervisor that died is replaced; one that answers is not.
   struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0) {
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    // state/control.sock as the pointer an earlier supervisor with its own `socket:` left.
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("remove " + path);
+  } else if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return fail("control socket " + path + " exists and is not a socket: remove it or set 'socket:'");
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0)

@@ -1,5 +1,7 @@
 // `batman ctl [--socket PATH | --config CONFIG] [COMMAND ...]`: one Taskmaster command over
 // the control socket, or the interactive shell when no command is given.
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +30,36 @@ const char* kUsage =
     "Control a running supervisor (taskmaster). With no COMMAND, an interactive shell.\n"
     "Without --socket or --config, the one supervisor found under $BATMAN_HOME.\n\n";
 
+// In the shell, Ctrl-C while a command runs (`tail -f` above all) ends that command, not ctl:
+// SIGINT is blocked and read from a signalfd meanwhile, beside the socket.
+class SigintWatch {
+ public:
+  SigintWatch() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    ::sigprocmask(SIG_BLOCK, &set_, &old_);
+    fd_.reset(::signalfd(-1, &set_, SFD_NONBLOCK | SFD_CLOEXEC));
+  }
+  ~SigintWatch() {
+    if (fd_) {
+      signalfd_siginfo info;
+      while (::read(fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      }
+    }
+    ::sigprocmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigintWatch(const SigintWatch&) = delete;
+  SigintWatch& operator=(const SigintWatch&) = delete;
+  int fd() const { return fd_.get(); }
+
+ private:
+  sigset_t set_{}, old_{};
+  UniqueFd fd_;
+};
+
+// What Connection::run returns when Ctrl-C ended the command (the shell goes on).
+constexpr int kInterrupted = 130;
+
 // The supervisor's socket; each request reads JSON lines up to {"exit":N}. Every command
 // gets its own connection (the first one is made up front, to report a missing supervisor
 // at once): the supervisor closes connections idle for a few seconds, and a shell's user may
@@ -35,8 +68,13 @@ class Connection {
  public:
   Connection(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
 
-  // Runs `line`, printing output as it arrives; returns the command's exit code.
-  Result<int> run(const std::string& line, std::ostream& out) {
+  // Runs `line`, printing output as it arrives; returns the command's exit code, or
+  // kInterrupted when `interruptible` and Ctrl-C ended it (the connection is closed, which
+  // ends a `tail -f` on the supervisor's side).
+  Result<int> run(const std::string& line, std::ostream& out, bool interruptible = false) {
+    std::optional<SigintWatch> sigint;
+    if (interruptible) sigint.emplace();
+    sigint_fd_ = sigint ? sigint->fd() : -1;
     if (!fd_) {
       auto fd = connect_control(path_);
       if (!fd) return std::unexpected(fd.error());
@@ -54,6 +92,11 @@ class Connection {
     auto sent = write_all(fd_.get(), request);
     for (;;) {
       auto reply = next_line();
+      if (!reply && interrupted_) {
+        interrupted_ = false;
+        out.flush();
+        return kInterrupted;
+      }
       if (!reply) return std::unexpected(sent ? reply.error() : sent.error().wrap("send to supervisor"));
       nlohmann::json j = nlohmann::json::parse(*reply, nullptr, false);
       if (j.is_discarded() || !j.is_object()) return fail("malformed reply from the supervisor: " + reply->substr(0, 80));
@@ -77,6 +120,17 @@ class Connection {
         buffer_.erase(0, nl + 1);
         return line;
       }
+      if (sigint_fd_ >= 0) {
+        pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {sigint_fd_, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+          if (errno == EINTR) continue;
+          return sys_error("poll");
+        }
+        if (fds[1].revents & POLLIN) {
+          interrupted_ = true;
+          return fail("interrupted");
+        }
+      }
       char buf[65536];
       ssize_t n = ::read(fd_.get(), buf, sizeof buf);
       if (n > 0) {
@@ -92,6 +146,8 @@ class Connection {
   std::string path_;
   UniqueFd fd_;
   std::string buffer_;
+  int sigint_fd_ = -1;
+  bool interrupted_ = false;
 };
 
 bool exists(const std::string& path) {
@@ -181,10 +237,14 @@ int interactive(Connection& connection, const std::string& config) {
     auto words = ControlCommands::split_words(*line);
     if (words.empty()) continue;
     if (words.front() == "exit" && words.size() == 1) return 0;
-    auto code = connection.run(*line, std::cout);
+    auto code = connection.run(*line, std::cout, true);
     if (!code) {
       error(code.error().message);
       return kExitBatmanError;
+    }
+    if (*code == kInterrupted) {
+      std::cout << std::endl;  // Ctrl-C ended the command: back to the prompt
+      continue;
     }
     if (words.front() == "quit" || words.front() == "shutdown") return *code;
   }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -268,6 +269,15 @@ int supervise(const SuperviseOptions& options) {
   if (!server) return refuse(server.error().message);
   control = server->get();
   control->set_max_clients(client_budget(supervisor.config()));
+  // With a `socket:` of its own, state/control.sock points to it: `batman stop PROJECT
+  // INSTANCE` and a bare `batman ctl` find the supervisor where they always look.
+  const std::string default_socket = tree->state_path() + "/control.sock";
+  const bool pointer = socket_path != default_socket;
+  if (pointer) {
+    (void)::unlinkat(tree->state_fd.get(), "control.sock", 0);
+    if (::symlinkat(socket_path.c_str(), tree->state_fd.get(), "control.sock") != 0)
+      (*events)->warn("cannot point " + default_socket + " to " + socket_path + ": " + std::strerror(errno));
+  }
 
   if (options.daemon || !options.pidfile.empty()) {
     auto dir = std::filesystem::path(pidfile).parent_path().string();
@@ -354,6 +364,12 @@ int supervise(const SuperviseOptions& options) {
   }
   (*server)->flush(std::chrono::seconds(1));
   server->reset();
+  if (pointer) {
+    char target[4096];
+    const ssize_t n = ::readlinkat(tree->state_fd.get(), "control.sock", target, sizeof target);
+    if (n > 0 && std::string_view(target, static_cast<std::size_t>(n)) == socket_path)
+      (void)::unlinkat(tree->state_fd.get(), "control.sock", 0);
+  }
   if (options.daemon || !options.pidfile.empty()) ::unlink(pidfile.c_str());
   if (!ran) {
     error(ran.error().message);

@@ -17,6 +17,7 @@
 #include "isolation/spawn.hpp"
 #include "runner/launch.hpp"
 #include "runner/state_store.hpp"
+#include "src/taskmaster/supervisor_config.hpp"
 
 namespace batman::runner {
 
@@ -55,6 +56,14 @@ std::string instance_file_stem(const InstanceKey& key) {
   return key.program + suffix;
 }
 
+namespace {
+bool uses_numprocs(const ProgramConfig& p) {
+  auto in = [](const std::string& text) { return cli::mentions_expansion(text, "numprocs"); };
+  if (in(p.command) || in(p.workingdir) || in(p.stdout_log.path) || in(p.stderr_log.path)) return true;
+  return std::any_of(p.env.begin(), p.env.end(), [&](const auto& kv) { return in(kv.second); });
+}
+}  // namespace
+
 ReloadPlan plan_reload(const SupervisorConfig& before, const SupervisorConfig& after) {
   ReloadPlan plan;
   for (const auto& old : before.programs) {
@@ -64,7 +73,8 @@ ReloadPlan plan_reload(const SupervisorConfig& before, const SupervisorConfig& a
       for (int i = 0; i < old.numprocs; ++i) plan.stop.push_back({old.name, i});
       continue;
     }
-    bool changed = !same_program(old, *now);
+    // %(numprocs)d makes numprocs part of what an instance runs.
+    bool changed = !same_program(old, *now) || (old.numprocs != now->numprocs && uses_numprocs(*now));
     if (changed) plan.changed_programs.push_back(old.name);
     int common = std::min(old.numprocs, now->numprocs);
     for (int i = 0; i < common; ++i) (changed ? plan.restart : plan.keep).push_back({old.name, i});
@@ -189,6 +199,7 @@ struct Supervisor::Instance {
   TeeSink out_tee, err_tee;
   Job* job = nullptr;                       // owned by the supervisor's JobSet
   std::optional<std::string> build_error;  // the job could not be built: shown as FATAL
+  bool unexpanded = false;                  // its %(...)s could not be expanded: never built
   RunState record;
   // How many times each state has been entered: commands wait for "entered RUNNING since".
   std::uint64_t entered[8] = {};
@@ -254,7 +265,9 @@ std::unique_ptr<Supervisor::Instance> Supervisor::make_instance(const ProgramCon
   auto instance = std::make_unique<Instance>();
   instance->key = {program.name, index};
   instance->name = instance_name(program.name, index, program.numprocs);
-  instance->program = program;
+  // The instance's own copy, with its %(process_num)d and the rest expanded.
+  auto expanded = cli::expand_instance(program, index);
+  instance->program = expanded ? std::move(*expanded) : program;
   auto& r = instance->record;
   r.project = context_.project;
   r.run_id = instance_file_stem(instance->key);
@@ -264,7 +277,11 @@ std::unique_ptr<Supervisor::Instance> Supervisor::make_instance(const ProgramCon
   r.batman_pid = ::getpid();
   r.batman_start_time = process_start_time(r.batman_pid);
   r.status = "starting";
-  if (auto built = build_job(*instance); !built) {
+  if (!expanded) {
+    instance->unexpanded = true;
+    instance->build_error = expanded.error().message;
+    log_event(instance->name + " cannot be started: " + expanded.error().message);
+  } else if (auto built = build_job(*instance); !built) {
     instance->build_error = built.error().message;
     log_event(instance->name + " cannot be started: " + built.error().message);
   }
@@ -275,7 +292,7 @@ namespace {
 
 // "/var/log/web.out" → "/var/log/web_01.out" for instance 1 of several.
 std::string numbered_path(const std::string& path, const InstanceKey& key, int numprocs) {
-  if (numprocs <= 1) return path;
+  if (numprocs <= 1) return path;  // (a path with %(process_num)d is not numbered again)
   char suffix[16];
   std::snprintf(suffix, sizeof suffix, "_%02d", key.index);
   auto slash = path.rfind('/');
@@ -289,7 +306,7 @@ std::string target_path(const OutputTarget& target, const std::string& logs_dir,
                         int numprocs, const char* stream) {
   switch (target.kind) {
     case OutputTarget::Kind::Discard: return {};
-    case OutputTarget::Kind::Path: return numbered_path(target.path, key, numprocs);
+    case OutputTarget::Kind::Path: return target.per_instance ? target.path : numbered_path(target.path, key, numprocs);
     case OutputTarget::Kind::Default: break;
   }
   return logs_dir + "/" + instance_file_stem(key) + "." + stream + ".log";
@@ -337,7 +354,9 @@ Result<void> Supervisor::build_job(Instance& instance) {
   spec.umask = program.umask;
   spec.base_env = context_.base_env;
   spec.env.assign(program.env.begin(), program.env.end());
-  spec.batman_vars = {{"BATMAN_PROGRAM", program.name}, {"BATMAN_PROCESS_NAME", instance.name}};
+  spec.batman_vars = {{"BATMAN_PROGRAM", program.name},
+                      {"BATMAN_PROCESS_NAME", instance.name},
+                      {"BATMAN_PROCESS_NUM", std::to_string(instance.key.index)}};
   isolation::LaunchRequest request = launch_request(spec);
 
   instance.record.isolation.tier = std::string(isolation::tier_name(program.tier));
@@ -441,6 +460,13 @@ Result<std::vector<InstanceKey>> Supervisor::select(const std::vector<std::strin
       continue;
     }
     auto colon = name.find(':');
+    // web_01 (as ps, logs and state files name it) is web:01, unless a program is so named.
+    if (colon == std::string::npos && !config_.find(name)) {
+      const auto us = name.rfind('_');
+      if (us != std::string::npos && us + 1 < name.size() &&
+          name.find_first_not_of("0123456789", us + 1) == std::string::npos && config_.find(name.substr(0, us)))
+        colon = us;
+    }
     std::string program = name.substr(0, colon);
     const ProgramConfig* config = config_.find(program);
     if (!config) return fail("no such program '" + program + "': see 'status' for the names");
@@ -461,6 +487,7 @@ Result<std::vector<InstanceKey>> Supervisor::select(const std::vector<std::strin
 }
 
 void Supervisor::start_instance(Instance& instance) {
+  if (!instance.job && instance.unexpanded) return;  // FATAL with the expansion's error
   if (!instance.job) {
     if (auto built = build_job(instance); !built) {
       instance.build_error = built.error().message;
@@ -552,13 +579,18 @@ void Supervisor::check_operations() {
       continue;
     }
     if (instance.replacement) {
-      instance.program = std::move(*instance.replacement);
+      auto expanded = cli::expand_instance(*instance.replacement, instance.key.index);
+      instance.program = expanded ? std::move(*expanded) : std::move(*instance.replacement);
+      instance.unexpanded = !expanded;
       instance.replacement.reset();
       instance.name = instance_name(instance.key.program, instance.key.index, instance.program.numprocs);
       drop_job(instance);
       bool start = instance.start_after;
       instance.start_after = false;
-      if (auto built = build_job(instance); !built) {
+      if (!expanded) {
+        instance.build_error = expanded.error().message;
+        log_event(instance.name + " cannot be started: " + expanded.error().message);
+      } else if (auto built = build_job(instance); !built) {
         instance.build_error = built.error().message;
         log_event(instance.name + " cannot be started: " + built.error().message);
       } else if (start) {

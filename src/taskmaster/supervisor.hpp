@@ -36,12 +36,18 @@ struct OutputTarget {
   std::string path;              // Kind::Path: absolute; NN-suffixed when numprocs > 1
   std::uint64_t max_bytes = 50ull * 1024 * 1024;  // supervisord's 50MB; 0 = never rotate
   int backups = 10;
+  // The path names %(process_num)...: each instance's differs already, no _NN is added.
+  bool per_instance = false;
   bool operator==(const OutputTarget&) const = default;
 };
 
 // One `programs:` entry of SPEC §9, validated and resolved (paths absolute, user looked up).
+// `command`, `env` values, the stdout/stderr paths and `workingdir` may hold supervisord's
+// %(...)s expansions, applied per instance (expand_instance in supervisor_config.hpp): the
+// supervisor's instances hold the expanded copy, the config the text as written.
 struct ProgramConfig {
   std::string name;
+  std::string here;  // the config file's directory: %(here)s, and what relative paths are from
   std::string command;
   int numprocs = 1;
   bool autostart = true;

@@ -3,9 +3,11 @@
 #include "src/taskmaster/supervisor_config.hpp"
 
 #include <pwd.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
@@ -54,7 +56,12 @@ class Paths {
     return out.lexically_normal().string();
   }
 
-  Result<std::string> read(const Value& v) const { return resolve(BATMAN_TRY(v.nonblank())); }
+  // A path that starts with an expansion is resolved once expanded (expand_instance).
+  Result<std::string> read(const Value& v) const {
+    auto raw = BATMAN_TRY(v.nonblank());
+    return raw.starts_with("%(") ? raw : resolve(raw);
+  }
+  const std::string& base() const { return base_; }
 
   // A path, or null to discard; absent: the project's logs/.
   Result<OutputTarget> output(const Value& v) const {
@@ -102,11 +109,20 @@ Result<ProgramConfig> read_program(const Value& node, const std::string& name, c
   p.name = name;
   BATMAN_TRY(node.keys(kProgramKeys));
 
+  p.here = paths.base();
   const auto cmd = node["cmd"];
   if (!cmd) return cmd.missing("the command to run");
   p.command = BATMAN_TRY(cmd.nonblank());
 
   if (const auto v = node["numprocs"]) p.numprocs = static_cast<int>(BATMAN_TRY(v.integer(1, kMaxNumprocs)));
+  // Every %(...)s is checked here, where the error can name the line: instances expand the
+  // same text later (expand_instance) and cannot meet an error this did not.
+  Expansions vars{name, p.here, 0, p.numprocs};
+  auto check = [&](const Value& v, const std::string& text) -> Result<void> {
+    if (auto e = expand_percent(text, vars); !e) return v.error(e.error().message);
+    return {};
+  };
+  BATMAN_TRY(check(cmd, p.command));
   if (const auto v = node["autostart"]) p.autostart = BATMAN_TRY(v.flag());
   if (const auto v = node["autorestart"]) {
     // true and false are supervisord's spellings of always and never.
@@ -125,16 +141,33 @@ Result<ProgramConfig> read_program(const Value& node, const std::string& name, c
   if (const auto v = node["stoptime"]) p.rules.stoptime = BATMAN_TRY(v.duration());
   p.stdout_log = BATMAN_TRY(paths.output(node["stdout"]));
   p.stderr_log = BATMAN_TRY(paths.output(node["stderr"]));
+  for (auto [target, key] : {std::pair{&p.stdout_log, "stdout"}, std::pair{&p.stderr_log, "stderr"}}) {
+    if (target->kind != OutputTarget::Kind::Path) continue;
+    BATMAN_TRY(check(node[key], target->path));
+    target->per_instance = mentions_expansion(target->path, "process_num");
+  }
   for (auto [target, stream] : {std::pair{&p.stdout_log, "stdout"}, std::pair{&p.stderr_log, "stderr"}}) {
     const std::string s(stream);
     if (const auto v = node[s + "_maxbytes"]) target->max_bytes = BATMAN_TRY(v.size());
     if (const auto v = node[s + "_backups"]) target->backups = static_cast<int>(BATMAN_TRY(v.integer(0, 1000)));
   }
-  if (const auto v = node["env"]) p.env = BATMAN_TRY(v.variables());
+  if (const auto v = node["env"]) {
+    p.env = BATMAN_TRY(v.variables());
+    for (const auto& entry : BATMAN_TRY(v.entries()))
+      if (auto e = expand_percent(p.env[entry.name], vars); !e)
+        return entry.value.error(e.error().message);
+  }
   if (const auto v = node["workingdir"]) {
     auto dir = BATMAN_TRY(paths.read(v));
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return v.error("no such directory: " + dir);
+    BATMAN_TRY(check(v, dir));
+    // Each instance's own, when it differs per instance.
+    const int count = mentions_expansion(dir, "process_num") ? p.numprocs : 1;
+    for (int i = 0; i < count; ++i) {
+      vars.process_num = i;
+      const auto expanded = paths.resolve(*expand_percent(dir, vars));
+      std::error_code ec;
+      if (!fs::is_directory(expanded, ec)) return v.error("no such directory: " + expanded);
+    }
     p.workingdir = std::move(dir);
   }
   if (const auto v = node["umask"]) p.umask = BATMAN_TRY(read_umask(v));
@@ -184,6 +217,112 @@ Result<SupervisorConfig> read_config(const Value& root, const std::string& sourc
 }
 
 }  // namespace
+
+bool mentions_expansion(std::string_view text, std::string_view key) {
+  const std::string needle = "%(" + std::string(key) + ")";
+  return text.find(needle) != std::string_view::npos;
+}
+
+Result<std::string> expand_percent(std::string_view text, const Expansions& vars) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%' || i + 1 >= text.size() || (text[i + 1] != '(' && text[i + 1] != '%')) {
+      out += text[i];
+      continue;
+    }
+    if (text[i + 1] == '%') {
+      out += '%';
+      ++i;
+      continue;
+    }
+    const std::size_t close = text.find(')', i + 2);
+    if (close == std::string_view::npos)
+      return fail("unterminated expansion '" + std::string(text.substr(i, 20)) + "': write %(NAME)s, or %% for '%'");
+    const std::string key(text.substr(i + 2, close - i - 2));
+    // [flags][width][.precision]conversion, as Python's %-format.
+    std::size_t at = close + 1;
+    bool left = false, zero = false, plus = false, space = false;
+    for (; at < text.size() && std::string_view("-0+ #").find(text[at]) != std::string_view::npos; ++at) {
+      left |= text[at] == '-';
+      zero |= text[at] == '0';
+      plus |= text[at] == '+';
+      space |= text[at] == ' ';
+    }
+    std::size_t width = 0, precision = 0;
+    bool has_precision = false;
+    // Widths past kMaxWidth are cut to it: a config cannot make a gigabyte string.
+    constexpr std::size_t kMaxWidth = 4096;
+    auto digits_at = [&](std::size_t& into) {
+      for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at)
+        into = std::min(kMaxWidth, into * 10 + static_cast<std::size_t>(text[at] - '0'));
+    };
+    digits_at(width);
+    if (at < text.size() && text[at] == '.') {
+      has_precision = true;
+      ++at;
+      digits_at(precision);
+    }
+    const std::string spec(text.substr(i, std::min(at + 1, text.size()) - i));
+    if (at >= text.size() || std::string_view("sdi").find(text[at]) == std::string_view::npos)
+      return fail("expansion '" + spec + "' needs a conversion: s (text) or d (number), as in %(" + key + ")s");
+    const char conversion = text[at];
+    std::optional<long long> number;
+    std::string value;
+    if (key == "program_name" || key == "group_name") {
+      value = vars.program_name;
+    } else if (key == "here") {
+      value = vars.here;
+    } else if (key == "process_num") {
+      number = vars.process_num;
+    } else if (key == "numprocs") {
+      number = vars.numprocs;
+    } else if (key == "host_node_name") {
+      utsname u{};
+      value = ::uname(&u) == 0 ? u.nodename : "";
+    } else if (key.starts_with("ENV_") && key.size() > 4) {
+      const char* env = std::getenv(key.c_str() + 4);
+      if (!env) return fail("expansion '" + spec + "': the environment variable " + key.substr(4) + " is not set");
+      value = env;
+    } else {
+      return fail("unknown expansion '" + spec +
+                  "': use program_name, process_num, numprocs, group_name, here, host_node_name or ENV_NAME");
+    }
+    std::string piece;
+    if (conversion == 's') {
+      piece = number ? std::to_string(*number) : value;
+      if (has_precision && piece.size() > precision) piece.resize(precision);
+      if (piece.size() < width) piece.insert(left ? piece.end() : piece.begin(), width - piece.size(), ' ');
+    } else {
+      if (!number) {
+        // Python takes a numeric string for %d only if it is an int; supervisord's are not.
+        return fail("expansion '" + spec + "': " + key + " is text, write %(" + key + ")s");
+      }
+      std::string digits = std::to_string(*number < 0 ? -*number : *number);
+      if (has_precision && digits.size() < precision) digits.insert(0, precision - digits.size(), '0');
+      std::string sign = *number < 0 ? "-" : plus ? "+" : space ? " " : "";
+      if (zero && !left && !has_precision && sign.size() + digits.size() < width)
+        digits.insert(0, width - sign.size() - digits.size(), '0');
+      piece = sign + digits;
+      if (piece.size() < width) piece.insert(left ? piece.end() : piece.begin(), width - piece.size(), ' ');
+    }
+    out += piece;
+    i = at;
+  }
+  return out;
+}
+
+Result<ProgramConfig> expand_instance(const ProgramConfig& program, int index) {
+  const Paths paths(program.here.empty() ? std::string(".") : program.here);
+  const Expansions vars{program.name, program.here, index, program.numprocs};
+  ProgramConfig out = program;
+  out.command = BATMAN_TRY(expand_percent(program.command, vars));
+  for (auto& [name, value] : out.env) value = BATMAN_TRY(expand_percent(value, vars));
+  for (auto* target : {&out.stdout_log, &out.stderr_log})
+    if (target->kind == OutputTarget::Kind::Path) target->path = paths.resolve(BATMAN_TRY(expand_percent(target->path, vars)));
+  if (!out.workingdir.empty()) out.workingdir = paths.resolve(BATMAN_TRY(expand_percent(out.workingdir, vars)));
+  return out;
+}
 
 Result<std::string> config_project(const std::string& path) {
   std::string stem = fs::path(path).stem().string();

@@ -22,6 +22,24 @@ Result<runner::SupervisorConfig> load_supervisor_config(const std::string& path)
 // Same, from text already read (`source` names it in errors; `base_dir` resolves paths).
 Result<runner::SupervisorConfig> parse_supervisor_config(std::string_view yaml_text, const std::string& source,
                                                          const std::string& base_dir);
+// supervisord's expansions in `cmd`, `env` values, `stdout`, `stderr` and `workingdir`:
+// Python's %-format with a mapping, `%(KEY)[flags][width][.precision](s|d|i)`, `%%` for '%'.
+// KEY: program_name, group_name (the program's: YAML has no groups), process_num (the
+// instance's index), numprocs, here (the config file's directory), host_node_name, ENV_X
+// (the supervisor's environment variable X). A '%' not followed by '(' or '%' is kept.
+struct Expansions {
+  std::string program_name;
+  std::string here;
+  int process_num = 0;
+  int numprocs = 1;
+};
+// An unknown KEY, an unset ENV_X, a text KEY with d, a bad format: one-line errors.
+Result<std::string> expand_percent(std::string_view text, const Expansions& vars);
+// True when `text` names KEY in an expansion (so the value differs per instance).
+bool mentions_expansion(std::string_view text, std::string_view key);
+// The program as instance `index` runs it: every expansion applied, paths resolved.
+Result<runner::ProgramConfig> expand_instance(const runner::ProgramConfig& program, int index);
+
 // The project a config belongs to: its file name without directory and extension.
 Result<std::string> config_project(const std::string& path);
 

@@ -487,5 +487,35 @@ TEST(Health, TheLoopAdjustsTheRunningLimitAndLogsWhy) {
   EXPECT_LE(world.most_running, 8u);
 }
 
+// `batman stop PROJECT TASK` (issue 13): the one task ends `stopped`, is never retried, its
+// dependents are skipped, the rest runs; a waiting task is stopped without starting.
+TEST(Scheduler, StopTaskEndsThatTaskOnlyAndSkipsItsDependents) {
+  World world;
+  world.script = [](std::size_t task, int) { return Script{task == 0 ? seconds(60) : seconds(1), 0}; };
+  auto plan = one_batch(4, 2, 0);
+  plan.tasks[0].retries = 3;
+  plan.tasks[1].needs = {0};
+  // 2 runs beside 0; 3 waits for a slot (concurrency 2) and is stopped before it starts.
+  Scheduler s(world.clock, world, plan);
+  world.run(s, TimePoint{} + milliseconds(500));
+  ASSERT_EQ(s.record(0).status, TaskStatus::Running);
+  ASSERT_EQ(s.record(3).status, TaskStatus::Queued);
+  EXPECT_TRUE(s.stop_task(3, "stopped by batman stop"));
+  EXPECT_EQ(s.record(3).status, TaskStatus::Stopped);
+  EXPECT_TRUE(s.stop_task(0, "stopped by batman stop"));
+  EXPECT_EQ(world.kills, (std::vector<std::size_t>{0}));
+  world.run(s);
+  EXPECT_EQ(s.record(0).status, TaskStatus::Stopped);
+  EXPECT_EQ(s.record(0).attempts.size(), 1u);  // never retried
+  EXPECT_EQ(s.record(0).reason.rfind("stopped by batman stop (", 0), 0u) << s.record(0).reason;
+  EXPECT_EQ(s.record(1).status, TaskStatus::Skipped);
+  EXPECT_EQ(s.record(1).reason, "dependency stopped: t0");
+  EXPECT_EQ(s.record(2).status, TaskStatus::Succeeded);
+  EXPECT_TRUE(world.start_times(3).empty());
+  EXPECT_FALSE(s.stop_task(2, "too late"));  // ended already
+  EXPECT_FALSE(s.all_succeeded());
+  EXPECT_EQ(task_status_name(TaskStatus::Stopped), "stopped");
+}
+
 }  // namespace
 }  // namespace batman::runner

@@ -219,5 +219,101 @@ TEST(SupervisorConfig, UnknownUsersByNameOrUidAreRefused) {
   EXPECT_EQ(c->programs[0].uid.value_or(static_cast<uid_t>(-1)), ::geteuid());
 }
 
+
+// supervisord's %(...)s expansions (issue 13): Python's %-format over a fixed mapping.
+namespace {
+Expansions web(int n) { return Expansions{"web", "/etc/tm", n, 3}; }
+std::string expand_ok(std::string_view text, int n = 1) {
+  auto r = expand_percent(text, web(n));
+  EXPECT_TRUE(r.has_value()) << text << ": " << (r ? "" : r.error().message);
+  return r ? *r : std::string();
+}
+std::string expand_error(std::string_view text) {
+  auto r = expand_percent(text, web(1));
+  EXPECT_FALSE(r.has_value()) << text;
+  return r ? std::string() : r.error().message;
+}
+}  // namespace
+
+TEST(Expansions, KeysConversionsAndPythonFormats) {
+  EXPECT_EQ(expand_ok("serve --port 80%(process_num)02d"), "serve --port 8001");
+  EXPECT_EQ(expand_ok("%(process_num)d", 7), "7");
+  EXPECT_EQ(expand_ok("%(process_num)i", 7), "7");
+  EXPECT_EQ(expand_ok("%(process_num)s", 12), "12");
+  EXPECT_EQ(expand_ok("%(process_num)03d", 12), "012");
+  EXPECT_EQ(expand_ok("[%(process_num)4d]", 12), "[  12]");
+  EXPECT_EQ(expand_ok("[%(process_num)-4d]", 12), "[12  ]");
+  EXPECT_EQ(expand_ok("%(process_num).3d", 5), "005");
+  EXPECT_EQ(expand_ok("%(program_name)s_%(process_num)02d"), "web_01");
+  EXPECT_EQ(expand_ok("%(group_name)s"), "web");
+  EXPECT_EQ(expand_ok("%(here)s/logs"), "/etc/tm/logs");
+  EXPECT_EQ(expand_ok("%(numprocs)d"), "3");
+  EXPECT_EQ(expand_ok("[%(program_name)6s]"), "[   web]");
+  EXPECT_EQ(expand_ok("[%(program_name).2s]"), "[we]");
+  ::setenv("BATMAN_TEST_EXPANSION", "v a l", 1);
+  EXPECT_EQ(expand_ok("x=%(ENV_BATMAN_TEST_EXPANSION)s"), "x=v a l");
+  EXPECT_FALSE(expand_ok("%(host_node_name)s").empty());
+  // %% is '%'; a '%' that starts no expansion is kept (date +%s keeps working).
+  EXPECT_EQ(expand_ok("100%% date +%s %"), "100% date +%s %");
+  EXPECT_EQ(expand_ok(""), "");
+}
+
+TEST(Expansions, MistakesAreOneLineErrors) {
+  EXPECT_NE(expand_error("%(nope)s").find("unknown expansion '%(nope)s'"), std::string::npos);
+  EXPECT_NE(expand_error("%(process_num)").find("needs a conversion"), std::string::npos);
+  EXPECT_NE(expand_error("%(process_num)x").find("needs a conversion"), std::string::npos);
+  EXPECT_NE(expand_error("%(here)d").find("here is text"), std::string::npos);
+  EXPECT_NE(expand_error("a %(process_num").find("unterminated"), std::string::npos);
+  ::unsetenv("BATMAN_TEST_UNSET_VARIABLE");
+  EXPECT_NE(expand_error("%(ENV_BATMAN_TEST_UNSET_VARIABLE)s").find("BATMAN_TEST_UNSET_VARIABLE is not set"),
+            std::string::npos);
+  EXPECT_NE(expand_error("%(ENV_)s").find("unknown expansion"), std::string::npos);
+  // Hostile widths do not allocate gigabytes.
+  EXPECT_LE(expand_ok("%(process_num)99999999999d").size(), 10000u);
+  for (auto* e : {"%(nope)s", "%(here)d", "%("})
+    EXPECT_EQ(expand_error(e).find('\n'), std::string::npos);
+}
+
+TEST(Expansions, ConfigErrorsNameFileLineAndKey) {
+  EXPECT_NE(error_of("programs:\n  a:\n    cmd: \"x %(nope)s\"\n").find("web.yaml:3: key 'programs.a.cmd'"),
+            std::string::npos);
+  EXPECT_NE(error_of("programs:\n  a:\n    cmd: x\n    env: {P: \"%(here)d\"}\n").find("key 'programs.a.env.P'"),
+            std::string::npos);
+  EXPECT_NE(error_of("programs:\n  a:\n    cmd: x\n    stdout: \"/x/%(oops)s\"\n").find("web.yaml:4: key 'programs.a.stdout'"),
+            std::string::npos);
+  EXPECT_NE(error_of("programs:\n  a:\n    cmd: x\n    numprocs: 2\n    workingdir: \"/no/such/%(process_num)d\"\n")
+                .find("no such directory: /no/such/0"),
+            std::string::npos);
+}
+
+TEST(Expansions, EachInstanceGetsItsOwnValues) {
+  ::unsetenv("BATMAN_TEST_DIR");
+  auto c = parse("programs:\n  web:\n    cmd: \"serve --port 80%(process_num)02d\"\n    numprocs: 2\n"
+                 "    env: {NAME: \"%(program_name)s-%(process_num)d\"}\n"
+                 "    stdout: \"logs/%(program_name)s-%(process_num)d.log\"\n"
+                 "    stderr: \"%(here)s/err.log\"\n"
+                 "    workingdir: \"%(ENV_BATMAN_TEST_DIR)s\"\n");
+  ASSERT_FALSE(c.has_value());  // BATMAN_TEST_DIR is not set
+  ::setenv("BATMAN_TEST_DIR", "/tmp", 1);
+  c = parse("programs:\n  web:\n    cmd: \"serve --port 80%(process_num)02d\"\n    numprocs: 2\n"
+            "    env: {NAME: \"%(program_name)s-%(process_num)d\"}\n"
+            "    stdout: \"logs/%(program_name)s-%(process_num)d.log\"\n"
+            "    stderr: \"%(here)s/err.log\"\n"
+            "    workingdir: \"%(ENV_BATMAN_TEST_DIR)s\"\n");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  const auto& p = c->programs[0];
+  EXPECT_EQ(p.command, "serve --port 80%(process_num)02d");  // the config keeps the text
+  EXPECT_TRUE(p.stdout_log.per_instance);
+  EXPECT_FALSE(p.stderr_log.per_instance);
+  auto one = expand_instance(p, 1);
+  ASSERT_TRUE(one.has_value()) << one.error().message;
+  EXPECT_EQ(one->command, "serve --port 8001");
+  EXPECT_EQ(one->env.at("NAME"), "web-1");
+  EXPECT_EQ(one->stdout_log.path, "/etc/tm/logs/web-1.log");
+  EXPECT_EQ(one->stderr_log.path, "/etc/tm/err.log");
+  EXPECT_EQ(one->workingdir, "/tmp");
+  EXPECT_EQ(expand_instance(p, 0)->command, "serve --port 8000");
+}
+
 }  // namespace
 }  // namespace batman::cli
