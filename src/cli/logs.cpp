@@ -94,6 +94,15 @@ int command_logs(const std::vector<std::string>& args) {
   for (const auto& s : runs)
     if (run_id.empty() ? true : s.run_id == run_id) run = &s;  // runs are oldest first
   if (!run && !run_id.empty()) {
+    // A batch task by the name its batch file gives it (docs): its latest run, recorded as
+    // <batch-run-id>.docs.
+    for (const auto& s : runs) {
+      const auto dot = s.run_id.find('.');
+      if (s.kind == "batch" && dot != std::string::npos && s.run_id.compare(dot + 1, std::string::npos, run_id) == 0)
+        run = &s;
+    }
+  }
+  if (!run && !run_id.empty()) {
     // A program's name: its one instance (web -> web_00); with several, they are listed.
     std::vector<const runner::RunState*> instances;
     for (const auto& s : runs) {

@@ -371,8 +371,9 @@ int stop_batch_task(const ProjectTree& tree, const runner::RunState& s, std::opt
     error(tree.name + " " + s.run_id + ": its batch ended before the task was seen to stop (lost)");
     return 1;
   }
-  info("stopped " + tree.name + " " + s.run_id + " (task of the batch pid " + std::to_string(s.batman_pid) +
-       ", which goes on)");
+  const auto dot = s.run_id.find('.');
+  info("stopped " + tree.name + " " + s.run_id.substr(dot + 1) + " (task of the batch " + s.run_id.substr(0, dot) +
+       ", pid " + std::to_string(s.batman_pid) + ", which goes on)");
   return 0;
 }
 

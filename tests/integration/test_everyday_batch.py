@@ -62,6 +62,8 @@ class EverydayBatchTest(BatmanTestCase):
         listed = {r["run_id"] for r in self.ps_json("--project", "batch")}
         self.assertTrue({first, second, f"{first}.1", f"{second}.1"} <= listed, listed)
         self.assertEqual(self.batman("logs", "batch", f"{first}.1", check=0).stdout, "first\n")
+        # A task named as the batch names it: its latest run's log.
+        self.assertEqual(self.batman("logs", "batch", "1", check=0).stdout, "second\n")
         # The batch's own log: its messages and its summary.
         self.assertIn("1 task: 1 succeeded", self.batman("logs", "batch", second, check=0).stdout)
         # Two runs of one batch file keep theirs apart too.

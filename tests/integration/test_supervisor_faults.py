@@ -222,7 +222,7 @@ class FdLimit(TaskmasterCase):
             self.assertEqual(r.returncode, check, r.stderr)
         return r
 
-    # numprocs is at most 100: three programs make 300 instances.
+    # Three programs of 100 instances each: 300 instances.
     BIG = "".join(f"  {n}:\n    cmd: \"sleep MARK\"\n    numprocs: 100\n    starttime: 0\n" for n in "abc")
 
     def test_a_config_needing_more_fds_than_allowed_is_refused_before_any_file_is_made(self):
