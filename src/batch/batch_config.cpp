@@ -61,7 +61,7 @@ Result<BatchTask> parse_task(const Value& at_name, const std::string& name, cons
     return at_name.error("a task name is at most " + std::to_string(kMaxTaskName) +
                          " characters (its files are named <run-id>.<task>)");
   if (node.is_scalar()) {  // shorthand: `name: "command"`
-    task.cmd = node.scalar();
+    task.cmd = BATMAN_TRY(node.nonblank());
     return task;
   }
   BATMAN_TRY(node.keys({"cmd", "timeout", "retries", "needs", "env", "cwd"}));

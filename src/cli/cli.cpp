@@ -74,6 +74,17 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
     error(app.get_name() + ": " + what + " (see '" + app.get_name() + " --help')");
     return kExitBatmanError;
   }
+  // An empty value (`--report ""`, `batman logs p ""`) is a mistake, not the option left out:
+  // refused, rather than silently running with the default.
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->count() == 0 || opt->get_expected_min() == 0) continue;  // not given, or a flag
+    for (const auto& value : opt->results()) {
+      if (!value.empty()) continue;
+      error(app.get_name() + ": " + opt->get_name() + " is empty (leave it out for its default; see '" +
+            app.get_name() + " --help')");
+      return kExitBatmanError;
+    }
+  }
   return std::nullopt;
 }
 

@@ -126,20 +126,25 @@ int command_logs(const std::vector<std::string>& args) {
     return kExitBatmanError;
   }
   std::string log_rel = run->log.empty() ? "logs/" + run->run_id + ".log" : run->log;
-  if (log_rel.find("..") != std::string::npos || log_rel.rfind("logs/", 0) != 0) {
+  // A supervised program's `stdout:` may put its log anywhere (the supervisor wrote that
+  // absolute path); every other log is under the project's logs/.
+  const bool own_file = run->kind == "program" && log_rel.starts_with("/");
+  if (!own_file && (log_rel.find("..") != std::string::npos || log_rel.rfind("logs/", 0) != 0)) {
     error("state file of " + run->run_id + " names an unexpected log path '" + log_rel + "'");
     return kExitBatmanError;
   }
-  std::string log_name = log_rel.substr(5);
-  int fd = ::openat(tree->logs_fd.get(), log_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  const std::string log_path = own_file ? log_rel : tree->logs_path() + "/" + log_rel.substr(5);
+  const std::string shown = own_file ? log_rel : tree->dir + "/" + log_rel;
+  int fd = own_file ? ::open(log_rel.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                    : ::openat(tree->logs_fd.get(), log_rel.substr(5).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   struct stat log_stat{};
   if (fd >= 0 && (::fstat(fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode))) {
     ::close(fd);
-    error(tree->dir + "/" + log_rel + " is not a regular file: remove it");
+    error(shown + " is not a regular file: remove it");
     return kExitBatmanError;
   }
   if (fd < 0) {
-    error("cannot open " + tree->dir + "/" + log_rel + ": " + std::strerror(errno));
+    error("cannot open " + shown + ": " + std::strerror(errno));
     return kExitBatmanError;
   }
   UniqueFd log(fd);
@@ -149,7 +154,7 @@ int command_logs(const std::vector<std::string>& args) {
   if (!follow) return 0;
 
   UniqueFd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (watch) ::inotify_add_watch(watch.get(), (tree->logs_path() + "/" + log_name).c_str(), IN_MODIFY);
+  if (watch) ::inotify_add_watch(watch.get(), log_path.c_str(), IN_MODIFY);
   std::string id = run->run_id;
   for (;;) {
     pollfd p{watch.get(), POLLIN, 0};

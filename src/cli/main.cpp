@@ -1,12 +1,14 @@
 // batman's entry point: dispatch on argv[0] (batman-parallel, batman-isolated, batman-multi,
 // taskmaster) or on the first argument (batman SUBCOMMAND ...).
 #include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "batman_config.h"
+#include "common/signals.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
 
@@ -82,6 +84,11 @@ int main(int argc, char** argv) {
   std::string self = argc > 0 ? argv[0] : "batman";
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
   std::vector<std::string> args(argv + 1, argv + argc);
+  // `batman stop PROJECT TASK` asks a batch to stop one task with this signal. Every other
+  // batman ignores it, so that a request sent to the wrong process (on the word of a forged
+  // state file) harms nothing; a batch blocks it and reads it from its signalfd (a blocked
+  // signal is queued even when ignored). Jobs start with every signal at its default.
+  ::signal(batman::task_stop_signal(), SIG_IGN);
   try {
     if (self == "batman-parallel") return batman::cli::run_job("parallel", args);
     if (self == "batman-isolated") return batman::cli::run_job("isolated", args);

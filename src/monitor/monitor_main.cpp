@@ -2,6 +2,7 @@
 // (refreshing) and as /status.json on 127.0.0.1 until its stdin (batman's lifeline) closes.
 #include <httplib.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -66,6 +67,13 @@ int main(int argc, char** argv) {
                        escape_html(title) + "</h1><pre id=\"state\">" + escape_html(read_state(state_file)) +
                        "</pre></body></html>";
     res.set_content(body, "text/html; charset=utf-8");
+  });
+  // cpp-httplib's default sets SO_REUSEPORT too, with which a second monitor on the same port
+  // was accepted and the kernel shared the connections between the two: SO_REUSEADDR alone
+  // (a port in TIME_WAIT is reused), so a port in use is refused.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   int bound = 0;
   if (*port == 0) {

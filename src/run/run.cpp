@@ -170,6 +170,7 @@ Result<RunPlan> make_plan(RunOptions options) {
   plan.cwd = abs.lexically_normal().string();
   if (plan.cwd.size() > 1 && plan.cwd.back() == '/') plan.cwd.pop_back();
 
+  if (options.monitor && options.no_monitor) return fail("--monitor and --no-monitor: give one of them");
   if (options.monitor) {
     auto port = parse_integer(options.monitor->empty() ? "0" : *options.monitor, "--monitor", 0, 65535);
     if (!port) return std::unexpected(port.error());

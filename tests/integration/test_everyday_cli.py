@@ -4,8 +4,10 @@ said as such, `--worktree` notes, `ps` that fits 80 columns, and `clean` that as
 import json
 import os
 import pty
+import random
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -13,7 +15,7 @@ import fcntl
 import termios
 import time
 
-from harness import BatmanTestCase, bin_path, wait_for
+from harness import BatmanTestCase, bin_path, pid_alive, wait_for
 
 JOB_COMMANDS = ("batman-parallel", "batman-isolated", "batman-multi")
 EXECUTABLES = ("batman",) + JOB_COMMANDS + ("taskmaster",)
@@ -374,3 +376,81 @@ class InstalledBinaries(BatmanTestCase):
         out = subprocess.run(["readelf", "-S", real], capture_output=True, text=True, check=True).stdout
         self.assertNotIn(".debug_info", out)
         self.assertNotIn(".symtab", out)
+
+
+class TesterFindings(BatmanTestCase):
+    """What a tester of issue 13 found: each a user's command and what they expected."""
+
+    def test_the_task_stop_signal_harms_no_batman_but_a_batch(self):
+        # `batman stop PROJECT TASK` sends SIGRTMIN+2 to a batch; sent to any other batman (a
+        # forged state file naming its pid), it must do nothing.
+        mark = str(random.randint(1_000_000, 9_999_999))
+        run = self.spawn("p", f"sleep {mark}", name="batman-parallel")
+        config = os.path.join(self.work, "tmsig.yaml")
+        with open(config, "w") as f:
+            f.write(f"programs:\n  s:\n    cmd: exec sleep {mark}\n    isolation: env\n")
+        self.batman(config, "--daemon", name="taskmaster", check=0)
+        with open(os.path.join(self.home, "tmsig", "state", "supervisor.pid")) as f:
+            daemon = int(f.read())
+        try:
+            wait_for(lambda: any(s["status"] == "running" for s in self.states("p")), what="the run started")
+            for pid in (run.pid, daemon):
+                os.kill(pid, signal.SIGRTMIN + 2)
+            time.sleep(0.3)  # a signal's default action would have killed them by now
+            self.assertIsNone(run.poll())
+            self.assertTrue(pid_alive(daemon))
+            self.assertEqual(self.states("p")[-1]["status"], "running")
+        finally:
+            self.batman("ctl", "--config", config, "shutdown", check=None)
+            wait_for(lambda: not pid_alive(daemon), what="taskmaster gone")
+            self.batman("stop", "p", check=None)
+            run.wait(timeout=30)
+
+    def test_an_empty_value_is_refused_not_taken_as_left_out(self):
+        plan = os.path.join(self.work, "f.yaml")
+        with open(plan, "w") as f:
+            f.write("tasks:\n  a: 'true'\n")
+        for args in (("batch", plan, "--report", ""), ("batch", plan, "--timeout", ""),
+                     ("clean", "--older-than", "", "--dry-run"), ("clean", ""), ("logs", "p", ""),
+                     ("ps", "--project", "")):
+            r = self.batman(*args, check=125)
+            self.assertIn("is empty", r.stderr, args)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        r = self.batman("--profile", "", "p", "true", name="batman-parallel", check=125)
+        self.assertIn("is empty", r.stderr)
+        with open(plan, "w") as f:
+            f.write("tasks:\n  a: ''\n")
+        r = self.batman("batch", plan, check=125)
+        self.assertIn("tasks.a", r.stderr)
+
+    def test_logs_of_a_program_whose_stdout_is_its_own_file(self):
+        out = os.path.join(self.work, "b.out")
+        config = os.path.join(self.work, "lt.yaml")
+        with open(config, "w") as f:
+            f.write(f"programs:\n  b:\n    cmd: echo hello-from-b; exec sleep 600\n    isolation: env\n"
+                    f"    stdout: {out}\n")
+        self.batman(config, "--daemon", name="taskmaster", check=0)
+        with open(os.path.join(self.home, "lt", "state", "supervisor.pid")) as f:
+            daemon = int(f.read())
+        try:
+            wait_for(lambda: os.path.exists(out) and "hello-from-b" in open(out).read(), what="the output")
+            for name in ("b", "b:00", "b_00"):
+                r = self.batman("logs", "lt", name, check=0)
+                self.assertEqual(r.stdout, "hello-from-b\n", name)
+        finally:
+            self.batman("ctl", "--config", config, "shutdown", check=None)
+            wait_for(lambda: not pid_alive(daemon), what="taskmaster gone")
+
+    def test_a_monitor_port_in_use_is_refused_and_no_monitor_contradicts_monitor(self):
+        port = free_port()
+        first = self.spawn("--monitor", str(port), "p", "sleep 600", name="batman-parallel")
+        try:
+            wait_for(lambda: any(s.get("monitor_url") for s in self.states("p")), what="the first monitor")
+            r = self.batman("--monitor", str(port), "q", "true", name="batman-parallel")
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn("in use", r.stderr)
+        finally:
+            self.batman("stop", "p", check=None)
+            first.wait(timeout=30)
+        r = self.batman("--monitor", "--no-monitor", "p", "true", name="batman-parallel", check=125)
+        self.assertIn("--no-monitor", r.stderr)
