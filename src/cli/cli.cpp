@@ -77,7 +77,8 @@ std::optional<int> parse(CLI::App& app, const std::vector<std::string>& args) {
   // An empty value (`--report ""`, `batman logs p ""`) is a mistake, not the option left out:
   // refused, rather than silently running with the default.
   for (const CLI::Option* opt : app.get_options()) {
-    if (opt->count() == 0 || opt->get_expected_min() == 0) continue;  // not given, or a flag
+    // Not given, a flag, or required (the command's own check of it says what it must be).
+    if (opt->count() == 0 || opt->get_expected_min() == 0 || opt->get_required()) continue;
     for (const auto& value : opt->results()) {
       if (!value.empty()) continue;
       error(app.get_name() + ": " + opt->get_name() + " is empty (leave it out for its default; see '" +
