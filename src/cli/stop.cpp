@@ -47,14 +47,25 @@ bool wait_gone(pid_t pid, unsigned long long start_time, Duration timeout) {
 }
 
 // Whether `pid` runs this very batman binary (its aliases are symlinks to it): the inode of
-// /proc/PID/exe against /proc/self/exe, which no process can fake. Only when the link cannot
-// be followed (another user's process) is it judged by its name, which it can set itself.
+// /proc/PID/exe against /proc/self/exe, which no process can fake. After an upgrade the
+// binary an older batman runs is gone from the path: its link reads exactly our own path +
+// " (deleted)", a name only whoever may replace our binary can give a file. Only when the
+// link cannot be followed (another user's process) is it judged by its name, which it can
+// set itself.
 bool is_batman_process(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
   struct stat self{}, other{};
-  if (::stat("/proc/self/exe", &self) == 0 && ::stat(path, &other) == 0)
-    return self.st_dev == other.st_dev && self.st_ino == other.st_ino;
+  if (::stat("/proc/self/exe", &self) == 0 && ::stat(path, &other) == 0) {
+    if (self.st_dev == other.st_dev && self.st_ino == other.st_ino) return true;
+    char mine[4096], theirs[4096];
+    const ssize_t m = ::readlink("/proc/self/exe", mine, sizeof mine);
+    const ssize_t t = ::readlink(path, theirs, sizeof theirs);
+    if (m <= 0 || t <= 0 || m >= static_cast<ssize_t>(sizeof mine) || t >= static_cast<ssize_t>(sizeof theirs))
+      return false;
+    return std::string_view(theirs, static_cast<std::size_t>(t)) ==
+           std::string(mine, static_cast<std::size_t>(m)) + " (deleted)";
+  }
   if (errno == ENOENT || errno == ESRCH) return false;  // gone
   std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
   UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
@@ -63,6 +74,37 @@ bool is_batman_process(pid_t pid) {
   if (::read(fd.get(), buf, sizeof buf - 1) <= 0) return false;
   const std::string_view comm(buf);
   return comm.starts_with("batman") || comm.starts_with("taskmaster");
+}
+
+// Whether `pid` holds the project's own state directory open (one of /proc/PID/fd/* is the
+// same inode as tree.state_fd): every batman working in a project does (its ProjectTree, for
+// the whole run, batch or supervisor), and nothing else does, since batman opens it close-on-
+// exec. A state file only names a pid; this is what proves that pid is this project's.
+bool holds_state_dir(const ProjectTree& tree, pid_t pid) {
+  struct stat mine{};
+  if (::fstat(tree.state_fd.get(), &mine) != 0) return false;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  UniqueFd fds(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fds) return false;  // gone, or another user's
+  auto names = list_dir(fds.get());
+  if (!names) return false;
+  for (const auto& name : *names) {
+    struct stat st{};
+    if (::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == mine.st_dev &&
+        st.st_ino == mine.st_ino)
+      return true;
+  }
+  return false;
+}
+
+// A live batman of this very project at `pid`, as `start_time` recorded it: the only process
+// `batman stop` signals on the word of a state file (memoised: 10000 instances share one).
+bool is_project_batman(const ProjectTree& tree, pid_t pid, unsigned long long start_time) {
+  static std::map<std::pair<pid_t, unsigned long long>, bool> known;
+  if (pid <= 1 || !runner::process_matches(pid, start_time)) return false;
+  const auto key = std::pair{pid, start_time};
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  return known[key] = is_batman_process(pid) && holds_state_dir(tree, pid);
 }
 
 // The processes of a lost run, each held by a pidfd opened while it was still the process
@@ -160,10 +202,10 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
               std::optional<Duration> grace) {
   // Without --grace the run's own batman applies the job's stoptime and SIGKILL: wait for it.
   Duration wait = grace ? *grace + std::chrono::seconds(5) : Duration(std::chrono::hours(24 * 365));
-  if (runner::process_matches(s.batman_pid, s.batman_start_time)) {
-    if (!is_batman_process(s.batman_pid)) {
-      error(s.project + " " + s.run_id + ": its batman pid " + std::to_string(s.batman_pid) +
-            " is not a batman process: not signalling it (is the state file genuine?)");
+  if (s.batman_pid > 0 && runner::process_matches(s.batman_pid, s.batman_start_time)) {
+    if (!is_project_batman(tree, s.batman_pid, s.batman_start_time)) {
+      error(tree.name + " " + s.run_id + ": its batman pid " + std::to_string(s.batman_pid) +
+            " is not a batman of project '" + tree.name + "': not signalling it (is the state file genuine?)");
       return false;
     }
     sigval value{};
@@ -182,6 +224,7 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
     }
   }
   // Lost run: its batman is gone, but the job may not be.
+  if (s.run_id.empty()) return true;  // a supervisor found by its socket: no record of its own
   if (!stop_lost_run(s, sig, grace)) return false;
   runner::RunState final_state = s;
   if (final_state.status == "lost" || final_state.live_status()) {
@@ -201,10 +244,10 @@ std::optional<std::pair<std::string, std::string>> split_instance(const std::str
   return std::pair{stem.substr(0, us), digits};
 }
 
-// The run's batman, alive and provably batman (not a reused pid).
-bool batman_alive(const runner::RunState& s) {
-  return s.batman_pid > 0 && runner::process_matches(s.batman_pid, s.batman_start_time) &&
-         is_batman_process(s.batman_pid);
+// The run's batman, alive and provably this project's batman (not a reused pid, nor another
+// project's batman named by a forged record).
+bool batman_alive(const ProjectTree& tree, const runner::RunState& s) {
+  return is_project_batman(tree, s.batman_pid, s.batman_start_time);
 }
 
 // One command over a supervisor's control socket (SPEC §9's protocol: a line out, JSON lines
@@ -257,16 +300,41 @@ Result<ControlAnswer> ask_supervisor(const ProjectTree& tree, pid_t supervisor_p
   }
 }
 
+// The live supervisor of the project: whoever serves state/control.sock (SO_PEERCRED), when
+// it is provably a batman of this project (the socket may be a symlink: a planted one could
+// lead to another project's supervisor). Found even when none of its instances runs.
+struct LiveSupervisor {
+  pid_t pid = 0;
+  unsigned long long start_time = 0;
+};
+std::optional<LiveSupervisor> live_supervisor(const ProjectTree& tree) {
+  const std::string path = "/proc/self/fd/" + std::to_string(tree.state_fd.get()) + "/control.sock";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return std::nullopt;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return std::nullopt;
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.pid <= 1) return std::nullopt;
+  const LiveSupervisor found{peer.pid, runner::process_start_time(peer.pid)};
+  if (found.start_time == 0 || !is_project_batman(tree, found.pid, found.start_time)) return std::nullopt;
+  return found;
+}
+
 // Stop one instance ("web:01") or every instance of a program ("web") through the supervisor,
-// as `batman ctl stop NAME` does: the supervisor keeps running and restarts nothing.
-int stop_supervised(const ProjectTree& tree, const runner::RunState& any, const std::string& name,
-                    bool tuned) {
+// as `batman ctl stop NAME` does: the supervisor keeps running and restarts nothing. The name
+// goes as given, so the supervisor's own `select` resolves it (web_01 is program web_01 when
+// there is one, else web:01). nullopt when the supervisor knows no such name.
+std::optional<int> stop_supervised(const ProjectTree& tree, pid_t supervisor_pid, const std::string& name,
+                                   bool tuned) {
   if (tuned) {
     error(tree.name + " " + name + ": --signal and --grace apply to whole runs; a supervised program is stopped "
           "with its own stopsignal and stoptime (see its config)");
     return kExitBatmanError;
   }
-  auto answer = ask_supervisor(tree, any.batman_pid, "stop " + name);
+  auto answer = ask_supervisor(tree, supervisor_pid, "stop " + name);
   if (!answer) {
     error(tree.name + " " + name + ": not stopped: " + answer.error().message);
     return 1;
@@ -278,7 +346,8 @@ int stop_supervised(const ProjectTree& tree, const runner::RunState& any, const 
     if (nl > at) lines.push_back(answer->out.substr(at, nl - at));
     at = nl + 1;
   }
-  const std::string by = " (by its supervisor, pid " + std::to_string(any.batman_pid) + ", which keeps running)";
+  if (answer->exit != 0 && lines.empty() && answer->error.find("no such ") != std::string::npos) return std::nullopt;
+  const std::string by = " (by its supervisor, pid " + std::to_string(supervisor_pid) + ", which keeps running)";
   if (answer->exit == 0) {
     for (const auto& l : lines) info(tree.name + " " + l + by);
     return 0;
@@ -296,6 +365,41 @@ int stop_supervised(const ProjectTree& tree, const runner::RunState& any, const 
   if (!answer->error.empty()) error(tree.name + " " + name + ": " + answer->error);
   if (nothing_failed && answer->error.empty()) return 0;
   return answer->exit == 0 ? 0 : 1;
+}
+
+// With no supervisor alive, the state files of what it ran, named as its `select` would: a
+// program name when some instance of that program has a record (every instance of it), else
+// web_01 / web:01 as that instance. Empty when the name is no supervised one.
+std::vector<const runner::RunState*> supervised_records(const std::vector<runner::RunState>& runs,
+                                                        const std::string& name) {
+  std::set<std::string> programs;
+  for (const auto& s : runs)
+    if (auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt) programs.insert(parts->first);
+  std::string program = name;
+  std::optional<int> index;
+  auto number = [](const std::string& digits) -> std::optional<int> {
+    if (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    return std::stoi(digits);
+  };
+  if (const auto colon = name.find(':'); colon != std::string::npos) {
+    program = name.substr(0, colon);
+    index = number(name.substr(colon + 1));
+    if (!index) return {};
+  } else if (!programs.contains(name)) {
+    auto parts = split_instance(name);
+    if (!parts || !programs.contains(parts->first)) return {};
+    program = parts->first;
+    index = number(parts->second);
+    if (!index) return {};
+  }
+  if (!programs.contains(program)) return {};
+  std::vector<const runner::RunState*> out;
+  for (const auto& s : runs) {
+    auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt;
+    if (parts && parts->first == program && (!index || number(parts->second) == index)) out.push_back(&s);
+  }
+  return out;
 }
 
 // Wait, without polling, until `pred` holds: re-checked on each change in the state
@@ -438,22 +542,14 @@ int command_stop(const std::vector<std::string>& args) {
     const runner::RunState* exact = nullptr;
     for (const auto& s : runs)
       if (s.run_id == run_id) exact = &s;
-    // A supervised instance or a batch task whose supervisor or batch runs: that one only.
-    if (exact && exact->kind == "program" && batman_alive(*exact)) {
-      auto parts = split_instance(exact->run_id);
-      if (!parts) {
-        error(project + " " + wanted + ": not a supervised instance's name");
-        return kExitBatmanError;
-      }
-      return stop_supervised(*tree, *exact, parts->first + ":" + parts->second, sig || grace);
-    }
-    if (exact && batch_task_name(*exact) && batman_alive(*exact) && run_is_live(*exact))
+    // A batch task whose batch runs: that one only.
+    if (exact && batch_task_name(*exact) && batman_alive(*tree, *exact) && run_is_live(*exact))
       return stop_batch_task(*tree, *exact, sig, grace);
     if (!exact) {
       // A task named as its batch file names it (docs): the one live batch running it.
       std::vector<const runner::RunState*> tasks;
       for (const auto& s : runs)
-        if (batch_task_name(s) == run_id && batman_alive(s) && run_is_live(s)) tasks.push_back(&s);
+        if (batch_task_name(s) == run_id && batman_alive(*tree, s) && run_is_live(s)) tasks.push_back(&s);
       if (tasks.size() == 1) return stop_batch_task(*tree, *tasks.front(), sig, grace);
       if (tasks.size() > 1) {
         std::string ids;
@@ -463,19 +559,47 @@ int command_stop(const std::vector<std::string>& args) {
         return kExitBatmanError;
       }
     }
+    // A supervised instance or program while its supervisor runs: through the supervisor,
+    // which resolves the name exactly as `batman ctl stop NAME` has it resolved.
+    const auto supervisor = live_supervisor(*tree);
+    if (supervisor && (!exact || exact->kind == "program")) {
+      if (auto rc = stop_supervised(*tree, supervisor->pid, wanted, sig || grace)) return *rc;
+    }
+    if (!supervisor) {
+      const auto records = supervised_records(runs, wanted);
+      // A supervisor that is alive but does not answer on its socket: say so, touch nothing.
+      for (const auto* r : records)
+        if (batman_alive(*tree, *r)) {
+          if (auto rc = stop_supervised(*tree, r->batman_pid, wanted, sig || grace)) return *rc;
+          break;
+        }
+      if (!records.empty() && (!exact || exact->kind == "program")) {
+        // What a dead supervisor left of a program: each instance's stop sequence, as for
+        // one instance named alone.
+        int rc = 0;
+        std::size_t stopped = 0;
+        for (const auto* r : records) {
+          if (!run_is_live(*r)) {
+            if (r->status == "lost")
+              if (auto left = find_lost_run(*r); !left.distrusted.empty()) {
+                error(project + " " + r->run_id + " is lost and " + left.distrusted + ": nothing signalled");
+                rc = 1;
+              }
+            continue;
+          }
+          if (stop_run(*tree, *r, sig, grace)) {
+            info("stopped " + project + " " + r->run_id + " (left by its supervisor, pid " +
+                 std::to_string(r->batman_pid) + ", which is not running)");
+            ++stopped;
+          } else {
+            rc = 1;
+          }
+        }
+        if (!stopped && rc == 0) info(project + " " + wanted + " is not running (nor is its supervisor)");
+        return rc;
+      }
+    }
     if (!exact) {
-      // A program name: every instance of it, through the supervisor.
-      const runner::RunState* instance = nullptr;
-      for (const auto& s : runs) {
-        auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt;
-        if (parts && parts->first == run_id && (!instance || batman_alive(s))) instance = &s;
-      }
-      if (instance && batman_alive(*instance)) return stop_supervised(*tree, *instance, run_id, sig || grace);
-      if (instance) {
-        error(project + " " + wanted + ": its supervisor (pid " + std::to_string(instance->batman_pid) +
-              ") is not running: nothing to stop (see 'batman ps --all --project " + project + "')");
-        return 1;
-      }
       std::string known;
       std::set<std::string> programs;
       std::size_t listed = 0, more = 0;
@@ -485,7 +609,7 @@ int command_stop(const std::vector<std::string>& args) {
       };
       std::vector<std::string> ids;
       for (const auto& s : runs) {
-        if (!run_is_live(s) && !(s.kind == "program" && batman_alive(s))) continue;
+        if (!run_is_live(s) && !(s.kind == "program" && batman_alive(*tree, s))) continue;
         ids.push_back(s.run_id);
         if (auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt) programs.insert(parts->first);
       }
@@ -495,6 +619,13 @@ int command_stop(const std::vector<std::string>& args) {
       error("no run, instance or task '" + wanted + "' in project '" + project + "'" +
             (known.empty() ? std::string(": nothing of it runs") : ": it has" + known) + " (see 'batman ps --all --project " +
             project + "')");
+      return kExitBatmanError;
+    }
+    if (exact->kind == "program" && batman_alive(*tree, *exact)) {
+      // Its supervisor runs but has no such instance now (a reload removed it): never stop
+      // that whole supervisor for it.
+      error(project + " " + wanted + ": its supervisor (pid " + std::to_string(exact->batman_pid) +
+            ") has no such program or instance now (see 'batman ctl status')");
       return kExitBatmanError;
     }
     if (!run_is_live(*exact)) {
@@ -524,10 +655,22 @@ int command_stop(const std::vector<std::string>& args) {
   std::map<pid_t, std::string> labels;
   for (const auto& s : runs) {
     if (!run_is_live(s)) continue;
-    if ((s.kind == "program" || s.kind == "batch") && batman_alive(s)) {
+    if ((s.kind == "program" || s.kind == "batch") && batman_alive(*tree, s)) {
       if (!whole.insert(s.batman_pid).second) continue;
       labels[s.batman_pid] = std::string(s.kind == "program" ? "supervisor" : "batch") + " pid " + std::to_string(s.batman_pid);
     }
+    targets.push_back(s);
+  }
+  // A supervisor none of whose programs runs (all stopped, or autostart: false) has no live
+  // record: found by its control socket, it is stopped whole all the same.
+  if (auto supervisor = live_supervisor(*tree); supervisor && !whole.contains(supervisor->pid)) {
+    runner::RunState s;
+    s.project = project;
+    s.kind = "program";
+    s.batman_pid = supervisor->pid;
+    s.batman_start_time = supervisor->start_time;
+    whole.insert(s.batman_pid);
+    labels[s.batman_pid] = "supervisor pid " + std::to_string(s.batman_pid);
     targets.push_back(s);
   }
   if (targets.empty()) {

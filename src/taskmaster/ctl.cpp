@@ -168,14 +168,25 @@ Result<std::string> find_socket(const std::string& socket, const std::string& co
   }
   auto home = home_dir(false);
   if (!home) return std::unexpected(home.error());
-  std::vector<std::string> found;
+  // Sockets nobody listens on (their supervisor was killed) are left out of the choice.
+  std::vector<std::string> found, live;
   for (const auto& project : list_projects()) {
     std::string path = *home + "/" + project + "/state/control.sock";
-    if (exists(path)) found.push_back(path);
+    if (!exists(path)) continue;
+    found.push_back(path);
+    auto fd = connect_control(path);
+    if (fd || (fd.error().code != ECONNREFUSED && fd.error().code != ENOENT)) live.push_back(path);
   }
-  if (found.size() == 1) return found.front();
+  if (live.size() == 1) return live.front();
+  if (live.size() > 1) {
+    std::string projects;
+    for (const auto& p : live) projects += " " + p;
+    return fail("several supervisors under " + *home + ":" + projects + ": choose one with --config CONFIG or --socket PATH");
+  }
+  if (found.size() == 1) return found.front();  // connecting to it reports why not
   if (found.empty()) return fail("no supervisor socket under " + *home + ": give --socket PATH or --config CONFIG");
-  return fail("several supervisors under " + *home + ": choose one with --config CONFIG or --socket PATH");
+  return fail("no supervisor answers under " + *home + " (" + std::to_string(found.size()) +
+              " stale sockets): start one with 'taskmaster CONFIG --daemon'");
 }
 
 std::string history_path(const std::string& config) {
@@ -270,6 +281,10 @@ int command_ctl(const std::vector<std::string>& args) {
     };
     if (a == "--help" || a == "-h") {
       std::cout << kUsage << ControlCommands::help_text();
+      return 0;
+    }
+    if (a == "--version" || a == "-V") {
+      std::cout << version_text() << "\n";
       return 0;
     }
     if (a == "--socket" || a.rfind("--socket=", 0) == 0) {

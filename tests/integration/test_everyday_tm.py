@@ -10,14 +10,16 @@ import pty
 import random
 import re
 import select
+import shutil
 import signal
 import socket
+import subprocess
 import textwrap
 import time
 import unittest
 import urllib.request
 
-from harness import BatmanTestCase, pid_alive, processes_with_marker, wait_for
+from harness import BatmanTestCase, bin_path, pid_alive, processes_with_marker, wait_for
 from test_taskmaster import TaskmasterCase
 
 
@@ -342,3 +344,149 @@ class CtlCtrlC(TaskmasterCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def start_time_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+class StopChecksItsTarget(TaskmasterCase):
+    """`batman stop` signals only a batman of the project it was given, whatever its state
+    files say; it still finds that project's supervisor after an upgrade, with nothing running,
+    and what a killed supervisor left."""
+    CONFIG = ("programs:\n"
+              "  c:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    starttime: 0\n"
+              "  api:\n    cmd: \"sleep MARK\"\n    starttime: 0\n")
+
+    def forge(self, project, run_id, kind, pid):
+        """A state record of `project` naming `pid` (another project's supervisor) as its batman."""
+        for sub in ("state", "logs", "tmp", "worktrees"):
+            os.makedirs(os.path.join(self.home, project, sub), exist_ok=True)
+        model = json.load(open(glob.glob(os.path.join(self.state_dir("other"), "api_00.json"))[0]))
+        model.update(project=project, run_id=run_id, kind=kind, status="running", batman_pid=pid,
+                     batman_start_time=start_time_of(pid), pid=pid, pid_start_time=start_time_of(pid))
+        with open(os.path.join(self.home, project, "state", run_id + ".json"), "w") as f:
+            json.dump(model, f)
+
+    def test_forged_records_and_socket_never_get_another_projects_supervisor_signalled(self):
+        other_cfg = self.config(self.CONFIG, name="other")
+        victim = self.start_daemon(other_cfg, project="other")
+        self.wait_state("api", "RUNNING", config=other_cfg)
+        before = self.status(other_cfg)
+        self.forge("evil", "R", "batch", victim)
+        self.forge("evil", "R.t", "batch", victim)
+        self.forge("evil", "api_00", "program", victim)
+        os.symlink(os.path.join(self.state_dir("other"), "control.sock"),
+                   os.path.join(self.home, "evil", "state", "control.sock"))
+        for args in (["t"], ["R.t"], ["R"], ["api"], ["api_00"], [], ["--all"]):
+            r = self.batman("stop", "evil", *args)
+            self.assertNotEqual(r.returncode, 0, f"stop evil {args}: {r.stderr}")
+            self.assertTrue(pid_alive(victim), f"stop evil {args} killed the other supervisor: {r.stderr}")
+        self.assertIn("not a batman of project 'evil'", r.stderr)
+        after = self.status(other_cfg)
+        for name in ("api", "c:00", "c:01"):
+            self.assertEqual(after[name]["state"], "RUNNING")
+            self.assertEqual(after[name]["pid"], before[name]["pid"])
+
+    def test_after_an_upgrade_the_old_supervisor_is_stopped_without_complaint(self):
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir)
+        exe = os.path.join(bindir, "batman")
+        shutil.copy2(bin_path("batman"), exe)
+        os.symlink("batman", os.path.join(bindir, "taskmaster"))
+        cfg = self.config(self.CONFIG)
+        subprocess.run([os.path.join(bindir, "taskmaster"), cfg, "--daemon"], env=self.env, cwd=self.work,
+                       check=True, capture_output=True, timeout=60)
+        pidfile = os.path.join(self.state_dir(), "supervisor.pid")
+        self.daemons.append(pidfile)
+        supervisor = int(open(pidfile).read())
+        self.wait_state("api", "RUNNING")
+        # The upgrade: the binary is replaced while the supervisor runs.
+        os.unlink(exe)
+        shutil.copy2(bin_path("batman"), exe)
+        self.assertTrue(os.readlink(f"/proc/{supervisor}/exe").endswith(" (deleted)"))
+        r = subprocess.run([exe, "stop", "tm"], env=self.env, cwd=self.work, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("not a batman", r.stderr)
+        self.assertIn(f"supervisor pid {supervisor}", r.stderr)
+        self.wait_gone(supervisor)
+        wait_for(lambda: processes_with_marker(self.mark) == [], timeout=15, what="its programs gone")
+
+    def test_a_supervisor_running_nothing_is_stopped_whole(self):
+        supervisor = self.start_daemon(self.config(
+            "programs:\n  idle:\n    cmd: \"sleep MARK\"\n    autostart: false\n"))
+        self.wait_state("idle", "STOPPED")
+        r = self.batman("stop", "tm", check=0)
+        self.assertIn(f"supervisor pid {supervisor}", r.stderr)
+        self.wait_gone(supervisor)
+        # Every instance stopped by hand: the same, with --all.
+        supervisor = self.start_daemon(self.config(self.CONFIG))
+        self.wait_state("api", "RUNNING")
+        self.ctl("stop", "all")
+        self.wait_state("c:01", "STOPPED")
+        r = self.batman("stop", "tm", "--all", check=0)
+        self.assertIn(f"supervisor pid {supervisor}", r.stderr)
+        self.wait_gone(supervisor)
+
+    def test_a_program_name_stops_every_instance_a_killed_supervisor_left(self):
+        supervisor = self.start_daemon(self.config(
+            "programs:\n"
+            "  c:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    starttime: 0\n"
+            "  api:\n    cmd: \"sleep 0MARK\"\n    starttime: 0\n"))
+        self.wait_state("c:01", "RUNNING")
+        self.wait_state("api", "RUNNING")
+        def sleeps(arg):  # the programs' own sleeps (not their sh -c leaders)
+            return [p for p in processes_with_marker(arg)
+                    if read_text(f"/proc/{p}/cmdline").split("\0")[:2] == ["sleep", arg]]
+        c_left = lambda: sleeps(self.mark)
+        api_left = lambda: sleeps("0" + self.mark)
+        wait_for(lambda: len(c_left()) == 2 and api_left(), timeout=15, what="every sleep started")
+        os.kill(supervisor, signal.SIGKILL)
+        self.wait_gone(supervisor)
+        self.assertEqual(len(c_left()), 2)  # the leftovers run on
+        r = self.batman("stop", "tm", "c", check=0)
+        self.assertIn("stopped tm c_00", r.stderr)
+        self.assertIn("stopped tm c_01", r.stderr)
+        self.assertEqual(c_left(), [])
+        self.assertTrue(api_left())  # only what was named
+        self.batman("stop", "tm", "api_00", check=0)
+        self.assertEqual(api_left(), [])
+
+    def test_a_program_named_like_an_instance_is_chosen_as_ctl_chooses_it(self):
+        self.start_daemon(self.config(
+            "programs:\n"
+            "  web:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    starttime: 0\n"
+            "  web_01:\n    cmd: \"sleep MARK\"\n    starttime: 0\n"))
+        self.wait_state("web:01", "RUNNING")
+        self.wait_state("web_01", "RUNNING")
+        r = self.batman("stop", "tm", "web_01", check=0)
+        self.assertIn("web_01: stopped", r.stderr)
+        rows = self.status()
+        self.assertEqual(rows["web_01"]["state"], "STOPPED")
+        self.assertEqual(rows["web:01"]["state"], "RUNNING")
+        # web:01 names the instance, in both.
+        self.batman("stop", "tm", "web:01", check=0)
+        self.assertEqual(self.status()["web:01"]["state"], "STOPPED")
+        self.assertEqual(self.status()["web:00"]["state"], "RUNNING")
+
+
+class CtlChoice(TaskmasterCase):
+    def test_ctl_without_socket_ignores_supervisors_that_were_killed(self):
+        dead = self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n", name="gone"),
+                                 project="gone")
+        os.kill(dead, signal.SIGKILL)
+        self.wait_gone(dead)
+        self.assertTrue(os.path.exists(os.path.join(self.state_dir("gone"), "control.sock")))
+        self.start_daemon(self.config("programs:\n  live:\n    cmd: \"sleep MARK\"\n    starttime: 0\n"))
+        self.wait_state("live", "RUNNING")
+        r = self.batman("ctl", "status", check=0)
+        self.assertIn("live", r.stdout)
+        self.assertNotIn("several supervisors", r.stderr)
+
+    def test_ctl_prints_the_version(self):
+        version = self.batman("-V", check=0).stdout
+        self.assertTrue(version.startswith("batman "))
+        for flag in ("-V", "--version"):
+            self.assertEqual(self.batman("ctl", flag, check=0).stdout, version)
