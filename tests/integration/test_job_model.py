@@ -25,6 +25,7 @@ die_with_parent: true
 
 # Variables that name the job itself (its run, task or program) and differ by design.
 PER_JOB = {"BATMAN_RUN_ID", "BATMAN_TASK", "BATMAN_ATTEMPT", "BATMAN_PROGRAM", "BATMAN_PROCESS_NAME",
+           "BATMAN_PROCESS_NUM",
            "BATMAN_PROJECT", "BATMAN_PROJECT_DIR", "TMPDIR", "PWD", "SHLVL", "_", "OLDPWD"}
 
 
