@@ -34,6 +34,16 @@ def pid_alive(pid):
         return False
 
 
+def init_git_repo(path):
+    """A git repository at `path` with one commit: file.txt, "committed\n"."""
+    run = lambda *a: subprocess.run(["git", "-C", path] + list(a), check=True, capture_output=True)
+    run("init", "-q")
+    with open(os.path.join(path, "file.txt"), "w") as f:
+        f.write("committed\n")
+    run("add", "file.txt")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Wait for predicate() to be truthy, up to a generous deadline; returns its value."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import fcntl
 import termios
 import time
 
-from harness import BatmanTestCase, bin_path, pid_alive, wait_for
+from harness import BatmanTestCase, bin_path, init_git_repo, pid_alive, wait_for
 
 JOB_COMMANDS = ("batman-parallel", "batman-isolated", "batman-multi")
 EXECUTABLES = ("batman",) + JOB_COMMANDS + ("taskmaster",)
@@ -256,12 +256,7 @@ class OomKill(BatmanTestCase):
 class WorktreeNotes(BatmanTestCase):
     def setUp(self):
         super().setUp()
-        run = lambda *a: subprocess.run(["git", "-C", self.work] + list(a), check=True, capture_output=True)
-        run("init", "-q")
-        with open(os.path.join(self.work, "file.txt"), "w") as f:
-            f.write("committed\n")
-        run("add", "file.txt")
-        run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+        init_git_repo(self.work)
 
     def test_help_says_a_successful_runs_worktree_is_removed(self):
         out = self.batman("--help", name="batman-parallel", check=0).stdout

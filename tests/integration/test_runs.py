@@ -8,7 +8,7 @@ import time
 import urllib.request
 import uuid
 
-from harness import NOBODY, BatmanTestCase, pid_alive, processes_with_marker, wait_for
+from harness import NOBODY, BatmanTestCase, init_git_repo, pid_alive, processes_with_marker, wait_for
 
 
 # The env tier (process group + subreaper) and whatever `auto` picks on this machine.
@@ -387,12 +387,7 @@ class Inspect(BatmanTestCase):
 class Worktree(BatmanTestCase):
     def setUp(self):
         super().setUp()
-        run = lambda *a: subprocess.run(["git", "-C", self.work] + list(a), check=True, capture_output=True)
-        run("init", "-q")
-        with open(os.path.join(self.work, "file.txt"), "w") as f:
-            f.write("committed\n")
-        run("add", "file.txt")
-        run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+        init_git_repo(self.work)
 
     def test_success_removes_failure_keeps(self):
         p = self.batman("wt", "cat file.txt; pwd", "--worktree", name="batman-parallel")
