@@ -36,6 +36,11 @@ class Result(unittest.TestResult):
         super().addError(test, err)
         print(f"FAIL {test.id()} (error, {self._took()})\n{self._exc_info_to_string(err, test)}", flush=True)
 
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:  # a failed subtest: its test reports no PASS
+            print(f"FAIL {subtest.id()} ({self._took()})\n{self._exc_info_to_string(err, test)}", flush=True)
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         print(f"SKIP {test.id()}: {reason}", flush=True)

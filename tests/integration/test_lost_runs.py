@@ -168,7 +168,7 @@ class Stop(LostRunBase):
                         lines = [l for l in p.stderr.splitlines() if l.strip()]
                         self.assertNotEqual(p.returncode, 0, p.stderr)
                         self.assertEqual(len(lines), 1, p.stderr)
-                        self.assertIn("nothing signalled" if bname != "livereal" else "not a batman process",
+                        self.assertIn("nothing signalled" if bname != "livereal" else "not a batman of project",
                                       lines[0])
                         # --all must not reach it either.
                         self.batman("stop", "fake", "--all", "--grace", "1s")
