@@ -76,8 +76,7 @@ int command_logs(const std::vector<std::string>& args) {
   app.add_option("-n,--lines", lines, "only the last N lines")->check(CLI::NonNegativeNumber);
   if (auto rc = parse(app, args)) return *rc;
   // A supervised instance as ctl names it (web:01) is the state file web_01.
-  if (auto colon = run_id.find(':'); colon != std::string::npos && run_id.find(':', colon + 1) == std::string::npos)
-    run_id[colon] = '_';
+  run_id = state_name(run_id);
   if (!run_id.empty()) {
     if (auto v = validate_name(run_id, "run-id"); !v) {
       error(v.error().message);
@@ -96,20 +95,15 @@ int command_logs(const std::vector<std::string>& args) {
   if (!run && !run_id.empty()) {
     // A batch task by the name its batch file gives it (docs): its latest run, recorded as
     // <batch-run-id>.docs.
-    for (const auto& s : runs) {
-      const auto dot = s.run_id.find('.');
-      if (s.kind == "batch" && dot != std::string::npos && s.run_id.compare(dot + 1, std::string::npos, run_id) == 0)
-        run = &s;
-    }
+    for (const auto& s : runs)
+      if (batch_task_name(s) == run_id) run = &s;
   }
   if (!run && !run_id.empty()) {
     // A program's name: its one instance (web -> web_00); with several, they are listed.
     std::vector<const runner::RunState*> instances;
     for (const auto& s : runs) {
-      const auto us = s.run_id.rfind('_');
-      if (s.kind == "program" && us != std::string::npos && s.run_id.compare(0, us, run_id) == 0 && us == run_id.size() &&
-          s.run_id.find_first_not_of("0123456789", us + 1) == std::string::npos)
-        instances.push_back(&s);
+      const auto parts = s.kind == "program" ? split_instance(s.run_id) : std::nullopt;
+      if (parts && parts->first == run_id) instances.push_back(&s);
     }
     if (instances.size() == 1) run = instances.front();
     if (instances.size() > 1) {

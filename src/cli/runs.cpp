@@ -47,6 +47,27 @@ bool run_is_live(const runner::RunState& s) {
   return s.status == "lost" && !find_lost_run(s).empty();
 }
 
+std::string state_name(std::string name) {
+  if (auto colon = name.find(':'); colon != std::string::npos && name.find(':', colon + 1) == std::string::npos)
+    name[colon] = '_';
+  return name;
+}
+
+std::optional<std::pair<std::string, std::string>> split_instance(const std::string& stem) {
+  const auto us = stem.rfind('_');
+  if (us == std::string::npos || us == 0 || stem.size() - us < 3) return std::nullopt;
+  const std::string digits = stem.substr(us + 1);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::pair{stem.substr(0, us), digits};
+}
+
+std::optional<std::string> batch_task_name(const runner::RunState& s) {
+  if (s.kind != "batch") return std::nullopt;
+  const auto dot = s.run_id.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  return s.run_id.substr(dot + 1);
+}
+
 std::vector<std::string> job_cgroup_units(const runner::RunState& s) {
   if (s.project.empty() || s.run_id.empty()) return {};
   if (s.kind == "batch") {

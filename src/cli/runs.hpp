@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runner/state_store.hpp"
@@ -15,6 +16,15 @@ namespace batman::cli {
 std::vector<runner::RunState> load_runs(const std::optional<std::string>& project);
 // True when the run's batman is alive, or (lost) something of its job still is.
 bool run_is_live(const runner::RunState& s);
+
+// Names a user gives a run, as state files name it. An instance may be named as ctl names
+// it (web:01): its state file is web_01; anything else is returned as it is.
+std::string state_name(std::string name);
+// A supervised instance's state file is <program>_<NN>: "web_01" -> {"web", "01"}.
+std::optional<std::pair<std::string, std::string>> split_instance(const std::string& stem);
+// A batch task's name (docs) when `s` is the state of one (<batch-run-id>.docs); nullopt for
+// anything else, the batch's own record included (its run-id has no dot).
+std::optional<std::string> batch_task_name(const runner::RunState& s);
 
 // The names batman gives the run's job cgroups ("batman-<project>-<run-id>", a batch task's
 // with its attempt): the only cgroups `stop` and `clean` act on for it.

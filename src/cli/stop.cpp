@@ -235,15 +235,6 @@ bool stop_run(const ProjectTree& tree, const runner::RunState& s, std::optional<
   return true;
 }
 
-// A supervised instance's state file is state/<program>_<NN>.json: "web_01" -> {"web", "01"}.
-std::optional<std::pair<std::string, std::string>> split_instance(const std::string& stem) {
-  const auto us = stem.rfind('_');
-  if (us == std::string::npos || us == 0 || stem.size() - us < 3) return std::nullopt;
-  const std::string digits = stem.substr(us + 1);
-  if (digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  return std::pair{stem.substr(0, us), digits};
-}
-
 // The run's batman, alive and provably this project's batman (not a reused pid, nor another
 // project's batman named by a forged record).
 bool batman_alive(const ProjectTree& tree, const runner::RunState& s) {
@@ -425,14 +416,6 @@ bool wait_state(pid_t batman_pid, std::chrono::steady_clock::time_point deadline
   }
 }
 
-// A batch task's name (docs) when `s` is the state of one (<batch-run-id>.docs); nullopt for
-// anything else, the batch's own record included (its run-id has no dot).
-std::optional<std::string> batch_task_name(const runner::RunState& s) {
-  if (s.kind != "batch") return std::nullopt;
-  const auto dot = s.run_id.find('.');
-  if (dot == std::string::npos) return std::nullopt;
-  return s.run_id.substr(dot + 1);
-}
 
 // Stop one task of a running batch: the batch goes on, the task ends `stopped`, and its
 // dependents are skipped. Done when the task's state file says it is no longer running.
@@ -475,8 +458,8 @@ int stop_batch_task(const ProjectTree& tree, const runner::RunState& s, std::opt
     error(tree.name + " " + s.run_id + ": its batch ended before the task was seen to stop (lost)");
     return 1;
   }
-  const auto dot = s.run_id.find('.');
-  info("stopped " + tree.name + " " + s.run_id.substr(dot + 1) + " (task of the batch " + s.run_id.substr(0, dot) +
+  const auto task = batch_task_name(s).value_or(s.run_id);
+  info("stopped " + tree.name + " " + task + " (task of the batch " + s.run_id.substr(0, s.run_id.find('.')) +
        ", pid " + std::to_string(s.batman_pid) + ", which goes on)");
   return 0;
 }
@@ -501,8 +484,7 @@ int command_stop(const std::vector<std::string>& args) {
   // The project's name is validated by open_project below. An instance may be named as ctl
   // names it (web:01) or as ps does (web_01): the state file's name is the latter.
   std::string wanted = run_id;
-  if (auto colon = run_id.find(':'); colon != std::string::npos && run_id.find(':', colon + 1) == std::string::npos)
-    run_id[colon] = '_';
+  run_id = state_name(run_id);
   if (!run_id.empty()) {
     if (auto v = validate_name(run_id, "run-id"); !v) {
       error(v.error().message);
