@@ -47,7 +47,14 @@ bool has_own_pid_namespace(Tier tier, const Profile& profile);
 
 // Everything a backend needs to start one attempt of a job. Built by the runner.
 struct LaunchRequest {
-  std::vector<std::string> argv;  // usually {"/bin/sh", "-c", COMMAND}
+  std::vector<std::string> argv;  // {"/bin/sh", "-c", COMMAND}, or COMMAND's words (below)
+  // When `argv` is a COMMAND with no shell syntax split into words (runner::direct_argv), the
+  // same COMMAND through the shell: {"/bin/sh", "-c", COMMAND}. The env and namespaces tiers
+  // execve argv[0] found on PATH, and fall back to this when that fails (not found, not
+  // executable, no #! line), so that what the job sees and its exit code (126/127, the
+  // shell's message) are sh's. Backends that run the job through another program (firejail,
+  // systemd-run) take this form.
+  std::vector<std::string> shell_argv;
   std::vector<std::string> env;   // the job's full environment, "K=V"
   std::string cwd;                // absolute
   std::string project_dir;        // $BATMAN_HOME/<project>

@@ -42,12 +42,12 @@ class EnvBackend final : public Backend {
   }
 
   Result<Child> spawn(const LaunchRequest& request) override {
-    if (!cgroup_) return spawn_plain(request, request.argv);
+    if (!cgroup_) return spawn_plain(request, request.argv, {}, request.shell_argv);
     auto fds = cgroup_->open_procs();
     if (!fds) return std::unexpected(fds.error());
     std::vector<int> raw;
     for (const auto& fd : *fds) raw.push_back(fd.get());
-    return spawn_plain(request, request.argv, raw);
+    return spawn_plain(request, request.argv, raw, request.shell_argv);
   }
 
   void signal_tree(const Child& child, int sig) override {

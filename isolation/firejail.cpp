@@ -137,7 +137,8 @@ std::vector<std::string> firejail_argv(const std::string& firejail, const Launch
   if (const auto ids = job_ids(request); ids && !request.uid)
     unenforced.push_back("root_user " + std::to_string(ids->uid) + " (firejail runs the job as its caller)");
   argv.push_back("--");
-  argv.insert(argv.end(), request.argv.begin(), request.argv.end());
+  const auto& job = request.shell_argv.empty() ? request.argv : request.shell_argv;
+  argv.insert(argv.end(), job.begin(), job.end());
   return argv;
 }
 

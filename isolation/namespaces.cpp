@@ -121,7 +121,10 @@ pid_t spawn_job(ChildPlan& plan) {
     report(plan, Step::NoNewPrivs, errno);
   // Last before execve, so that nothing batman itself does is filtered.
   if (int rc = load_seccomp(plan.seccomp)) report(plan, Step::Seccomp, rc);
-  execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+  if (plan.direct) execve(plan.exec_path.c_str(), plan.argv.data(), plan.envp.data());
+  // A direct exec that failed (not found in this mount namespace, not executable, no #!
+  // line): the shell runs the same command, and fails or succeeds exactly as `sh -c` would.
+  if (plan.shell_argv.size() > 1) execve(plan.shell_argv[0], plan.shell_argv.data(), plan.envp.data());
   report(plan, Step::Exec, errno);
 }
 
@@ -229,6 +232,9 @@ class NamespacesBackend final : public Backend {
     plan.argv.clear();
     for (auto& a : plan.argv_storage) plan.argv.push_back(a.data());
     plan.argv.push_back(nullptr);
+    plan.shell_argv.clear();
+    for (auto& a : plan.shell_storage) plan.shell_argv.push_back(a.data());
+    plan.shell_argv.push_back(nullptr);
     plan.envp.clear();
     for (auto& e : plan.env_storage) plan.envp.push_back(e.data());
     plan.envp.push_back(nullptr);
@@ -351,7 +357,7 @@ class NamespacesBackend final : public Backend {
     }
     if (step == ns::Step::Chdir) what += " " + plan.cwd;
     if (step == ns::Step::Chown) what += " " + plan.chown_path;
-    if (step == ns::Step::Exec) what += " " + plan.argv_storage.front();
+    if (step == ns::Step::Exec) what += " " + (plan.shell_storage.empty() ? plan.exec_path : plan.shell_storage.front());
     return what + ": " + std::strerror(failure.err);
   }
 
@@ -411,8 +417,11 @@ class NamespacesBackend final : public Backend {
     plan.seccomp = std::move(*seccomp);
     if (request.argv.empty()) return fail("nothing to run: empty command");
     plan.argv_storage = request.argv;
-    plan.argv_storage.front() = find_in_path(request.argv.front(), request.env);
+    plan.exec_path = find_in_path(request.argv.front(), request.env);
+    plan.shell_storage = request.shell_argv;
+    plan.direct = plan.shell_storage.empty() || plan.exec_path.find('/') != std::string::npos;
     plan.env_storage = request.env;
+    if (plan.direct && !plan.shell_storage.empty()) set_shell_pwd(plan.env_storage, request.cwd.empty() ? "/" : request.cwd, plan.cwd);
     if (plan.mount_namespace) {
       const std::string home = request.batman_home;
       for (auto& kv : plan.env_storage) {

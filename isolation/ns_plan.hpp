@@ -72,8 +72,10 @@ struct ChildPlan {
   RlimitPlan rlimits;
   bool no_new_privs = false;
   SeccompProgram seccomp;
-  std::vector<std::string> argv_storage, env_storage;
-  std::vector<char*> argv, envp;  // null-terminated views of the storage
+  std::vector<std::string> argv_storage, env_storage, shell_storage;
+  std::vector<char*> argv, envp, shell_argv;  // null-terminated views of the storage
+  std::string exec_path;  // argv[0] found on PATH (argv[0] itself stays as the user wrote it)
+  bool direct = true;     // execve exec_path (else only shell_argv: argv[0] is nowhere on PATH)
   int sync_fd = -1;               // read end: the parent's go-ahead
   bool wait_for_parent = true;    // false: no go-ahead needed (no id maps, no cgroup)
   int parent_pidfd = -1;          // readable once the parent is gone

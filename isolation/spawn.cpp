@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -35,8 +36,9 @@ namespace batman::isolation {
 namespace {
 
 struct SpawnPlan {
-  const char* path;
+  const char* path;  // null: argv[0] is nowhere on PATH, only the shell runs
   char* const* argv;
+  char* const* shell_argv;  // null: no fallback
   char* const* envp;
   const char* cwd;
   int fds[3];
@@ -83,7 +85,10 @@ int child_main(void* arg) {
     if (::syscall(SYS_setresuid, plan->uid, plan->uid, plan->uid) != 0) fail_at("setuid");
   }
   if (plan->cwd && ::chdir(plan->cwd) != 0) fail_at("chdir");
-  ::execve(plan->path, plan->argv, plan->envp);
+  if (plan->path) ::execve(plan->path, plan->argv, plan->envp);
+  // A direct exec that failed: the shell runs the same command and fails (or succeeds, a
+  // script with no #! line) exactly as `sh -c` would have.
+  if (plan->shell_argv) ::execve(plan->shell_argv[0], plan->shell_argv, plan->envp);
   fail_at("execve");
   return 127;
 }
@@ -104,6 +109,22 @@ std::string find_in_path(const std::string& name, const std::vector<std::string>
     }
     if (colon == std::string_view::npos) return name;
     path.remove_prefix(colon + 1);
+  }
+}
+
+void set_shell_pwd(std::vector<std::string>& env, const std::string& host_cwd, const std::string& job_cwd) {
+  if (job_cwd.empty()) return;
+  auto pwd = std::find_if(env.begin(), env.end(), [](const std::string& e) { return e.starts_with("PWD="); });
+  if (pwd != env.end() && host_cwd == job_cwd) {
+    struct stat a{}, b{};
+    if (::stat(pwd->c_str() + 4, &a) == 0 && ::stat(host_cwd.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+      return;
+  }
+  if (pwd != env.end()) {
+    *pwd = "PWD=" + job_cwd;
+  } else {
+    env.push_back("PWD=" + job_cwd);
   }
 }
 
@@ -160,7 +181,7 @@ std::vector<ProcInfo> read_processes() {
 }
 
 Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
-                          std::span<const int> cgroup_procs) {
+                          std::span<const int> cgroup_procs, const std::vector<std::string>& shell_argv) {
   if (argv.empty()) return fail("nothing to run: empty command");
   // Everything the child touches is built here, before the clone.
   std::vector<std::string> argv_copy = argv;
@@ -168,7 +189,19 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
   std::vector<char*> argv_ptrs;
   for (auto& a : argv_copy) argv_ptrs.push_back(a.data());
   argv_ptrs.push_back(nullptr);
+  std::vector<std::string> shell_copy = shell_argv;
+  std::vector<char*> shell_ptrs;
+  for (auto& a : shell_copy) shell_ptrs.push_back(a.data());
+  shell_ptrs.push_back(nullptr);
+  // Not on PATH: never execve a bare name (it would be looked up in the cwd); the shell says
+  // "not found".
+  bool direct = shell_copy.empty() || path.find('/') != std::string::npos;
   std::vector<std::string> env_copy = request.env;
+  if (direct && !shell_copy.empty()) {
+    char here[PATH_MAX];
+    std::string cwd = !request.cwd.empty() ? request.cwd : ::getcwd(here, sizeof here) ? here : "";
+    set_shell_pwd(env_copy, cwd, cwd);
+  }
   std::vector<char*> env_ptrs;
   for (auto& e : env_copy) env_ptrs.push_back(e.data());
   env_ptrs.push_back(nullptr);
@@ -177,8 +210,9 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
   if (!stdio) return std::unexpected(stdio.error());
 
   SpawnPlan plan{};
-  plan.path = path.c_str();
+  plan.path = direct ? path.c_str() : nullptr;
   plan.argv = argv_ptrs.data();
+  plan.shell_argv = shell_copy.empty() ? nullptr : shell_ptrs.data();
   plan.envp = env_ptrs.data();
   plan.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
   for (int i = 0; i < 3; ++i) plan.fds[i] = stdio->fds[i];
@@ -216,7 +250,7 @@ Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::s
     ::waitpid(pid, nullptr, 0);
     if (pidfd >= 0) ::close(pidfd);
     std::string step = plan.failed_step;
-    if (step == "execve") step = "execute " + path;
+    if (step == "execve") step = "execute " + (plan.shell_argv ? shell_copy[0] : path);
     else if (step == "chdir") step = "chdir " + request.cwd;
     return sys_error(step, plan.failed_errno);
   }

@@ -18,14 +18,23 @@ namespace batman::isolation {
 // back as an Error "step: strerror" (exec failures map to exit 126/127 by the shell).
 // `cgroup_procs`: cgroup.procs files open for writing; the child joins each (writes "0")
 // right after setsid, so the job and all it forks start inside the job's cgroup.
+// `shell_argv` (LaunchRequest::shell_argv): run when `argv` cannot be: argv[0] found nowhere on
+// PATH (then it is not tried at all), or its execve fails.
 Result<Child> spawn_plain(const LaunchRequest& request, const std::vector<std::string>& argv,
-                          std::span<const int> cgroup_procs = {});
+                          std::span<const int> cgroup_procs = {},
+                          const std::vector<std::string>& shell_argv = {});
 
 // PATH search as execvp does it, before the clone: the first directory of `env`'s PATH (else
 // kDefaultPath) where `name` is executable. A name with a '/' is returned as it is, and so is
 // one found nowhere (execve then fails with ENOENT, reported as usual).
 inline constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 std::string find_in_path(const std::string& name, const std::vector<std::string>& env);
+
+// PWD as /bin/sh sets it for what it runs, for a job exec'd without the shell: the inherited
+// PWD when it names the job's directory (it may go through a symlink), else that directory.
+// `host_cwd` is the directory as batman sees it, `job_cwd` as the job will (a mount
+// namespace may show it elsewhere).
+void set_shell_pwd(std::vector<std::string>& env, const std::string& host_cwd, const std::string& job_cwd);
 
 // The fds a child dup2s onto 0, 1 and 2, made in the parent: -1 becomes /dev/null, and a
 // source below 3 is lifted above 2 (a close-on-exec dup), so that no dup2 overwrites a

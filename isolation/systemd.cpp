@@ -159,7 +159,8 @@ std::vector<std::string> systemd_run_argv(const std::string& systemd_run, const 
   property("KillMode=control-group");
   property("SendSIGKILL=yes");
   argv.push_back("--");
-  argv.insert(argv.end(), request.argv.begin(), request.argv.end());
+  const auto& job = request.shell_argv.empty() ? request.argv : request.shell_argv;
+  argv.insert(argv.end(), job.begin(), job.end());
   return argv;
 }
 

@@ -47,9 +47,49 @@ std::vector<std::string> job_environment(const LaunchSpec& spec) {
   return out;
 }
 
+std::optional<std::vector<std::string>> direct_argv(std::string_view command) {
+  auto plain = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("_-./,:=+@%^").find(c) != std::string_view::npos;
+  };
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : command) {
+    if (c == ' ' || c == '\t') {
+      if (!word.empty()) words.push_back(std::move(word));
+      word.clear();
+    } else if (plain(c)) {
+      word += c;
+    } else {
+      return std::nullopt;  // quotes, $, globs, redirections, operators, ~, \\, newlines, #
+    }
+  }
+  if (!word.empty()) words.push_back(std::move(word));
+  if (words.empty()) return std::nullopt;
+  const std::string& first = words.front();
+  if (first.find('=') != std::string::npos) return std::nullopt;  // an assignment
+  // dash's builtins and keywords: the shell runs these itself, and the programs of the same
+  // name (/usr/bin/echo, /usr/bin/kill...) do not always behave the same.
+  static constexpr std::string_view kShellWords[] = {
+      ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done", "echo", "elif",
+      "else", "esac", "eval", "exec", "exit", "export", "false", "fc", "fg", "fi", "for", "getopts", "hash",
+      "if", "in", "jobs", "kill", "local", "printf", "pwd", "read", "readonly", "return", "set", "shift",
+      "test", "then", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "until",
+      "wait", "while"};
+  bool bare_true_false = words.size() == 1 && (first == "true" || first == "false");
+  for (auto shell_word : kShellWords)
+    if (first == shell_word && !bare_true_false) return std::nullopt;
+  return words;
+}
+
 isolation::LaunchRequest launch_request(const LaunchSpec& spec) {
   isolation::LaunchRequest request;
-  request.argv = {"/bin/sh", "-c", spec.command};
+  if (auto words = direct_argv(spec.command)) {
+    request.argv = std::move(*words);
+    request.shell_argv = {"/bin/sh", "-c", spec.command};
+  } else {
+    request.argv = {"/bin/sh", "-c", spec.command};
+  }
   request.env = job_environment(spec);
   request.cwd = spec.cwd;
   request.project_dir = spec.project_dir;

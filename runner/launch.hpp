@@ -65,6 +65,13 @@ std::vector<std::string> job_environment(const LaunchSpec& spec);
 // identity). The stdio fds are the Job's to fill in.
 isolation::LaunchRequest launch_request(const LaunchSpec& spec);
 
+// COMMAND's words when it has no shell syntax, so that it may be exec'd directly (SPEC §4):
+// words of letters, digits and `_-./,:=+@%^` separated by spaces or tabs, the first not an
+// assignment (A=1) and not a word the shell runs itself (keywords, and builtins such as
+// echo, test, cd, kill, printf, pwd, whose programs differ; a bare `true` or `false` is the
+// same either way). nullopt: COMMAND goes through /bin/sh -c.
+std::optional<std::vector<std::string>> direct_argv(std::string_view command);
+
 // A job's status (SPEC §5 `status`), one enum for every front end.
 // Oom: the kernel's OOM killer killed a process of the job at its memory limit, and the job
 // did not succeed (its exit is then 137 or whatever its shell made of it).

@@ -172,7 +172,7 @@ class PseudoTerminal {
   UniqueFd slave_, writer_;  // writer_: a dup of the master, watched for EPOLLOUT on its own
   std::unique_ptr<OutputPump> pump_;
   int in_ = -1;
-  bool in_watched_ = false, writer_watched_ = false, input_ended_ = false, eof_pending_ = false;
+  bool in_watched_ = false, writer_watched_ = false, input_ended_ = false;
   bool at_line_start_ = true;
   std::string pending_;
 };

@@ -342,7 +342,8 @@ TEST(Launch, RequestCarriesTheSpec) {
   s.unit_parts = {"task", "2", "check"};
   s.uid = 1000;
   auto r = launch_request(s);
-  EXPECT_EQ(r.argv, (std::vector<std::string>{"/bin/sh", "-c", "make"}));
+  EXPECT_EQ(r.argv, (std::vector<std::string>{"make"}));  // no shell syntax: exec'd directly
+  EXPECT_EQ(r.shell_argv, (std::vector<std::string>{"/bin/sh", "-c", "make"}));
   EXPECT_EQ(r.cwd, "/src");
   EXPECT_EQ(r.batman_home, "/h");
   EXPECT_EQ(r.tmp_dir, "/h/p/tmp/r1");
@@ -438,3 +439,40 @@ TEST(SpawnAs, AUserChangeInTheChildOfAThreadedParentDoesNotHang) {
 
 }  // namespace
 }  // namespace batman::isolation
+
+namespace batman::runner {
+namespace {
+
+TEST(DirectExec, PlainWordsAreExecdDirectly) {
+  using W = std::vector<std::string>;
+  EXPECT_EQ(direct_argv("make -j4 all"), W({"make", "-j4", "all"}));
+  EXPECT_EQ(direct_argv("  sleep\t5 "), W({"sleep", "5"}));
+  EXPECT_EQ(direct_argv("./run.sh --port=80 a,b x@y 50% ^z +1"), W({"./run.sh", "--port=80", "a,b", "x@y", "50%", "^z", "+1"}));
+  EXPECT_EQ(direct_argv("true"), W({"true"}));
+  EXPECT_EQ(direct_argv("false"), W({"false"}));
+  EXPECT_EQ(direct_argv("env A=1"), W({"env", "A=1"}));
+}
+
+TEST(DirectExec, ShellSyntaxAndShellWordsGoThroughSh) {
+  for (const char* command : {"", "   ", "echo hi", "echo $HOME", "a 'b c'", "a \"b\"", "a\\ b", "ls *.c", "ls ?",
+                              "ls [ab]", "a > f", "a < f", "a | b", "a && b", "a; b", "a &", "~/bin/x", "a # c",
+                              "a\nb", "A=1 cmd", "cd /tmp", "exit 3", "test -f x", "[ -f x ]", "kill 1", "pwd",
+                              "printf x", "true x", "false 1", "if", "exec ls", "a {b,c}", "!x", "a `b`", "a(b)",
+                              "caf\xc3\xa9"})
+    EXPECT_FALSE(direct_argv(command)) << command;
+}
+
+TEST(DirectExec, TheRequestCarriesBothForms) {
+  LaunchSpec spec;
+  spec.command = "sleep 1";
+  auto request = launch_request(spec);
+  EXPECT_EQ(request.argv, (std::vector<std::string>{"sleep", "1"}));
+  EXPECT_EQ(request.shell_argv, (std::vector<std::string>{"/bin/sh", "-c", "sleep 1"}));
+  spec.command = "sleep 1; true";
+  request = launch_request(spec);
+  EXPECT_EQ(request.argv, (std::vector<std::string>{"/bin/sh", "-c", "sleep 1; true"}));
+  EXPECT_TRUE(request.shell_argv.empty());
+}
+
+}  // namespace
+}  // namespace batman::runner
