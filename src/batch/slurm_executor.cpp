@@ -250,9 +250,11 @@ void Executor::flush() {
   std::vector<Element> batch;
   batch.swap(pending_);
   // Attempts share an array when they share every sbatch option: the --time their timeout
-  // gives, and the throttle of their batch.
+  // gives, and the throttle of their batch. A retry is a job of its own.
   std::vector<std::string> keys;
-  for (const auto& e : batch) keys.push_back(time_limit(e.timeout) + "%" + std::to_string(e.throttle));
+  for (const auto& e : batch)
+    keys.push_back(time_limit(e.timeout) + "%" + std::to_string(e.throttle) +
+                   (e.attempt > 1 ? "#retry:" + std::to_string(e.task) : std::string()));
   for (const auto& group : array_groups(keys, config_.max_array)) {
     std::vector<Element> elements;
     for (const auto i : group) elements.push_back(std::move(batch[i]));

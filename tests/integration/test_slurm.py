@@ -5,6 +5,7 @@ with needs, a retried failure and a timeout whose reports have the local executo
 reason, where the cluster cannot start (not root, Slurm not installed)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -18,7 +19,7 @@ SLURM_LOCAL = os.path.join(ROOT, "scripts", "slurm-local")
 CLUSTER = {"conf": None, "why": None}
 
 
-def setUpModule():
+def start_cluster():
     if os.geteuid() != 0:
         CLUSTER["why"] = "scripts/slurm-local needs root"
         return
@@ -32,7 +33,7 @@ def setUpModule():
             CLUSTER["conf"] = line.split("=", 1)[1]
 
 
-def tearDownModule():
+def stop_cluster():
     if CLUSTER["conf"]:
         subprocess.run([SLURM_LOCAL, "stop"], capture_output=True, timeout=120)
 
@@ -47,6 +48,16 @@ def keyset(value):
 
 
 class SlurmTest(BatmanTestCase):
+    # One cluster for every test here (run.py loads modules outside sys.modules, where
+    # unittest's module fixtures are not run: the class's are).
+    @classmethod
+    def setUpClass(cls):
+        start_cluster()
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_cluster()
+
     def setUp(self):
         if not CLUSTER["conf"]:
             self.skipTest(CLUSTER["why"] or "no cluster")
@@ -137,6 +148,14 @@ class SlurmTest(BatmanTestCase):
         self.assertEqual(ps[run_id]["status"], "failed")
         table = self.batman("ps", "--all", "--project", "fifty", "--wide", check=0).stdout
         self.assertIn("slurm:" + t05["slurm_job"], table)
+        # The first eight went out as one job array (throttled to -j 8); retries as jobs of their own.
+        jobs = [s.get("slurm_job", "") for s in self.states("fifty") if s["run_id"].startswith(run_id + ".")]
+        self.assertTrue(any("_" in j for j in jobs), jobs)
+        self.assertEqual(tasks["flaky"]["status"], "succeeded")
+        self.assertNotIn("_", ps[f"{run_id}.flaky"]["slurm_job"])
+        with open(os.path.join(self.home, "fifty", "logs", f"{run_id}.log")) as f:
+            calls = int(re.search(r"slurm: (\d+) sbatch", f.read()).group(1))
+        self.assertLess(calls, 50)
         # Nothing of the run is left in the queue.
         self.assertEqual(self.jobs_of("fifty"), [])
 
