@@ -184,16 +184,21 @@ class SlurmTest(BatmanTestCase):
         plan = self.write("halt.yaml", """\
             defaults: {max_concurrency: 6, rate_limit: 0, retries: 0}
             tasks:
-              bad: {cmd: "sleep 1; exit 1"}
+              bad: {cmd: "echo pid=$$; grep ^Seccomp: /proc/self/status; sleep 1; exit 1"}
               s1: "sleep 60"
               s2: "sleep 60"
               s3: "sleep 60"
               s4: "sleep 60"
             """)
         started = time.monotonic()
-        proc = self.batman("batch", plan, "--executor", "slurm", "--isolation", "env", "--halt", "now,fail=1",
+        # The default isolation (auto): on the node, as here, the task gets a pid namespace of
+        # its own and a seccomp filter.
+        proc = self.batman("batch", plan, "--executor", "slurm", "--halt", "now,fail=1",
                            "--report", os.path.join(self.work, "r.json"), timeout=120)
         self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])
+        if "isolation: namespaces" in proc.stderr:
+            self.assertRegex(proc.stdout, r"pid=[1-9]\n")
+            self.assertRegex(proc.stdout, r"Seccomp:\s+2")
         self.assertLess(time.monotonic() - started, 40)
         with open(os.path.join(self.work, "r.json")) as f:
             tasks = {t["name"]: t for b in json.load(f)["batches"] for t in b["tasks"]}
