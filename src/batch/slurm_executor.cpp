@@ -41,6 +41,7 @@ constexpr int kMissingPolls = 3;
 struct ToolOutput {
   int exit_code = -1;
   std::string out;  // stdout and stderr together
+  bool timed_out = false;
 };
 
 // Run a Slurm client to its end (at most `timeout`, then SIGKILL), stdin /dev/null, without a
@@ -98,7 +99,8 @@ Result<ToolOutput> run_tool(const std::vector<std::string>& argv, Duration timeo
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (timed_out) return fail(argv[0] + " did not answer within " + format_duration(timeout));
+  result.timed_out = timed_out;
+  if (timed_out) result.out = argv[0] + " did not answer within " + format_duration(timeout);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
 }
@@ -187,9 +189,6 @@ Result<std::unique_ptr<Executor>> Executor::create(runner::EventLoop& loop, List
         e->inotify_.reset();
     }
   }
-  // sacct answers only where accounting is stored; it is asked about lost jobs only then.
-  if (auto s = run_tool({"sacct", "-n", "-X", "-j", "1", "-o", "JobID"}, std::chrono::seconds(10)); s && s->exit_code == 0)
-    e->sacct_ = true;
   return e;
 }
 
@@ -210,11 +209,11 @@ Result<void> Executor::probe() {
   argv.insert(argv.begin() + 2, "--wait");
   ++sbatch_calls_;
   auto ran = run_tool(argv, config_.probe_timeout);
-  if (!ran) {
+  if (!ran) return fail("slurm: " + ran.error().message);
+  if (ran->timed_out) {
     (void)run_tool({"scancel", "--name=" + s.job_name});
     return fail("slurm: the test job that checks the nodes did not end within " +
-                format_duration(config_.probe_timeout) + " (" + ran.error().message +
-                "); is the partition busy or down? (sinfo)");
+                format_duration(config_.probe_timeout) + "; is the partition busy or down? (sinfo)");
   }
   const auto id = parse_job_id(ran->out);
   const std::string job = id ? "Slurm job " + *id : "the test job";
@@ -307,6 +306,7 @@ void Executor::submit_group(const std::vector<Element>& group) {
   ++sbatch_calls_;
   auto ran = run_tool(argv);
   if (!ran) return fail_all("sbatch: " + ran.error().message);
+  if (ran->timed_out) return fail_all(ran->out);
   auto id = parse_job_id(ran->out);
   if (ran->exit_code != 0 || !id)
     return fail_all("sbatch refused the job (exit " + std::to_string(ran->exit_code) + "): " + first_lines(ran->out));
@@ -424,7 +424,7 @@ void Executor::poll() {
   ++squeue_calls_;
   auto ran = run_tool({"squeue", "-h", "-r", "--name=" + job_name(), "-o", "%i %T"});
   read_results();  // after squeue: a job it no longer lists has written its result by now
-  if (!ran || ran->exit_code != 0) {
+  if (!ran || ran->exit_code != 0 || ran->timed_out) {
     listener_.on_executor_log("slurm: squeue failed: " + (ran ? first_lines(ran->out) : ran.error().message));
     poll_interval_ = kSlowestPoll;
     schedule_poll();
@@ -435,6 +435,7 @@ void Executor::poll() {
   const bool changed = ran->out != last_queue_;
   last_queue_ = ran->out;
   std::vector<std::pair<std::size_t, InFlight>> lost;
+  bool missing = false;  // a job squeue stopped listing, without a result yet: look again soon
   for (auto& [task, f] : inflight_) {
     auto s = states.find(f.job);
     if (s != states.end()) {
@@ -445,6 +446,8 @@ void Executor::poll() {
       }
     } else if (++f.missing >= kMissingPolls) {
       lost.emplace_back(task, f);
+    } else {
+      missing = true;
     }
   }
   for (const auto& [task, f] : lost) {
@@ -452,7 +455,12 @@ void Executor::poll() {
     ElementResult r;
     r.job = f.job;
     std::string why = "Slurm job " + f.job + " left the queue without a result";
-    if (sacct_) {
+    // sacct answers only where accounting is stored (slurmdbd): asked once, at the first lost job.
+    if (!sacct_) {
+      auto probe = run_tool({"sacct", "-n", "-X", "-j", "1", "-o", "JobID"}, std::chrono::seconds(10));
+      sacct_ = probe && probe->exit_code == 0 && !probe->timed_out;
+    }
+    if (*sacct_) {
       if (auto acct = run_tool({"sacct", "-n", "-X", "-P", "-j", f.job, "-o", "State,ExitCode"}); acct && acct->exit_code == 0)
         why += " (sacct: " + first_lines(acct->out, 1) + ")";
     }
@@ -465,7 +473,8 @@ void Executor::poll() {
     r.error = why;
     report(task, f.attempt, std::move(r));
   }
-  poll_interval_ = changed ? Duration(std::chrono::seconds(1)) : std::min<Duration>(poll_interval_ * 2, kSlowestPoll);
+  poll_interval_ = changed || missing ? Duration(std::chrono::seconds(1))
+                                      : std::min<Duration>(poll_interval_ * 2, kSlowestPoll);
   schedule_poll();
 }
 

@@ -128,7 +128,7 @@ class Executor {
   Duration poll_interval_ = std::chrono::seconds(1);
   std::string last_queue_;
   std::size_t submissions_ = 0, sbatch_calls_ = 0, squeue_calls_ = 0;
-  bool sacct_ = false;
+  std::optional<bool> sacct_;  // whether sacct answers (asked once, when first needed)
 };
 
 // The task wrapper (`batman __slurm-task MANIFEST [INDEX]` and `--probe TOKEN RESULT`), run by

@@ -251,3 +251,20 @@ class SlurmTest(BatmanTestCase):
         flag_wins = self.batman("batch", plan, "--executor", "local", "--isolation", "env",
                                 env={"BATMAN_EXECUTOR": "slurm"}, timeout=60)
         self.assertEqual(flag_wins.returncode, 0, flag_wins.stderr)
+
+    def test_a_job_killed_behind_batmans_back_is_a_failed_attempt(self):
+        # scancel -s KILL takes the wrapper down before it can write a result: squeue stops
+        # listing the job, and batman, after a few polls, fails the attempt with Slurm's words.
+        plan = self.write("lost.yaml", "defaults: {rate_limit: 0, retries: 0}\ntasks:\n  victim: \"sleep 60\"\n")
+        p = self.spawn("batch", plan, "--executor", "slurm", "--isolation", "env", "--report",
+                       os.path.join(self.work, "r.json"))
+        job = wait_for(lambda: next((s.get("slurm_job") for s in self.states("lost")
+                                     if s.get("status") == "running" and s.get("slurm_job")), None),
+                       timeout=60, interval=0.2, what="the task running on the node")
+        subprocess.run(["scancel", "-s", "KILL", "--full", job], env=self.env, check=True)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err[-2000:])
+        with open(os.path.join(self.work, "r.json")) as f:
+            victim = json.load(f)["batches"][0]["tasks"][0]
+        self.assertEqual(victim["status"], "failed")
+        self.assertIn("left the queue without a result", victim["attempts"][-1].get("error", ""), victim)
