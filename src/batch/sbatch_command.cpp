@@ -56,11 +56,6 @@ std::vector<std::string> sbatch_argv(const SbatchOptions& options, const Submiss
   }
   const auto time = time_limit(s.timeout);
   if (!time.empty() && !options.contains("time") && !options.contains("t")) argv.push_back("--time=" + time);
-  if (!s.after_ok.empty()) {
-    std::string dependency = "--dependency=afterok";
-    for (const auto& id : s.after_ok) dependency += ":" + id;
-    argv.push_back(std::move(dependency));
-  }
   argv.push_back("--output=" + s.output);
   argv.push_back("--chdir=" + s.chdir);
   for (const auto& [name, value] : options) {

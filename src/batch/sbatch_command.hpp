@@ -43,16 +43,16 @@ struct Submission {
   std::size_t elements = 1;
   int throttle = 0;
   Duration timeout{0};                 // batman's own per-attempt timeout; 0 = none
-  std::vector<std::string> after_ok;   // job ids this one waits for (--dependency=afterok:)
   std::string output;                  // Slurm's own output of the wrapper (%A, %a allowed)
   std::string chdir;                   // the job's working directory (the wrapper's)
   std::string script;                  // the batch script
   std::vector<std::string> script_args;
 };
 
-// sbatch's argv: "sbatch --parsable --job-name=... [--array=0-N%M] [--time=M]
-// [--dependency=afterok:A:B] --output=... --chdir=... [--K=V ...] SCRIPT ARGS...". The run's
-// options come after batman's own, so a user's `time` replaces batman's backstop.
+// sbatch's argv: "sbatch --parsable --job-name=... [--array=0-N%M] [--time=M] --output=...
+// --chdir=... [--K=V ...] SCRIPT ARGS...". The run's options come after batman's own, so a
+// user's `time` replaces batman's backstop. No --dependency: `needs` are resolved by batman
+// (a dependency retried as a new job would leave an afterok on its first job unsatisfiable).
 std::vector<std::string> sbatch_argv(const SbatchOptions& options, const Submission& submission);
 
 // Which of the attempts to submit share one array: attempts with the same key (the options

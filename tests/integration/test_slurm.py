@@ -12,7 +12,7 @@ import textwrap
 import time
 import xml.etree.ElementTree as ET
 
-from harness import BatmanTestCase, wait_for
+from harness import BatmanTestCase, processes_with_marker, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SLURM_LOCAL = os.path.join(ROOT, "scripts", "slurm-local")
@@ -253,15 +253,19 @@ class SlurmTest(BatmanTestCase):
         self.assertEqual(flag_wins.returncode, 0, flag_wins.stderr)
 
     def test_a_job_killed_behind_batmans_back_is_a_failed_attempt(self):
-        # scancel -s KILL takes the wrapper down before it can write a result: squeue stops
-        # listing the job, and batman, after a few polls, fails the attempt with Slurm's words.
+        # The wrapper is SIGKILLed on the node (as by the OOM killer) before it can write a
+        # result: the job ends, squeue stops listing it, and batman, after a few polls, fails the
+        # attempt with Slurm's words.
         plan = self.write("lost.yaml", "defaults: {rate_limit: 0, retries: 0}\ntasks:\n  victim: \"sleep 60\"\n")
         p = self.spawn("batch", plan, "--executor", "slurm", "--isolation", "env", "--report",
                        os.path.join(self.work, "r.json"))
         job = wait_for(lambda: next((s.get("slurm_job") for s in self.states("lost")
                                      if s.get("status") == "running" and s.get("slurm_job")), None),
                        timeout=60, interval=0.2, what="the task running on the node")
-        subprocess.run(["scancel", "-s", "KILL", "--full", job], env=self.env, check=True)
+        wrapper = os.path.join(self.home, "lost", "slurm")
+        pids = wait_for(lambda: processes_with_marker(wrapper), timeout=30, what="the wrapper of job " + job)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
         out, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, 1, err[-2000:])
         with open(os.path.join(self.work, "r.json")) as f:

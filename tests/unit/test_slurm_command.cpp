@@ -1,5 +1,5 @@
 // The slurm executor's sbatch command lines: arrays and their throttle, --time from a task's
-// timeout, dependencies, which attempts share an array, the options' precedence (batch file,
+// timeout, no --dependency (needs are batman's), which attempts share an array, the options' precedence (batch file,
 // --slurm-opt, --partition/--account/--qos), and the parsing of sbatch's and squeue's answers.
 #include <gtest/gtest.h>
 
@@ -74,12 +74,11 @@ TEST(SbatchCommand, UsersTimeReplacesBatmansBackstop) {
   EXPECT_FALSE(has(argv, "--time=2"));
 }
 
-TEST(SbatchCommand, Dependencies) {
-  auto s = basic(1);
-  s.after_ok = {"12", "13_4"};
-  EXPECT_TRUE(has(sbatch_argv({}, s), "--dependency=afterok:12:13_4"));
-  s.after_ok.clear();
-  EXPECT_FALSE(has_prefix(sbatch_argv({}, s), "--dependency"));
+TEST(SbatchCommand, NoDependencyAndNoUserDependency) {
+  // needs are resolved by batman: a retried dependency is a new job, which an afterok on
+  // its first job would never see succeed.
+  EXPECT_FALSE(has_prefix(sbatch_argv({}, basic(3, 2)), "--dependency"));
+  EXPECT_FALSE(run_options({}, {"dependency=afterok:1"}, "", "", ""));
 }
 
 TEST(SbatchCommand, OptionsFollowBatmansOwnBeforeTheScript) {
