@@ -231,6 +231,12 @@ class SlurmTest(BatmanTestCase):
             self.assertTrue(s.get("slurm_job"), s)
         with open(os.path.join(self.home, "stopme", "logs", batch[0]["run_id"] + ".log")) as f:
             self.assertIn("scancel", f.read())
+        # The run's job script, manifests and Slurm's output stay for a look, until `clean`.
+        kept = os.path.join(self.home, "stopme", "slurm", batch[0]["run_id"])
+        self.assertTrue(os.path.exists(os.path.join(kept, "job.sh")))
+        self.batman("clean", "stopme", check=0)
+        self.assertFalse(os.path.exists(kept))
+        self.assertEqual(self.states("stopme"), [])
 
     def test_a_node_without_batman_is_an_error_before_any_task(self):
         plan = self.write("nobatman.yaml", "tasks:\n  a: \"touch %s/ran\"\n" % self.marks)
