@@ -451,7 +451,8 @@ void Executor::poll() {
     }
   }
   for (const auto& [task, f] : lost) {
-    inflight_.erase(task);
+    // A report below may have cancelled another lost one (--halt now): that one is told already.
+    if (inflight_.erase(task) == 0) continue;
     ElementResult r;
     r.job = f.job;
     std::string why = "Slurm job " + f.job + " left the queue without a result";
