@@ -65,6 +65,8 @@ std::string to_json(const RunState& s) {
   j["log"] = s.log;
   j["monitor_url"] = optional_json(s.monitor_url);
   j["worktree"] = optional_json(s.worktree);
+  if (s.slurm_job) j["slurm_job"] = *s.slurm_job;
+  if (s.node) j["node"] = *s.node;
   // A command line, cwd or path need not be UTF-8, which JSON cannot carry: such bytes are
   // written as U+FFFD rather than throwing (found by tests/fuzz/fuzz_state).
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
@@ -115,6 +117,8 @@ Result<RunState> from_json(const std::string& text, const std::string& source) {
     s.log = j.value("log", "");
     read_optional(j, "monitor_url", s.monitor_url);
     read_optional(j, "worktree", s.worktree);
+    read_optional(j, "slurm_job", s.slurm_job);
+    read_optional(j, "node", s.node);
     return s;
   } catch (const std::exception& e) {
     return fail("state file " + source + " is not valid: " + e.what());

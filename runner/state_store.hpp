@@ -44,6 +44,10 @@ struct RunState {
   std::string log;                  // relative to the project dir
   std::optional<std::string> monitor_url;
   std::optional<std::string> worktree;
+  // A batch task run by the slurm executor: its Slurm job ("123" or "123_4" for an array
+  // element) and the node it ran on.
+  std::optional<std::string> slurm_job;
+  std::optional<std::string> node;
 
   bool live_status() const { return status == "starting" || status == "running"; }
 };

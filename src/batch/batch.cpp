@@ -29,6 +29,7 @@
 #include "src/batch/batch_config.hpp"
 #include "src/batch/batch_report.hpp"
 #include "src/batch/batch_view.hpp"
+#include "src/batch/slurm_executor.hpp"
 #include "src/cli/cli.hpp"
 #include "src/cli/project.hpp"
 #include "src/cli/runs.hpp"
@@ -56,6 +57,10 @@ struct BatchOptions {
   std::string tail = "10";
   bool resume = false, resume_failed = false, no_deps = false;
   bool quiet = false;
+  // --executor slurm and its sbatch options.
+  std::string executor, partition, account, qos;
+  std::vector<std::string> slurm_opts;
+  std::string slurm_array_size = "1000";
 };
 
 // How long a killed attempt (timeout, --halt now, Ctrl-C) gets between SIGTERM and SIGKILL.
@@ -216,15 +221,23 @@ struct Attempt {
   runner::Job* current() { return job ? job : check; }
 };
 
-class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner {
+// --executor slurm: the executor's settings, and each task's timeout (enforced on the node by
+// the wrapper from the moment the task starts, not by the scheduler from its submission).
+struct SlurmSetup {
+  slurm::ExecutorConfig config;
+  std::vector<Duration> timeouts;
+};
+
+class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner, public slurm::Executor::Listener {
  public:
   BatchRunner(BatchOptions options, BatchRun run, std::vector<std::string> cwd_of, ProjectTree tree,
               isolation::TierChoice tier, isolation::Profile profile, std::string run_id, UniqueFd batch_log,
-              std::string command_line)
+              std::string command_line, std::optional<SlurmSetup> slurm = std::nullopt)
       : options_(std::move(options)), run_(std::move(run)), tree_(std::move(tree)),
         tier_(std::move(tier)), profile_(std::move(profile)), run_id_(std::move(run_id)),
         command_line_(std::move(command_line)), batch_log_(std::move(batch_log)),
-        report_attempts_(run_.tasks.size()), last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)) {}
+        report_attempts_(run_.tasks.size()), last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)),
+        slurm_setup_(std::move(slurm)), slurm_jobs_(run_.tasks.size()), slurm_nodes_(run_.tasks.size()) {}
 
   Result<int> execute();
 
@@ -239,6 +252,12 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   // runner::JobSet::Owner
   void on_spawned(runner::Job& j, pid_t pid) override;
   void on_settled(runner::Job& j) override;
+
+  // slurm::Executor::Listener
+  void on_submitted(std::size_t task, const std::string& job) override;
+  void on_running(std::size_t task) override;
+  void on_result(std::size_t task, int attempt, slurm::ElementResult result) override;
+  void on_executor_log(const std::string& message) override { on_log(message); }
 
  private:
   Attempt* attempt_of(const runner::Job& j);
@@ -259,6 +278,10 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   runner::LaunchSpec spec_of(const Attempt& a, bool health_check, bool environment = true) const;
   runner::RunState record_of(std::size_t task, std::string log) const;
   Result<void> start_job(Attempt& a, bool health_check);
+  // --executor slurm: hand the attempt to the executor (after its health check, if any).
+  void submit(const Attempt& a);
+  runner::RunState slurm_record(std::size_t task, const std::string& status) const;
+  void show_output(std::size_t task, const std::string& log_name);
   void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
   void save_state(const runner::RunState& s, Duration delay = Duration::zero());
   bool may_park_tmp() const;
@@ -308,6 +331,10 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner 
   std::size_t succeeded_ = 0, failed_ = 0, skipped_ = 0, interrupted_tasks_ = 0, stopped_ = 0, done_ = 0;
   int interrupt_signal_ = 0;  // the first of SIGINT/SIGTERM/SIGHUP batman was sent
   std::map<std::size_t, StopRequest> stop_requests_;  // `batman stop PROJECT TASK`, per task
+  std::optional<SlurmSetup> slurm_setup_;
+  std::unique_ptr<slurm::Executor> slurm_;
+  std::vector<std::string> slurm_jobs_, slurm_nodes_;          // each task's latest job and node
+  std::map<std::size_t, slurm::ElementResult> slurm_results_;  // the attempt that just ended
 };
 
 Attempt* BatchRunner::attempt_of(const runner::Job& j) {
@@ -372,8 +399,85 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
   }
   auto& slot = attempts_[task];
   slot = std::move(a);
+  if (slurm_ && !run_.health_check) {
+    submit(*slot);
+    return {};
+  }
   // On an error the scheduler records the failed attempt (on_attempt_end drops this one).
   return start_job(*slot, run_.health_check.has_value());
+}
+
+void BatchRunner::submit(const Attempt& a) {
+  const auto& t = run_.tasks[a.task];
+  slurm::Element e;
+  e.task = a.task;
+  e.attempt = a.number;
+  e.name = t.name;
+  e.task_id = task_id(a.task);
+  e.command = t.cmd;
+  e.cwd = cwd_of_[a.task];
+  e.env = t.env;
+  e.timeout = slurm_setup_->timeouts[a.task];
+  e.log = a.log_name;
+  e.throttle = scheduler_->concurrency();
+  slurm_->submit(std::move(e));
+}
+
+runner::RunState BatchRunner::slurm_record(std::size_t task, const std::string& status) const {
+  auto s = record_of(task, "logs/" + log_name(task, static_cast<int>(scheduler_->record(task).attempts.size())));
+  s.status = status;
+  if (auto it = attempts_.find(task); it != attempts_.end()) s.started_at = format_rfc3339(it->second->started_wall);
+  s.restarts = static_cast<int>(scheduler_->record(task).attempts.size()) - 1;
+  if (!slurm_jobs_[task].empty()) s.slurm_job = slurm_jobs_[task];
+  if (!slurm_nodes_[task].empty()) s.node = slurm_nodes_[task];
+  return s;
+}
+
+void BatchRunner::on_submitted(std::size_t task, const std::string& job) {
+  slurm_jobs_[task] = job;
+  if (events_) events_->info("task {} submitted as Slurm job {}", run_.tasks[task].name, job);
+  save_state(slurm_record(task, "starting"));
+}
+
+void BatchRunner::on_running(std::size_t task) { save_state(slurm_record(task, "running")); }
+
+// The attempt's output, from its log (the wrapper wrote it on the node), as the local
+// executor shows it: one block (grouped) or line by line after "[task] " (prefixed).
+void BatchRunner::show_output(std::size_t task, const std::string& log_name) {
+  if (output_ == OutputMode::None) return;
+  UniqueFd fd(::openat(tree_.logs_fd.get(), log_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return;
+  GroupSink group(tree_.tmp_fd.get(), *out_);
+  runner::LinePrefixSink prefixed("[" + run_.tasks[task].name + "] ", *out_);
+  runner::Sink& sink = output_ == OutputMode::Grouped ? static_cast<runner::Sink&>(group) : prefixed;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    sink.write(std::string_view(buf, static_cast<std::size_t>(n)));
+  }
+  if (output_ == OutputMode::Grouped) group.emit();
+  else prefixed.flush();
+}
+
+void BatchRunner::on_result(std::size_t task, int attempt, slurm::ElementResult result) {
+  auto it = attempts_.find(task);
+  if (it == attempts_.end() || it->second->number != attempt) return;
+  if (!result.host.empty()) slurm_nodes_[task] = result.host;
+  show_output(task, it->second->log_name);
+  runner::AttemptOutcome outcome;
+  outcome.exit_code = result.exit_code;
+  outcome.signal = result.signal;
+  outcome.timed_out = result.timed_out;
+  outcome.error = result.error;
+  if (!result.job.empty() && !result.error.empty() && result.error.find(result.job) == std::string::npos)
+    outcome.error = "Slurm job " + result.job + ": " + result.error;
+  if (result.timed_out) {
+    on_log("task " + run_.tasks[task].name + " attempt " + std::to_string(attempt) + " timed out after " +
+           format_duration(slurm_setup_->timeouts[task]) + " on node " + result.host + ": its process tree was killed");
+  }
+  slurm_results_[task] = std::move(result);
+  finish_attempt(task, std::move(outcome));
 }
 
 Result<void> BatchRunner::start_job(Attempt& a, bool health_check) {
@@ -444,6 +548,10 @@ void BatchRunner::on_settled(runner::Job& j) {
     a.check = nullptr;
     jobs_->remove(j, true);
     const bool passed = exit && exit->signal == 0 && exit->code == 0;
+    if (passed && !a.killed && slurm_) {
+      submit(a);
+      return;
+    }
     if (passed && !a.killed) {
       if (auto started = start_job(a, false); !started) {
         outcome.error = started.error().message;
@@ -511,6 +619,17 @@ void BatchRunner::on_attempt_end(std::size_t task, const runner::AttemptRecord& 
   if (auto it = attempts_.find(task); it != attempts_.end()) {
     r.started = it->second->started_wall;
     if (it->second->log) r.output_bytes = it->second->log->bytes();
+    // On the cluster: the task's own start and run time on its node, not the queue's wait.
+    if (auto res = slurm_results_.find(task); res != slurm_results_.end()) {
+      if (res->second.started && res->second.ended) {
+        r.started = *res->second.started;
+        r.runtime = std::chrono::duration_cast<Duration>(*res->second.ended - *res->second.started);
+      }
+      struct stat st{};
+      if (::fstatat(tree_.logs_fd.get(), it->second->log_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+        r.output_bytes = static_cast<std::uint64_t>(st.st_size);
+      slurm_results_.erase(res);
+    }
     // The attempt's jobs have settled (or never started): safe to destroy here.
     attempts_.erase(it);
   }
@@ -544,6 +663,11 @@ void BatchRunner::on_task_end(std::size_t task) {
   s.pid = last_pid_[task];
   s.pid_start_time = 0;
   s.restarts = static_cast<int>(rec.attempts.size()) - 1;
+  if (slurm_) {
+    s.pid = 0;
+    if (!slurm_jobs_[task].empty()) s.slurm_job = slurm_jobs_[task];
+    if (!slurm_nodes_[task].empty()) s.node = slurm_nodes_[task];
+  }
   runner::JobEnd end;
   if (last.signal || last.exit_code >= 0) end.exit = runner::ExitInfo{last.exit_code, last.signal, false};
   end.timed_out = last.timed_out;
@@ -598,7 +722,11 @@ void BatchRunner::kill(std::size_t task) {
     if (r->second.signal) sig = r->second.signal;
     if (r->second.grace) grace = r->second.grace;
   }
-  if (auto* j = a.current(); j && !j->process().settled()) j->process().stop(sig, grace);
+  if (auto* j = a.current(); j && !j->process().settled()) {
+    j->process().stop(sig, grace);
+    return;
+  }
+  if (slurm_) slurm_->cancel(task);
 }
 
 void BatchRunner::set_timer(std::optional<TimePoint> deadline) {
@@ -840,6 +968,17 @@ Result<int> BatchRunner::execute() {
   // After the signals are blocked: the writer's thread inherits the mask.
   disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
 
+  if (slurm_setup_) {
+    auto executor = slurm::Executor::create(*loop_, *this, slurm_setup_->config);
+    if (!executor) return std::unexpected(executor.error());
+    slurm_ = std::move(*executor);
+    show("slurm: checking the nodes with a test job (batman at " + slurm_setup_->config.batman + ")");
+    if (auto probed = slurm_->probe(); !probed) {
+      slurm_->remove_directory();
+      return std::unexpected(probed.error());
+    }
+  }
+
   const char* term = std::getenv("TERM");
   const bool live = !quiet() && ::isatty(1) && ::isatty(2) && !(term && std::string_view(term) == "dumb");
   view_ = std::make_unique<BatchView>(live, 2);
@@ -861,6 +1000,17 @@ Result<int> BatchRunner::execute() {
   }
   // Orphans of the tasks that escaped their sessions were reparented to us (subreaper).
   for (pid_t orphan : isolation::children_of(::getpid())) ::kill(orphan, SIGKILL);
+  if (slurm_) {
+    slurm_->cancel_all();  // nothing, unless the loop ended early
+    const std::string calls = "slurm: " + std::to_string(slurm_->sbatch_calls()) + " sbatch and " +
+                              std::to_string(slurm_->squeue_calls()) + " squeue calls";
+    if (scheduler_->all_succeeded()) {
+      slurm_->remove_directory();
+      on_log(calls);
+    } else {
+      on_log(calls + "; job scripts, manifests and Slurm's own output kept in " + slurm_->directory());
+    }
+  }
 
   view_->clear();
   const int code = exit_code();
@@ -1000,6 +1150,33 @@ void carry_outcomes(const std::string& project, const std::string& command_line,
        " tasks keep their outcome from run " + batches.back()->run_id);
 }
 
+// --executor > BATMAN_EXECUTOR > the file's `defaults.executor` > local.
+Result<std::string> choose_executor(const std::string& flag, const char* environment, const std::string& file) {
+  std::string chosen = "local", from;
+  if (!file.empty()) {
+    chosen = file;
+    from = "defaults.executor";
+  }
+  if (environment && *environment) {
+    chosen = environment;
+    from = "BATMAN_EXECUTOR";
+  }
+  if (!flag.empty()) {
+    chosen = flag;
+    from = "--executor";
+  }
+  if (chosen != "local" && chosen != "slurm") return fail(from + " '" + chosen + "': expected local or slurm");
+  return chosen;
+}
+
+// The batman the nodes run: this one, at the same path ($BATMAN_SLURM_BATMAN names another).
+std::string slurm_batman() {
+  if (const char* other = std::getenv("BATMAN_SLURM_BATMAN"); other && *other) return other;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("batman") : self.string();
+}
+
 // Create logs/<run-id>.log for a new batch run: O_EXCL makes the run-id this run's alone.
 Result<std::pair<std::string, UniqueFd>> new_batch_run(const ProjectTree& tree) {
   for (int tries = 0;; ++tries) {
@@ -1039,6 +1216,13 @@ int command_batch(const std::vector<std::string>& args) {
   app.add_flag("--resume-failed", o.resume_failed, "as --resume, and run the failed ones again");
   app.add_flag("--no-deps", o.no_deps, "with TASK names: run only those, not what they need");
   app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
+  app.add_option("--executor", o.executor, "where tasks run: local (default) or slurm (also BATMAN_EXECUTOR)");
+  app.add_option("--partition", o.partition, "slurm: sbatch --partition");
+  app.add_option("--account", o.account, "slurm: sbatch --account");
+  app.add_option("--qos", o.qos, "slurm: sbatch --qos");
+  app.add_option("--slurm-opt", o.slurm_opts, "slurm: another sbatch option as NAME=VALUE (repeatable), e.g. mem=2G");
+  app.add_option("--slurm-array-size", o.slurm_array_size,
+                 "slurm: at most N attempts in one job array (default 1000; 1 = one sbatch per attempt)");
   if (auto rc = parse(app, args)) return *rc;
   set_quiet(o.quiet);
   if (o.output != "grouped" && o.output != "prefixed" && o.output != "none") {
@@ -1075,6 +1259,12 @@ int command_batch(const std::vector<std::string>& args) {
   if (!environment) return config_error(environment.error());
   auto halt = runner::parse_halt(o.halt);
   if (!halt) return config_error(halt.error());
+  auto executor = choose_executor(o.executor, std::getenv("BATMAN_EXECUTOR"), file.executor);
+  if (!executor) return config_error(executor.error());
+  auto sbatch_options = slurm::run_options(file.slurm_options, o.slurm_opts, o.partition, o.account, o.qos);
+  if (!sbatch_options) return config_error(sbatch_options.error());
+  auto array_size = parse_integer(o.slurm_array_size, "--slurm-array-size", 1, 100000);
+  if (!array_size) return config_error(array_size.error());
   auto run = resolve_batch(file, o.tasks, *flags, *environment, o.no_deps);
   if (!run) return config_error(run.error());
   run->plan.halt = *halt;
@@ -1100,9 +1290,34 @@ int command_batch(const std::vector<std::string>& args) {
   info(tier->summary());
 
   const std::string run_id = made->first;
+  std::optional<SlurmSetup> slurm;
+  if (*executor == "slurm") {
+    SlurmSetup setup;
+    setup.config.home = tree->home;
+    setup.config.project = tree->name;
+    setup.config.project_dir = tree->dir;
+    setup.config.run_id = run_id;
+    setup.config.tier = o.isolation.empty() ? file.isolation : o.isolation;
+    std::string profile_name = o.profile.empty() ? file.profile : o.profile;
+    if (profile_name.find('/') != std::string::npos) {
+      std::error_code ec;
+      profile_name = std::filesystem::absolute(profile_name, ec).lexically_normal().string();
+    }
+    setup.config.profile = profile_name;
+    setup.config.batman = slurm_batman();
+    setup.config.options = std::move(*sbatch_options);
+    setup.config.max_array = *array_size;
+    // The wrapper times each attempt out on the node; the scheduler does not count the queue.
+    for (auto& task : run->plan.tasks) {
+      setup.timeouts.push_back(task.timeout);
+      task.timeout = Duration::zero();
+    }
+    slurm = std::move(setup);
+  }
   UniqueFd logs_fd(::fcntl(tree->logs_fd.get(), F_DUPFD_CLOEXEC, 3));
   BatchRunner runner(std::move(o), std::move(*run), std::move(*cwd_of), std::move(*tree), std::move(*tier),
-                     std::move(*profile), std::move(made->first), std::move(made->second), command_line);
+                     std::move(*profile), std::move(made->first), std::move(made->second), command_line,
+                     std::move(slurm));
   auto code = runner.execute();
   if (!code) {
     // It failed before anything ran (a report it could not open): no run is left behind.

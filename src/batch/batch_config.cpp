@@ -39,7 +39,8 @@ Result<void> read_limits(const Value& node, Limits& out) {
 }
 
 Result<void> parse_defaults(const Value& node, BatchFile& out) {
-  BATMAN_TRY(node.keys(with_limits({"backoff", "isolation", "profile"})));
+  BATMAN_TRY(node.keys(with_limits(
+      {"backoff", "isolation", "profile", "executor", "partition", "account", "qos", "slurm_options"})));
   BATMAN_TRY(read_limits(node, out.defaults));
   if (const auto b = node["backoff"]) {
     BATMAN_TRY(b.keys({"initial", "factor", "max", "jitter"}));
@@ -50,6 +51,17 @@ Result<void> parse_defaults(const Value& node, BatchFile& out) {
   }
   if (const auto v = node["isolation"]) out.isolation = BATMAN_TRY(v.choice(isolation::kTierWords));
   if (const auto v = node["profile"]) out.profile = BATMAN_TRY(v.text());
+  if (const auto v = node["executor"]) out.executor = BATMAN_TRY(v.choice({"local", "slurm"}));
+  // sbatch options: `slurm_options` first, then the three named keys, which win over it.
+  if (const auto v = node["slurm_options"]) {
+    for (const auto& [key, at_key, value] : BATMAN_TRY(v.entries())) {
+      const auto text = BATMAN_TRY(value.text());
+      if (auto ok = slurm::add_option(out.slurm_options, key + "=" + text, "slurm_options"); !ok)
+        return value.error(ok.error().message);
+    }
+  }
+  for (const char* key : {"partition", "account", "qos"})
+    if (const auto v = node[key]) out.slurm_options[key] = BATMAN_TRY(v.text());
   return {};
 }
 

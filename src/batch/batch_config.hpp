@@ -11,6 +11,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "src/batch/sbatch_command.hpp"
 #include "src/batch/scheduler.hpp"
 
 namespace batman::cli {
@@ -71,6 +72,8 @@ struct BatchFile {
   runner::Backoff backoff;
   std::string isolation = "auto";
   std::string profile = "ci";
+  std::string executor;                // defaults.executor: local|slurm, empty when unset
+  slurm::SbatchOptions slurm_options;  // defaults.slurm_options, partition, account, qos
   std::vector<BatchTask> tasks;    // in file order
   std::vector<BatchGroup> batches;  // empty: every task, as one batch
   Duration between_batches{0};

@@ -197,6 +197,9 @@ int command_clean(const std::vector<std::string>& args) {
     bool ok = true;
     ok &= remove_tree_at(tree->logs_fd.get(), s.run_id + ".log").has_value();
     if (s.kind == "batch") ok &= remove_attempt_logs(*tree, s);
+    // A slurm executor's run kept slurm/<run-id>/ (job script, manifests, Slurm's output).
+    if (s.kind == "batch" && s.run_id.find('.') == std::string::npos)
+      if (auto slurm = open_dir_at(tree->dir_fd.get(), "slurm", false)) ok &= remove_tree_at(slurm->get(), s.run_id).has_value();
     ok &= remove_tree_at(tree->tmp_fd.get(), s.run_id).has_value();
     if (s.worktree) {
       if (auto why = forget_worktree(*tree, s); !why.empty()) info("clean " + s.project + " " + s.run_id + ": " + why);

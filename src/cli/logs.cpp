@@ -142,6 +142,11 @@ int command_logs(const std::vector<std::string>& args) {
     return kExitBatmanError;
   }
   UniqueFd log(fd);
+  // A batch task of the slurm executor: which job and node wrote this log (on stderr, so
+  // that stdout stays the log itself).
+  if (run->slurm_job)
+    info(run->run_id + ": Slurm job " + printable(*run->slurm_job) +
+         (run->node ? " on node " + printable(*run->node) : std::string()));
   ::signal(SIGPIPE, SIG_DFL);
   if (lines >= 0) seek_last_lines(fd, lines);
   copy_out(fd);

@@ -10,6 +10,7 @@
 #include "batman_config.h"
 #include "common/signals.hpp"
 #include "src/cli/arguments.hpp"
+#include "src/batch/slurm_executor.hpp"
 #include "src/cli/cli.hpp"
 
 namespace {
@@ -60,6 +61,8 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "supervise") return command_supervise(args);
   if (command == "ctl") return command_ctl(args);
   if (command == "batch") return command_batch(args);
+  // The slurm executor's task wrapper, run by its job script on a node (not for users).
+  if (command == "__slurm-task") return batman::slurm::command_slurm_task(args);
   if (command == "version" || command == "--version" || command == "-V") {
     std::cout << batman::cli::version_text() << "\n";
     return 0;

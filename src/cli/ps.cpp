@@ -81,6 +81,8 @@ int command_ps(const std::vector<std::string>& args) {
     std::string started_text = s.started_at.size() >= 19 ? s.started_at.substr(0, 19) + "Z" : s.started_at;
     std::string exit_text = s.signal ? "SIG" + std::to_string(*s.signal)
                                      : (s.exit_code ? std::to_string(*s.exit_code) : "-");
+    // A batch task on a Slurm cluster runs on a node: its job stands where a pid would.
+    const std::string pid_text = s.slurm_job ? "slurm:" + *s.slurm_job : std::to_string(s.pid);
     std::string command = s.command;
     for (auto& c : command)
       if (c == '\n' || c == '\t') c = ' ';
@@ -88,9 +90,9 @@ int command_ps(const std::vector<std::string>& args) {
     command = printable(command);
     if (wide)
       table.add({printable(s.project), printable(s.run_id), printable(s.kind), printable(s.isolation.tier),
-                 std::to_string(s.pid), printable(s.status), printable(started_text), duration, exit_text, command});
+                 printable(pid_text), printable(s.status), printable(started_text), duration, exit_text, command});
     else
-      table.add({printable(s.project), printable(s.run_id), printable(s.status), std::to_string(s.pid), duration,
+      table.add({printable(s.project), printable(s.run_id), printable(s.status), printable(pid_text), duration,
                  exit_text, command});
   }
   // Narrow: the last column (COMMAND) takes what is left, PROJECT gives way first.

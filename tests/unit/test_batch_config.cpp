@@ -84,8 +84,9 @@ TEST(BatchConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of("tasks:\n  a: {cmd: x}\n  b:\n    cmd: y\n    timeout: soon\n"),
             "ci.yaml:5: key 'tasks.b.timeout': expected a duration such as 1500ms, 30s, 5m or 1h");
   EXPECT_EQ(error_of("defaults:\n  max_concurency: 3\ntasks: {a: {cmd: x}}\n"),
-            "ci.yaml:2: key 'defaults.max_concurency': unknown key (known: backoff, isolation, "
-            "max_concurrency, max_queue, profile, rate_limit, retries, timeout)");
+            "ci.yaml:2: key 'defaults.max_concurency': unknown key (known: account, backoff, executor, "
+            "isolation, max_concurrency, max_queue, partition, profile, qos, rate_limit, retries, "
+            "slurm_options, timeout)");
   EXPECT_EQ(error_of("tasks:\n  a: {cmd: x, needs: [b]}\n"),
             "ci.yaml:2: key 'tasks.a.needs': no task named 'b'");
   EXPECT_EQ(error_of("tasks:\n  a: {cmd: x}\nbatches:\n  - tasks: [a]\n  - tasks: [a]\n"),
