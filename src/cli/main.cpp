@@ -11,6 +11,7 @@
 #include "common/signals.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
+#include "src/dashboard/dashboard.hpp"
 
 namespace {
 
@@ -31,13 +32,14 @@ void usage(std::ostream& out) {
          "  supervise CONFIG           the Taskmaster supervisor (also: taskmaster)\n"
          "  ctl [COMMAND...]           control a running supervisor\n"
          "  batch FILE|- [TASK...]     run many tasks with limits, retries and reports\n"
+         "  dashboard                  a live web page of every project, run, program and task\n"
          "  help [COMMAND]             this list, or COMMAND's options\n"
          "  version, -V, --version     print the version\n\n"
          "'batman help COMMAND' (or 'batman COMMAND --help') shows each command's options.\n";
 }
 
 const std::vector<std::string> kCommands = {"parallel", "isolated", "multi", "ps",        "logs", "stop",  "clean",
-                                            "doctor",   "profiles", "supervise", "ctl", "batch", "version", "help"};
+                                            "doctor",   "profiles", "supervise", "ctl", "batch", "dashboard", "version", "help"};
 
 int unknown_command(const std::string& command) {
   using namespace batman::cli;
@@ -60,6 +62,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "supervise") return command_supervise(args);
   if (command == "ctl") return command_ctl(args);
   if (command == "batch") return command_batch(args);
+  if (command == "dashboard") return batman::dashboard::command_dashboard(args);
   if (command == "version" || command == "--version" || command == "-V") {
     std::cout << batman::cli::version_text() << "\n";
     return 0;
