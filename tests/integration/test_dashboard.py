@@ -319,6 +319,8 @@ class Server(DashboardCase):
         base = self.info()["url"]
         self.assertTrue(url.startswith(base))
         c = Client(base)
+        # The server reads a new state file within 40 ms of its writing.
+        wait_for(lambda: c.request("GET", f"/api/v1/runs/mon/{run_id}")[0] == 200, what="the run in the API")
         self.assertEqual(c.json(f"/api/v1/runs/mon/{run_id}")["status"], "running")
         # A second run reuses it.
         r2 = self.batman("--monitor", "mon2", "true", name="batman-parallel", check=0)

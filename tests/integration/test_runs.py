@@ -417,8 +417,13 @@ class Monitor(BatmanTestCase):
         # The run's page on the home's dashboard (src/dashboard/), and the run in its API.
         base, _, page = st.partition("#")
         self.assertEqual(page, "/run/mon/" + p.stdout.strip())
-        with urllib.request.urlopen(base + "api/v1/runs/mon/" + p.stdout.strip(), timeout=5) as r:
-            data = json.load(r)
+        def run_record():
+            try:
+                with urllib.request.urlopen(base + "api/v1/runs/mon/" + p.stdout.strip(), timeout=5) as r:
+                    return json.load(r)
+            except urllib.error.HTTPError:
+                return None  # the dashboard reads a new state file within 40 ms of it
+        data = wait_for(run_record, what="the run in the dashboard's API")
         self.assertEqual(data["project"], "mon")
         with urllib.request.urlopen(base, timeout=5) as r:
             self.assertIn(b"batman", r.read())

@@ -4,7 +4,9 @@
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="batman-token"]').content;
-const LIMIT = 500;
+// Rows loaded per table at first: a page of 100 renders at once even for a home of 10000
+// runs; "show more" asks for more.
+let LIMIT = 100;
 const LOG_KEEP = 1 << 20;  // characters of a log kept in the page
 
 const store = {
@@ -215,6 +217,7 @@ function render() {
   // Runs
   const runs = [...store.runs.values()].filter((r) => matches(r, f, r.status)).sort(newestFirst);
   document.getElementById("runs-count").textContent = `${runs.length} shown of ${store.totals.runs}`;
+  document.getElementById("more").hidden = store.runs.size >= store.totals.runs && store.tasks.size >= store.totals.tasks;
   fill(document.querySelector("#runs tbody"), runs.map(runRow), 12);
   // Programs
   const programs = [];
@@ -377,6 +380,7 @@ document.getElementById("log-stream").addEventListener("change", () => openLog(p
 document.getElementById("log-close").addEventListener("click", () => {
   location.hash = view.project ? `#/p/${enc(view.project)}` : "#/";
 });
+document.getElementById("more").addEventListener("click", () => { LIMIT *= 5; loadView().then(scheduleRender); });
 document.getElementById("filter").addEventListener("input", scheduleRender);
 document.getElementById("status-filter").addEventListener("change", scheduleRender);
 window.addEventListener("hashchange", route);
