@@ -225,6 +225,7 @@ class Server(DashboardCase):
         status, _, body = c.request("POST", f"/api/v1/runs/api/{run_id}/stop", headers={"X-Batman-Token": token})
         self.assertEqual(status, 200, body)
         wait_for(lambda: processes_with_marker(m) == [], what="the job's processes gone")
+        wait_for(lambda: c.json(f"/api/v1/runs/api/{run_id}")["status"] == "killed", what="the run killed in the API")
 
         # /metrics: Prometheus text 0.0.4, no pid, run-id or task labels.
         status, headers, body = c.request("GET", "/metrics")
