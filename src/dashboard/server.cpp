@@ -1027,7 +1027,7 @@ struct Server::Impl {
                               {"home", config.home},
                               {"seq", seq},
                               {"endpoints",
-                               {"/api/v1/projects", "/api/v1/runs", "/api/v1/runs/PROJECT/RUN-ID", "/api/v1/tasks",
+                               {"/api/v1/overview", "/api/v1/projects", "/api/v1/runs", "/api/v1/runs/PROJECT/RUN-ID", "/api/v1/tasks",
                                 "/api/v1/programs", "/api/v1/log", "/api/v1/log/stream", "/api/v1/events", "/metrics"}}});
     }
     if (path == "/api/v1/projects") {
@@ -1035,6 +1035,7 @@ struct Server::Impl {
       for (const auto& [name, p] : projects) items.push_back(project_summary(p));
       return respond_json(r, {{"seq", seq}, {"items", items}});
     }
+    if (path == "/api/v1/overview") return overview(req, r);
     if (path == "/api/v1/runs" || path == "/api/v1/tasks") {
       RunFilter f;
       f.project = req.param("project");
@@ -1072,6 +1073,32 @@ struct Server::Impl {
       return respond_json(r, run_json(*s, now()));
     }
     respond_error(r, 404, "not found: " + printable(path.substr(0, 200)));
+  }
+
+  // What the page shows first, in one answer (one round trip instead of four): the project
+  // list, and the newest runs, tasks and programs of every project or of ?project=.
+  void overview(const HttpRequest& req, HttpResponder& r) {
+    RunFilter f;
+    f.project = req.param("project");
+    f.limit = 100;
+    if (auto l = req.param("limit")) {
+      auto v = parse_u64(*l);
+      if (!v || *v == 0) return respond_error(r, 400, "limit must be a positive number");
+      f.limit = static_cast<std::size_t>(std::min<std::uint64_t>(*v, 100000));
+    }
+    if (f.project && !projects.contains(*f.project))
+      return respond_error(r, 404, "no project '" + printable(*f.project) + "'");
+    json summaries = json::array(), programs = json::array();
+    for (const auto& [name, p] : projects) {
+      summaries.push_back(project_summary(p));
+      if (!f.project || name == *f.project)
+        for (auto& row : programs_json(p, now())) programs.push_back(std::move(row));
+    }
+    respond_json(r, {{"seq", seq},
+                     {"projects", summaries},
+                     {"runs", list_runs(projects, f, {Category::Run, Category::Batch}, now())},
+                     {"tasks", list_runs(projects, f, {Category::Task}, now())},
+                     {"programs", programs}});
   }
 
   void post(const HttpRequest& req, HttpResponder& r) {

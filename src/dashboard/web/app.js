@@ -46,7 +46,8 @@ function visible(text) {
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined || isNaN(seconds)) return "";
-  seconds = Math.max(0, Math.floor(seconds));
+  if (seconds < 10) return `${Math.max(0, seconds).toFixed(1)}s`;
+  seconds = Math.floor(seconds);
   const d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600);
   const m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
   const pad = (n) => String(n).padStart(2, "0");
@@ -60,10 +61,15 @@ function liveSeconds(item) {
   return isNaN(start) ? item.duration_seconds : (Date.now() - start) / 1000;
 }
 
+// Today's times as 14:03:27, older ones as 2026-11-30 14:03.
 function shortTime(iso) {
   if (!iso) return "";
   const t = new Date(iso);
-  return isNaN(t) ? iso : t.toLocaleString();
+  if (isNaN(t)) return iso;
+  const pad = (n) => String(n).padStart(2, "0");
+  const time = `${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  if (t.toDateString() === new Date().toDateString()) return `${time}:${pad(t.getSeconds())}`;
+  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${time}`;
 }
 
 function toast(text, bad) {
@@ -124,22 +130,21 @@ async function route() {
 async function loadView() {
   const scope = view.project ? `project=${enc(view.project)}&` : "";
   try {
-    const [projects, runs, tasks, programs] = await Promise.all([
-      api("/api/v1/projects"),
-      api(`/api/v1/runs?${scope}limit=${LIMIT}`),
-      api(`/api/v1/tasks?${scope}limit=${LIMIT}`),
-      api(`/api/v1/programs?${scope.replace(/&$/, "")}`),
-    ]);
-    store.projects = new Map(projects.items.map((p) => [p.name, p]));
+    const all = await api(`/api/v1/overview?${scope}limit=${LIMIT}`);
+    const { projects, runs, tasks } = all;
+    const programs = all.programs;
+    store.projects = new Map(projects.map((p) => [p.name, p]));
     store.runs = new Map(runs.items.map((r) => [key(r), r]));
     store.tasks = new Map(tasks.items.map((r) => [key(r), r]));
     store.totals = { runs: runs.total, tasks: tasks.total };
     store.programs = new Map();
-    for (const p of programs.items) {
+    const received = Date.now();
+    for (const p of programs) {
+      p.received = received;
       if (!store.programs.has(p.project)) store.programs.set(p.project, []);
       store.programs.get(p.project).push(p);
     }
-    const seq = Math.min(projects.seq, runs.seq, tasks.seq, programs.seq);
+    const seq = all.seq;
     if (!events || store.seq === null) connect(seq);
     store.seq = seq;
   } catch (e) {
@@ -267,12 +272,12 @@ function runRow(r) {
   const selected = view.logKind === "run" && view.project === r.project && view.run === r.run_id;
   return el("tr", { "data-run": key(r), class: selected ? "selected" : "" },
     el("td", { class: "c-project" }, el("a", { href: `#/p/${enc(r.project)}`, text: r.project })),
-    el("td", {}, el("a", { href: `#/run/${enc(r.project)}/${enc(r.run_id)}`, text: r.run_id })),
+    el("td", { class: "id" }, el("a", { href: `#/run/${enc(r.project)}/${enc(r.run_id)}`, text: r.run_id })),
     el("td", { class: "opt", text: r.kind }),
     el("td", { class: "opt", text: r.tier }),
     statusCell(r.status),
     el("td", { class: "opt", text: r.live && r.pid ? r.pid : "" }),
-    el("td", { class: "opt", text: shortTime(r.started_at) }),
+    el("td", { class: "opt id", text: shortTime(r.started_at) }),
     el("td", { class: "dur", "data-start": r.live ? r.started_at : null, text: duration(liveSeconds(r)) }),
     el("td", { text: r.exit_code ?? (r.signal ? `sig ${r.signal}` : "") }),
     el("td", { class: "opt", text: r.restarts || "" }),
