@@ -364,6 +364,27 @@ class Server(DashboardCase):
             self.batman("ctl", "--config", config, "quit", check=None)
             wait_for(lambda: processes_with_marker(m) == [], what="supervisor's programs gone")
 
+    def test_a_batch_task_is_stopped_and_its_batch_goes_on(self):
+        m = marker()
+        plan = os.path.join(self.work, "nightly.yaml")
+        with open(plan, "w") as f:
+            f.write(f"defaults: {{timeout: 0, retries: 0}}\ntasks:\n  long: {{cmd: 'sleep {m}'}}\n"
+                    "  after: {cmd: 'echo after', needs: [long]}\n")
+        batch = self.spawn("batch", plan)
+        task = wait_for(lambda: next((s for s in self.states("nightly") if s["run_id"].endswith(".long")
+                                      and s["status"] == "running"), None), what="the long task running")
+        p, url = self.start_dashboard()
+        c = Client(url)
+        tasks = c.json("/api/v1/tasks?project=nightly&live=1")["items"]
+        self.assertEqual([t["task"] for t in tasks], ["long"])
+        status, _, body = c.request("POST", f"/api/v1/runs/nightly/{task['run_id']}/stop",
+                                    headers={"X-Batman-Token": self.info()["token"]})
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"which goes on", body)
+        wait_for(lambda: processes_with_marker(m) == [], what="the task's processes gone")
+        self.assertEqual(batch.wait(timeout=30), 1)
+        wait_for(lambda: c.json(f"/api/v1/runs/nightly/{task['run_id']}")["status"] == "killed", what="killed in the API")
+
     def test_removing_the_home_ends_the_dashboard(self):
         p, _ = self.start_dashboard()
         shutil.rmtree(self.home)
