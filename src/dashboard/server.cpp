@@ -956,7 +956,17 @@ struct Server::Impl {
     return false;
   }
 
+  // One request; whatever goes wrong in answering it is that request's 500, never the
+  // server's end.
   void handle(const HttpRequest& req, HttpResponder r) {
+    try {
+      route(req, r);
+    } catch (const std::exception& e) {
+      respond_error(r, 500, std::string("internal error: ") + e.what());
+    }
+  }
+
+  void route(const HttpRequest& req, HttpResponder& r) {
     const std::string& host = req.header("host");
     if (!host_allowed(host, config.listening))
       return respond_error(r, 421,
