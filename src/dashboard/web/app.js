@@ -317,7 +317,8 @@ function programRow(p) {
     el("td", { class: "dur", "data-up": up !== null ? String(Date.now() / 1000 - up) : null, text: up !== null ? duration(up) : "" }),
     el("td", { class: "opt", text: p.exit_code ?? (p.signal || "") }),
     el("td", { class: "opt", text: p.restarts || "" }),
-    el("td", { class: "opt", text: visible(p.detail || "") }),
+    // A running instance's detail repeats its pid and an uptime that the column keeps current.
+    el("td", { class: "opt", text: p.state === "RUNNING" ? "" : visible(p.detail || "") }),
     el("td", { class: "actions" }, button("start"), button("stop"), button("restart")));
 }
 
