@@ -12,6 +12,7 @@
 #include "src/cli/arguments.hpp"
 #include "src/batch/slurm_executor.hpp"
 #include "src/cli/cli.hpp"
+#include "src/dashboard/dashboard.hpp"
 
 namespace {
 
@@ -32,13 +33,14 @@ void usage(std::ostream& out) {
          "  supervise CONFIG           the Taskmaster supervisor (also: taskmaster)\n"
          "  ctl [COMMAND...]           control a running supervisor\n"
          "  batch FILE|- [TASK...]     run many tasks with limits, retries and reports\n"
+         "  dashboard                  a live web page of every project, run, program and task\n"
          "  help [COMMAND]             this list, or COMMAND's options\n"
          "  version, -V, --version     print the version\n\n"
          "'batman help COMMAND' (or 'batman COMMAND --help') shows each command's options.\n";
 }
 
 const std::vector<std::string> kCommands = {"parallel", "isolated", "multi", "ps",        "logs", "stop",  "clean",
-                                            "doctor",   "profiles", "supervise", "ctl", "batch", "version", "help"};
+                                            "doctor",   "profiles", "supervise", "ctl", "batch", "dashboard", "version", "help"};
 
 int unknown_command(const std::string& command) {
   using namespace batman::cli;
@@ -63,6 +65,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   if (command == "batch") return command_batch(args);
   // The slurm executor's task wrapper, run by its job script on a node (not for users).
   if (command == "__slurm-task") return batman::slurm::command_slurm_task(args);
+  if (command == "dashboard") return batman::dashboard::command_dashboard(args);
   if (command == "version" || command == "--version" || command == "-V") {
     std::cout << batman::cli::version_text() << "\n";
     return 0;

@@ -32,7 +32,7 @@
 #include "runner/state_writer.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
-#include "src/monitor/monitor.hpp"
+#include "src/dashboard/dashboard.hpp"
 #include "isolation/profile_cache.hpp"
 #include "src/cli/project.hpp"
 #include "src/cli/subprocess.hpp"
@@ -285,7 +285,7 @@ class Run final : public runner::JobSet::Owner {
   std::unique_ptr<runner::PseudoTerminal> terminal_;
   std::unique_ptr<runner::JobSet> jobs_;
   runner::Job* job_ = nullptr;
-  std::unique_ptr<Monitor> monitor_;
+  std::optional<std::string> monitor_url_;  // --monitor: this run's page on the dashboard
   std::shared_ptr<spdlog::logger> events_;
   int ready_fd_ = -1;
   bool timed_out_ = false;
@@ -438,11 +438,12 @@ int Run::execute(int ready_fd) {
   // After the signals are blocked: the writer's thread inherits the mask.
   disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
   if (plan_.monitor_port >= 0) {
-    auto m = Monitor::start(plan_.monitor_port, tree_.state_path() + "/" + run_id_ + ".json",
-                            tree_.name + " " + run_id_);
-    if (!m) return fail_early(m.error().message);
-    monitor_ = std::move(*m);
-    info("monitor: " + monitor_->url());
+    // The home's dashboard, started in the background when none runs (one HTTP server for
+    // every run: src/dashboard/).
+    auto base = dashboard::ensure_dashboard(plan_.monitor_port);
+    if (!base) return fail_early(base.error().message);
+    monitor_url_ = dashboard::run_page_url(*base, tree_.name, run_id_);
+    info("monitor: " + *monitor_url_);
   }
 
   if (auto ev = runner::open_event_log(tree_.logs_fd.get(), "events.log", tree_.name, tree_.logs_path() + "/events.log"))
@@ -476,7 +477,7 @@ int Run::execute(int ready_fd) {
   state_ = runner::state_record(spec_, o.kind, plan_.tier.skipped, "logs/" + run_id_ + ".log");
   // The CPU limit as the user wrote it.
   if (plan_.limits.cpus && !o.cpus.empty()) state_.limits.cpus = o.cpus;
-  if (monitor_) state_.monitor_url = monitor_->url();
+  if (monitor_url_) state_.monitor_url = monitor_url_;
 
   // A reader that goes away ends the job as it would end a pipeline: with SIGPIPE.
   auto on_broken = [this] {
@@ -696,7 +697,7 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   // --monitor's port: --monitor=PORT, or --monitor PORT when PORT is a number (a name would
   // be PROJECT); taken out by split_job_arguments before CLI11 sees the line.
   bool monitor_flag = false;
-  app.add_flag("--monitor", monitor_flag, "serve a status page on 127.0.0.1 (--monitor PORT for a fixed port)");
+  app.add_flag("--monitor", monitor_flag, "show this run on the home's dashboard (started on 127.0.0.1 when none runs; --monitor PORT: its port then)");
   app.add_flag("--no-monitor", o.no_monitor, "no status page (the default)");
   app.add_flag("-q,--quiet", o.quiet, "only errors from batman");
   app.footer("COMMAND: batman's options go before it. One argument is a shell command line "

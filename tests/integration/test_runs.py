@@ -414,10 +414,18 @@ class Monitor(BatmanTestCase):
         p = self.batman("mon", "sleep 300", "--detach", "--monitor", name="batman-parallel")
         self.assertEqual(p.returncode, 0, p.stderr)
         st = wait_for(lambda: self.states("mon")[0].get("monitor_url"))
-        with urllib.request.urlopen(st + "status.json", timeout=5) as r:
-            data = json.load(r)
+        # The run's page on the home's dashboard (src/dashboard/), and the run in its API.
+        base, _, page = st.partition("#")
+        self.assertEqual(page, "/run/mon/" + p.stdout.strip())
+        def run_record():
+            try:
+                with urllib.request.urlopen(base + "api/v1/runs/mon/" + p.stdout.strip(), timeout=5) as r:
+                    return json.load(r)
+            except urllib.error.HTTPError:
+                return None  # the dashboard reads a new state file within 40 ms of it
+        data = wait_for(run_record, what="the run in the dashboard's API")
         self.assertEqual(data["project"], "mon")
-        with urllib.request.urlopen(st, timeout=5) as r:
+        with urllib.request.urlopen(base, timeout=5) as r:
             self.assertIn(b"batman", r.read())
         self.batman("stop", "mon", check=0)
 
