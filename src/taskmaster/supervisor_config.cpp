@@ -314,7 +314,7 @@ Result<std::string> expand_percent(std::string_view text, const Expansions& vars
 
 Result<ProgramConfig> expand_instance(const ProgramConfig& program, int index) {
   const Paths paths(program.here.empty() ? std::string(".") : program.here);
-  const Expansions vars{program.name, program.here, index, program.numprocs};
+  const Expansions vars{program.name, program.here, index + program.numprocs_start, program.numprocs};
   ProgramConfig out = program;
   out.command = BATMAN_TRY(expand_percent(program.command, vars));
   for (auto& [name, value] : out.env) value = BATMAN_TRY(expand_percent(value, vars));
