@@ -2,6 +2,8 @@
 // answers, all non-blocking on the supervisor's event loop.
 #include "src/taskmaster/control_socket.hpp"
 
+#include "runner/http_server.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -24,24 +26,6 @@ constexpr std::size_t kMaxQueuedOutput = 8 << 20;
 // Beyond kMaxQueuedOutput, room for one answer (status of every instance as JSON); a client
 // whose queue would grow past both is dropped.
 constexpr std::size_t kMaxAnswer = 8 << 20;
-
-// A sockaddr for `path`. Paths too long for sun_path go through the directory's fd
-// (/proc/self/fd/N/name), which `dir` keeps open until the call is made.
-Result<sockaddr_un> socket_address(const std::string& path, UniqueFd& dir) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string target = path;
-  if (target.size() >= sizeof addr.sun_path) {
-    std::filesystem::path p(path);
-    int fd = ::open(p.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return sys_error("open socket directory " + p.parent_path().string());
-    dir.reset(fd);
-    target = "/proc/self/fd/" + std::to_string(fd) + "/" + p.filename().string();
-    if (target.size() >= sizeof addr.sun_path) return fail("socket name too long: " + path);
-  }
-  std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
-  return addr;
-}
 
 std::string json_line(const nlohmann::json& j) {
   // Program output need not be UTF-8: replace what JSON cannot carry rather than fail.
@@ -83,31 +67,11 @@ ControlServer::ControlServer(runner::EventLoop& loop, std::string path, Handler 
 Result<std::unique_ptr<ControlServer>> ControlServer::listen(runner::EventLoop& loop, const std::string& path,
                                                              Handler handler) {
   std::unique_ptr<ControlServer> server(new ControlServer(loop, path, std::move(handler)));
-  UniqueFd dir;
-  auto addr = socket_address(path, dir);
-  if (!addr) return std::unexpected(addr.error());
-  // A socket file left by a supervisor that died is replaced; one that answers is not.
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-    // state/control.sock as the pointer an earlier supervisor with its own `socket:` left.
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("remove " + path);
-  } else if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return fail("control socket " + path + " exists and is not a socket: remove it or set 'socket:'");
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0)
-      return fail("another supervisor is already serving " + path + ": stop it with 'batman ctl --socket " + path + " quit'");
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("remove stale socket " + path);
-  }
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return sys_error("socket");
-  server->listener_.reset(fd);
-  // The file is created 0600 from the start: no window in which others could connect.
-  mode_t old = ::umask(0177);
-  int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
-  int err = errno;
-  ::umask(old);
-  if (rc != 0) return sys_error("bind control socket " + path, err);
-  if (::listen(fd, 128) != 0) return sys_error("listen on " + path);
+  auto listener = runner::listen_unix(
+      path, "another supervisor is already serving " + path + ": stop it with 'batman ctl --socket " + path + " quit'");
+  if (!listener) return std::unexpected(listener.error());
+  server->listener_ = std::move(*listener);
+  int fd = server->listener_.get();
   ControlServer* self = server.get();
   if (auto w = loop.watch(fd, EPOLLIN, [self](std::uint32_t) { self->on_accept(); }); !w)
     return std::unexpected(w.error());
@@ -408,17 +372,9 @@ void ControlServer::flush(Duration timeout) {
 }
 
 Result<UniqueFd> connect_control(const std::string& path) {
-  UniqueFd dir;
-  auto addr = socket_address(path, dir);
-  if (!addr) return std::unexpected(addr.error());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return sys_error("socket");
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) {
-    int err = errno;
-    if (err == ENOENT || err == ECONNREFUSED)
-      return fail("no supervisor is listening on " + path + ": start one with 'taskmaster CONFIG --daemon'", err);
-    return sys_error("connect to " + path, err);
-  }
+  auto fd = runner::connect_unix(path);
+  if (!fd && (fd.error().code == ENOENT || fd.error().code == ECONNREFUSED))
+    return fail("no supervisor is listening on " + path + ": start one with 'taskmaster CONFIG --daemon'", fd.error().code);
   return fd;
 }
 
