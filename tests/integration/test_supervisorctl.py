@@ -396,6 +396,43 @@ class RpcHostileInput(TaskmasterCase):
         self.assertIn(f"{path}:2: key 'foo' before any [section]", r.stderr)
 
 
+@unittest.skipUnless(SUPERVISORCTL, "supervisor (Debian's package) is not installed")
+class RpcOverTcp(TaskmasterCase):
+    def test_a_tcp_port_is_served_only_with_basic_auth(self):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        path = os.path.join(self.work, "supervisord.conf")
+        with open(path, "w") as f:
+            f.write(f"[inet_http_server]\nport=127.0.0.1:{port}\nusername=admin\npassword=s3cret\n"
+                    f"[program:web]\ncommand=sleep {self.mark}\nstartsecs=0\n")
+        self.batman(path, "--daemon", name="taskmaster", check=0)
+        self.daemons.append(os.path.join(self.home, "supervisord", "state", "supervisor.pid"))
+        url = f"http://127.0.0.1:{port}"
+        ok = subprocess.run([SUPERVISORCTL, "-s", url, "-u", "admin", "-p", "s3cret", "status"],
+                            capture_output=True, text=True, timeout=30)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertRegex(ok.stdout, r"^web +RUNNING +pid \d+")
+        for creds in ([], ["-u", "admin", "-p", "wrong"]):
+            r = subprocess.run([SUPERVISORCTL, "-s", url] + creds + ["stop", "web"], capture_output=True, text=True,
+                               timeout=30)
+            self.assertIn("Server requires authentication", r.stdout)
+            self.assertNotEqual(r.returncode, 0)
+        self.assertTrue(processes_with_marker_count_list(self.mark))  # web still runs
+        # Without a password the port is refused before anything starts.
+        with open(path, "w") as f:
+            f.write(f"[inet_http_server]\nport=127.0.0.1:{port}\n[program:web]\ncommand=sleep 1\n")
+        r = self.batman(path, name="taskmaster")
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("[inet_http_server] username: missing: a TCP port is served only with HTTP Basic auth", r.stderr)
+
+
+def processes_with_marker_count_list(mark):
+    from harness import processes_with_marker
+    return processes_with_marker(mark)
+
+
 def processes_with_marker_count(mark):
     from harness import processes_with_marker
     return len(processes_with_marker(mark))
