@@ -436,6 +436,9 @@ struct RpcInterface::Impl {
       auto ready = std::move(waiters);
       waiters.clear();
       for (auto& w : ready) {
+        // Its instance went away (a reload removed it): a start failed, a stop is done.
+        if (!w->outcome && !status_of(w->key))
+          w->outcome = w->start ? Outcome::failed(faults::kAbnormalTermination, w->name) : Outcome::of(XValue(true));
         if (w->outcome) w->reply(std::move(*w->outcome));
         else waiters.push_back(std::move(w));
       }
@@ -534,6 +537,7 @@ struct RpcInterface::Impl {
                      [](const runner::ProgramConfig& a, const runner::ProgramConfig& b) { return a.priority < b.priority; });
     auto done = hooks.apply ? hooks.apply(std::move(next)) : Result<void>(fail("reload is not available"));
     if (!done) return Outcome::failed(faults::kFailed, done.error().message);
+    if (!waiters.empty()) queue_check();
     return Outcome::of(XValue(true));
   }
 
