@@ -118,7 +118,7 @@ std::vector<Proc> processes_of(const runner::SupervisorConfig& config) {
       proc.program = &p;
       proc.group_priority = gp == group_priority.end() ? p.priority : gp->second;
       if (!p.process_name.empty()) {
-        auto name = expand_percent(p.process_name, Expansions{p.name, p.here, i + p.numprocs_start, p.numprocs});
+        auto name = expand_percent(p.process_name, Expansions{p.name, p.here, i + p.numprocs_start, p.numprocs, p.group});
         proc.name = name ? *name : p.name;
       } else if (p.numprocs > 1) {
         char digits[16];

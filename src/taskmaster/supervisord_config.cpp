@@ -270,7 +270,7 @@ struct IniReader {
   Result<std::string> expanded(const IniSection& s, const std::string& key, const std::string& program = "") const {
     const IniValue* v = s.get(key);
     if (!v) return std::string();
-    Expansions vars{program.empty() ? s.name.substr(s.name.find(':') + 1) : program, s.here, 0, 1};
+    Expansions vars{program.empty() ? s.name.substr(s.name.find(':') + 1) : program, s.here, 0, 1, std::string()};
     auto out = expand_percent(v->text, vars);
     if (!out) return error(s, key, out.error().message);
     return *out;
@@ -609,7 +609,7 @@ Result<runner::SupervisorConfig> parse_supervisord_config(std::string_view text,
       if (p.process_name.empty()) return r.error(s, "process_name", "expected a name pattern such as %(program_name)s_%(process_num)02d");
       // Each instance's name must expand and be a valid name.
       for (int n = 0; n < p.numprocs; ++n) {
-        Expansions vars{p.name, p.here, n + p.numprocs_start, p.numprocs};
+        Expansions vars{p.name, p.here, n + p.numprocs_start, p.numprocs, std::string()};
         auto name = expand_percent(p.process_name, vars);
         if (!name) return r.error(s, "process_name", name.error().message);
         if (name->empty() || name->find_first_of(":/ \t") != std::string::npos)

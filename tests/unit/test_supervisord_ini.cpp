@@ -161,12 +161,13 @@ priority=999
   ASSERT_EQ(c->groups.size(), 1u);
   EXPECT_EQ(c->groups[0].name, "foo");
   EXPECT_EQ(c->groups[0].programs, (std::vector<std::string>{"bar", "baz"}));
-  // %(process_num)d starts at numprocs_start in each instance's command.
+  // %(process_num)d starts at numprocs_start in each instance's command; %(group_name)s is
+  // the [group:x]'s.
   runner::ProgramConfig p = bar;
-  p.command = "echo %(process_num)02d";
+  p.command = "echo %(process_num)02d %(group_name)s %(program_name)s";
   auto second = expand_instance(p, 1);
   ASSERT_TRUE(second) << second.error().message;
-  EXPECT_EQ(second->command, "echo 02");
+  EXPECT_EQ(second->command, "echo 02 foo bar");
 }
 
 TEST(SupervisordIni, PriorityOrdersTheStart) {
