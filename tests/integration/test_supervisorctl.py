@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import unittest
 
 from harness import pid_alive, wait_for
@@ -147,12 +146,8 @@ class Supervisorctl(TaskmasterCase):
 
     def both(self, *args, sort=False, timeout=30, real=False):
         """Run supervisorctl ARGS against both; their outputs and exit codes must agree."""
-        t0 = time.monotonic()
         a = self.sctl(self.sd, *args, timeout=timeout, real=real)
-        t1 = time.monotonic()
         b = self.sctl(self.tm, *args, timeout=timeout, real=real)
-        if os.environ.get("RPC_TIMING"):
-            print(f"{' '.join(args)}: supervisord {t1 - t0:.2f}s taskmaster {time.monotonic() - t1:.2f}s", flush=True)
         sa, sb = normalise(a.stdout), normalise(b.stdout)
         if sort:  # several results at once: batman answers in config order (README)
             sa, sb = sorted(sa.splitlines()), sorted(sb.splitlines())

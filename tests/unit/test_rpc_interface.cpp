@@ -239,5 +239,53 @@ TEST_F(Rpc, RereadAddRemoveGoThroughTheReload) {
   EXPECT_EQ(call("supervisor.removeProcessGroup", {XV("extra")}).fault.text, "BAD_NAME: extra");
 }
 
+TEST_F(Rpc, RedirectStderrAndTheLogMethods) {
+  runner::SupervisorConfig c;
+  auto talk = program("talk", "echo to-out; echo to-err >&2; exec sleep 100");
+  talk.redirect_stderr = true;
+  c.programs = {talk};
+  start(c);
+  ASSERT_TRUE(call("supervisor.startProcess", {XV("talk")}).value);
+  std::string log;
+  until([&] {
+    auto r = call("supervisor.readProcessStdoutLog", {XV("talk"), XV(0), XV(0)});
+    log = r.value ? *r.value->get<std::string>() : "";
+    return log.find("to-out") != std::string::npos && log.find("to-err") != std::string::npos;
+  });
+  // Both streams in the stdout log; no stderr log at all.
+  EXPECT_EQ(call("supervisor.readProcessStderrLog", {XV("talk"), XV(0), XV(0)}).fault.text, "NO_FILE: None");
+  // readFile's rules: the last N bytes, BAD_ARGUMENTS for a length with a negative offset.
+  auto last = call("supervisor.readProcessStdoutLog", {XV("talk"), XV(-7), XV(0)});
+  ASSERT_TRUE(last.value);
+  EXPECT_EQ(last.value->get<std::string>()->size(), 7u);
+  EXPECT_EQ(call("supervisor.readProcessStdoutLog", {XV("talk"), XV(-7), XV(3)}).fault.code, faults::kBadArguments);
+  auto tail = call("supervisor.tailProcessStdoutLog", {XV("talk"), XV(0), XV(1000)});
+  ASSERT_TRUE(tail.value);
+  EXPECT_EQ(tail.value->get<XA>()->at(1), XV(static_cast<std::int64_t>(log.size())));
+  ASSERT_TRUE(call("supervisor.clearProcessLogs", {XV("talk")}).value);
+  EXPECT_EQ(call("supervisor.readProcessStdoutLog", {XV("talk"), XV(0), XV(0)}).value, XV(""));
+}
+
+// Shutdown stops by priority, highest first, one priority after the other.
+TEST_F(Rpc, ShutdownStopsByPriorityHighestFirst) {
+  runner::SupervisorConfig c;
+  auto db = program("db");
+  db.priority = 1;
+  auto web = program("web");
+  web.priority = 500;
+  c.programs = {db, web};
+  start(c);
+  ASSERT_TRUE(call("supervisor.startAllProcesses").value);
+  std::vector<std::string> stopped;
+  sup->set_observer([&](const runner::InstanceKey& k, ProcState, ProcState to) {
+    if (to == ProcState::Stopping || to == ProcState::Stopped)
+      stopped.push_back(k.program + (to == ProcState::Stopping ? " stopping" : " stopped"));
+  });
+  bool done = false;
+  sup->shutdown([&] { done = true; });
+  until([&] { return done; });
+  EXPECT_EQ(stopped, (std::vector<std::string>{"web stopping", "web stopped", "db stopping", "db stopped"}));
+}
+
 }  // namespace
 }  // namespace batman::cli
