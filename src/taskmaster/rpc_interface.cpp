@@ -163,7 +163,7 @@ Outcome read_range(const std::string& path, long long offset, long long length) 
     from = offset;
     count = length == 0 ? std::max(0ll, size - offset) : length;
   }
-  count = std::min(count, kMaxRead);
+  count = std::min({count, kMaxRead, std::max(0ll, size - from)});
   std::string data;
   data.resize(static_cast<std::size_t>(std::max(0ll, count)));
   std::size_t got = 0;
@@ -185,7 +185,9 @@ XValue tail_range(const std::string& path, long long offset, long long length) {
   if (!fd || ::fstat(fd.get(), &st) != 0) return XValue(XArray{XValue(""), XValue(static_cast<std::int64_t>(offset)), XValue(false)});
   const long long size = st.st_size;
   bool overflow = false;
-  length = std::min(length, kMaxRead);
+  // A client's numbers, kept where the sums below cannot overflow.
+  length = std::clamp(length, 0ll, kMaxRead);
+  offset = std::clamp(offset, 0ll, 1ll << 62);
   if (size > offset + length) {
     overflow = true;
     offset = size - 1;

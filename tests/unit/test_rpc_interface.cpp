@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <limits>
 
 #include "src/taskmaster/rpc_interface.hpp"
 
@@ -262,6 +263,12 @@ TEST_F(Rpc, RedirectStderrAndTheLogMethods) {
   auto tail = call("supervisor.tailProcessStdoutLog", {XV("talk"), XV(0), XV(1000)});
   ASSERT_TRUE(tail.value);
   EXPECT_EQ(tail.value->get<XA>()->at(1), XV(static_cast<std::int64_t>(log.size())));
+  // A client's extreme numbers are answered, not overflowed (UBSan would say).
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max(), kMin = std::numeric_limits<std::int64_t>::min();
+  EXPECT_TRUE(call("supervisor.tailProcessStdoutLog", {XV("talk"), XV(kMax), XV(kMax)}).value);
+  EXPECT_TRUE(call("supervisor.tailProcessStdoutLog", {XV("talk"), XV(kMin), XV(kMin)}).value);
+  EXPECT_TRUE(call("supervisor.readProcessStdoutLog", {XV("talk"), XV(kMin), XV(0)}).value);
+  EXPECT_TRUE(call("supervisor.readProcessStdoutLog", {XV("talk"), XV(kMax), XV(kMax)}).value);
   ASSERT_TRUE(call("supervisor.clearProcessLogs", {XV("talk")}).value);
   EXPECT_EQ(call("supervisor.readProcessStdoutLog", {XV("talk"), XV(0), XV(0)}).value, XV(""));
 }
