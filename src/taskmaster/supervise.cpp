@@ -13,17 +13,21 @@
 #include <iostream>
 #include <set>
 
+#include "batman_config.h"
 #include "common/detach.hpp"
 #include "common/fs.hpp"
 #include "runner/event_log.hpp"
 #include "runner/event_loop.hpp"
+#include "runner/http_server.hpp"
 #include "src/taskmaster/leftovers.hpp"
 #include "src/taskmaster/supervisor.hpp"
 #include "src/cli/cli.hpp"
 #include "src/taskmaster/control_commands.hpp"
 #include "src/taskmaster/control_socket.hpp"
 #include "src/cli/project.hpp"
+#include "src/taskmaster/rpc_interface.hpp"
 #include "src/taskmaster/shell.hpp"
+#include "src/taskmaster/supervisord_config.hpp"
 #include "src/taskmaster/supervisor_config.hpp"
 
 extern char** environ;
@@ -35,7 +39,71 @@ struct SuperviseOptions {
   std::string config;
   bool daemon = false;
   std::string pidfile;
+  std::string format = "auto";  // auto | yaml | supervisord
+  std::string rpc_socket;       // supervisord's XML-RPC interface; default state/supervisor.sock
 };
+
+ConfigFormat format_of(const std::string& word) {
+  if (word == "yaml") return ConfigFormat::Yaml;
+  if (word == "supervisord") return ConfigFormat::Supervisord;
+  return ConfigFormat::Auto;
+}
+
+// supervisord's XML-RPC interface on a Unix socket (0600 unless [unix_http_server] chmod=
+// says otherwise; SO_PEERCRED admits our uid and root, and whom that mode lets in), and on
+// a TCP port only with Basic auth ([inet_http_server]).
+struct RpcServers {
+  std::unique_ptr<runner::HttpServer> unix_server, tcp_server;
+  std::string unix_path;
+};
+
+Result<RpcServers> serve_rpc(runner::EventLoop& loop, RpcInterface& rpc, const runner::RpcSettings& settings,
+                             const std::string& path) {
+  RpcServers servers;
+  auto listener = runner::listen_unix(path, "another process (a supervisord?) is already serving " + path + ": stop it, or choose another path with --rpc-socket");
+  if (!listener) return std::unexpected(listener.error().wrap("XML-RPC socket"));
+  if (settings.socket_owner && ::fchown(listener->get(), settings.socket_owner->uid, settings.socket_owner->gid) != 0 &&
+      ::chown(path.c_str(), settings.socket_owner->uid, settings.socket_owner->gid) != 0)
+    return sys_error("chown " + path);
+  if (settings.socket_mode && ::chmod(path.c_str(), *settings.socket_mode) != 0) return sys_error("chmod " + path);
+  runner::HttpServer::Options options;
+  const uid_t self = ::geteuid();
+  const mode_t mode = settings.socket_mode.value_or(0600);
+  const std::optional<gid_t> group = settings.socket_owner ? std::optional<gid_t>(settings.socket_owner->gid) : std::nullopt;
+  options.allow_peer = [self, mode, group](const ucred& peer) {
+    if (peer.uid == 0 || peer.uid == self) return true;
+    if ((mode & 0006) == 0006) return true;  // chmod=0777: anyone who can reach the file
+    return (mode & 0060) == 0060 && group && peer.gid == *group;
+  };
+  const std::string user = settings.username.value_or(""), password = settings.password.value_or("");
+  auto unix_server = runner::HttpServer::serve(loop, std::move(*listener), options,
+                                               [&rpc, user, password](const runner::HttpRequest& request,
+                                                                      runner::HttpResponder responder) {
+                                                 if (!RpcInterface::authorized(request, user, password))
+                                                   return RpcInterface::refuse_unauthorized(responder);
+                                                 rpc.handle(request, std::move(responder));
+                                               });
+  if (!unix_server) return std::unexpected(unix_server.error().wrap("XML-RPC socket " + path));
+  servers.unix_server = std::move(*unix_server);
+  servers.unix_path = path;
+  if (settings.inet) {
+    auto tcp = runner::listen_tcp(settings.inet->host, settings.inet->port);
+    if (!tcp)
+      return std::unexpected(tcp.error().wrap("XML-RPC port " + settings.inet->host + ":" + std::to_string(settings.inet->port)));
+    runner::HttpServer::Options tcp_options;
+    auto tcp_server = runner::HttpServer::serve(
+        loop, std::move(*tcp), tcp_options,
+        [&rpc, user = settings.inet->username, password = settings.inet->password](const runner::HttpRequest& request,
+                                                                                    runner::HttpResponder responder) {
+          if (user.empty() || !RpcInterface::authorized(request, user, password))
+            return RpcInterface::refuse_unauthorized(responder);
+          rpc.handle(request, std::move(responder));
+        });
+    if (!tcp_server) return std::unexpected(tcp_server.error());
+    servers.tcp_server = std::move(*tcp_server);
+  }
+  return servers;
+}
 
 // --daemon: detach (fork, setsid, fork); the first process waits for the daemon to say it is
 // serving (or why it is not), so `taskmaster --daemon` fails loudly when it fails. Returns in
@@ -146,11 +214,14 @@ int supervise(const SuperviseOptions& options) {
   std::error_code ec;
   std::string config_path = std::filesystem::absolute(options.config, ec).lexically_normal().string();
   if (ec) config_path = options.config;
-  auto config = load_supervisor_config(config_path);
+  const ConfigFormat format = format_of(options.format);
+  ConfigWarnings warnings;
+  auto config = load_any_config(config_path, format, &warnings);
   if (!config) {
     error(config.error().message);
     return kExitBatmanError;
   }
+  for (const auto& w : warnings) info("warning: " + w);
   raise_fd_limit();
   if (auto fits = check_fd_budget(*config); !fits) {
     error(fits.error().message);
@@ -162,6 +233,14 @@ int supervise(const SuperviseOptions& options) {
     return kExitBatmanError;
   }
   std::string socket_path = config->socket.value_or(tree->state_path() + "/control.sock");
+  std::string rpc_path = !options.rpc_socket.empty()          ? options.rpc_socket
+                         : config->rpc.socket                 ? *config->rpc.socket
+                                                              : tree->state_path() + "/supervisor.sock";
+  if (!options.rpc_socket.empty()) {
+    std::error_code rec;
+    rpc_path = std::filesystem::absolute(rpc_path, rec).lexically_normal().string();
+  }
+  const std::string main_log = config->logfile.value_or(tree->logs_path() + "/events.log");
   std::string pidfile = options.pidfile.empty() ? tree->state_path() + "/supervisor.pid" : options.pidfile;
   std::string start_dir = std::filesystem::current_path(ec).string();
   if (ec) start_dir = "/";
@@ -173,6 +252,8 @@ int supervise(const SuperviseOptions& options) {
     error(events.error().message);
     return kExitBatmanError;
   }
+
+  for (const auto& w : warnings) (*events)->warn(w);
 
   UniqueFd ready;
   if (options.daemon) {
@@ -242,7 +323,9 @@ int supervise(const SuperviseOptions& options) {
   };
   ControlServer* control = nullptr;
   auto reload = [&]() -> Result<runner::ReloadPlan> {
-    auto next = load_supervisor_config(config_path);
+    ConfigWarnings reload_warnings;
+    auto next = load_any_config(config_path, format, &reload_warnings);
+    for (const auto& w : reload_warnings) (*events)->warn("reload: " + w);
     if (!next) {
       (*events)->error("reload refused, nothing changed: " + next.error().message);
       return std::unexpected(next.error());
@@ -255,11 +338,49 @@ int supervise(const SuperviseOptions& options) {
     }
     next->socket = supervisor.config().socket;
     next->logfile = supervisor.config().logfile;
+    next->rpc = supervisor.config().rpc;
     auto plan = supervisor.reload(std::move(*next));
     if (control) control->set_max_clients(client_budget(supervisor.config()));
     return plan;
   };
   ControlCommands commands(supervisor, CommandHooks{reload, quit});
+
+  // supervisord's XML-RPC interface: `supervisorctl` drives the same supervisor.
+  RpcInterface::Hooks rpc_hooks;
+  rpc_hooks.load = [&]() -> Result<runner::SupervisorConfig> {
+    ConfigWarnings ignored;
+    return load_any_config(config_path, format, &ignored);
+  };
+  rpc_hooks.apply = [&](runner::SupervisorConfig next) -> Result<void> {
+    if (auto fits = check_fd_budget(next); !fits) return std::unexpected(fits.error());
+    next.socket = supervisor.config().socket;
+    next.logfile = supervisor.config().logfile;
+    next.rpc = supervisor.config().rpc;
+    supervisor.reload(std::move(next));
+    if (control) control->set_max_clients(client_budget(supervisor.config()));
+    return {};
+  };
+  rpc_hooks.quit = [&] {
+    (*events)->info("shutdown asked over XML-RPC");
+    quit(nullptr);
+  };
+  rpc_hooks.restart = [&] {
+    (*events)->info("restart asked over XML-RPC: stopping every program, then reading " + config_path + " again");
+    auto keys = supervisor.select({"all"});
+    supervisor.stop(keys ? *keys : std::vector<runner::InstanceKey>{}, [&](std::vector<std::string>) {
+      loop.defer([&] {
+        if (shutting_down) return;
+        (void)reload();
+        supervisor.start_autostart();
+      });
+    });
+  };
+  rpc_hooks.main_log = main_log;
+  rpc_hooks.version = BATMAN_VERSION;
+  RpcInterface rpc(loop, supervisor, std::move(rpc_hooks));
+  supervisor.set_observer([&rpc](const runner::InstanceKey& key, runner::ProcState from, runner::ProcState to) {
+    rpc.on_transition(key, from, to);
+  });
 
   auto server = ControlServer::listen(loop, socket_path,
                                       [&](std::string_view line, ControlCommands::Output out,
@@ -268,6 +389,8 @@ int supervise(const SuperviseOptions& options) {
                                       });
   if (!server) return refuse(server.error().message);
   control = server->get();
+  auto rpc_servers = serve_rpc(loop, rpc, supervisor.config().rpc, rpc_path);
+  if (!rpc_servers) return refuse(rpc_servers.error().message);
   control->set_max_clients(client_budget(supervisor.config()));
   // With a `socket:` of its own, state/control.sock points to it: `batman stop PROJECT
   // INSTANCE` and a bare `batman ctl` find the supervisor where they always look.
@@ -308,7 +431,7 @@ int supervise(const SuperviseOptions& options) {
     }
   };
   (*events)->info("supervisor started, pid " + std::to_string(::getpid()) + ", config " + config_path +
-                  ", socket " + socket_path);
+                  ", socket " + socket_path + ", XML-RPC " + rpc_path);
   // Only one supervisor serves a config (the socket above is ours): what its programs' state
   // files say is running under a supervisor that is gone is ended before ours start.
   std::string leftovers = kill_abandoned(tree->state_fd.get());
@@ -364,6 +487,12 @@ int supervise(const SuperviseOptions& options) {
   }
   (*server)->flush(std::chrono::seconds(1));
   server->reset();
+  if (rpc_servers->unix_server) rpc_servers->unix_server->flush(std::chrono::seconds(1));
+  if (rpc_servers->tcp_server) rpc_servers->tcp_server->flush(std::chrono::seconds(1));
+  rpc_servers->unix_server.reset();
+  rpc_servers->tcp_server.reset();
+  (void)::unlink(rpc_servers->unix_path.c_str());
+  supervisor.set_observer(nullptr);
   if (pointer) {
     char target[4096];
     const ssize_t n = ::readlinkat(tree->state_fd.get(), "control.sock", target, sizeof target);
@@ -383,7 +512,11 @@ int supervise(const SuperviseOptions& options) {
 int command_supervise(const std::vector<std::string>& args) {
   CLI::App app{"Run the programs of CONFIG under Taskmaster restart rules (SPEC §9).", "taskmaster"};
   SuperviseOptions options;
-  app.add_option("CONFIG", options.config, "the YAML config; its file name is the project")->required();
+  app.add_option("CONFIG", options.config, "the config (YAML, or supervisord's INI); its file name is the project")->required();
+  app.add_option("--format", options.format, "how CONFIG is read: auto (by its syntax), yaml or supervisord")
+      ->check(CLI::IsMember({"auto", "yaml", "supervisord"}));
+  app.add_option("--rpc-socket", options.rpc_socket,
+                 "where supervisorctl connects (default: [unix_http_server] file=, else state/supervisor.sock)");
   app.add_flag("--daemon,-d", options.daemon, "detach, write a pid file, serve the control socket");
   app.add_option("--pidfile", options.pidfile, "where --daemon writes its pid (default: state/supervisor.pid)");
   if (auto code = parse(app, args)) return *code;

@@ -34,7 +34,8 @@ bool same_program(const ProgramConfig& a, const ProgramConfig& b) {
          a.stdout_log == b.stdout_log && a.stderr_log == b.stderr_log && a.env == b.env &&
          a.workingdir == b.workingdir && a.umask == b.umask && a.isolation == b.isolation &&
          a.tier == b.tier && a.profile == b.profile && a.resolved_profile == b.resolved_profile &&
-         a.user == b.user && a.uid == b.uid && a.gid == b.gid;
+         a.user == b.user && a.uid == b.uid && a.gid == b.gid && a.process_name == b.process_name &&
+         a.numprocs_start == b.numprocs_start && a.redirect_stderr == b.redirect_stderr && a.group == b.group;
 }
 
 const ProgramConfig* SupervisorConfig::find(const std::string& name) const {
@@ -226,6 +227,8 @@ std::pair<std::vector<Sink*>, std::vector<Sink*>> Supervisor::sinks_of(Instance&
   std::vector<Sink*> out, err;
   if (instance.out_file) out = {instance.out_file.get(), &instance.out_tee};
   if (instance.err_file) err = {instance.err_file.get(), &instance.err_tee};
+  // redirect_stderr: both pipes feed the stdout log (and its followers), as supervisord's.
+  if (instance.program.redirect_stderr) err = out;
   return {std::move(out), std::move(err)};
 }
 
@@ -330,7 +333,8 @@ Result<void> Supervisor::build_job(Instance& instance) {
     return {};
   };
   if (auto ok = open_sink(program.stdout_log, "out", instance.out_file); !ok) return ok;
-  if (auto ok = open_sink(program.stderr_log, "err", instance.err_file); !ok) return ok;
+  if (!program.redirect_stderr)
+    if (auto ok = open_sink(program.stderr_log, "err", instance.err_file); !ok) return ok;
 
   LaunchSpec spec;
   spec.project = context_.project;
@@ -433,6 +437,7 @@ void Supervisor::on_transition(Job& job, ProcState from, ProcState to, const std
              (to == ProcState::Exited && job.process().last_exit() && !job.process().last_exit()->expected);
   log_event(line, bad);
   write_state(*instance);
+  if (observer_) observer_(instance->key, from, to);
   // Commands and rebuilds wait for after_changes(): the Job is still inside its own method.
 }
 
@@ -499,8 +504,19 @@ void Supervisor::start_instance(Instance& instance) {
 }
 
 void Supervisor::start_autostart() {
-  for (auto& [key, instance] : instances_)
-    if (instance->program.autostart) start_instance(*instance);
+  // In the config's order: supervisord.conf's are sorted by priority.
+  for (const auto& program : config_.programs)
+    for (int i = 0; i < program.numprocs; ++i)
+      if (Instance* instance = find(InstanceKey{program.name, i}); instance && instance->program.autostart)
+        start_instance(*instance);
+}
+
+Result<void> Supervisor::signal(const InstanceKey& key, int sig) {
+  Instance* instance = find(key);
+  if (!instance || !instance->job || !instance->job->process().pid())
+    return fail((instance ? instance->name : key.program) + " has no process to signal");
+  instance->job->signal_tree(sig);
+  return {};
 }
 
 void Supervisor::start(const std::vector<InstanceKey>& keys, Done done) {
@@ -734,16 +750,33 @@ ReloadPlan Supervisor::reload(SupervisorConfig next) {
 }
 
 void Supervisor::shutdown(std::function<void()> done) {
-  std::vector<InstanceKey> keys;
+  // By priority, highest first, one priority after the other (supervisord's order; a YAML
+  // config has one priority: everything stops at once).
+  std::map<int, std::vector<InstanceKey>, std::greater<>> tiers;
   for (auto& [key, instance] : instances_) {
     instance->replacement.reset();
     instance->start_after = false;
-    keys.push_back(key);
+    tiers[instance->program.priority].push_back(key);
   }
   log_event("stopping every program");
-  stop(keys, [this, done = std::move(done)](std::vector<std::string>) {
+  auto order = std::make_shared<std::vector<std::vector<InstanceKey>>>();
+  for (auto& [priority, keys] : tiers) order->push_back(std::move(keys));
+  stop_tiers(std::move(order), 0, std::move(done));
+}
+
+void Supervisor::stop_tiers(std::shared_ptr<std::vector<std::vector<InstanceKey>>> tiers, std::size_t at,
+                            std::function<void()> done) {
+  if (at >= tiers->size()) {
     for (const auto& [key, instance] : instances_) remove_tmp(*instance);
     done();
+    return;
+  }
+  auto keys = (*tiers)[at];
+  // The next tier starts from the loop: a command's completion runs inside check_operations.
+  stop(keys, [this, tiers = std::move(tiers), at, done = std::move(done)](std::vector<std::string>) mutable {
+    loop_.defer([this, tiers = std::move(tiers), at, done = std::move(done)]() mutable {
+      stop_tiers(std::move(tiers), at + 1, std::move(done));
+    });
   });
 }
 
@@ -765,6 +798,7 @@ std::vector<std::string> Supervisor::names() const {
 std::optional<std::string> Supervisor::log_path(const InstanceKey& key, const std::string& stream) const {
   Instance* instance = find(key);
   if (!instance) return std::nullopt;
+  if (stream == "stderr" && instance->program.redirect_stderr) return std::nullopt;
   const OutputTarget& target = stream == "stderr" ? instance->program.stderr_log : instance->program.stdout_log;
   std::string path = target_path(target, context_.logs_dir, key, instance->program.numprocs,
                                  stream == "stderr" ? "err" : "out");

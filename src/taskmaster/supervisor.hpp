@@ -63,6 +63,37 @@ struct ProgramConfig {
   std::optional<std::string> user;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  // supervisord.conf's own notions (the YAML format leaves them at these defaults):
+  std::string process_name;  // the instances' names over XML-RPC (%(process_num)02d...); "": taskmaster's
+  int numprocs_start = 0;    // %(process_num)d of the first instance
+  int priority = 999;        // start order, lowest first; stopped in reverse on shutdown
+  bool redirect_stderr = false;  // stderr goes to the stdout log (stderr_log unused)
+  std::string group;         // its [group:x], or "" (a group of its own)
+};
+
+// A supervisord [group:x]: programs controlled together as GROUP:NAME.
+struct ProgramGroup {
+  std::string name;
+  std::vector<std::string> programs;
+  int priority = 999;
+};
+
+// Where supervisord's XML-RPC interface is served ([unix_http_server], [inet_http_server]).
+struct RpcSettings {
+  std::optional<std::string> socket;  // absolute; nullopt = state/supervisor.sock
+  std::optional<mode_t> socket_mode;  // chmod=; nullopt = 0600
+  struct Owner {
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  std::optional<Owner> socket_owner;  // chown=
+  std::optional<std::string> username, password;  // Basic auth asked on the socket too
+  struct Inet {
+    std::string host;
+    int port = 0;
+    std::string username, password;  // required
+  };
+  std::optional<Inet> inet;
 };
 
 // True when an instance started under `a` would run exactly as under `b`; numprocs is not
@@ -74,7 +105,10 @@ struct SupervisorConfig {
   std::string project;                 // the file's stem
   std::optional<std::string> logfile;  // absolute; nullopt = the project's logs/events.log
   std::optional<std::string> socket;   // absolute; nullopt = state/control.sock
-  std::vector<ProgramConfig> programs; // in file order
+  std::vector<ProgramConfig> programs; // in file order (supervisord.conf: by priority)
+  std::vector<ProgramGroup> groups;    // supervisord.conf's [group:x]
+  RpcSettings rpc;
+  std::string format = "yaml";         // "yaml" | "supervisord"
   const ProgramConfig* find(const std::string& name) const;
 };
 
@@ -167,6 +201,13 @@ class Supervisor final : public JobSet::Owner {
   void reap_orphans();
 
   const SupervisorConfig& config() const { return config_; }
+  // Every state change of an instance, after the supervisor's own bookkeeping (the XML-RPC
+  // interface's start/stop times and waiting calls). It must not call back into the
+  // supervisor: it runs inside a Job's transition (defer work to the loop).
+  using Observer = std::function<void(const InstanceKey&, ProcState from, ProcState to)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+  // Send `sig` to an instance's process tree (supervisorctl signal); an error when it has none.
+  Result<void> signal(const InstanceKey& key, int sig);
   // Program names and instance names (for completion and `pid`).
   std::vector<std::string> names() const;
   // The file an instance's stream is written to (stream: "stdout"|"stderr"); nullopt when
@@ -214,6 +255,8 @@ class Supervisor final : public JobSet::Owner {
   void write_state(Instance& instance);
   void settle(Instance& instance);
   void check_operations();
+  void stop_tiers(std::shared_ptr<std::vector<std::vector<InstanceKey>>> tiers, std::size_t at,
+                  std::function<void()> done);
   void log_event(const std::string& line, bool warning = false);
   static std::pair<std::vector<Sink*>, std::vector<Sink*>> sinks_of(Instance& instance);
 
@@ -226,6 +269,7 @@ class Supervisor final : public JobSet::Owner {
   std::vector<std::unique_ptr<Operation>> operations_;
   SubscriptionId next_subscription_ = 1;
   std::map<SubscriptionId, std::pair<InstanceKey, std::string>> subscriptions_;
+  Observer observer_;
 };
 
 }  // namespace batman::runner

@@ -117,7 +117,7 @@ Result<ProgramConfig> read_program(const Value& node, const std::string& name, c
   if (const auto v = node["numprocs"]) p.numprocs = static_cast<int>(BATMAN_TRY(v.integer(1, kMaxNumprocs)));
   // Every %(...)s is checked here, where the error can name the line: instances expand the
   // same text later (expand_instance) and cannot meet an error this did not.
-  Expansions vars{name, p.here, 0, p.numprocs};
+  Expansions vars{name, p.here, 0, p.numprocs, std::string()};
   auto check = [&](const Value& v, const std::string& text) -> Result<void> {
     if (auto e = expand_percent(text, vars); !e) return v.error(e.error().message);
     return {};
@@ -269,8 +269,10 @@ Result<std::string> expand_percent(std::string_view text, const Expansions& vars
     const char conversion = text[at];
     std::optional<long long> number;
     std::string value;
-    if (key == "program_name" || key == "group_name") {
+    if (key == "program_name" || (key == "group_name" && vars.group_name.empty())) {
       value = vars.program_name;
+    } else if (key == "group_name") {
+      value = vars.group_name;
     } else if (key == "here") {
       value = vars.here;
     } else if (key == "process_num") {
@@ -314,7 +316,7 @@ Result<std::string> expand_percent(std::string_view text, const Expansions& vars
 
 Result<ProgramConfig> expand_instance(const ProgramConfig& program, int index) {
   const Paths paths(program.here.empty() ? std::string(".") : program.here);
-  const Expansions vars{program.name, program.here, index, program.numprocs};
+  const Expansions vars{program.name, program.here, index + program.numprocs_start, program.numprocs, program.group};
   ProgramConfig out = program;
   out.command = BATMAN_TRY(expand_percent(program.command, vars));
   for (auto& [name, value] : out.env) value = BATMAN_TRY(expand_percent(value, vars));

@@ -24,7 +24,7 @@ Result<runner::SupervisorConfig> parse_supervisor_config(std::string_view yaml_t
                                                          const std::string& base_dir);
 // supervisord's expansions in `cmd`, `env` values, `stdout`, `stderr` and `workingdir`:
 // Python's %-format with a mapping, `%(KEY)[flags][width][.precision](s|d|i)`, `%%` for '%'.
-// KEY: program_name, group_name (the program's: YAML has no groups), process_num (the
+// KEY: program_name, group_name (its supervisord [group:x], else the program's), process_num (the
 // instance's index), numprocs, here (the config file's directory), host_node_name, ENV_X
 // (the supervisor's environment variable X). A '%' not followed by '(' or '%' is kept.
 struct Expansions {
@@ -32,6 +32,7 @@ struct Expansions {
   std::string here;
   int process_num = 0;
   int numprocs = 1;
+  std::string group_name;  // "": program_name
 };
 // An unknown KEY, an unset ENV_X, a text KEY with d, a bad format: one-line errors.
 Result<std::string> expand_percent(std::string_view text, const Expansions& vars);

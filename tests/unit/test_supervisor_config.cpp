@@ -222,7 +222,7 @@ TEST(SupervisorConfig, UnknownUsersByNameOrUidAreRefused) {
 
 // supervisord's %(...)s expansions (issue 13): Python's %-format over a fixed mapping.
 namespace {
-Expansions web(int n) { return Expansions{"web", "/etc/tm", n, 3}; }
+Expansions web(int n) { return Expansions{"web", "/etc/tm", n, 3, ""}; }
 std::string expand_ok(std::string_view text, int n = 1) {
   auto r = expand_percent(text, web(n));
   EXPECT_TRUE(r.has_value()) << text << ": " << (r ? "" : r.error().message);
