@@ -103,7 +103,7 @@ std::string version_report() {
     if (!t.reason.empty()) out += " (" + t.reason + ")";
     out += "\n";
   }
-  out += "auto: " + r.auto_summary;
+  out += "auto " + r.auto_summary;  // "auto isolation: namespaces (...)"
   return out;
 }
 
