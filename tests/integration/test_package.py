@@ -6,6 +6,7 @@ doctor` run from its /usr/bin. The build is the cost (a full compile, minutes): 
 skips it."""
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -70,6 +71,20 @@ class SystemdUnitTest(unittest.TestCase):
             self.assertIn("ExecStartt", bad.stderr)
 
 
+class BuildDependsTest(unittest.TestCase):
+    def test_build_depends_has_every_library_a_source_build_installs(self):
+        # scripts/setup's first list is what a source build needs; debian/control must say so too.
+        with open(os.path.join(ROOT, "scripts", "setup")) as f:
+            setup = f.read()
+        wanted = set(re.search(r"packages=\(([^)]*)\)", setup).group(1).split())
+        wanted -= {"git", "python3", "util-linux", "procps", "iproute2", "libgtest-dev", "libgmock-dev"}
+        with open(os.path.join(ROOT, "debian", "control")) as f:
+            control = f.read()
+        field = re.search(r"^Build-Depends:(.*?)^\S", control, re.S | re.M).group(1)
+        have = {re.sub(r"\s*\(.*", "", d).strip() for d in field.split(",")}
+        self.assertEqual(sorted(wanted - have), [], "missing from debian/control's Build-Depends")
+
+
 @unittest.skipIf(os.environ.get("PACKAGE") == "0", "PACKAGE=0")
 class PackageTest(BatmanTestCase):
     deb = None
@@ -83,6 +98,9 @@ class PackageTest(BatmanTestCase):
         # One build for every test of the class.
         r = run([os.path.join(ROOT, "scripts", "package")], cwd=ROOT, timeout=1800)
         cls.build_output = r.stdout + r.stderr
+        for line in r.stderr.splitlines():  # the build time and lintian's warnings, in the test log
+            if line.startswith(("package:", "W: ", "E: ")):
+                print(line, flush=True)
         if r.returncode == 0:
             cls.deb = os.path.join(ROOT, r.stdout.strip().splitlines()[-1])
 
@@ -100,6 +118,7 @@ class PackageTest(BatmanTestCase):
         info = run(["dpkg-deb", "-f", self.deb, "Package", "Version", "Depends", "Suggests"], check=True).stdout
         self.assertIn("Suggests: firejail", info)
         self.assertRegex(info, r"Depends: .*libc6")
+        self.assertRegex(info, r"Depends: .*libseccomp2.*libyaml-cpp")  # shared, from dpkg-shlibdeps
 
     def test_lintian_found_no_error(self):
         # scripts/package fails on a lintian error; it printed the warnings (README lists them).
