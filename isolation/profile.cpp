@@ -191,7 +191,7 @@ std::optional<fs::path> installed_profiles_dir() {
 // One found there shadows nothing that needs checking (an installed copy over the source
 // tree's is the same profile), so the usual run parses one file.
 bool shipped_dir(const fs::path& dir) {
-  return dir == fs::path(BATMAN_SOURCE_PROFILES) || dir == installed_profiles_dir();
+  return (*BATMAN_SOURCE_PROFILES && dir == fs::path(BATMAN_SOURCE_PROFILES)) || dir == installed_profiles_dir();
 }
 
 bool looks_like_path(std::string_view s) {
@@ -223,7 +223,7 @@ std::vector<fs::path> profile_search_path() {
   }
   dirs.emplace_back("/etc/batman/profiles");
   if (auto shipped = installed_profiles_dir()) dirs.push_back(std::move(*shipped));
-  dirs.emplace_back(BATMAN_SOURCE_PROFILES);
+  if (*BATMAN_SOURCE_PROFILES) dirs.emplace_back(BATMAN_SOURCE_PROFILES);  // none in a package
   return dirs;
 }
 

@@ -1,4 +1,4 @@
-// `batman clean [PROJECT] [--older-than DURATION] [--dry-run]`: remove finished runs' logs,
+// `batman clean [PROJECT] [--older-than DURATION] [--dry-run] [--json]`: remove finished runs' logs,
 // state, tmp and worktrees; a running run is never touched.
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <iostream>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "common/duration.hpp"
 #include "common/fs.hpp"
@@ -135,12 +137,13 @@ int confirm_clean_everything() {
 
 int command_clean(const std::vector<std::string>& args) {
   std::string project, older_text;
-  bool dry_run = false, everything = false;
+  bool dry_run = false, everything = false, as_json = false;
   CLI::App app{"Remove finished runs' logs, state, tmp and worktrees.", "batman clean"};
   app.add_option("PROJECT", project, "only this project (default: every project)");
   app.add_option("--older-than", older_text, "only runs that ended longer ago than DURATION: 30m, 12h, 7d, 2w");
   app.add_flag("-n,--dry-run", dry_run, "print what would be removed");
   app.add_flag("--all", everything, "every finished run of every project, without asking");
+  app.add_flag("--json", as_json, "print the runs removed (or, with --dry-run, that would be) as JSON");
   if (auto rc = parse(app, args)) return *rc;
   if (!project.empty() && everything) {
     error("clean: PROJECT and --all contradict each other: give one");
@@ -173,6 +176,7 @@ int command_clean(const std::vector<std::string>& args) {
   int removed = 0, kept_live = 0, failures = 0;
   std::set<std::string> cleaned;  // projects whose parked tmp directories go too
   std::vector<std::string> stale_units;  // the removed runs' job cgroup names
+  nlohmann::json listed = nlohmann::json::array();  // --json: one object per run
   for (const auto& s : load_runs(only)) {
     if (run_is_live(s) || batch_still_runs(s)) {
       ++kept_live;
@@ -184,7 +188,8 @@ int command_clean(const std::vector<std::string>& args) {
     if (!tree) continue;
     if (validate_name(s.run_id, "run-id").has_value() == false) continue;
     if (dry_run) {
-      std::cout << "would remove " << s.project << " " << s.run_id << "\n";
+      if (as_json) listed.push_back({{"project", s.project}, {"run_id", s.run_id}, {"removed", false}});
+      else std::cout << "would remove " << s.project << " " << s.run_id << "\n";
       ++removed;
       continue;
     }
@@ -218,7 +223,8 @@ int command_clean(const std::vector<std::string>& args) {
       ++failures;
       continue;
     }
-    std::cout << "removed " << s.project << " " << s.run_id << "\n";
+    if (as_json) listed.push_back({{"project", s.project}, {"run_id", s.run_id}, {"removed", true}});
+    else std::cout << "removed " << s.project << " " << s.run_id << "\n";
     ++removed;
     cleaned.insert(s.project);
     for (auto& unit : job_cgroup_units(s)) stale_units.push_back(std::move(unit));
@@ -236,6 +242,7 @@ int command_clean(const std::vector<std::string>& args) {
       if (auto r = remove_parked_dirs(tree->tmp_fd.get()); !r) error("clean " + name + ": " + r.error().message);
     }
   }
+  if (as_json) std::cout << listed.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   info(std::to_string(removed) + (dry_run ? " run(s) would be removed" : " run(s) removed") +
        (kept_live ? ", " + std::to_string(kept_live) + " running left alone" : ""));
   return failures ? 1 : 0;

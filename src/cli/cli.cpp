@@ -27,6 +27,21 @@ void error(std::string_view message) { std::cerr << "batman: " << printable(mess
 
 std::string version_text() { return std::string("batman ") + BATMAN_VERSION; }
 
+bool colour_on(int fd) {
+  if (const char* no = std::getenv("NO_COLOR"); no && *no) return false;  // no-color.org
+  if (const char* term = std::getenv("TERM"); !term || std::string_view(term) == "dumb") return false;
+  return ::isatty(fd) == 1;
+}
+
+std::string coloured(std::string_view text, std::string_view sgr) {
+  std::string out = "\033[";
+  out += sgr;
+  out += 'm';
+  out += text;
+  out += "\033[0m";
+  return out;
+}
+
 namespace {
 std::vector<std::string> option_names(const CLI::App& app) {
   std::vector<std::string> names;

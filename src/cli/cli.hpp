@@ -27,6 +27,14 @@ void error(std::string_view message);
 
 // "batman 0.x", as every executable's -V/--version prints it.
 std::string version_text();
+// `batman --version`: version_text, then the libseccomp version, kernel release and what
+// each tier can do here (doctor's probes), for bug reports (doctor.cpp).
+std::string version_report();
+
+// Colour only on a terminal, and not with NO_COLOR set (no-color.org) or TERM=dumb.
+bool colour_on(int fd);
+// TEXT in the SGR colour SGR ("31" red, "32" green), reset after.
+std::string coloured(std::string_view text, std::string_view sgr);
 
 // Parse `args` (without the program name) with `app`. Returns nullopt on success, otherwise
 // the exit code to return (0 for --help and -V/--version, which parse() adds to every app;
@@ -44,6 +52,8 @@ int command_profiles(const std::vector<std::string>& args);
 int command_supervise(const std::vector<std::string>& args);
 int command_ctl(const std::vector<std::string>& args);
 int command_batch(const std::vector<std::string>& args);
+// `batman __complete projects|runs PROJECT|profiles`: words for shell completion (complete.cpp).
+int command_complete(const std::vector<std::string>& args);
 
 // $BATMAN_HOME, else ~/.batman-parallel.
 std::string batman_home();

@@ -1,5 +1,7 @@
 // `batman doctor [--json]`: each isolation tier, available or not and why, the machine facts
 // behind that, and which tier `auto` picks for each command.
+#include <sys/utsname.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -57,9 +59,14 @@ int command_doctor(const std::vector<std::string>& args) {
     return 0;
   }
   std::printf("batman doctor (uid %u)\n\ntiers, strongest first:\n", report.uid);
-  for (const auto& t : report.tiers)
-    std::printf("  %-11s %-13s %s\n", std::string(isolation::tier_name(t.tier)).c_str(),
-                t.available ? "available" : "unavailable", t.reason.c_str());
+  // Green and red on a terminal (not with NO_COLOR); the padding stays outside the colour.
+  const bool colour = colour_on(1);
+  for (const auto& t : report.tiers) {
+    const std::string word = t.available ? "available" : "unavailable";
+    const std::string shown = colour ? coloured(word, t.available ? "32" : "31") : word;
+    std::printf("  %-11s %s%*s %s\n", std::string(isolation::tier_name(t.tier)).c_str(), shown.c_str(),
+                static_cast<int>(13 - word.size()), "", t.reason.c_str());
+  }
   std::printf("\nuser namespaces: user.max_user_namespaces = %ld", report.max_user_namespaces);
   if (report.unprivileged_userns_clone >= 0)
     std::printf(", kernel.unprivileged_userns_clone = %ld", report.unprivileged_userns_clone);
@@ -78,6 +85,26 @@ int command_doctor(const std::vector<std::string>& args) {
     std::printf("  %-36s %s\n", command.c_str(), tier.c_str());
   std::printf("  %s\n", report.auto_summary.c_str());
   return 0;
+}
+
+std::string version_report() {
+  const auto r = isolation::run_doctor();
+  std::string out = version_text() + "\n";
+  out += "libseccomp " + r.libseccomp + (r.seccomp ? " (seccomp filters supported)" : " (seccomp not supported)") + "\n";
+  utsname u{};
+  if (::uname(&u) == 0)
+    out += std::string("kernel ") + u.sysname + " " + u.release + " " + u.version + " " + u.machine + "\n";
+  out += "init " + r.init + "; cgroups ";
+  out += r.cgroups.version ? "v" + std::to_string(r.cgroups.version) + (r.cgroups.writable ? " writable" : " not writable")
+                           : std::string("none");
+  out += "; user.max_user_namespaces " + std::to_string(r.max_user_namespaces) + "; uid " + std::to_string(r.uid) + "\n";
+  for (const auto& t : r.tiers) {
+    out += "tier " + std::string(isolation::tier_name(t.tier)) + ": " + (t.available ? "available" : "unavailable");
+    if (!t.reason.empty()) out += " (" + t.reason + ")";
+    out += "\n";
+  }
+  out += "auto " + r.auto_summary;  // "auto isolation: namespaces (...)"
+  return out;
 }
 
 }  // namespace batman::cli

@@ -35,7 +35,7 @@ void usage(std::ostream& out) {
          "  batch FILE|- [TASK...]     run many tasks with limits, retries and reports\n"
          "  dashboard                  a live web page of every project, run, program and task\n"
          "  help [COMMAND]             this list, or COMMAND's options\n"
-         "  version, -V, --version     print the version\n\n"
+         "  version, --version        the version, libseccomp, kernel and tiers (-V: the version)\n\n"
          "'batman help COMMAND' (or 'batman COMMAND --help') shows each command's options.\n";
 }
 
@@ -66,8 +66,15 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   // The slurm executor's task wrapper, run by its job script on a node (not for users).
   if (command == "__slurm-task") return batman::slurm::command_slurm_task(args);
   if (command == "dashboard") return batman::dashboard::command_dashboard(args);
-  if (command == "version" || command == "--version" || command == "-V") {
+  if (command == "__complete") return command_complete(args);  // completions/: hidden
+  // -V: the one line scripts compare (every executable and subcommand prints the same);
+  // --version and `version`: what a bug report needs too (libseccomp, kernel, tiers).
+  if (command == "-V") {
     std::cout << batman::cli::version_text() << "\n";
+    return 0;
+  }
+  if (command == "version" || command == "--version") {
+    std::cout << batman::cli::version_report() << "\n";
     return 0;
   }
   if (command == "help" || command == "--help" || command == "-h") {

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "isolation/profile.hpp"
@@ -25,9 +27,11 @@ std::string list_text(const std::vector<std::string>& items) {
 
 int command_profiles(const std::vector<std::string>& args) {
   std::string action, name;
+  bool as_json = false;
   CLI::App app{"List the isolation profiles, or show one.", "batman profiles"};
   app.add_option("action", action, "list | show")->required();
   app.add_option("name", name, "the profile to show (a name or a .yaml file)");
+  app.add_flag("--json", as_json, "with list: the profiles and the search path as JSON");
   if (auto rc = parse(app, args)) return *rc;
   if (action == "list") {
     if (!name.empty()) {
@@ -35,6 +39,14 @@ int command_profiles(const std::vector<std::string>& args) {
       return kExitBatmanError;
     }
     const auto profiles = isolation::list_profiles();
+    if (as_json) {
+      nlohmann::json out = {{"profiles", nlohmann::json::array()}, {"search_path", nlohmann::json::array()}};
+      for (const auto& p : profiles)
+        out["profiles"].push_back({{"name", p.name}, {"description", p.description}, {"file", p.source}});
+      for (const auto& dir : isolation::profile_search_path()) out["search_path"].push_back(dir.string());
+      std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      return 0;
+    }
     Table table({"NAME", "DESCRIPTION", "FILE"});
     for (const auto& p : profiles) table.add({printable(p.name), printable(p.description), printable(p.source)});
     std::fputs(table.render().c_str(), stdout);
@@ -46,6 +58,10 @@ int command_profiles(const std::vector<std::string>& args) {
     const auto near = closest_match(action, {"list", "show"});
     error("profiles: unknown action '" + action + "'" + (near ? ": did you mean '" + *near + "'?" : "") +
           " (use 'list' or 'show NAME')");
+    return kExitBatmanError;
+  }
+  if (as_json) {
+    error("profiles show: --json is for 'profiles list' (show prints the file as written)");
     return kExitBatmanError;
   }
   if (name.empty()) {

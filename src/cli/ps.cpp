@@ -34,6 +34,17 @@ std::size_t output_width() {
   return 80;
 }
 
+// STATUS in colour on a terminal (not with NO_COLOR): live green, a failure red.
+std::string status_cell(const std::string& status, bool colour) {
+  const std::string text = printable(status);
+  if (!colour) return text;
+  if (status == "running" || status == "starting") return coloured(text, "32");
+  if (status == "failed" || status == "fatal" || status == "killed" || status == "oom" || status == "lost" ||
+      status == "timeout")
+    return coloured(text, "31");
+  return text;
+}
+
 }  // namespace
 
 int command_ps(const std::vector<std::string>& args) {
@@ -72,6 +83,7 @@ int command_ps(const std::vector<std::string>& args) {
     return 0;
   }
   auto now = std::chrono::system_clock::now();
+  const bool colour = colour_on(1);
   Table table = wide ? Table({"PROJECT", "RUN-ID", "KIND", "TIER", "PID", "STATUS", "STARTED", "DURATION", "EXIT", "COMMAND"})
                      : Table({"PROJECT", "RUN-ID", "STATUS", "PID", "DURATION", "EXIT", "COMMAND"});
   for (const auto& s : runs) {
@@ -90,9 +102,9 @@ int command_ps(const std::vector<std::string>& args) {
     command = printable(command);
     if (wide)
       table.add({printable(s.project), printable(s.run_id), printable(s.kind), printable(s.isolation.tier),
-                 printable(pid_text), printable(s.status), printable(started_text), duration, exit_text, command});
+                 printable(pid_text), status_cell(s.status, colour), printable(started_text), duration, exit_text, command});
     else
-      table.add({printable(s.project), printable(s.run_id), printable(s.status), printable(pid_text), duration,
+      table.add({printable(s.project), printable(s.run_id), status_cell(s.status, colour), printable(pid_text), duration,
                  exit_text, command});
   }
   // Narrow: the last column (COMMAND) takes what is left, PROJECT gives way first.

@@ -7,8 +7,15 @@ namespace batman::cli {
 
 std::size_t display_width(std::string_view text) {
   std::size_t n = 0;
-  for (unsigned char c : text)
-    if ((c & 0xC0) != 0x80) ++n;  // not a continuation byte
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    // A colour (ESC [ ... m, cli::coloured) takes no column.
+    if (text[i] == '\033' && i + 1 < text.size() && text[i + 1] == '[') {
+      i += 2;
+      while (i < text.size() && !(text[i] >= '@' && text[i] <= '~')) ++i;
+      continue;
+    }
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++n;  // not a continuation byte
+  }
   return n;
 }
 
