@@ -3,7 +3,7 @@
 # through `batman __complete`; program and instance names for `batman ctl` from the running
 # supervisor (`batman ctl status --json`).
 
-_batman_commands="parallel isolated multi ps logs stop clean doctor profiles supervise ctl batch help version"
+_batman_commands="parallel isolated multi ps logs stop clean doctor profiles supervise ctl batch dashboard help version"
 _batman_tiers="auto namespaces firejail systemd env"
 _batman_signals="TERM INT QUIT HUP KILL USR1 USR2 ALRM CONT STOP TSTP WINCH PIPE"
 _batman_policies="always never unexpected"
@@ -15,7 +15,8 @@ _batman_job_options="--isolation --profile --net --no-net --memory --cpus --pids
 _batman_valued="--isolation --profile --memory --cpus --pids --timeout --restart --exitcodes --startretries
   --starttime --stopsignal --stoptime --env --cwd --project -p --format -n --lines --signal --grace
   --older-than --pidfile --socket --config -j --max-concurrency --rate-limit --retries --halt --report
-  --junit --joblog --output --tail"
+  --junit --joblog --output --tail --rpc-socket --executor --partition --account --qos --slurm-opt
+  --slurm-array-size --port --bind"
 
 # The batman executable next to the one being completed (so a source install's is asked).
 _batman_exe() {
@@ -70,7 +71,10 @@ _batman_option_value() {
     --restart) _batman_reply $_batman_policies ;;
     --stopsignal | --signal) _batman_reply $_batman_signals ;;
     -p | --project) _batman_reply $(_batman_words projects) ;;
-    --format) _batman_reply table json ;;
+    --format) [[ ${COMP_WORDS[1]} == supervise || ${COMP_WORDS[0]##*/} == taskmaster ]] && _batman_reply auto yaml supervisord || _batman_reply table json ;;
+    --executor) _batman_reply local slurm ;;
+    --rpc-socket) _batman_files ;;
+    --partition | --account | --qos | --slurm-opt | --slurm-array-size | --port | --bind) COMPREPLY=() ;;
     --output) _batman_reply grouped prefixed none ;;
     --halt) _batman_reply never soon,fail=1 now,fail=1 soon,success=1 now,success=1 now,done=1 ;;
     --cwd) _batman_files -d ;;
@@ -176,6 +180,7 @@ _batman() {
       elif ((np == 0)); then _batman_reply $(_batman_words projects)
       fi ;;
     doctor) _batman_reply --json -h --help ;;
+    dashboard) _batman_reply --port --bind --token --open -d --detach --url --stop -h --help -V --version ;;
     profiles)
       if [[ $cur == -* ]]; then _batman_reply --json -h --help
       elif ((np == 0)); then _batman_reply list show
@@ -184,7 +189,7 @@ _batman() {
         [[ $cur == */* || $cur == *.y* ]] && _batman_files 'yaml yml'
       fi ;;
     supervise)
-      if [[ $cur == -* ]]; then _batman_reply -d --daemon --pidfile -h --help -V --version
+      if [[ $cur == -* ]]; then _batman_reply -d --daemon --pidfile --format --rpc-socket -h --help -V --version
       elif ((np == 0)); then _batman_files 'yaml yml'
       fi ;;
     ctl)
@@ -205,7 +210,8 @@ _batman() {
     batch)
       if [[ $cur == -* ]]; then
         _batman_reply -j --max-concurrency --rate-limit --timeout --retries --halt --report --junit --joblog \
-          --isolation --profile --output --tail --resume --resume-failed --no-deps -q --quiet -h --help
+          --isolation --profile --output --tail --resume --resume-failed --no-deps --executor --partition \
+          --account --qos --slurm-opt --slurm-array-size -q --quiet -h --help
       elif ((np == 0)); then _batman_files 'yaml yml'; [[ -z $cur ]] && COMPREPLY+=(-)
       elif [[ -f ${positionals[0]} ]]; then  # TASK names: the keys under tasks:
         _batman_reply $(sed -nE '/^tasks:/,/^[^ #]/ s/^  ([A-Za-z0-9][A-Za-z0-9._-]*):.*/\1/p' "${positionals[0]}")

@@ -49,7 +49,7 @@ function __batman_ctl_names
     $exe ctl $target status --json 2>/dev/null | string match -ra '"(?:name|program)": *"[^"]*"' | string replace -r '.*"([^"]*)"$' '$1' | sort -u
 end
 
-set -l __batman_commands parallel isolated multi ps logs stop clean doctor profiles supervise ctl batch help version
+set -l __batman_commands parallel isolated multi ps logs stop clean doctor profiles supervise ctl batch dashboard help version
 set -l __batman_tiers auto namespaces firejail systemd env
 set -l __batman_signals TERM INT QUIT HUP KILL USR1 USR2 ALRM CONT STOP TSTP WINCH PIPE
 
@@ -153,3 +153,17 @@ complete -c batman -n '__fish_seen_subcommand_from batch' -l resume-failed -d 'a
 complete -c batman -n '__fish_seen_subcommand_from batch' -l no-deps -d 'only the named tasks'
 complete -c batman -n '__fish_seen_subcommand_from batch' -s q -l quiet -d 'only errors'
 complete -c batman -n '__fish_seen_subcommand_from help' -x -a "$__batman_commands"
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -l port -x -d 'TCP port (default 0: any free one)'
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -l bind -x -d 'address to listen on'
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -l token -d 'require an access token'
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -l open -d 'open the page in a browser'
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -s d -l detach -d 'serve in the background'
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -l url -d "print the running dashboard's URL"
+complete -c batman -n '__fish_seen_subcommand_from dashboard' -l stop -d 'stop the running dashboard'
+complete -c batman -n '__fish_seen_subcommand_from batch' -l executor -x -a 'local slurm' -d 'where tasks run'
+complete -c batman -n '__fish_seen_subcommand_from batch' -l partition -x -d 'slurm partition'
+complete -c batman -n '__fish_seen_subcommand_from batch' -l account -x -d 'slurm account'
+complete -c batman -n '__fish_seen_subcommand_from batch' -l qos -x -d 'slurm QOS'
+complete -c batman -n '__fish_seen_subcommand_from batch' -l slurm-opt -x -d 'another sbatch option NAME=VALUE'
+complete -c batman -n '__fish_seen_subcommand_from supervise' -l format -x -a 'auto yaml supervisord' -d 'config format'
+complete -c batman -n '__fish_seen_subcommand_from supervise' -l rpc-socket -r -d 'socket for supervisorctl'

@@ -356,7 +356,7 @@ class StopChecksItsTarget(TaskmasterCase):
     files say; it still finds that project's supervisor after an upgrade, with nothing running,
     and what a killed supervisor left."""
     CONFIG = ("programs:\n"
-              "  c:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    starttime: 0\n"
+              "  c:\n    cmd: \"sleep MARK; true\"\n    numprocs: 2\n    starttime: 0\n"
               "  api:\n    cmd: \"sleep MARK\"\n    starttime: 0\n")
 
     def forge(self, project, run_id, kind, pid):
@@ -433,8 +433,8 @@ class StopChecksItsTarget(TaskmasterCase):
     def test_a_program_name_stops_every_instance_a_killed_supervisor_left(self):
         supervisor = self.start_daemon(self.config(
             "programs:\n"
-            "  c:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n    starttime: 0\n"
-            "  api:\n    cmd: \"sleep 0MARK\"\n    starttime: 0\n"))
+            "  c:\n    cmd: \"sleep MARK; true\"\n    numprocs: 2\n    starttime: 0\n"
+            "  api:\n    cmd: \"sleep 0MARK; true\"\n    starttime: 0\n"))
         self.wait_state("c:01", "RUNNING")
         self.wait_state("api", "RUNNING")
         def sleeps(arg):  # the programs' own sleeps (not their sh -c leaders)

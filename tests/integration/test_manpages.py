@@ -13,7 +13,7 @@ from harness import BINDIR, bin_path
 PAGES = ["batman.1", "batman-parallel.1", "batman-isolated.1", "batman-multi.1", "taskmaster.1",
          "batman-batch.1", "batman-profiles.5", "batman-taskmaster.5", "batman-batch.5"]
 SUBCOMMANDS = ["parallel", "isolated", "multi", "ps", "logs", "stop", "clean", "doctor", "profiles",
-               "supervise", "ctl", "batch", "help", "version"]
+               "supervise", "ctl", "batch", "dashboard", "help", "version"]
 # -h/--help and -V/--version: every command's, said once in batman(1)'s OPTIONS.
 GLOBAL = ["-h", "--help", "-V", "--version"]
 # Subcommands with a page of their own, which holds their options.

@@ -284,6 +284,7 @@ class MonitorIdleConnections(BatmanTestCase):
             self.check_page_with_idle_connections()
         finally:
             self.batman("stop", "mon")
+            self.batman("dashboard", "--stop")
 
     def check_page_with_idle_connections(self):
         url = wait_for(lambda: self.states("mon")[0].get("monitor_url"))
@@ -293,7 +294,7 @@ class MonitorIdleConnections(BatmanTestCase):
             s = socket.create_connection(("127.0.0.1", port))
             if i % 2:
                 # Half of them keep-alive connections that had one request answered.
-                s.sendall(b"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                s.sendall(f"GET /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
                 s.settimeout(5)
                 self.assertIn(b"200", s.recv(65536))
             held.append(s)
