@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -415,6 +416,29 @@ void HttpServer::Impl::on_accept() {
         continue;
       }
       peer = cred;
+    } else if (options.check_loopback_peer) {
+      sockaddr_storage from{};
+      socklen_t len = sizeof from;
+      bool loopback = false;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&from), &len) == 0) {
+        if (from.ss_family == AF_INET)
+          loopback = (ntohl(reinterpret_cast<sockaddr_in*>(&from)->sin_addr.s_addr) >> 24) == 127;
+        else if (from.ss_family == AF_INET6) {
+          const in6_addr& a = reinterpret_cast<sockaddr_in6*>(&from)->sin6_addr;
+          loopback = IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
+        }
+      }
+      if (loopback) {
+        auto uid = loopback_peer_uid(fd);
+        if (!uid || !options.allow_peer(ucred{0, *uid, 0})) {
+          std::string body = uid ? "uid " + std::to_string(*uid) + " may not use this server\n"
+                                 : std::string("the connecting process's user was not found\n");
+          std::string msg = status_line(403) + "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                            "\r\nConnection: close\r\n\r\n" + body;
+          (void)::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          continue;
+        }
+      }
     }
     if (connections.size() >= options.max_clients && !make_room()) {
       std::string body = "too many connections; try again\n";
@@ -720,6 +744,48 @@ Result<UniqueFd> listen_tcp(const std::string& address, int port) {
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), len) != 0) return sys_error("bind " + where);
   if (::listen(fd.get(), 128) != 0) return sys_error("listen on " + where);
   return fd;
+}
+
+namespace {
+// "0100007F:1F90": an address and port as /proc/net/tcp{,6} print them (each 32-bit word of
+// the address in the kernel's byte order, the port in host order).
+std::string proc_net_endpoint(const sockaddr_storage& addr) {
+  char out[64];
+  if (addr.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    std::snprintf(out, sizeof out, "%08X:%04X", a->sin_addr.s_addr, ntohs(a->sin_port));
+  } else {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    std::uint32_t w[4];
+    std::memcpy(w, &a->sin6_addr, sizeof w);
+    std::snprintf(out, sizeof out, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], ntohs(a->sin6_port));
+  }
+  return out;
+}
+}  // namespace
+
+std::optional<uid_t> loopback_peer_uid(int connection) {
+  sockaddr_storage mine{}, theirs{};
+  socklen_t a = sizeof mine, b = sizeof theirs;
+  if (::getsockname(connection, reinterpret_cast<sockaddr*>(&mine), &a) != 0 ||
+      ::getpeername(connection, reinterpret_cast<sockaddr*>(&theirs), &b) != 0 || mine.ss_family != theirs.ss_family)
+    return std::nullopt;
+  // The peer's own socket: its local address is our peer, its remote address is us.
+  const std::string local = proc_net_endpoint(theirs), remote = proc_net_endpoint(mine);
+  FILE* f = std::fopen(mine.ss_family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6", "re");
+  if (!f) return std::nullopt;
+  std::optional<uid_t> found;
+  char line[512];
+  while (!found && std::fgets(line, sizeof line, f)) {
+    char l[64], r[64];
+    unsigned state = 0;
+    unsigned long uid = 0;
+    // sl local rem st tx:rx tr:when retrnsmt uid
+    if (std::sscanf(line, " %*s %63s %63s %x %*s %*s %*s %lu", l, r, &state, &uid) == 4 && local == l && remote == r)
+      found = static_cast<uid_t>(uid);
+  }
+  std::fclose(f);
+  return found;
 }
 
 Result<int> bound_port(int listener) {

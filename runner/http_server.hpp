@@ -97,6 +97,11 @@ class HttpServer {
     // Unix sockets: who may connect (SO_PEERCRED); everyone else gets 403. Default: the
     // server's own uid and root.
     std::function<bool(const ucred&)> allow_peer;
+    // TCP: a loopback peer's uid is looked up in /proc/net/tcp{,6} (as identd does) and put
+    // to allow_peer, so that other users of this machine are refused (403) as on a Unix
+    // socket; a loopback peer whose uid is not found is refused too. Peers from other
+    // addresses pass (the caller authenticates them).
+    bool check_loopback_peer = false;
   };
   using Handler = std::function<void(const HttpRequest&, HttpResponder)>;
 
@@ -122,6 +127,9 @@ class HttpServer {
 // bound_port). IPv4 or IPv6 literal, or "localhost".
 Result<UniqueFd> listen_tcp(const std::string& address, int port);
 Result<int> bound_port(int listener);
+// The uid owning the other end of a TCP connection from this machine's loopback, from
+// /proc/net/tcp{,6}; nullopt for a peer elsewhere or not found.
+std::optional<uid_t> loopback_peer_uid(int connection);
 
 // A listening Unix socket at `path`, created 0600. A socket file nobody answers on is
 // replaced; one that answers is an error naming `what` ("another supervisor is already

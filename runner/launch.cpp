@@ -82,15 +82,42 @@ std::optional<std::vector<std::string>> direct_argv(std::string_view command) {
   return words;
 }
 
+bool shell_passes_environment(const std::vector<std::string>& env) {
+  bool has_path = false;
+  for (const auto& entry : env) {
+    const std::string_view kv(entry);
+    const auto eq = kv.find('=');
+    const std::string_view name = kv.substr(0, eq);
+    // dash passes on only variables whose names it could itself set.
+    if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+    for (char c : name)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    if (name == "PATH" && eq != std::string_view::npos) {
+      // Relative or empty entries are searched from the job's directory, and with PATH unset
+      // dash has its own list: both are the shell's to do.
+      has_path = true;
+      std::string_view rest = kv.substr(eq + 1);
+      while (true) {
+        const auto colon = rest.find(':');
+        if (!rest.substr(0, colon).starts_with('/')) return false;
+        if (colon == std::string_view::npos) break;
+        rest.remove_prefix(colon + 1);
+      }
+    }
+  }
+  return has_path;
+}
+
 isolation::LaunchRequest launch_request(const LaunchSpec& spec) {
   isolation::LaunchRequest request;
-  if (auto words = direct_argv(spec.command)) {
+  request.env = job_environment(spec);
+  auto words = direct_argv(spec.command);
+  if (words && shell_passes_environment(request.env)) {
     request.argv = std::move(*words);
     request.shell_argv = {"/bin/sh", "-c", spec.command};
   } else {
     request.argv = {"/bin/sh", "-c", spec.command};
   }
-  request.env = job_environment(spec);
   request.cwd = spec.cwd;
   request.project_dir = spec.project_dir;
   request.batman_home = spec.home;

@@ -71,6 +71,10 @@ isolation::LaunchRequest launch_request(const LaunchSpec& spec);
 // echo, test, cd, kill, printf, pwd, whose programs differ; a bare `true` or `false` is the
 // same either way). nullopt: COMMAND goes through /bin/sh -c.
 std::optional<std::vector<std::string>> direct_argv(std::string_view command);
+// Whether a job exec'd without the shell would see what `sh -c` passes on: every variable
+// name a shell name (dash drops others), and a PATH of absolute directories only (relative
+// or empty entries are the job's directory's, an unset PATH is dash's own default).
+bool shell_passes_environment(const std::vector<std::string>& env);
 
 // A job's status (SPEC §5 `status`), one enum for every front end.
 // Oom: the kernel's OOM killer killed a process of the job at its memory limit, and the job

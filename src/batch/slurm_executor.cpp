@@ -3,6 +3,7 @@
 // and a squeue poll, at most once a second and slower while nothing changes, for what
 // inotify cannot see (a shared file system written from another host, a job that died).
 #include "src/batch/slurm_executor.hpp"
+#include "src/cli/subprocess.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -47,32 +48,10 @@ struct ToolOutput {
 // Run a Slurm client to its end (at most `timeout`, then SIGKILL), stdin /dev/null, without a
 // shell. Its signal mask and dispositions are the defaults, not batman's blocked set.
 Result<ToolOutput> run_tool(const std::vector<std::string>& argv, Duration timeout = kToolTimeout) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("pipe2");
-  UniqueFd read_end(fds[0]), write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<std::string> copy = argv;
-  std::vector<char*> ptrs;
-  for (auto& a : copy) ptrs.push_back(a.data());
-  ptrs.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, ptrs[0], &actions, &attr, ptrs.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return sys_error("run " + argv[0] + " (is Slurm's client installed and in PATH?)", rc);
-  write_end.reset();
+  auto child = cli::spawn_piped(argv);
+  if (!child) return sys_error("run " + argv[0] + " (is Slurm's client installed and in PATH?)", child.error().code);
+  const pid_t pid = child->pid;
+  UniqueFd read_end = std::move(child->output);
   ToolOutput result;
   const auto deadline = SteadyClock::now() + timeout;
   bool timed_out = false;

@@ -26,6 +26,7 @@
 #include "runner/state_store.hpp"
 #include "src/cli/cli.hpp"
 #include "src/cli/project.hpp"
+#include "src/cli/subprocess.hpp"
 #include "src/dashboard/security.hpp"
 #include "src/dashboard/server.hpp"
 
@@ -390,46 +391,9 @@ Result<std::string> ensure_dashboard(int port) {
   char exe[4096];
   const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   const std::string self = len > 0 ? std::string(exe, static_cast<std::size_t>(len)) : "/proc/self/exe";
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return sys_error("--monitor: pipe");
-  UniqueFd read_end(fds[0]), write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<std::string> args{"batman", "dashboard", "--detach", "--port", std::to_string(port)};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, self.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return sys_error("--monitor: start " + self + " dashboard", rc);
-  write_end.reset();
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    break;
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  auto ran = cli::run_capture({"batman", "dashboard", "--detach", "--port", std::to_string(port)}, self);
+  if (!ran) return std::unexpected(ran.error().wrap("--monitor: start the dashboard"));
+  const std::string& out = ran->out;
   // The URL is the line that is one; batman's own notes start with "batman: ".
   std::string url, notes;
   for (std::size_t at = 0; at < out.size();) {
@@ -440,7 +404,7 @@ Result<std::string> ensure_dashboard(int port) {
     if (line.starts_with("http://")) url = line;
     else if (!line.empty()) notes += (notes.empty() ? "" : "; ") + (line.starts_with("batman: ") ? line.substr(8) : line);
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || url.empty())
+  if (ran->exit_code != 0 || url.empty())
     return fail("--monitor: " + (notes.empty() ? std::string("the dashboard did not start") : notes));
   if (auto login = url.find("login?code="); login != std::string::npos) url.resize(login);
   return url;

@@ -107,6 +107,9 @@ json run_json(const runner::RunState& s, WallTime now) {
   j["command"] = s.command;
   j["cwd"] = s.cwd;
   j["pid"] = s.pid > 0 ? json(s.pid) : json(nullptr);
+  // A task of the slurm executor: its Slurm job (123 or 123_4 for an array element) and node.
+  j["slurm_job"] = or_null(s.slurm_job);
+  j["node"] = or_null(s.node);
   j["tier"] = s.isolation.tier;
   j["profile"] = s.isolation.profile;
   j["status"] = s.status;

@@ -24,6 +24,7 @@
 #include "common/names.hpp"
 #include "runner/http_server.hpp"
 #include "src/cli/project.hpp"
+#include "src/cli/subprocess.hpp"
 #include "src/cli/runs.hpp"
 #include "src/dashboard/home_model.hpp"
 #include "src/dashboard/metrics.hpp"
@@ -805,27 +806,8 @@ struct Server::Impl {
   // ---- actions -------------------------------------------------------------------------
 
   void run_action(std::vector<std::string> args, std::string what, HttpResponder r) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return respond_error(r, 500, "pipe: " + std::string(std::strerror(errno)));
-    UniqueFd read_end(fds[0]), write_end(fds[1]);
-    posix_spawn_file_actions_t file_actions;
-    posix_spawn_file_actions_init(&file_actions);
-    posix_spawn_file_actions_addopen(&file_actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&file_actions, write_end.get(), 1);
-    posix_spawn_file_actions_adddup2(&file_actions, write_end.get(), 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::vector<std::string> argv{"batman"};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> ptrs;
-    for (auto& a : argv) ptrs.push_back(a.data());
-    ptrs.push_back(nullptr);
     // The child works in this very home, whatever the environment says.
     std::vector<std::string> env_strings{"BATMAN_HOME=" + config.home};
     for (char** e = environ; *e; ++e)
@@ -833,12 +815,10 @@ struct Server::Impl {
     std::vector<char*> envp;
     for (auto& e : env_strings) envp.push_back(e.data());
     envp.push_back(nullptr);
-    pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, config.self_exe.c_str(), &file_actions, &attr, ptrs.data(), envp.data());
-    posix_spawn_file_actions_destroy(&file_actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) return respond_error(r, 500, "start " + config.self_exe + ": " + std::strerror(rc));
-    write_end.reset();
+    auto child = cli::spawn_piped(argv, config.self_exe, envp.data());
+    if (!child) return respond_error(r, 500, "start " + config.self_exe + ": " + child.error().message);
+    const pid_t pid = child->pid;
+    UniqueFd read_end = std::move(child->output);
     auto a = std::make_unique<Action>();
     a->pid = pid;
     a->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
@@ -1159,6 +1139,10 @@ Result<std::unique_ptr<Server>> Server::start(runner::EventLoop& loop, UniqueFd 
   }
   runner::HttpServer::Options options;
   options.max_clients = 256;
+  // Without --token, the dashboard is its user's alone (and root's), as the control socket
+  // is: another user of this machine connecting to the loopback port gets 403, so cannot
+  // read the page's CSRF token, the logs, or act.
+  options.check_loopback_peer = self->config.access_token.empty();
   auto http = runner::HttpServer::serve(loop, std::move(listener), options,
                                         [self](const HttpRequest& req, HttpResponder r) { self->handle(req, r); });
   if (!http) return std::unexpected(http.error());

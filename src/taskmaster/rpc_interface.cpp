@@ -4,6 +4,8 @@
 // rpcinterface.py returns, and every wait is a callback, never a blocked loop.
 #include "src/taskmaster/rpc_interface.hpp"
 
+#include <sha1.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1029,9 +1031,22 @@ bool RpcInterface::authorized(const runner::HttpRequest& request, const std::str
   if (username.empty() && password.empty()) return true;
   const std::string& auth = request.header("authorization");
   if (auth.size() <= 6 || !(auth.starts_with("Basic ") || auth.starts_with("basic "))) return false;
-  const auto given = decode_base64(auth.substr(6));
-  const std::string wanted = username + ":" + password;
-  if (!given || given->size() != wanted.size()) return false;
+  auto given = decode_base64(auth.substr(6));
+  if (!given) return false;
+  std::string wanted = username + ":" + password;
+  if (password.starts_with("{SHA}")) {
+    // supervisord's hashed form: {SHA} and the SHA-1 of the password in hex.
+    auto colon = given->find(':');
+    if (colon == std::string::npos) return false;
+    char hex[SHA1_DIGEST_STRING_LENGTH];
+    const std::string typed = given->substr(colon + 1);
+    SHA1Data(reinterpret_cast<const std::uint8_t*>(typed.data()), typed.size(), hex);
+    std::string stored = password.substr(5);
+    for (auto& c : stored) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    wanted = username + ":" + stored;
+    *given = given->substr(0, colon) + ":" + hex;
+  }
+  if (given->size() != wanted.size()) return false;
   // Compared in constant time: the answer's timing says nothing of how much was right.
   unsigned char diff = 0;
   for (std::size_t i = 0; i < wanted.size(); ++i) diff |= static_cast<unsigned char>((*given)[i] ^ wanted[i]);

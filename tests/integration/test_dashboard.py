@@ -310,6 +310,28 @@ class Server(DashboardCase):
         self.assertNotEqual(fresh, login)
         self.assertEqual(c.request("GET", "/" + fresh.split("/", 3)[3])[0], 303)
 
+    def test_other_users_of_the_machine_are_refused(self):
+        # Without --token the dashboard is its user's (and root's) alone, as the control
+        # socket is: another local user cannot read the page (its CSRF token), logs, or act.
+        p, url = self.start_dashboard()
+        run = self.batman("victim", "sleep 300", "--detach", name="batman-parallel", check=0)
+        run_id = self.states("victim")[0]["run_id"]
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        script = ("import sys, urllib.request, urllib.error\n"
+                  "req = urllib.request.Request(sys.argv[1] + sys.argv[2], method=sys.argv[3], data=b'' if sys.argv[3] == 'POST' else None)\n"
+                  "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
+                  "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+                  "except OSError as e:\n    print('refused', e)\n")
+        for method, path in (("GET", ""), ("GET", "api/v1/projects"), ("GET", "metrics"),
+                             ("POST", f"api/v1/runs/victim/{run_id}/stop")):
+            with self.subTest(path=path):
+                r = subprocess.run(nobody + ["/usr/bin/python3", "-c", script, url, path, method],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.stdout.strip(), "403", r.stdout + r.stderr)
+        self.assertEqual(self.states("victim")[0]["status"], "running")
+        self.assertEqual(Client(url).request("GET", "/api/v1/projects")[0], 200)  # its own user
+        self.batman("stop", "victim")
+
     def test_monitor_starts_or_reuses_the_dashboard(self):
         m = marker()
         r = self.batman("--monitor", "mon", f"sleep {m}", "--detach", name="batman-parallel", check=0)

@@ -51,6 +51,13 @@ TEST(DashboardModel, RunJsonHasDurationAndNoBatmanInternals) {
   auto task = run_json(dash_state("p", "B1.docs", "batch", "failed"), dash_now());
   EXPECT_EQ(task["task"], "docs");
   EXPECT_EQ(task["batch"], "B1");
+  EXPECT_TRUE(task["slurm_job"].is_null());
+  auto remote = dash_state("p", "B2.build", "batch", "running");
+  remote.slurm_job = "123_4";
+  remote.node = "node7";
+  auto on_slurm = run_json(remote, dash_now());
+  EXPECT_EQ(on_slurm["slurm_job"], "123_4");
+  EXPECT_EQ(on_slurm["node"], "node7");
 }
 
 TEST(DashboardModel, ListRunsIsNewestFirstFilteredAndLimited) {

@@ -462,9 +462,21 @@ TEST(DirectExec, ShellSyntaxAndShellWordsGoThroughSh) {
     EXPECT_FALSE(direct_argv(command)) << command;
 }
 
+TEST(DirectExec, OnlyWhereTheShellWouldPassTheSameEnvironment) {
+  EXPECT_TRUE(shell_passes_environment({"PATH=/usr/bin:/bin", "HOME=/root", "_x1=y", "A="}));
+  EXPECT_FALSE(shell_passes_environment({"HOME=/root"}));                    // no PATH
+  EXPECT_FALSE(shell_passes_environment({"PATH=/usr/bin:node_modules/.bin"}));  // relative
+  EXPECT_FALSE(shell_passes_environment({"PATH=/usr/bin::/bin"}));            // empty: the cwd
+  EXPECT_FALSE(shell_passes_environment({"PATH=/usr/bin:"}));
+  EXPECT_FALSE(shell_passes_environment({"PATH=/usr/bin", "A-B=1"}));         // dash drops it
+  EXPECT_FALSE(shell_passes_environment({"PATH=/usr/bin", "X.Y=2"}));
+  EXPECT_FALSE(shell_passes_environment({"PATH=/usr/bin", "1X=2"}));
+}
+
 TEST(DirectExec, TheRequestCarriesBothForms) {
   LaunchSpec spec;
   spec.command = "sleep 1";
+  spec.env = {{"PATH", "/usr/bin:/bin"}};
   auto request = launch_request(spec);
   EXPECT_EQ(request.argv, (std::vector<std::string>{"sleep", "1"}));
   EXPECT_EQ(request.shell_argv, (std::vector<std::string>{"/bin/sh", "-c", "sleep 1"}));

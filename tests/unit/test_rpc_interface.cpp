@@ -294,5 +294,21 @@ TEST_F(Rpc, ShutdownStopsByPriorityHighestFirst) {
   EXPECT_EQ(stopped, (std::vector<std::string>{"web stopping", "web stopped", "db stopping", "db stopped"}));
 }
 
+TEST(RpcAuth, PlainAndShaPasswordsAsSupervisordTakesThem) {
+  runner::HttpRequest request;
+  request.headers["authorization"] = "Basic dXNlcjpzZWNyZXQ=";  // user:secret
+  EXPECT_TRUE(RpcInterface::authorized(request, "user", "secret"));
+  EXPECT_FALSE(RpcInterface::authorized(request, "user", "secreT"));
+  EXPECT_TRUE(RpcInterface::authorized(request, "user", "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4"));
+  EXPECT_TRUE(RpcInterface::authorized(request, "user", "{SHA}E5E9FA1BA31ECD1AE84F75CAAA474F3A663F05F4"));
+  EXPECT_FALSE(RpcInterface::authorized(request, "user", "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f5"));
+  EXPECT_FALSE(RpcInterface::authorized(request, "other", "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4"));
+  request.headers["authorization"] = "Basic " "dXNlcjp7U0hBfWU1ZTlmYTFiYTMxZWNkMWFlODRmNzVjYWFhNDc0ZjNhNjYzZjA1ZjQ=";
+  EXPECT_FALSE(RpcInterface::authorized(request, "user", "{SHA}e5e9fa1ba31ecd1ae84f75caaa474f3a663f05f4"))
+      << "the hash itself is not the password";
+  request.headers.clear();
+  EXPECT_FALSE(RpcInterface::authorized(request, "user", "secret"));
+}
+
 }  // namespace
 }  // namespace batman::cli

@@ -293,7 +293,7 @@ function taskRow(t) {
     el("td", { class: "opt", text: t.batch }),
     el("td", { class: "opt", text: t.tier }),
     statusCell(t.status),
-    el("td", { class: "opt", text: t.live && t.pid ? t.pid : "" }),
+    el("td", { class: "opt", text: t.slurm_job ? "slurm:" + t.slurm_job + (t.node ? "@" + t.node : "") : t.live && t.pid ? t.pid : "" }),
     el("td", { class: "dur", "data-start": t.live ? t.started_at : null, text: duration(liveSeconds(t)) }),
     el("td", { text: t.exit_code ?? "" }),
     el("td", { class: "opt", text: t.restarts || "" }),
