@@ -83,13 +83,9 @@ struct Child {
   // the job's wait status (an int), or EOF if PID 1 died without a report. PID 1 may still
   // be taking its namespaces down then; it is reaped later through the pidfd.
   UniqueFd status_fd;
-  // Optional (namespaces): the child's setup report, pending. EOF once the job reached
-  // execve, or a failure; Backend::read_report reads it. spawn() returns right after the
-  // clone, so batman's own work overlaps the child's setup instead of waiting for it.
+  // Optional (namespaces): the child's setup report. EOF once the job reached execve, or a
+  // failure; Backend::read_report reads it.
   UniqueFd report_fd;
-  // Optional (backends whose gates_start() is true): the child waits for one byte here before
-  // its mounts and the job; closing it unwritten aborts the start before the job exists.
-  UniqueFd go_fd;
 };
 
 class Backend {
@@ -117,9 +113,6 @@ class Backend {
   // Read `child.report_fd` (readable, or its writers gone): nothing on EOF (the job reached
   // execve), else why it could not start.
   virtual std::optional<Error> read_report(const Child&) { return std::nullopt; }
-  // True when spawn() returns before the job starts, with Child::go_fd holding it back: the
-  // caller's own preparation (the run's log file) then overlaps the child's setup.
-  virtual bool gates_start() const { return false; }
 };
 
 std::unique_ptr<Backend> make_backend(Tier t);

@@ -1,13 +1,21 @@
-// The `namespaces` tier: clone3 into the profile's namespaces, then one ordered child pipeline
-// (user → mounts → uts → net → cgroup → pid init → ids → capabilities → no_new_privs →
-// seccomp → execve), after nsjail's contain.cc. The parent prepares everything and writes the
-// id maps; the child makes system calls only and reports a failure as (step, errno).
+// The `namespaces` tier: clone into the profile's user and pid namespaces, then one ordered
+// child pipeline (cgroup → id maps → unshare the rest → mounts → uts → net → cgroup namespace
+// → the job: ids → capabilities → no_new_privs → seccomp → execve; then PID 1 execs
+// batman-init), after nsjail's contain.cc. The parent prepares everything; the child makes
+// system calls only and reports a failure as (step, errno).
+//
+// The child is vfork-style (CLONE_VM | CLONE_VFORK): it builds the sandbox in batman's memory
+// while batman waits, and batman goes on once PID 1 has exec'd batman-init. A fork would copy
+// batman's page tables and mark its memory copy-on-write for as long as PID 1 lives, and
+// every page batman then wrote cost it a fault and a TLB flush: 8 ms of batman's CPU per task
+// in a `batch -` of `true` (scripts/bench/batch-cpu; perf: do_wp_page).
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "batman_config.h"
 #include "common/fs.hpp"
 #include "isolation/backends.hpp"
 #include "isolation/cgroups.hpp"
@@ -31,7 +40,6 @@ namespace ns {
 
 std::string_view step_name(Step step) {
   switch (step) {
-    case Step::Sync: return "wait for the parent";
     case Step::DieWithParent: return "prctl PR_SET_PDEATHSIG";
     case Step::Session: return "setsid";
     case Step::Stdio: return "dup2 stdio";
@@ -64,17 +72,33 @@ std::string_view step_name(Step step) {
     case Step::Exec: return "execve";
     case Step::Unshare: return "unshare the namespaces";
     case Step::Chown: return "chown";
+    case Step::IdMaps: return "write the user namespace's id maps";
+    case Step::Cgroup: return "join the job's cgroup";
+    case Step::ExecInit: return "execute batman-init";
   }
   return "setup";
 }
 
-namespace {
+std::string find_init_program(std::vector<std::string>* tried) {
+  std::vector<std::string> candidates;
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<std::size_t>(n));
+    dir.resize(dir.rfind('/') + 1);
+    candidates.push_back(dir + "../libexec/batman/batman-init");
+  }
+  candidates.emplace_back(BATMAN_LIBEXECDIR "/batman-init");
+  if (*BATMAN_BUILD_INIT) candidates.emplace_back(BATMAN_BUILD_INIT);  // none in a package
+  for (const auto& path : candidates) {
+    struct stat st{};
+    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR)) return path;
+  }
+  if (tried) *tried = std::move(candidates);
+  return {};
+}
 
-// clone3's argument block (linux/sched.h's struct clone_args, which clashes with <sched.h>).
-struct CloneArgs {
-  std::uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-      set_tid_size, cgroup;
-};
+namespace {
 
 [[noreturn]] void report(const ChildPlan& plan, Step step, int err, int index = -1) {
   Failure failure{static_cast<int>(step), index, err};
@@ -128,37 +152,60 @@ pid_t spawn_job(ChildPlan& plan) {
   report(plan, Step::Exec, errno);
 }
 
-[[noreturn]] void child_main(ChildPlan& plan, int sync_write, int error_read, pid_t parent) {
-  close(sync_write);
-  close(error_read);
-  if (plan.go_write_fd >= 0) close(plan.go_write_fd);
+// PID 1, once the job runs: exec batman-init with the job's pid and the status pipe, so that
+// PID 1 holds none of batman's memory; this also lets batman go on (CLONE_VFORK). Only the
+// status pipe stays open. The digits are written on this stack: no allocation here.
+[[noreturn]] void exec_init(ChildPlan& plan, pid_t job) {
+  const int keep = plan.status_fd;
+  if (keep < 0) {
+    syscall(SYS_close_range, 0U, ~0U, CLOSE_RANGE_CLOEXEC);
+  } else {
+    // Close-on-exec rather than closed: init_fd must stay open until the execveat.
+    if (keep > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(keep - 1), CLOSE_RANGE_CLOEXEC);
+    syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, CLOSE_RANGE_CLOEXEC);
+    fcntl(keep, F_SETFD, 0);  // the one fd batman-init inherits
+  }
+  char job_text[16], fd_text[16];
+  auto format = [](char* out, long value) {
+    char digits[16];
+    int n = 0;
+    const bool negative = value < 0;
+    unsigned long v = negative ? static_cast<unsigned long>(-value) : static_cast<unsigned long>(value);
+    do digits[n++] = static_cast<char>('0' + v % 10); while ((v /= 10) && n < 15);
+    if (negative) *out++ = '-';
+    while (n) *out++ = digits[--n];
+    *out = 0;
+  };
+  format(job_text, job);
+  format(fd_text, keep);
+  char name[] = "batman-init";
+  char* argv[] = {name, job_text, fd_text, nullptr};
+  char* envp[] = {nullptr};
+  syscall(SYS_execveat, plan.init_fd, "", argv, envp, AT_EMPTY_PATH);
+  // No PID 1, no job: the namespace goes down with us (the job is killed as we exit).
+  report(plan, Step::ExecInit, errno);
+}
+
+// Runs on its own stack in batman's memory while batman waits (CLONE_VFORK): system calls
+// only, every signal blocked (by the parent, before the clone).
+int child_main(void* arg) {
+  ChildPlan& plan = *static_cast<ChildPlan*>(arg);
+  for (int fd : plan.cgroup_procs)
+    if (write(fd, "0", 1) != 1) report(plan, Step::Cgroup, errno);
   if (plan.die_with_parent) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(plan, Step::DieWithParent, errno);
-  }
-  if (plan.wait_for_parent) {
-    // The parent's go-ahead (after the id maps and the cgroup). EOF means it died, perhaps
-    // before PDEATHSIG was armed: that closes the race.
-    char go = 0;
-    if (read(plan.sync_fd, &go, 1) != 1) _exit(125);
-  } else {
-    // Nothing to wait for: a parent that died before PDEATHSIG was armed shows as a
-    // readable pidfd (getppid cannot tell from inside a new pid namespace).
+    // A parent that died before PDEATHSIG was armed shows as a readable pidfd (getppid
+    // cannot tell from inside a new pid namespace).
     pollfd dead{plan.parent_pidfd, POLLIN, 0};
     if (plan.parent_pidfd >= 0 && poll(&dead, 1, 0) != 0) _exit(125);
   }
-  close(plan.sync_fd);
-  if (!plan.pid_namespace && getppid() != parent) _exit(125);
+  if (plan.user_namespace) {
+    if (int rc = write_own_id_maps(plan)) report(plan, Step::IdMaps, rc);
+  }
   // After the id maps (a user namespace owns what is created in it from here).
   if (plan.unshare_flags && unshare(static_cast<int>(plan.unshare_flags)) != 0)
     report(plan, Step::Unshare, errno);
   if (setsid() < 0) report(plan, Step::Session, errno);
-  // The run's TMPDIR (bound as /tmp) and log are batman's part, done meanwhile; the job
-  // starts only on batman's go, which comes before the mounts that need the TMPDIR.
-  if (plan.go_fd >= 0) {
-    char go = 0;
-    if (read(plan.go_fd, &go, 1) != 1) _exit(125);
-    close(plan.go_fd);
-  }
   Failure failure;
   if (plan.mount_namespace && apply_mounts(plan, failure) != 0)
     report(plan, static_cast<Step>(failure.step), failure.err, failure.index);
@@ -167,7 +214,7 @@ pid_t spawn_job(ChildPlan& plan) {
   if (plan.loopback_up) {
     if (int rc = bring_loopback_up()) report(plan, Step::Loopback, rc);
   }
-  // After the parent put us in the job's cgroup, so that it is the namespace's root.
+  // After joining the job's cgroup, so that it is the namespace's root.
   if (plan.cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0)
     report(plan, Step::CgroupNamespace, errno);
   // The job's own TMPDIR belongs to the user it runs as (batman is root here: set_ids).
@@ -176,22 +223,11 @@ pid_t spawn_job(ChildPlan& plan) {
     report(plan, Step::Chown, errno);
   if (!plan.pid_namespace) exec_job(plan);
 
-  // PID 1: block every signal before the job exists, so none meant for it is lost.
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_SETMASK, &all, nullptr);
+  // PID 1: every signal is blocked already (before the job exists, so none meant for it is
+  // lost; batman-init takes them once it runs).
   const pid_t job = spawn_job(plan);
   if (job < 0) report(plan, Step::ForkJob, errno);
-  // init holds nothing of the job's: no stdio (the job's output pipes close when it exits),
-  // no error pipe (EOF tells the parent the job reached execve); only the status pipe.
-  const int keep = plan.status_fd;
-  if (keep < 0) {
-    syscall(SYS_close_range, 0U, ~0U, 0U);
-  } else {
-    if (keep > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(keep - 1), 0U);
-    syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, 0U);
-  }
-  run_init(job, keep);
+  exec_init(plan, job);
 }
 
 }  // namespace
@@ -239,23 +275,12 @@ class NamespacesBackend final : public Backend {
     for (auto& e : plan.env_storage) plan.envp.push_back(e.data());
     plan.envp.push_back(nullptr);
 
-    int sync[2], errors[2];
-    if (pipe2(sync, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
-    UniqueFd sync_read(sync[0]), sync_write(sync[1]);
+    int errors[2];
     if (pipe2(errors, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
     UniqueFd error_read(errors[0]), error_write(errors[1]);
-    plan.sync_fd = sync_read.get();
-    // Only a user namespace (id maps) or a cgroup needs the parent before the child goes on;
-    // otherwise the round trip is saved.
-    plan.wait_for_parent = plan.user_namespace || cgroup_ != nullptr;
     UniqueFd self(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
     plan.parent_pidfd = self.get();
     plan.error_fd = error_write.get();
-    int go[2];
-    if (pipe2(go, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
-    UniqueFd go_read(go[0]), go_write(go[1]);
-    plan.go_fd = go_read.get();
-    plan.go_write_fd = go_write.get();
     // PID 1 reports the job's status here, ahead of its own exit (see run_init).
     UniqueFd status_read, status_write;
     if (plan.pid_namespace) {
@@ -264,52 +289,61 @@ class NamespacesBackend final : public Backend {
       status_read.reset(status[0]);
       status_write.reset(status[1]);
       plan.status_fd = status_write.get();
+      if (!init_fd_) {
+        std::vector<std::string> tried;
+        const std::string init = ns::find_init_program(&tried);
+        if (init.empty()) {
+          std::string looked;
+          for (const auto& path : tried) looked += (looked.empty() ? "" : ", ") + path;
+          return fail("namespaces: batman-init is missing (looked for " + looked + "): reinstall batman");
+        }
+        init_fd_.reset(open(init.c_str(), O_PATH | O_CLOEXEC));
+        if (!init_fd_) return sys_error("namespaces: open " + init);
+      }
+      plan.init_fd = init_fd_.get();
+    }
+    std::vector<UniqueFd> procs;
+    if (cgroup_) {
+      auto fds = cgroup_->open_procs();
+      if (!fds) return std::unexpected(fds.error().wrap("namespaces"));
+      procs = std::move(*fds);
+      for (const auto& fd : procs) plan.cgroup_procs.push_back(fd.get());
     }
 
-    const pid_t parent = getpid();
+    // The child's stack, kept for the next spawn: it runs on it only while this thread
+    // waits (CLONE_VFORK), and unmapping a stack the child touched on another CPU would cost
+    // a TLB shootdown at every spawn.
+    constexpr std::size_t kStack = 512 * 1024;
+    static void* stack = nullptr;
+    if (!stack) {
+      void* mapped = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+      if (mapped == MAP_FAILED) return sys_error("namespaces: mmap the child's stack");
+      stack = mapped;
+    }
+    // Every signal blocked across the clone: no handler of batman's may run in the child
+    // (it shares our memory), and PID 1 must have them all blocked before the job exists.
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    ns::CloneArgs args{};
-    const unsigned long at_clone = plan.clone_flags & ~plan.unshare_flags;
-    args.flags = at_clone | CLONE_PIDFD;
-    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
-    args.exit_signal = SIGCHLD;
-    pid_t pid = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
-    if (pid < 0 && errno == ENOSYS) {
-      pid = static_cast<pid_t>(syscall(SYS_clone, at_clone | SIGCHLD, 0, 0, 0, 0));
-      if (pid > 0) pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    }
-    if (pid < 0) return sys_error("namespaces: clone");
-    if (pid == 0) ns::child_main(plan, sync_write.get(), error_read.get(), parent);
+    const pid_t pid = clone(ns::child_main, static_cast<char*>(stack) + kStack,
+                            static_cast<int>(plan.clone_flags & ~plan.unshare_flags) | CLONE_VM | CLONE_VFORK |
+                                CLONE_PIDFD | SIGCHLD,
+                            &plan, &pidfd);
+    const int clone_errno = errno;
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return sys_error("namespaces: clone", clone_errno);
 
+    // The child has exec'd batman-init (or the job, without a pid namespace), or exited
+    // after a report; the report (or EOF once the job reached execve) is read from the loop.
     Child child;
     child.pid = pid;
     child.pidfd.reset(pidfd);
     child.status_fd = std::move(status_read);
-    child.go_fd = std::move(go_write);
-    go_read.reset();
-    sync_read.reset();
-    error_write.reset();
-    status_write.reset();
-    auto abandon = [&](Error error) -> Result<Child> {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      return std::unexpected(std::move(error).wrap("namespaces"));
-    };
-    if (plan.user_namespace) {
-      if (auto ok = ns::write_id_maps(pid, getuid(), getgid()); !ok) return abandon(ok.error());
-    }
-    if (cgroup_) {
-      if (auto ok = cgroup_->add(pid); !ok) return abandon(ok.error());
-    }
-    if (plan.wait_for_parent && write(sync_write.get(), "x", 1) != 1)
-      return abandon(Error{"signal the child", errno});
-    sync_write.reset();
-    // The child builds its root and starts the job on its own; the report comes later.
     child.report_fd = std::move(error_read);
     return child;
   }
 
-  bool gates_start() const override { return true; }
 
   std::optional<Error> read_report(const Child& child) override {
     if (!child.report_fd) return std::nullopt;
@@ -374,7 +408,11 @@ class NamespacesBackend final : public Backend {
     if (profile.network != Network::Host) plan.clone_flags |= CLONE_NEWNET;
     // Without root, a user namespace is what makes every other namespace possible.
     plan.user_namespace = !root && (plan.clone_flags != 0 || want("user") || want("cgroup"));
-    if (plan.user_namespace) plan.clone_flags |= CLONE_NEWUSER;
+    if (plan.user_namespace) {
+      plan.clone_flags |= CLONE_NEWUSER;
+      plan.gid_map = std::to_string(getegid()) + " " + std::to_string(getegid()) + " 1\n";
+      plan.uid_map = std::to_string(geteuid()) + " " + std::to_string(geteuid()) + " 1\n";
+    }
     plan.unshare_flags = plan.clone_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWPID);
     plan.mount_namespace = want("mount");
     plan.pid_namespace = want("pid");
@@ -439,6 +477,7 @@ class NamespacesBackend final : public Backend {
   ChildPlan plan_;
   bool prepared_ = false;
   std::unique_ptr<Cgroup> cgroup_;
+  UniqueFd init_fd_;  // batman-init (O_PATH), opened at the first spawn with a pid namespace
 };
 
 }  // namespace

@@ -17,10 +17,10 @@ namespace batman::isolation::ns {
 
 // Child-side steps, in pipeline order; the parent turns (step, index, errno) into a message.
 enum class Step : int {
-  Sync, DieWithParent, Session, Stdio, MountPrivate, MountBase, PivotBase, MakeMountPoint,
+  DieWithParent, Session, Stdio, MountPrivate, MountBase, PivotBase, MakeMountPoint,
   Bind, ReadOnly, Tmpfs, Hide, Proc, DevShm, DetachOldRoot, PivotRoot, Hostname, Loopback,
   CgroupNamespace, Groups, Gid, Uid, Umask, Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp,
-  Chdir, ForkJob, Exec, Unshare, Chown,
+  Chdir, ForkJob, Exec, Unshare, Chown, IdMaps, Cgroup, ExecInit,
 };
 std::string_view step_name(Step step);
 
@@ -76,14 +76,24 @@ struct ChildPlan {
   std::vector<char*> argv, envp, shell_argv;  // null-terminated views of the storage
   std::string exec_path;  // argv[0] found on PATH (argv[0] itself stays as the user wrote it)
   bool direct = true;     // execve exec_path (else only shell_argv: argv[0] is nowhere on PATH)
-  int sync_fd = -1;               // read end: the parent's go-ahead
-  bool wait_for_parent = true;    // false: no go-ahead needed (no id maps, no cgroup)
   int parent_pidfd = -1;          // readable once the parent is gone
   int error_fd = -1;              // write end: a Failure, or EOF on execve
   int status_fd = -1;             // write end, kept by PID 1: the job's wait status
-  int go_fd = -1;                 // read end: one byte, then the job starts (EOF: abort)
-  int go_write_fd = -1;           // the parent's end, closed first thing in the child
+  // A user namespace: the child writes its own id maps (setgroups "deny", then one line
+  // each mapping batman's uid and gid to themselves), as `unshare -r` does: the parent waits
+  // in clone (CLONE_VFORK) and cannot write them.
+  std::string gid_map, uid_map;
+  // The job's cgroup (cgroup.procs of each hierarchy, open for writing): the child writes "0"
+  // to each first thing, so the job and everything it forks start inside it.
+  std::vector<int> cgroup_procs;
+  // batman-init, open (O_PATH): PID 1 execs it once the job runs (execveat), so that PID 1
+  // holds none of batman's memory. Its argv, made by the child: JOB-PID STATUS-FD.
+  int init_fd = -1;
 };
+
+// Where batman-init is: ../libexec/batman/ from the running executable (an install, wherever
+// it was moved), the configured libexecdir, then the build tree of a source build. Empty when none exists; `tried` lists the paths looked at.
+std::string find_init_program(std::vector<std::string>* tried = nullptr);
 
 // Parent side: the mount list for a request (mounts.cpp). Adds to `unenforced` what it must
 // skip (e.g. a read_write path that does not exist).
@@ -93,17 +103,11 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
 // Returns 0 or fills `failure`.
 int apply_mounts(ChildPlan& plan, Failure& failure);
 
-// Parent side: write setgroups "deny", gid_map and uid_map of `pid` mapping this process's
-// ids to themselves (user_ns.cpp).
-Result<void> write_id_maps(pid_t pid, uid_t uid, gid_t gid);
+// Child side, in its new user namespace: write setgroups "deny", then plan.gid_map and
+// plan.uid_map into /proc/self (user_ns.cpp). 0 or errno.
+int write_own_id_maps(const ChildPlan& plan);
 
 // Child side: bring lo up in the new network namespace (net.cpp). 0 or errno.
 int bring_loopback_up();
-
-// Child side, PID 1 of the new pid namespace (pid_init.cpp): reap every process, forward
-// termination signals to all of them; when the job exits, kill and reap the rest, write the
-// job's raw wait status (an int) to `status_fd`, and exit. The parent acts on the status at
-// once instead of waiting for the kernel to take the namespaces down behind PID 1.
-[[noreturn]] void run_init(pid_t job, int status_fd);
 
 }  // namespace batman::isolation::ns

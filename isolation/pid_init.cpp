@@ -7,7 +7,7 @@
 
 #include <cerrno>
 
-#include "isolation/ns_plan.hpp"
+#include "isolation/pid_init.hpp"
 
 namespace batman::isolation::ns {
 

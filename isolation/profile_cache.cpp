@@ -168,14 +168,25 @@ Result<Profile> profile_from_json(const std::string& text) {
 
 namespace {
 
+// Parsed, with its seccomp program compiled once here rather than by every job started with
+// it (libseccomp takes a good part of a run's CPU): also without a cache to keep it in.
+Result<Profile> parse_compiled(const isolation::ProfileSource& source) {
+  auto profile = isolation::parse_profile(source.text, source.path);
+  if (profile && profile->seccomp.enabled) {
+    if (auto program = isolation::compile_seccomp(profile->seccomp))
+      profile->seccomp.compiled = isolation::pack_seccomp(*program);
+  }
+  return profile;
+}
+
 Result<Profile> load_source_cached(const Result<isolation::ProfileSource>& source, const std::string& batman_home) {
   // Only inside a $BATMAN_HOME that exists already: a command refused later creates nothing.
   auto home = open_dir_path(batman_home, false);
-  if (!home) return isolation::parse_profile(source->text, source->path);
+  if (!home) return parse_compiled(*source);
   auto cache = open_dir_at(home->get(), ".cache", true);
-  if (!cache || !trusted_dir(cache->get())) return isolation::parse_profile(source->text, source->path);
+  if (!cache || !trusted_dir(cache->get())) return parse_compiled(*source);
   auto dir = open_dir_at(cache->get(), "profiles", true);
-  if (!dir || !trusted_dir(dir->get())) return isolation::parse_profile(source->text, source->path);
+  if (!dir || !trusted_dir(dir->get())) return parse_compiled(*source);
   const std::string name = entry_name(source->path, source->text);
   const std::string binary = executable_identity();
   if (auto cached = read_trusted_entry(dir->get(), name)) {
@@ -195,21 +206,15 @@ Result<Profile> load_source_cached(const Result<isolation::ProfileSource>& sourc
       // A damaged entry is rewritten below.
     }
   }
-  auto profile = isolation::parse_profile(source->text, source->path);
+  auto profile = parse_compiled(*source);
   if (!profile) return profile;
-  // Compiled once here rather than by every run (libseccomp takes a good part of a run's CPU).
-  std::vector<std::uint64_t> bpf;
-  if (profile->seccomp.enabled) {
-    if (auto program = isolation::compile_seccomp(profile->seccomp)) bpf = isolation::pack_seccomp(*program);
-  }
   const json entry = {{"format", kFormat},
                       {"version", BATMAN_VERSION},
                       {"path", source->path},
                       {"text", source->text},
                       {"binary", binary},
-                      {"seccomp_bpf", bpf},
+                      {"seccomp_bpf", profile->seccomp.compiled},
                       {"profile", to_json_value(*profile)}};
-  profile->seccomp.compiled = std::move(bpf);
   const auto bytes = json::to_cbor(entry);
   (void)write_file_atomic(dir->get(), name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
                           0600);  // a cache: failing is fine

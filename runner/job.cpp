@@ -77,8 +77,7 @@ Result<pid_t> Job::spawn() {
   request_.stdout_fd = stdout_write_ ? stdout_write_.get() : -1;
   request_.stderr_fd = stderr_write_ ? stderr_write_.get() : -1;
   if (terminal_fd_ >= 0) request_.stdin_fd = request_.stdout_fd = request_.stderr_fd = terminal_fd_;
-  const bool gated = backend_->gates_start();
-  if (!gated && listener_) {
+  if (listener_) {
     if (auto ready = listener_->prepare_start(*this); !ready) {
       spawn_error_ = ready.error();
       return std::unexpected(ready.error());
@@ -104,16 +103,6 @@ Result<pid_t> Job::spawn() {
     return std::unexpected(w.error());
   }
   start_failed_ = false;
-  if (child_->go_fd) {
-    // The child builds its sandbox meanwhile; the job starts on our byte.
-    auto ready = listener_ ? listener_->prepare_start(*this) : Result<void>{};
-    if (ready && ::write(child_->go_fd.get(), "g", 1) != 1) ready = sys_error("start the job");
-    child_->go_fd.reset();  // unwritten: the child exits without starting the job
-    if (!ready) {
-      spawn_error_ = ready.error();
-      start_failed_ = true;
-    }
-  }
   if (listener_) listener_->on_starting(*this, pid);
   // A backend that reports later (namespaces) confirms the start from the loop.
   if (!child_->report_fd && listener_) listener_->on_spawned(*this, pid);
@@ -131,7 +120,6 @@ void Job::take_report() {
   loop_.unwatch(child_->report_fd.get());
   auto failed = backend_->read_report(*child_);
   child_->report_fd.reset();
-  if (start_failed_) return;  // aborted before the go: spawn_error says why
   if (failed) {
     // The child exits 125 next; its exit is then a failed start, not the job's exit.
     spawn_error_ = std::move(*failed);

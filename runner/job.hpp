@@ -24,9 +24,8 @@ class Job final : public ProcessHost {
     // The attempt's process exists and may still be setting up (it may yet fail to start:
     // then start_failed() and spawn_error() say so and on_spawned does not follow).
     virtual void on_starting(Job&, pid_t) {}
-    // Last preparation before the job may start (the run's log file). Under a backend that
-    // gates the start (namespaces) it runs while the child builds its sandbox; elsewhere
-    // before the spawn. An error aborts the attempt as a failed start.
+    // Last preparation before the job may start (the run's log file and TMPDIR), just before
+    // the spawn. An error aborts the attempt as a failed start.
     virtual Result<void> prepare_start(Job&) { return {}; }
     virtual void on_spawned(Job&, pid_t) {}
   };

@@ -1,6 +1,6 @@
 // Job and JobSet against a fake backend whose children are real processes (fork + _exit)
-// speaking the namespaces tier's protocol when asked: the go byte (gates_start), the setup
-// report (EOF = started, text = why not) and the exit status pipe of a PID 1. And the launch
+// speaking the namespaces tier's protocol when asked: the setup report (EOF = started, text =
+// why not) and the exit status pipe of a PID 1. And the launch
 // path's pure parts: environment, request, status and exit code.
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -30,7 +30,7 @@ using std::chrono::milliseconds;
 // What the fake child does.
 struct JobScript {
   int exit_code = 0;
-  bool gated = false;              // wait for the go byte; EOF without it: exit 125, job never "runs"
+  bool reported = false;           // a setup report pipe: EOF once the "job" runs
   std::string report_failure;      // written on the report pipe instead of EOF
   bool status_pipe = false;        // send the wait status on a pipe as a PID 1 does, then exit 0
   int linger_ms = 0;               // sleep before the "job" ends
@@ -41,21 +41,15 @@ class FakeBackend final : public isolation::Backend {
   explicit FakeBackend(JobScript script, int* released = nullptr) : script_(std::move(script)), released_(released) {}
   isolation::Tier tier() const override { return isolation::Tier::Env; }
   Result<std::vector<std::string>> prepare(const isolation::LaunchRequest&) override { return std::vector<std::string>{}; }
-  bool gates_start() const override { return script_.gated; }
   Result<isolation::Child> spawn(const isolation::LaunchRequest&) override {
-    int go[2] = {-1, -1}, report[2] = {-1, -1}, status[2] = {-1, -1};
-    if (script_.gated && ::pipe2(go, O_CLOEXEC) != 0) return sys_error("pipe");
-    if ((script_.gated || !script_.report_failure.empty()) && ::pipe2(report, O_CLOEXEC) != 0) return sys_error("pipe");
+    int report[2] = {-1, -1}, status[2] = {-1, -1};
+    if ((script_.reported || !script_.report_failure.empty()) && ::pipe2(report, O_CLOEXEC) != 0) return sys_error("pipe");
     if (script_.status_pipe && ::pipe2(status, O_CLOEXEC) != 0) return sys_error("pipe");
     pid_t pid = ::fork();
     if (pid < 0) return sys_error("fork");
     if (pid == 0) {
-      for (int fd : {go[1], report[0], status[0]})
+      for (int fd : {report[0], status[0]})
         if (fd >= 0) ::close(fd);
-      if (go[0] >= 0) {
-        char byte;
-        if (::read(go[0], &byte, 1) != 1) ::_exit(125);  // aborted before the job
-      }
       if (report[1] >= 0) {
         if (!script_.report_failure.empty()) {
           (void)!::write(report[1], script_.report_failure.data(), script_.report_failure.size());
@@ -74,10 +68,6 @@ class FakeBackend final : public isolation::Backend {
     isolation::Child child;
     child.pid = pid;
     child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (go[0] >= 0) {
-      ::close(go[0]);
-      child.go_fd.reset(go[1]);
-    }
     if (report[0] >= 0) {
       ::close(report[1]);
       child.report_fd.reset(report[0]);
@@ -107,11 +97,11 @@ class FakeBackend final : public isolation::Backend {
   int* released_;
 };
 
-JobScript script(int exit_code, bool gated = false, std::string report_failure = "", bool status_pipe = false,
+JobScript script(int exit_code, bool reported = false, std::string report_failure = "", bool status_pipe = false,
               int linger_ms = 0) {
   JobScript s;
   s.exit_code = exit_code;
-  s.gated = gated;
+  s.reported = reported;
   s.report_failure = std::move(report_failure);
   s.status_pipe = status_pipe;
   s.linger_ms = linger_ms;
@@ -181,7 +171,7 @@ TEST_F(JobTest, ExitStatusReachesTheMachineAndTheSetHandsTheJobBackOnce) {
   EXPECT_EQ(job.process().state(), ProcState::Exited);
   ASSERT_TRUE(job.process().last_exit().has_value());
   EXPECT_EQ(job.process().last_exit()->code, 3);
-  // Ungated and without a report: prepared before the spawn, spawned at once.
+  // Without a report: prepared before the spawn, spawned at once.
   EXPECT_EQ(owner.events.front(), "prepare");
   EXPECT_NE(std::find(owner.events.begin(), owner.events.end(), "spawned"), owner.events.end());
   // Told once: further turns do not repeat it.
@@ -189,11 +179,11 @@ TEST_F(JobTest, ExitStatusReachesTheMachineAndTheSetHandsTheJobBackOnce) {
   EXPECT_EQ(owner.settled.size(), 1u);
 }
 
-TEST_F(JobTest, GatedStartPreparesWhileTheChildWaitsThenTheGoByteStartsIt) {
+TEST_F(JobTest, WithAReportTheStartIsConfirmedByItsEof) {
   Job& job = add(script(0, true));
   job.process().start();
   run_until([&] { return !owner.settled.empty(); });
-  // prepare_start ran after the spawn (the child was waiting), the report's EOF confirmed it.
+  // Prepared before the spawn; spawned only once the report's EOF came.
   auto starting = std::find(owner.events.begin(), owner.events.end(), "starting");
   auto prepare = std::find(owner.events.begin(), owner.events.end(), "prepare");
   auto spawned = std::find(owner.events.begin(), owner.events.end(), "spawned");
@@ -204,17 +194,18 @@ TEST_F(JobTest, GatedStartPreparesWhileTheChildWaitsThenTheGoByteStartsIt) {
   EXPECT_FALSE(job.start_failed());
 }
 
-TEST_F(JobTest, AFailedPreparationWithholdsTheGoByteAndTheJobNeverStarts) {
+TEST_F(JobTest, AFailedPreparationStartsNoChild) {
   owner.prepare_result = fail("cannot create log: disk full");
-  Job& job = add(script(0, true));
+  auto* backend = new FakeBackend(script(0, true));
+  Job& job = jobs->add(std::unique_ptr<isolation::Backend>(backend), isolation::LaunchRequest{}, one_shot(), {}, {});
   job.process().start();
   run_until([&] { return !owner.settled.empty(); });
   EXPECT_EQ(job.process().state(), ProcState::Fatal);
-  EXPECT_TRUE(job.start_failed());
+  EXPECT_EQ(backend->spawned, 0);
   ASSERT_TRUE(job.spawn_error().has_value());
   EXPECT_EQ(job.spawn_error()->message, "cannot create log: disk full");
   EXPECT_EQ(std::find(owner.events.begin(), owner.events.end(), "spawned"), owner.events.end());
-  EXPECT_FALSE(job.process().last_exit().has_value()) << "the child's 125 is not the job's exit";
+  EXPECT_FALSE(job.process().last_exit().has_value());
 }
 
 TEST_F(JobTest, ASetupReportIsAFailedStartWithItsReason) {
