@@ -141,12 +141,6 @@ Result<void> PendingFile::sync(std::string_view content) {
   return {};
 }
 
-Result<void> PendingFile::presync() {
-  if (!fd_) return fail("sync " + target_ + ": nothing pending");
-  if (::fsync(fd_.get()) != 0) return sys_error("fsync " + temp_);
-  return {};
-}
-
 Result<void> PendingFile::reserve(std::size_t bytes) {
   if (!fd_) return fail("reserve " + target_ + ": nothing pending");
   if (bytes <= reserved_) return {};
@@ -354,82 +348,15 @@ Result<void> remove_tree_at(int dirfd, std::string_view name) {
   return {};
 }
 
-std::string parked_dir_name(int slot) { return ".spare." + std::to_string(slot); }
-
-Result<void> remove_parked_dirs(int dirfd) {
-  for (int slot = 0; slot < kParkedDirs; ++slot) {
-    const std::string parked = parked_dir_name(slot);
-    const std::string mine = ".spare-removed." + std::to_string(::getpid()) + "." + std::to_string(slot);
-    if (::renameat2(dirfd, parked.c_str(), dirfd, mine.c_str(), RENAME_NOREPLACE) != 0) {
-      if (errno == ENOENT) continue;  // empty slot, or taken by a run just now
-      return sys_error("rename " + parked);
-    }
-    if (auto r = remove_tree_at(dirfd, mine); !r) return r;
-  }
-  return {};
-}
-
-// A directory just renamed into place from a parked name is kept when it is a directory of
-// this user's and empty; its mode is set to `mode`.
-static bool adopt_parked_dir(int dirfd, const std::string& name, mode_t mode) {
-  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return false;
-  struct stat st{};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) return false;
-  // Nothing the last job could have set that a new directory would not have: no ACL, no
-  // user xattr (a default ACL would reach every file the next job creates). An LSM's label
-  // (security.*) is the same as a new directory's here.
-  char names[1024];
-  const ssize_t listed = ::flistxattr(fd.get(), names, sizeof names);
-  if (listed < 0 && errno != ENOTSUP && errno != EOPNOTSUPP) return false;
-  for (ssize_t off = 0; off < listed;) {
-    const std::string_view name(names + off);
-    if (!name.starts_with("security.")) return false;
-    off += static_cast<ssize_t>(name.size()) + 1;
-  }
-  char buf[512];
-  const ssize_t n = ::getdents64(fd.get(), buf, sizeof buf);
-  if (n < 0) return false;
-  for (ssize_t off = 0; off < n;) {
-    const auto* entry = reinterpret_cast<const dirent64*>(buf + off);
-    const std::string_view entry_name(entry->d_name);
-    if (entry_name != "." && entry_name != "..") return false;
-    off += entry->d_reclen;
-  }
-  return ::fchmod(fd.get(), mode) == 0;
-}
-
-Result<void> make_dir_reusing(int dirfd, std::string_view name, mode_t mode) {
+Result<void> make_dir_at(int dirfd, std::string_view name, mode_t mode) {
   const std::string n(name);
-  for (int slot = 0; slot < kParkedDirs; ++slot) {
-    const std::string parked = parked_dir_name(slot);
-    if (::renameat2(dirfd, parked.c_str(), dirfd, n.c_str(), RENAME_NOREPLACE) != 0) {
-      if (errno == ENOENT) continue;  // that slot is empty (or another run took it first)
-      if (errno == EEXIST) return sys_error("create directory " + n);
-      break;                          // no renameat2 here: make it anew
-    }
-    if (adopt_parked_dir(dirfd, n, mode)) return {};
-    // Not what was parked (or not empty): it goes, and the directory is made anew.
-    if (auto r = remove_tree_at(dirfd, n); !r) return r;
-    break;
-  }
   if (::mkdirat(dirfd, n.c_str(), mode) != 0) return sys_error("create directory " + n);
   return {};
 }
 
-Result<void> remove_tree_parking(int dirfd, std::string_view name) {
-  const std::string n(name);
-  UniqueFd fd(::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return remove_tree_at(dirfd, n);  // missing, or not a directory: no parking
-  if (auto r = remove_children(fd.get(), n); !r) return r;
-  fd.reset();
-  for (int slot = 0; slot < kParkedDirs; ++slot) {
-    const std::string parked = parked_dir_name(slot);
-    if (::renameat2(dirfd, n.c_str(), dirfd, parked.c_str(), RENAME_NOREPLACE) == 0) return {};
-    if (errno != EEXIST) break;  // no renameat2 here, or `name` is gone: remove it
-  }
-  if (::unlinkat(dirfd, n.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-    return sys_error("remove directory " + n);
+Result<void> remove_legacy_parked_dirs(int dirfd) {
+  for (int slot = 0; slot < 8; ++slot)
+    if (auto r = remove_tree_at(dirfd, ".spare." + std::to_string(slot)); !r) return r;
   return {};
 }
 

@@ -44,9 +44,6 @@ class PendingFile {
   // sync() writes and fsyncs (an error discards the file), publish() renames.
   Result<void> sync(std::string_view content);
   Result<void> publish();
-  // fsync the still empty file ahead of time: on ext4 without a journal the first fsync of a
-  // new file also writes its directory entry, which then is not on the way out.
-  Result<void> presync();
   // Allocate `bytes` for the file now (fallocate, else zeros), so that sync() of content up
   // to that size needs no new block: a disk the job has filled meanwhile (ENOSPC) cannot keep
   // the end of a run off the disk. sync() cuts the file to its content.
@@ -94,21 +91,11 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes = k
 // Remove dirfd/name and everything below it without following symlinks. Missing is fine.
 Result<void> remove_tree_at(int dirfd, std::string_view name);
 
-// A run's directory (its TMPDIR) is recycled instead of made and removed: remove_tree_parking
-// empties it and parks it under a hidden name (.spare.N, a few at most), make_dir_reusing
-// renames a parked one into place (checked: a directory of ours, empty; mode reset) before it
-// falls back to mkdirat. On ext4 without a journal, as here, every new inode is found by
-// scanning past the inodes deleted in the last minutes, and a freed block is discarded
-// synchronously: a directory made and removed per run made each run slower than the last.
-// make_dir_reusing fails with EEXIST when `name` exists, as mkdirat does.
-Result<void> make_dir_reusing(int dirfd, std::string_view name, mode_t mode = 0700);
-Result<void> remove_tree_parking(int dirfd, std::string_view name);
-// The parked directories' names: .spare.0 ... (not a run's: run names never start with '.').
-inline constexpr int kParkedDirs = 8;
-std::string parked_dir_name(int slot);
-// Remove every parked directory in `dirfd`. Each is first renamed to a name of this process's
-// own, so that one a starting run takes in the meantime is left alone.
-Result<void> remove_parked_dirs(int dirfd);
+// mkdirat: fails with EEXIST when `name` exists.
+Result<void> make_dir_at(int dirfd, std::string_view name, mode_t mode = 0700);
+// The empty directories (.spare.0 ... .spare.7) that batman 0.1 parked in a project's tmp/
+// for its next runs; `clean` removes them.
+Result<void> remove_legacy_parked_dirs(int dirfd);
 // Names in a directory (no "." / "..").
 Result<std::vector<std::string>> list_dir(int dirfd);
 // Write all of `data`, retrying on EINTR and short writes.

@@ -1,7 +1,6 @@
 // The state writer's thread: newest state of each run wins, and what is pending is written as
 // one group (every temp file written, then each fsynced, then each renamed into place), so a
-// burst of short tasks costs one journal commit instead of one per file; then removals, whose
-// emptied directories may be parked for reuse.
+// burst of short tasks costs one journal commit instead of one per file; then removals.
 #include "runner/state_writer.hpp"
 
 #include <fcntl.h>
@@ -76,10 +75,10 @@ void StateWriter::submit_into(PendingFile file, RunState state) {
   wake_.notify_one();
 }
 
-void StateWriter::remove_tree(int dirfd, std::string name, bool park) {
+void StateWriter::remove_tree(int dirfd, std::string name) {
   {
     std::lock_guard lock(mutex_);
-    removals_.push_back(Removal{dirfd, std::move(name), park});
+    removals_.push_back(Removal{dirfd, std::move(name)});
   }
   wake_.notify_one();
 }
@@ -148,7 +147,7 @@ void StateWriter::work() {
     auto failed = write_group(group, reserved);
     std::vector<Error> errors;
     for (const auto& r : removals) {
-      auto removed = r.park ? remove_tree_parking(r.dirfd, r.name) : remove_tree_at(r.dirfd, r.name);
+      auto removed = remove_tree_at(r.dirfd, r.name);
       if (!removed) errors.push_back(removed.error().wrap("remove " + r.name));
     }
     std::vector<std::string> said;  // told on_error once the lock is let go

@@ -38,10 +38,8 @@ class StateWriter {
   // Written now into `file`, made (and given room: PendingFile::reserve) by the caller before
   // the run started, so that a disk filled meanwhile cannot keep this state off it.
   void submit_into(PendingFile file, RunState state);
-  // Remove `name` and everything below it inside `dirfd` (not owned; must stay open); with
-  // `park`, the emptied directory is kept for make_dir_reusing (remove_tree_parking in
-  // common/fs.hpp): only when nothing that could still write into it is alive.
-  void remove_tree(int dirfd, std::string name, bool park = false);
+  // Remove `name` and everything below it inside `dirfd` (not owned; must stay open).
+  void remove_tree(int dirfd, std::string name);
   // Block until every chore submitted is done; returns (and forgets) the errors seen.
   std::vector<Error> flush();
   // Block until what is due by the clock's now is done (what is delayed stays pending) and
@@ -84,7 +82,6 @@ class StateWriter {
   struct Removal {
     int dirfd;
     std::string name;
-    bool park;
   };
   std::deque<Removal> removals_;
   std::vector<Error> errors_;

@@ -284,7 +284,6 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner,
   void show_output(std::size_t task, const std::string& log_name);
   void finish_attempt(std::size_t task, runner::AttemptOutcome outcome);
   void save_state(const runner::RunState& s, Duration delay = Duration::zero());
-  bool may_park_tmp() const;
   void handle_signal(const signalfd_siginfo& info);
   void handle_task_stop(const signalfd_siginfo& info);
   void show(const std::string& message);
@@ -388,7 +387,7 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
   a->log = std::make_unique<AttemptLog>(std::move(*fd));
   // A retry keeps the directory of the attempt before it.
   const auto tmp = task_id(task);
-  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), tmp); !made && made.error().code != EEXIST)
+  if (auto made = make_dir_at(tree_.tmp_fd.get(), tmp); !made && made.error().code != EEXIST)
     return sys_error("create " + tree_.tmp_path() + "/" + tmp, made.error().code);
   if (output_ == OutputMode::Prefixed) {
     a->out_prefix = std::make_unique<runner::LinePrefixSink>("[" + t.name + "] ", *out_);
@@ -655,7 +654,7 @@ void BatchRunner::on_task_end(std::size_t task) {
     return;
   }
   if (rec.attempts.empty()) return;  // skipped before it ran: no state to record, no tmp
-  disk_->remove_tree(tree_.tmp_fd.get(), task_id(task), may_park_tmp());
+  disk_->remove_tree(tree_.tmp_fd.get(), task_id(task));
   const auto& last = rec.attempts.back().outcome;
   const auto& attempts = report_attempts_[task];
   runner::RunState s = record_of(task, attempts.empty() ? "" : attempts.back().log);
@@ -677,21 +676,6 @@ void BatchRunner::on_task_end(std::size_t task) {
 }
 
 void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_->submit(s, delay); }
-
-// A finished task's TMPDIR may be parked for the next task only when none of its processes can
-// still write into it. In a pid namespace of its own, none can: its PID 1 took them all down.
-// Otherwise a process it left (say, one that called setsid) lives on until the batch ends,
-// reparented to us as the subreaper: any child of ours that is not a running attempt's leader
-// may be one, and then the directory is removed instead. Under systemd-run the job's processes
-// are systemd's children, not ours: never parked.
-bool BatchRunner::may_park_tmp() const {
-  if (tier_.tier == isolation::Tier::Systemd) return false;
-  if (isolation::has_own_pid_namespace(tier_.tier, profile_)) return true;
-  const std::vector<pid_t> leaders = jobs_->live_pids();
-  for (pid_t child : isolation::children_of(::getpid()))
-    if (std::find(leaders.begin(), leaders.end(), child) == leaders.end()) return false;
-  return true;
-}
 
 void BatchRunner::on_log(std::string_view message) {
   const std::string text(message);

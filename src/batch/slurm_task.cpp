@@ -130,7 +130,7 @@ Outcome run_element(const json& m, const json& e, int results_fd) {
   spec.base_env = runner::current_environment();
   for (const auto& [k, v] : e.at("env").items()) spec.env.emplace_back(k, v.get<std::string>());
   spec.batman_vars = {{"BATMAN_TASK", e.at("name").get<std::string>()}, {"BATMAN_ATTEMPT", std::to_string(attempt)}};
-  if (auto made = make_dir_reusing(tree->tmp_fd.get(), spec.run_id); !made && made.error().code != EEXIST)
+  if (auto made = make_dir_at(tree->tmp_fd.get(), spec.run_id); !made && made.error().code != EEXIST)
     return failed("create " + spec.tmp_dir + ": " + made.error().message);
 
   TaskRun run;
@@ -186,7 +186,7 @@ Outcome run_element(const json& m, const json& e, int results_fd) {
   } else {
     o.error = job.spawn_error() ? job.spawn_error()->message : job.process().reason();
   }
-  (void)remove_tree_parking(tree->tmp_fd.get(), spec.run_id);
+  (void)remove_tree_at(tree->tmp_fd.get(), spec.run_id);
   (void)results_fd;
   o.ended = std::chrono::system_clock::now();
   return o;

@@ -235,11 +235,10 @@ int command_clean(const std::vector<std::string>& args) {
     for (const auto& left : isolation::remove_empty_cgroup_dirs(isolation::find_job_cgroup_dirs(stale_units)))
       error("clean: cgroup " + left);
   }
-  // The emptied TMPDIRs parked for the next run (see make_dir_reusing); one a starting run
-  // takes first is its own, and stays.
+  // The empty TMPDIRs batman 0.1 kept for its next runs.
   for (const auto& name : cleaned) {
     if (auto tree = open_project(name, false)) {
-      if (auto r = remove_parked_dirs(tree->tmp_fd.get()); !r) error("clean " + name + ": " + r.error().message);
+      if (auto r = remove_legacy_parked_dirs(tree->tmp_fd.get()); !r) error("clean " + name + ": " + r.error().message);
     }
   }
   if (as_json) std::cout << listed.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

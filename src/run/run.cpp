@@ -29,7 +29,6 @@
 #include "runner/job_set.hpp"
 #include "runner/launch.hpp"
 #include "runner/state_store.hpp"
-#include "runner/state_writer.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
 #include "src/dashboard/dashboard.hpp"
@@ -257,6 +256,10 @@ class Run final : public runner::JobSet::Owner {
   // An error before the job started: say it (also to a --detach parent), remove what was made.
   int fail_early(const std::string& message);
   void handle_signal(const signalfd_siginfo& info);
+  // The `running` state, now (a write that fails is said once; the next one tries again).
+  void write_running_state();
+  // The end: into the file made for it (final_state_), else as any state is written.
+  void write_final_state();
   void final_state_not_written(const std::string& why);
 
   RunPlan plan_;
@@ -266,7 +269,9 @@ class Run final : public runner::JobSet::Owner {
   runner::LaunchSpec spec_;
   runner::RunState state_;
   std::unique_ptr<runner::EventLoop> loop_;
-  std::unique_ptr<runner::StateWriter> disk_;
+  // The `running` write's timer (kRunningWriteDelay), while one is pending.
+  std::optional<runner::EventLoop::TimerId> running_write_;
+  bool said_state_error_ = false;
   // The run's log, opened by prepare_start with its TMPDIR (under the namespaces tier while
   // the child unshares its namespaces); the job cannot write before then. Declared before
   // the jobs, which write into it.
@@ -300,6 +305,8 @@ class Run final : public runner::JobSet::Owner {
   static constexpr std::size_t kFinalStateReserve = 1024;
   // The `running` state is written this long after the start, as the batch writer coalesces:
   // a job that is over by then gets one state write (its end) instead of two fsyncs in a row.
+  // Each fsync of a new file is a journal commit on ext4/xfs/btrfs: on loop-mounted journaled
+  // file systems here one costs 1-3 ms (scripts/bench/launch-fs), more than `true` runs.
   static constexpr auto kRunningWriteDelay = std::chrono::milliseconds(5);
 };
 
@@ -326,14 +333,54 @@ void Run::on_starting(runner::Job& job, pid_t pid) {
   // A child that then fails to start is recorded as failed by the final write.
   runner::record_started(state_, pid, std::chrono::system_clock::now());
   state_.restarts = job.process().restarts();
-  disk_->submit(state_, ready_fd_ >= 0 ? Duration::zero() : Duration(kRunningWriteDelay));
+  if (running_write_) loop_->cancel_timer(*running_write_);
+  running_write_.reset();
+  // --detach: the caller may run `batman ps` or `batman stop` the moment we answer (on_spawned).
+  if (ready_fd_ >= 0) {
+    write_running_state();
+    return;
+  }
+  running_write_ = loop_->add_timer_after(kRunningWriteDelay, [this] {
+    running_write_.reset();
+    write_running_state();
+  });
+}
+
+void Run::write_running_state() {
+  auto written = runner::write_state(tree_.state_fd.get(), state_);
+  if (!written && disk_full(written.error().code) &&
+      overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", runner::to_json(state_)))
+    written = {};
+  if (written) {
+    if (said_state_error_) info("state " + run_id_ + ".json: written after all");
+    said_state_error_ = false;
+  } else if (!said_state_error_) {
+    said_state_error_ = true;
+    const std::string what = "state " + run_id_ + ".json: " + written.error().message + " (status " + state_.status + ")";
+    error(what);
+    if (events_) events_->warn("{}", what);
+  }
+}
+
+void Run::write_final_state() {
+  const std::string content = runner::to_json(state_);
+  if (final_state_) {
+    auto w = final_state_->sync(content);
+    if (w) w = final_state_->publish();
+    final_state_.reset();
+    if (w) return;
+    if (disk_full(w.error().code) && overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", content)) return;
+  }
+  auto w = runner::write_state(tree_.state_fd.get(), state_);
+  if (!w && disk_full(w.error().code) && overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", content)) return;
+  if (!w) final_state_not_written(w.error().message);
 }
 
 Result<void> Run::prepare_start(runner::Job&) {
   if (log_sink_.file) return {};  // a restart appends to the run's log
   // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
   if (plan_.options.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
-  if (auto made = make_dir_reusing(tree_.tmp_fd.get(), run_id_); !made)
+  if (auto made = make_dir_at(tree_.tmp_fd.get(), run_id_); !made)
     return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_, made.error().code);
   made_tmp_ = true;
   const std::string name = run_id_ + ".log";
@@ -360,11 +407,7 @@ Result<void> Run::prepare_start(runner::Job&) {
 
 void Run::on_spawned(runner::Job&, pid_t pid) {
   if (events_) events_->info("{} started pid {} ({})", run_id_, pid, state_.restarts ? "restart" : "start");
-  // --detach: the caller may run `batman ps` or `batman stop` the moment we answer, so the
-  // state file is there first.
-  if (ready_fd_ >= 0)
-    for (const auto& e : disk_->flush()) error(e.message);
-  reply(true);
+  reply(true);  // --detach: the state file is there already (on_starting)
 }
 
 void Run::on_transition(runner::Job&, ProcState from, ProcState to, const std::string& why) {
@@ -413,7 +456,7 @@ int Run::fail_early(const std::string& message) {
   reply(false, message);  // --detach: the parent prints it; this process's stderr is /dev/null
   // Nothing of a run that never started is left behind for `clean` to miss.
   if (jobs_) jobs_->clear();
-  if (made_tmp_) (void)remove_tree_parking(tree_.tmp_fd.get(), run_id_);
+  if (made_tmp_) (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
   if (made_log_) (void)remove_tree_at(tree_.logs_fd.get(), run_id_ + ".log");
   if (worktree_) {
     auto rm = run_capture({"git", "-C", worktree_->repo, "worktree", "remove", "--force", worktree_->path});
@@ -435,8 +478,6 @@ int Run::execute(int ready_fd) {
   if (o.tty && !o.detach) handled.push_back(SIGWINCH);  // the terminal's size follows batman's
   auto signals = loop_->handle_signals(handled, [this](const signalfd_siginfo& i) { handle_signal(i); });
   if (!signals) return fail_early(signals.error().message);
-  // After the signals are blocked: the writer's thread inherits the mask.
-  disk_ = std::make_unique<runner::StateWriter>(tree_.state_fd.get());
   if (plan_.monitor_port >= 0) {
     // The home's dashboard, started in the background when none runs (one HTTP server for
     // every run: src/dashboard/).
@@ -557,16 +598,14 @@ int Run::execute(int ready_fd) {
   reply(true);
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
-  // The end, the TMPDIR's removal and the worktree's go to the writer together; both wait on
-  // the disk. The TMPDIR is parked for the next run (make_dir_reusing) only when nothing of
-  // the job is left to write into it: everything below us is gone by now (above), but a job
-  // under systemd-run is systemd's child, not ours.
-  if (final_state_)
-    disk_->submit_into(std::move(*final_state_), state_);
-  else
-    disk_->submit(state_);
-  final_state_.reset();
-  if (!o.keep_tmp) disk_->remove_tree(tree_.tmp_fd.get(), run_id_, plan_.tier.tier != isolation::Tier::Systemd);
+  // The end replaces a `running` write still pending: one write, not two.
+  if (running_write_) loop_->cancel_timer(*running_write_);
+  running_write_.reset();
+  write_final_state();
+  if (!o.keep_tmp) {
+    if (auto removed = remove_tree_at(tree_.tmp_fd.get(), run_id_); !removed)
+      error(removed.error().wrap("remove " + run_id_).message);
+  }
   if (worktree_) {
     if (code == 0 && o.keep_worktree) {
       info("worktree kept (--keep-worktree): " + worktree_->path);
@@ -576,12 +615,6 @@ int Run::execute(int ready_fd) {
     } else {
       info("worktree kept for inspection: " + worktree_->path);
     }
-  }
-  for (const auto& e : disk_->flush()) {
-    if (e.message.rfind("state " + run_id_ + ".json", 0) == 0)
-      final_state_not_written(e.message);
-    else
-      error(e.message);
   }
   jobs_->clear();
   return code;

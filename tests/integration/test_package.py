@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOOLS = ("dpkg-buildpackage", "dh", "lintian", "scdoc", "fakeroot")
 EXPECTED = [
     "./usr/bin/batman", "./usr/bin/batman-parallel", "./usr/bin/batman-isolated", "./usr/bin/batman-multi",
-    "./usr/bin/taskmaster",
+    "./usr/bin/taskmaster", "./usr/libexec/batman/batman-init",
     "./usr/share/batman/profiles/parallel.yaml", "./usr/share/batman/profiles/isolated.yaml",
     "./usr/share/batman/profiles/strict.yaml", "./usr/share/batman/profiles/build.yaml",
     "./usr/share/batman/profiles/ci.yaml",
@@ -165,6 +165,11 @@ class PackageTest(BatmanTestCase):
             job = run(["/usr/bin/batman-parallel", "--isolation", "env", "pkgtest", "echo", "from-the-package"],
                       env=dict(self.env), timeout=60)
             self.assertEqual((job.returncode, job.stdout), (0, "from-the-package\n"), job.stderr)
+            # The namespaces tier finds its PID 1, batman-init, in /usr/libexec/batman.
+            sandboxed = run(["/usr/bin/batman-isolated", "--isolation", "namespaces", "cat", "/proc/1/cmdline"],
+                            env=dict(self.env), timeout=60)
+            self.assertEqual(sandboxed.returncode, 0, sandboxed.stderr)
+            self.assertTrue(sandboxed.stdout.startswith("batman-init\0"), sandboxed.stdout)
         finally:
             removed = run(apt + ["remove", "batman"], env=env, timeout=600)
         self.assertEqual(removed.returncode, 0, removed.stdout + removed.stderr)

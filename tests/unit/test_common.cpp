@@ -246,83 +246,22 @@ TEST_F(FsTest, NeverFollowsAPlantedSymlink) {
   std::filesystem::remove_all(outside);
 }
 
-// A run's directory is parked when removed and renamed into place for the next run: the
-// same inode, emptied, with its mode reset; anything odd under a parked name is not reused.
-TEST_F(FsTest, RunDirectoriesAreParkedAndReused) {
-  ASSERT_TRUE(make_dir_reusing(fd_.get(), "run1"));
-  const auto first = inode("run1");
-  ASSERT_NE(first, 0u);
-  ASSERT_EQ(::mkdir((dir_ + "/run1/sub").c_str(), 0700), 0);
-  ASSERT_EQ(::close(::open((dir_ + "/run1/sub/file").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
-  ASSERT_EQ(::chmod((dir_ + "/run1/sub").c_str(), 0500), 0);  // as a job may leave it
-  ASSERT_EQ(::close(::open((dir_ + "/run1/file").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
-  ASSERT_EQ(::chmod((dir_ + "/run1").c_str(), 0755), 0);
-  ASSERT_TRUE(remove_tree_parking(fd_.get(), "run1"));
-  EXPECT_EQ(inode("run1"), 0u);
-  EXPECT_EQ(inode(parked_dir_name(0)), first);
-  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/" + parked_dir_name(0)));
-
-  ASSERT_TRUE(make_dir_reusing(fd_.get(), "run2"));
-  EXPECT_EQ(inode("run2"), first) << "the parked directory is renamed into place";
-  EXPECT_EQ(inode(parked_dir_name(0)), 0u);
+// make_dir_at is mkdirat: EEXIST when the name is taken. clean removes the empty directories
+// batman 0.1 parked in tmp/ (and anything below one).
+TEST_F(FsTest, RunDirectoriesAreMadeAnewAndLegacyParkedOnesRemoved) {
+  ASSERT_TRUE(make_dir_at(fd_.get(), "run1"));
   struct stat st{};
-  ASSERT_EQ(::stat((dir_ + "/run2").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir_ + "/run1").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
-  auto again = make_dir_reusing(fd_.get(), "run2");
+  auto again = make_dir_at(fd_.get(), "run1");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, EEXIST);
-
-  // A symlink or a non-empty directory under a parked name is removed, never used.
-  const std::string outside = dir_ + "-outside";
-  ASSERT_EQ(::mkdir(outside.c_str(), 0700), 0);
-  ASSERT_EQ(::symlink(outside.c_str(), (dir_ + "/" + parked_dir_name(0)).c_str()), 0);
-  ASSERT_TRUE(make_dir_reusing(fd_.get(), "run3"));
-  ASSERT_EQ(::lstat((dir_ + "/run3").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISDIR(st.st_mode));
-  EXPECT_TRUE(std::filesystem::exists(outside));
-  ASSERT_EQ(::mkdir((dir_ + "/" + parked_dir_name(0)).c_str(), 0700), 0);
-  ASSERT_EQ(::close(::open((dir_ + "/" + parked_dir_name(0) + "/left").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
-  ASSERT_TRUE(make_dir_reusing(fd_.get(), "run4"));
-  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/run4"));
-  std::filesystem::remove_all(outside);
-
-  // At most kParkedDirs are kept; the rest are removed.
-  for (int i = 0; i < kParkedDirs + 3; ++i) {
-    const std::string name = "many" + std::to_string(i);
-    ASSERT_TRUE(make_dir_reusing(fd_.get(), name));
-  }
-  for (int i = 0; i < kParkedDirs + 3; ++i) ASSERT_TRUE(remove_tree_parking(fd_.get(), "many" + std::to_string(i)));
-  int parked = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir_))
-    if (e.path().filename().string().starts_with(".spare.")) ++parked;
-  EXPECT_EQ(parked, kParkedDirs);
-  // A missing name is fine, as for remove_tree_at.
-  EXPECT_TRUE(remove_tree_parking(fd_.get(), "never-made"));
-}
-
-// A parked directory that carries an ACL or a user xattr from the job before is not reused;
-// remove_parked_dirs takes every parked directory away.
-TEST_F(FsTest, ParkedDirectoriesWithAttributesAreNotReusedAndCanBeRemoved) {
-  ASSERT_TRUE(make_dir_reusing(fd_.get(), "tagged"));
-  const auto tagged = inode("tagged");
-  if (::setxattr((dir_ + "/tagged").c_str(), "user.batman-test", "1", 1, 0) == 0) {
-    ASSERT_TRUE(remove_tree_parking(fd_.get(), "tagged"));
-    ASSERT_EQ(inode(parked_dir_name(0)), tagged);
-    ASSERT_TRUE(make_dir_reusing(fd_.get(), "next"));
-    char value[8];
-    EXPECT_LT(::getxattr((dir_ + "/next").c_str(), "user.batman-test", value, sizeof value), 0)
-        << "made anew (the number of a removed inode may come back: the attribute may not)";
-    EXPECT_EQ(inode(parked_dir_name(0)), 0u) << "the tagged one is gone";
-  } else {
-    ASSERT_TRUE(remove_tree_at(fd_.get(), "tagged"));  // no user xattrs on this file system
-  }
-  for (const char* name : {"a", "b", "c"}) {
-    ASSERT_TRUE(make_dir_reusing(fd_.get(), name));
-    ASSERT_TRUE(remove_tree_parking(fd_.get(), name));
-  }
-  ASSERT_TRUE(remove_parked_dirs(fd_.get()));
+  for (const char* name : {".spare.0", ".spare.7"}) ASSERT_EQ(::mkdir((dir_ + "/" + name).c_str(), 0700), 0);
+  ASSERT_EQ(::close(::open((dir_ + "/.spare.7/left").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  ASSERT_TRUE(remove_legacy_parked_dirs(fd_.get()));
   for (const auto& e : std::filesystem::directory_iterator(dir_))
     EXPECT_FALSE(e.path().filename().string().starts_with(".spare")) << e.path();
+  EXPECT_EQ(inode("run1") != 0u, true) << "a run's directory is not touched";
 }
 
 // The stat line is split after the last ')': a command name with ") " and numbers in it does
@@ -374,7 +313,6 @@ TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) 
     auto f = PendingFile::create(dirfd.get(), "s.json");
     ASSERT_TRUE(f.has_value());
     EXPECT_EQ(count(), 2u);  // s.json and the temporary file
-    ASSERT_TRUE(f->presync().has_value());
     ASSERT_TRUE(f->sync("new").has_value());
     EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "old");  // not before publish()
     ASSERT_TRUE(f->publish().has_value());
