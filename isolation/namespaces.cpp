@@ -486,6 +486,13 @@ std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<Nam
 
 Availability probe_namespaces() {
   Availability a{Tier::Namespaces, false, {}};
+  std::vector<std::string> tried;
+  if (ns::find_init_program(&tried).empty()) {
+    std::string looked;
+    for (const auto& path : tried) looked += (looked.empty() ? "" : ", ") + path;
+    a.reason = "batman-init (PID 1 of each job) is missing: looked for " + looked + "; reinstall batman";
+    return a;
+  }
   const bool root = geteuid() == 0;
   if (root) {
     // Root needs CAP_SYS_ADMIN (absent in some containers); no clone needed to know.

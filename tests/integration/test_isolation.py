@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 
-from harness import NOBODY, BatmanTestCase, processes_with_marker, wait_for
+from harness import BINDIR, NOBODY, BatmanTestCase, processes_with_marker, wait_for
 
 # What the job reports about itself, one KEY=VALUE per line.
 PROBE = r"""
@@ -224,6 +224,22 @@ class Namespaces(InsideTheJob, BatmanTestCase):
         self.assertEqual(processes_with_marker(mark), [])
         self.assertEqual(self.batman("no-such-command-xyz", "--isolation", "namespaces",
                                      name="batman-isolated").returncode, 127)
+
+    def test_pid_1_is_the_small_batman_init_not_a_copy_of_batman(self):
+        p = self.batman("p", "cat /proc/1/cmdline; echo; grep VmRSS /proc/1/status", "--isolation", "namespaces",
+                        name="batman-parallel", check=0)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cmdline, rss = p.stdout.split("\n")[:2]
+        self.assertEqual(cmdline.split("\0")[0], "batman-init", p.stdout)
+        self.assertLess(int(rss.split()[1]), 4096, "PID 1 holds batman's memory: " + rss)
+        # Run by hand it refuses, in one line.
+        init = os.path.join(os.path.dirname(BINDIR), "libexec", "batman", "batman-init")
+        r = subprocess.run([init], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 125)
+        self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        r = subprocess.run([init, "2", "5"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 125)
+        self.assertIn("PID 1", r.stderr)
 
     def test_unenforced_paths_are_reported(self):
         profile = os.path.join(self.tmp, "odd.yaml")
