@@ -159,14 +159,18 @@ bool searchable(const struct stat& st, const JobIds& ids) {
 
 Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
                                          std::vector<std::string>& unenforced) {
+  return plan_mounts(request, batman_tree(request, false), unenforced);
+}
+
+Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const BatmanTree& tree,
+                                         std::vector<std::string>& unenforced) {
   const auto& filesystem = request.profile.filesystem;
   // Every path is planned in its canonical form: binds name the same host path on both sides,
   // so no symlink is followed inside the half-built new root (an absolute link would resolve
   // against the staging root), and a symlink in $BATMAN_HOME's path is no special case.
-  const BatmanTree tree = batman_tree(request, false);
   std::vector<MountOp> ops;
-  // The run's TMPDIR may not exist yet: batman makes it while the child unshares its
-  // namespaces, before the child's mounts. Paths in it resolve through its parent.
+  // The run's TMPDIR may not exist yet when the plan is made (prepare() comes before the
+  // run's prepare_start): paths in it resolve through its parent.
   const auto in_tmp_dir = [&](const std::string& path) {
     return !request.tmp_dir.empty() &&
            (path == request.tmp_dir || path.starts_with(request.tmp_dir + "/"));

@@ -421,17 +421,17 @@ class NamespacesBackend final : public Backend {
     if (want("uts")) plan.hostname = profile.hostname;
     else if (!profile.hostname.empty()) unenforced.push_back("hostname (needs the uts namespace)");
     plan.base = "/tmp";
+    // The job sees batman's paths in their canonical form (a symlink in $BATMAN_HOME's path
+    // need not exist in its root): its work dir, and TMPDIR and BATMAN_* in its environment.
+    const BatmanTree tree = batman_tree(request, false);
     if (plan.mount_namespace) {
-      auto mounts = ns::plan_mounts(request, unenforced);
+      auto mounts = ns::plan_mounts(request, tree, unenforced);
       if (!mounts) return std::unexpected(mounts.error());
       plan.mounts = std::move(*mounts);
     } else if (!profile.filesystem.read_only.empty() || !profile.filesystem.tmpfs.empty() ||
                !profile.filesystem.hide.empty()) {
       unenforced.push_back("filesystem (needs the mount namespace)");
     }
-    // The job sees batman's paths in their canonical form (a symlink in $BATMAN_HOME's path
-    // need not exist in its root): its work dir, and TMPDIR and BATMAN_* in its environment.
-    const BatmanTree tree = batman_tree(request, false);
     plan.cwd = request.cwd.empty() ? "/" : tree.cwd;
     plan.die_with_parent = profile.die_with_parent;
     if (request.uid && !root) return fail("running as another user needs root");

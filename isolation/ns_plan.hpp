@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "isolation/backend.hpp"
+#include "isolation/backends.hpp"
 #include "isolation/capabilities.hpp"
 #include "isolation/rlimits.hpp"
 #include "isolation/seccomp.hpp"
@@ -98,6 +99,9 @@ std::string find_init_program(std::vector<std::string>* tried = nullptr);
 // Parent side: the mount list for a request (mounts.cpp). Adds to `unenforced` what it must
 // skip (e.g. a read_write path that does not exist).
 Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request,
+                                         std::vector<std::string>& unenforced);
+// The same, with batman_tree(request, false) already made by the caller.
+Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const BatmanTree& tree,
                                          std::vector<std::string>& unenforced);
 // Child side (system calls only): build the new root and pivot into it (mounts.cpp).
 // Returns 0 or fills `failure`.

@@ -179,12 +179,15 @@ Result<Profile> parse_document(const Value& root, const std::string& source) {
   return p;
 }
 
-// ../share/batman/profiles next to the executable.
+// ../share/batman/profiles next to the executable (read once: every launch asks, some twice).
 std::optional<fs::path> installed_profiles_dir() {
-  std::error_code ec;
-  const auto exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return std::nullopt;
-  return (exe.parent_path() / "../share/batman/profiles").lexically_normal();
+  static const std::optional<fs::path> dir = []() -> std::optional<fs::path> {
+    std::error_code ec;
+    const auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return std::nullopt;
+    return (exe.parent_path() / "../share/batman/profiles").lexically_normal();
+  }();
+  return dir;
 }
 
 // The profiles batman ships (installed, or the source tree's): the last of the search path.
