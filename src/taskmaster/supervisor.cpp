@@ -347,6 +347,10 @@ Result<void> Supervisor::build_job(Instance& instance) {
   const ProgramConfig& program = instance.program;
   instance.out_file.reset();
   instance.err_file.reset();
+  for (TeeSink* tee : {&instance.out_tee, &instance.err_tee}) {
+    tee->direct = false;
+    tee->log_fd = -1;
+  }
   auto open_sink = [&](const OutputTarget& target, const char* stream,
                        std::unique_ptr<FileSink>& into) -> Result<void> {
     std::string path = target_path(target, context_.logs_dir, instance.key, program.numprocs, stream);
@@ -363,10 +367,10 @@ Result<void> Supervisor::build_job(Instance& instance) {
     if (auto ok = open_sink(program.stderr_log, "err", instance.err_file); !ok) return ok;
   // A log that never rotates (maxbytes 0) needs nothing of the bytes here: the program gets
   // the file itself, as `yes >> file` would, instead of a pipe pumped into it. Measured with
-  // scripts/bench/supervisor (PARTS=capture, a `yes` program, load 3): the supervisor used
-  // 74% of a core splicing 1 GB/s from the pipe to the file (the copy into the page cache
-  // is in its context, whatever moves it), and 0% with the file; the program's throughput
-  // went from 1.08x to 1.4x of `yes | cat > file`. A rotating log keeps the pipe (splice).
+  // scripts/bench/supervisor (PARTS=capture, a `yes` program, load 3-8): the supervisor
+  // used 41-74% of a core splicing 0.9-1 GB/s from the pipe into the file (the copy into the
+  // page cache is in its context, whatever moves it), and 0% with the file; the program went
+  // from 1.05-1.08x to 1.4-1.54x of `yes | cat > file`. A rotating log keeps the pipe.
   auto direct = [](TeeSink& tee, const std::unique_ptr<FileSink>& file, const OutputTarget& target) {
     tee.direct = file && target.max_bytes == 0;
     tee.log_fd = tee.direct ? file->fd() : -1;
