@@ -74,8 +74,8 @@ TimePoint Job::now() const { return loop_.now(); }
 
 Result<pid_t> Job::spawn() {
   request_.stdin_fd = stdin_fd_;
-  request_.stdout_fd = stdout_write_ ? stdout_write_.get() : -1;
-  request_.stderr_fd = stderr_write_ ? stderr_write_.get() : -1;
+  request_.stdout_fd = stdout_write_ ? stdout_write_.get() : stdout_direct_;
+  request_.stderr_fd = stderr_write_ ? stderr_write_.get() : stderr_direct_;
   if (terminal_fd_ >= 0) request_.stdin_fd = request_.stdout_fd = request_.stderr_fd = terminal_fd_;
   if (listener_) {
     if (auto ready = listener_->prepare_start(*this); !ready) {

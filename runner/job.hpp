@@ -53,6 +53,13 @@ class Job final : public ProcessHost {
   // cgroup empties; the destructor waits, bounded, for what is left). Call once it settled.
   void finish();
   void set_sinks(std::vector<Sink*> stdout_sinks, std::vector<Sink*> stderr_sinks);
+  // A stream with no sinks goes straight to `fd` (not owned, kept open by the caller for
+  // every attempt; -1: /dev/null): the job writes its own log file, as `cmd >> file` does,
+  // and batman moves none of its bytes.
+  void set_output_fds(int stdout_fd, int stderr_fd) {
+    stdout_direct_ = stdout_fd;
+    stderr_direct_ = stderr_fd;
+  }
   // The job's stdin, stdout and stderr are all `fd` (a pseudo-terminal's slave side, not
   // owned, kept open by the caller for every attempt), instead of pipes (`--tty`).
   void use_terminal(int fd) { terminal_fd_ = fd; }
@@ -84,6 +91,7 @@ class Job final : public ProcessHost {
   UniqueFd devnull_;
   int stdin_fd_;
   int terminal_fd_ = -1;
+  int stdout_direct_ = -1, stderr_direct_ = -1;
   std::optional<isolation::Child> child_;
   std::optional<EventLoop::TimerId> timer_;
   std::optional<Error> spawn_error_;

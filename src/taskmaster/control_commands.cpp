@@ -27,7 +27,9 @@ bool any_error(const std::vector<std::string>& lines) {
 }
 
 // The last `bytes` bytes of a file, read without following a symlink.
-Result<std::string> read_tail(const std::string& path, std::size_t bytes) {
+// The last `bytes` of the file; `end` gets the offset the read ended at (where following goes on).
+Result<std::string> read_tail(const std::string& path, std::size_t bytes, std::uint64_t& end) {
+  end = 0;
   auto opened = open_regular(path, O_RDONLY | O_NOFOLLOW);  // a FIFO cannot block the supervisor
   if (!opened) {
     if (opened.error().code == ENOENT) return std::string();
@@ -42,6 +44,7 @@ Result<std::string> read_tail(const std::string& path, std::size_t bytes) {
   ssize_t n = ::pread(fd, out.data(), out.size(), from);
   if (n < 0) return sys_error("read " + path);
   out.resize(static_cast<std::size_t>(n));
+  end = static_cast<std::uint64_t>(from) + static_cast<std::uint64_t>(n);
   return out;
 }
 
@@ -340,7 +343,8 @@ ControlCommands::Cancel ControlCommands::tail(const ControlRequest& request, Out
     finish(kCommandFailed, "tail: " + name + "'s " + stream + " is discarded (" + stream + ": null in the config)");
     return {};
   }
-  auto text = read_tail(*path, bytes);
+  std::uint64_t end = 0;
+  auto text = read_tail(*path, bytes, end);
   if (!text) {
     finish(kCommandFailed, "tail: " + text.error().message);
     return {};
@@ -350,7 +354,7 @@ ControlCommands::Cancel ControlCommands::tail(const ControlRequest& request, Out
     finish(0, "");
     return {};
   }
-  auto id = supervisor_.subscribe(keys->front(), stream, [out](std::string_view data) { out(data); });
+  auto id = supervisor_.subscribe(keys->front(), stream, [out](std::string_view data) { out(data); }, end);
   if (!id) {
     finish(kCommandFailed, "tail: " + id.error().message);
     return {};

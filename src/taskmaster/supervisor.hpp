@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -214,9 +215,12 @@ class Supervisor final : public JobSet::Owner {
   // discarded.
   std::optional<std::string> log_path(const InstanceKey& key, const std::string& stream) const;
   // Follow an instance's stream: `on_data` gets every captured byte until unsubscribed.
+  // A log the program writes itself (maxbytes 0) is read as it grows, from offset `from`
+  // (where the caller's read of its tail ended; nullopt: its end now).
   using SubscriptionId = std::uint64_t;
   Result<SubscriptionId> subscribe(const InstanceKey& key, const std::string& stream,
-                                   std::function<void(std::string_view)> on_data);
+                                   std::function<void(std::string_view)> on_data,
+                                   std::optional<std::uint64_t> from = std::nullopt);
   void unsubscribe(SubscriptionId id);
 
   // JobSet::Owner
@@ -259,11 +263,16 @@ class Supervisor final : public JobSet::Owner {
                   std::function<void()> done);
   void log_event(const std::string& line, bool warning = false);
   static std::pair<std::vector<Sink*>, std::vector<Sink*>> sinks_of(Instance& instance);
+  // Followers of a direct log: an inotify watch on it, read from the offset they start at.
+  void start_follow(Instance& instance, bool err, std::optional<std::uint64_t> from);
+  void stop_follow(TeeSink& tee);
+  void catch_up(const InstanceKey& key, bool err);
 
   EventLoop& loop_;
   SupervisorContext context_;
   SupervisorConfig config_;
   std::map<InstanceKey, std::unique_ptr<Instance>> instances_;
+  std::unordered_map<const Job*, Instance*> by_job_;  // the instance of each live Job
   // Every instance's Job; declared after the instances, whose log sinks the jobs write into.
   JobSet jobs_;
   std::vector<std::unique_ptr<Operation>> operations_;

@@ -153,6 +153,31 @@ class RestartRules(TaskmasterCase):
         wait_for(lambda: not processes_with_marker(self.mark), timeout=5, what="every child to be gone")
 
 
+class ManyPrograms(TaskmasterCase):
+    def test_stop_all_of_500_programs_ends_every_process_and_each_reads_stopped(self):
+        n = 500
+        programs = "".join(f"  p{i:03d}:\n    cmd: \"sleep MARK\"\n    starttime: 0\n" for i in range(n))
+        programs += ("  stubborn:\n    cmd: \"trap '' TERM; while :; do sleep MARK; done\"\n"
+                     "    starttime: 0\n    stoptime: 1\n")
+        self.start_daemon(self.config("programs:\n" + programs))
+        wait_for(lambda: sum(r["state"] == "RUNNING" for r in self.status().values()) == n + 1, timeout=120,
+                 what="every program RUNNING")
+        wait_for(lambda: len(processes_with_marker(self.mark)) >= n + 1, what="every process")
+        t = time.monotonic()
+        r = self.ctl("stop", "all")
+        took = time.monotonic() - t
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), n + 1, r.stdout[-300:])
+        self.assertTrue(all(line.endswith(": stopped") for line in lines), r.stdout[-300:])
+        self.assertGreaterEqual(took, 1, "the stubborn one had its stoptime")
+        self.assertEqual(processes_with_marker(self.mark), [], "every process is gone when stop all answers")
+        rows = self.status()
+        self.assertEqual({row["state"] for row in rows.values()}, {"STOPPED"})
+        self.assertEqual(rows["p000"]["signal"], "TERM")
+        self.assertEqual(rows["stubborn"]["signal"], "KILL")
+        self.assertRegex(self.ctl("status", "p499").stdout, r"^p499\s+STOPPED\s+stopped \(killed by SIGTERM\)")
+
+
 class Output(TaskmasterCase):
     def test_spammer_fills_rotated_files_of_the_configured_size_and_count(self):
         self.start_daemon(self.config(
@@ -201,10 +226,21 @@ class Output(TaskmasterCase):
     def test_log_keeps_every_byte_in_order_while_tail_joins_and_leaves(self):
         # Bursts of numbered lines: the first and last reach the log alone (zero-copy), the
         # middle one while `tail -f` follows (copied to both). Nothing lost, nothing twice.
+        self.every_byte_while_tail_follows("")
+
+    def test_a_log_that_never_rotates_is_written_by_the_program_and_tail_f_reads_it(self):
+        # stdout_maxbytes 0: the program's stdout is the file itself; `tail -f` reads the
+        # file as it grows. The same bursts, the same bytes.
+        self.every_byte_while_tail_follows("    stdout_maxbytes: 0\n")
+        log = os.path.join(self.logs_dir(), "count_00.out.log")
+        self.assertIn(log, [os.readlink(f"/proc/{p}/fd/1") for p in processes_with_marker(self.mark)])
+
+    def every_byte_while_tail_follows(self, extra):
         n = 1_000_000
         self.start_daemon(self.config(
             "programs:\n  count:\n"
-            f"    cmd: \"seq 1 {n}; sleep 3; seq {n + 1} {2 * n}; sleep 3; seq {2 * n + 1} {3 * n}; sleep MARK\"\n"))
+            f"    cmd: \"seq 1 {n}; sleep 3; seq {n + 1} {2 * n}; sleep 3; seq {2 * n + 1} {3 * n}; sleep MARK\"\n"
+            + extra))
         log = os.path.join(self.logs_dir(), "count_00.out.log")
         first = "".join(f"{i}\n" for i in range(1, n + 1)).encode()
         wait_for(lambda: os.path.exists(log) and os.path.getsize(log) == len(first), what="the first burst")
