@@ -1469,6 +1469,8 @@ int command_batch(const std::vector<std::string>& args) {
     file.from_stdin = true;
     file.tasks.push_back(BatchTask{"1", "true", {}, {}, {}, {}});
     input.emplace();
+    // A closed stdin is an empty one: the files batman opens next may take fd 0.
+    if (::fcntl(0, F_GETFD) < 0) input->eof = true;
   } else {
     auto loaded = load_batch_file(o.file);
     if (!loaded) return config_error(loaded.error());

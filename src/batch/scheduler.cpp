@@ -217,8 +217,8 @@ void Scheduler::admit_backlog() {
 
 void Scheduler::admit(std::size_t position) {
   const auto task = task_at(batch_, position);
+  if (!has_record(task) || terminal(task)) return;  // settled (and maybe forgotten) meanwhile
   auto& rec = entry(task);
-  if (terminal(task)) return;
   rec.admitted = true;
   rec.status = TaskStatus::Queued;
   ++waiting_;
