@@ -1,6 +1,8 @@
 // `batman batch FILE [TASK...]` and `batman batch -`: many tasks under the batch scheduler,
 // each attempt launched through an isolation tier in the batch's project tree (SPEC §10).
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,7 +11,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <deque>
 #include <map>
+#include <utility>
 
 #include "common/duration.hpp"
 #include "common/fs.hpp"
@@ -69,6 +73,8 @@ constexpr Duration kKillGrace = std::chrono::seconds(1);
 constexpr Duration kRunningWriteDelay = std::chrono::milliseconds(5);
 // Lines of a failed task's log carried into its JUnit failure.
 constexpr std::size_t kJunitTailLines = 30;
+// The summary lists every task of a run with at most this many (summary_table's default).
+constexpr std::size_t kSummaryListsAll = 50;
 // At most this many failed tasks get their log's last lines in the end summary.
 constexpr std::size_t kTailedTasks = 20;
 // A grouped attempt's output is kept in memory up to this size, then in an unlinked file.
@@ -221,23 +227,88 @@ struct Attempt {
   runner::Job* current() { return job ? job : check; }
 };
 
-// --executor slurm: the executor's settings, and each task's timeout (enforced on the node by
-// the wrapper from the moment the task starts, not by the scheduler from its submission).
+// --executor slurm: the executor's settings.
 struct SlurmSetup {
   slurm::ExecutorConfig config;
-  std::vector<Duration> timeouts;
 };
+
+// What the runner holds of one task until it ends; a stream's (`batch -`) are dropped then,
+// what the reports and the summary need kept apart (BatchRunner::keep_for_report).
+struct TaskSlot {
+  ResolvedTask task;                    // its cwd absolute
+  std::vector<ReportAttempt> attempts;  // so far
+  pid_t last_pid = 0;                   // of its latest attempt, for its final state
+  std::string slurm_job, slurm_node;    // its latest Slurm job and node
+  // --executor slurm: its timeout, enforced on the node by the wrapper from the moment the
+  // task starts, not by the scheduler from its submission.
+  Duration slurm_timeout{0};
+  bool ended = false;
+};
+
+// `batch -`: stdin, read as the queue drains (BatchRunner::pull_input). Every line gets the
+// same plan and working directory.
+struct StdinInput {
+  CommandLines lines;
+  runner::TaskPlan plan;
+  std::string cwd;
+  bool pollable = true;  // in the event loop (pipe, terminal, socket); else read when wanted
+  bool watched = false;
+  bool eof = false;
+  bool closed = false;  // nothing more is read: its end, an error, a halt
+};
+
+// One read(2) of at most 64 KiB of stdin into `in`: true when bytes or the end came, false
+// when none were there (EAGAIN). A closed stdin reads as an empty one.
+Result<bool> read_stdin(StdinInput& in) {
+  char buf[65536];
+  const ssize_t n = ::read(0, buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+  if (n < 0 && errno != EBADF) return sys_error("<stdin>: read");
+  if (n <= 0) {
+    in.eof = true;
+    BATMAN_TRY(in.lines.finish());
+    return true;
+  }
+  BATMAN_TRY(in.lines.feed(std::string_view(buf, static_cast<std::size_t>(n))));
+  return true;
+}
+
+// Before the event loop: read stdin until its first command (or its end, or, with
+// `to_the_end`, all of it). Blocks, as there is nothing else to do until then.
+Result<void> read_stdin_until_ready(StdinInput& in, bool to_the_end) {
+  while (!in.eof && (to_the_end || !in.lines.has_command())) {
+    if (!BATMAN_TRY(read_stdin(in))) {
+      pollfd readable{0, POLLIN, 0};
+      (void)::poll(&readable, 1, -1);  // a stdin left O_NONBLOCK by whoever made it
+    }
+  }
+  return {};
+}
 
 class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner, public slurm::Executor::Listener {
  public:
-  BatchRunner(BatchOptions options, BatchRun run, std::vector<std::string> cwd_of, ProjectTree tree,
-              isolation::TierChoice tier, isolation::Profile profile, std::string run_id, UniqueFd batch_log,
-              std::string command_line, std::optional<SlurmSetup> slurm = std::nullopt)
+  // `run`'s tasks with their cwd absolute; a stream's come from `input` instead.
+  BatchRunner(BatchOptions options, BatchRun run, ProjectTree tree, isolation::TierChoice tier,
+              isolation::Profile profile, std::string run_id, UniqueFd batch_log, std::string command_line,
+              std::optional<SlurmSetup> slurm, std::optional<StdinInput> input)
       : options_(std::move(options)), run_(std::move(run)), tree_(std::move(tree)),
         tier_(std::move(tier)), profile_(std::move(profile)), run_id_(std::move(run_id)),
         command_line_(std::move(command_line)), batch_log_(std::move(batch_log)),
-        report_attempts_(run_.tasks.size()), last_pid_(run_.tasks.size(), 0), cwd_of_(std::move(cwd_of)),
-        slurm_setup_(std::move(slurm)), slurm_jobs_(run_.tasks.size()), slurm_nodes_(run_.tasks.size()) {}
+        input_(std::move(input)), slurm_setup_(std::move(slurm)) {
+    for (std::size_t i = 0; i < run_.tasks.size(); ++i) {
+      TaskSlot slot;
+      slot.task = std::move(run_.tasks[i]);
+      if (slurm_setup_) {
+        // The wrapper times each attempt out on the node; the scheduler does not count the queue.
+        slot.slurm_timeout = std::exchange(run_.plan.tasks[i].timeout, Duration::zero());
+      }
+      slots_.push_back(std::move(slot));
+    }
+    run_.tasks.clear();
+    for (const auto& b : run_.plan.batches) batch_names_.push_back(b.name);
+    // Reports list every task; without them a stream keeps only what the summary lists.
+    keep_all_ = !input_ || !options_.report.empty() || !options_.junit.empty() || !options_.joblog.empty();
+  }
 
   Result<int> execute();
 
@@ -261,9 +332,21 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner,
 
  private:
   Attempt* attempt_of(const runner::Job& j);
+  TaskSlot& slot(std::size_t task) { return slots_[task - first_slot_]; }
+  const TaskSlot& slot(std::size_t task) const { return slots_[task - first_slot_]; }
+  std::size_t task_count() const { return first_slot_ + slots_.size(); }
+  // batch -: read stdin while the scheduler's queue has room; add its commands as tasks.
+  void pull_input();
+  void schedule_pull();
+  bool read_input();
+  void add_command();
+  void close_input();
+  void input_failed(const std::string& message);
+  void keep_for_report(std::size_t task, const runner::TaskRecord& rec);
+  void save_end_state(std::size_t task, const runner::TaskRecord& rec);
   // "<run-id>.<task>": the task's state file, TMPDIR and BATMAN_RUN_ID, and its logs'
   // prefix, apart from every other run's.
-  std::string task_id(std::size_t task) const { return run_id_ + "." + run_.tasks[task].name; }
+  std::string task_id(std::size_t task) const { return run_id_ + "." + slot(task).task.name; }
   std::string log_name(std::size_t task, int attempt) const {
     return task_id(task) + "." + std::to_string(attempt) + ".log";
   }
@@ -289,7 +372,8 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner,
   void show(const std::string& message);
   void tick_view();
   ViewCounts counts() const;
-  Report build_report() const;
+  // Once, at the end: it takes the ended tasks' records.
+  Report build_report();
   Result<void> open_reports();
   void write_reports(const Report& report);
 
@@ -315,9 +399,18 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner,
   std::map<std::size_t, std::unique_ptr<Attempt>> attempts_;
   // Every attempt's jobs; declared after the attempts, whose log sinks the jobs write into.
   std::unique_ptr<runner::JobSet> jobs_;
-  std::vector<std::vector<ReportAttempt>> report_attempts_;
-  std::vector<pid_t> last_pid_;      // of each task's latest attempt, for its final state
-  std::vector<std::string> cwd_of_;  // absolute working directory per task
+  // Every task from first_slot_ on; a stream drops those that ended from the front.
+  std::deque<TaskSlot> slots_;
+  std::size_t first_slot_ = 0;
+  std::optional<StdinInput> input_;
+  bool pull_scheduled_ = false;
+  std::string input_error_;  // a line batch - could not take: the run ends 125
+  std::vector<std::string> batch_names_;
+  // The ended tasks the report needs (keep_all_: all; else those the summary lists) and
+  // how many succeeded ones were only counted.
+  bool keep_all_ = true;
+  std::vector<std::pair<std::size_t, ReportTask>> ended_;  // (batch, task)
+  std::size_t unkept_successes_ = 0;
   std::vector<std::string> report_events_;
   std::vector<std::string> base_env_;
   std::vector<std::string> unenforced_;  // what the tier could not apply (the same for every task)
@@ -332,7 +425,6 @@ class BatchRunner final : public runner::Launcher, public runner::JobSet::Owner,
   std::map<std::size_t, StopRequest> stop_requests_;  // `batman stop PROJECT TASK`, per task
   std::optional<SlurmSetup> slurm_setup_;
   std::unique_ptr<slurm::Executor> slurm_;
-  std::vector<std::string> slurm_jobs_, slurm_nodes_;          // each task's latest job and node
   std::map<std::size_t, slurm::ElementResult> slurm_results_;  // the attempt that just ended
 };
 
@@ -343,7 +435,7 @@ Attempt* BatchRunner::attempt_of(const runner::Job& j) {
 }
 
 runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check, bool environment) const {
-  const auto& t = run_.tasks[a.task];
+  const auto& t = slot(a.task).task;
   runner::LaunchSpec spec;
   spec.project = tree_.name;
   spec.home = tree_.home;
@@ -353,7 +445,7 @@ runner::LaunchSpec BatchRunner::spec_of(const Attempt& a, bool health_check, boo
   spec.unit_parts = {spec.run_id, std::to_string(a.number)};
   if (health_check) spec.unit_parts.push_back("check");
   spec.command = health_check ? *run_.health_check : t.cmd;
-  spec.cwd = cwd_of_[a.task];
+  spec.cwd = slot(a.task).task.cwd;
   spec.tier = tier_.tier;
   spec.profile = profile_;
   spec.limits = profile_.limits;
@@ -374,7 +466,7 @@ runner::RunState BatchRunner::record_of(std::size_t task, std::string log) const
 }
 
 Result<void> BatchRunner::start(std::size_t task, int attempt) {
-  const auto& t = run_.tasks[task];
+  const auto& t = slot(task).task;
   auto a = std::make_unique<Attempt>();
   a->task = task;
   a->number = attempt;
@@ -396,27 +488,28 @@ Result<void> BatchRunner::start(std::size_t task, int attempt) {
     a->out_group = std::make_unique<GroupSink>(tree_.tmp_fd.get(), *out_);
     a->err_group = std::make_unique<GroupSink>(tree_.tmp_fd.get(), *err_);
   }
-  auto& slot = attempts_[task];
-  slot = std::move(a);
+  auto& started = attempts_[task];
+  started = std::move(a);
+  schedule_pull();  // it left the queue: room for one more line
   if (slurm_ && !run_.health_check) {
-    submit(*slot);
+    submit(*started);
     return {};
   }
   // On an error the scheduler records the failed attempt (on_attempt_end drops this one).
-  return start_job(*slot, run_.health_check.has_value());
+  return start_job(*started, run_.health_check.has_value());
 }
 
 void BatchRunner::submit(const Attempt& a) {
-  const auto& t = run_.tasks[a.task];
+  const auto& t = slot(a.task).task;
   slurm::Element e;
   e.task = a.task;
   e.attempt = a.number;
   e.name = t.name;
   e.task_id = task_id(a.task);
   e.command = t.cmd;
-  e.cwd = cwd_of_[a.task];
+  e.cwd = slot(a.task).task.cwd;
   e.env = t.env;
-  e.timeout = slurm_setup_->timeouts[a.task];
+  e.timeout = slot(a.task).slurm_timeout;
   e.log = a.log_name;
   e.throttle = scheduler_->concurrency();
   slurm_->submit(std::move(e));
@@ -427,14 +520,14 @@ runner::RunState BatchRunner::slurm_record(std::size_t task, const std::string& 
   s.status = status;
   if (auto it = attempts_.find(task); it != attempts_.end()) s.started_at = format_rfc3339(it->second->started_wall);
   s.restarts = static_cast<int>(scheduler_->record(task).attempts.size()) - 1;
-  if (!slurm_jobs_[task].empty()) s.slurm_job = slurm_jobs_[task];
-  if (!slurm_nodes_[task].empty()) s.node = slurm_nodes_[task];
+  if (!slot(task).slurm_job.empty()) s.slurm_job = slot(task).slurm_job;
+  if (!slot(task).slurm_node.empty()) s.node = slot(task).slurm_node;
   return s;
 }
 
 void BatchRunner::on_submitted(std::size_t task, const std::string& job) {
-  slurm_jobs_[task] = job;
-  if (events_) events_->info("task {} submitted as Slurm job {}", run_.tasks[task].name, job);
+  slot(task).slurm_job = job;
+  if (events_) events_->info("task {} submitted as Slurm job {}", slot(task).task.name, job);
   save_state(slurm_record(task, "starting"));
 }
 
@@ -447,7 +540,7 @@ void BatchRunner::show_output(std::size_t task, const std::string& log_name) {
   UniqueFd fd(::openat(tree_.logs_fd.get(), log_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return;
   GroupSink group(tree_.tmp_fd.get(), *out_);
-  runner::LinePrefixSink prefixed("[" + run_.tasks[task].name + "] ", *out_);
+  runner::LinePrefixSink prefixed("[" + slot(task).task.name + "] ", *out_);
   runner::Sink& sink = output_ == OutputMode::Grouped ? static_cast<runner::Sink&>(group) : prefixed;
   char buf[65536];
   for (;;) {
@@ -462,7 +555,7 @@ void BatchRunner::show_output(std::size_t task, const std::string& log_name) {
 void BatchRunner::on_result(std::size_t task, int attempt, slurm::ElementResult result) {
   auto it = attempts_.find(task);
   if (it == attempts_.end() || it->second->number != attempt) return;
-  if (!result.host.empty()) slurm_nodes_[task] = result.host;
+  if (!result.host.empty()) slot(task).slurm_node = result.host;
   show_output(task, it->second->log_name);
   runner::AttemptOutcome outcome;
   outcome.exit_code = result.exit_code;
@@ -472,8 +565,8 @@ void BatchRunner::on_result(std::size_t task, int attempt, slurm::ElementResult 
   if (!result.job.empty() && !result.error.empty() && result.error.find(result.job) == std::string::npos)
     outcome.error = "Slurm job " + result.job + ": " + result.error;
   if (result.timed_out) {
-    on_log("task " + run_.tasks[task].name + " attempt " + std::to_string(attempt) + " timed out after " +
-           format_duration(slurm_setup_->timeouts[task]) + " on node " + result.host + ": its process tree was killed");
+    on_log("task " + slot(task).task.name + " attempt " + std::to_string(attempt) + " timed out after " +
+           format_duration(slot(task).slurm_timeout) + " on node " + result.host + ": its process tree was killed");
   }
   slurm_results_[task] = std::move(result);
   finish_attempt(task, std::move(outcome));
@@ -525,7 +618,7 @@ void BatchRunner::on_spawned(runner::Job& j, pid_t pid) {
   if (!a || &j != a->job) return;  // the health check has no state of its own
   runner::RunState s = record_of(a->task, "logs/" + a->log_name);
   runner::record_started(s, pid, a->started_wall);
-  last_pid_[a->task] = pid;
+  slot(a->task).last_pid = pid;
   s.started_at = format_rfc3339(a->started_wall);
   s.restarts = a->number - 1;
   // As for a single run: a task that is over within a few milliseconds gets one state write
@@ -564,7 +657,7 @@ void BatchRunner::on_settled(runner::Job& j) {
     }
     if (!a.killed) {
       outcome.check_failed = true;
-      const auto msg = "health check failed before task " + run_.tasks[task].name + " attempt " +
+      const auto msg = "health check failed before task " + slot(task).task.name + " attempt " +
                        std::to_string(a.number) + ": " +
                        (exit ? (exit->signal ? "killed by SIG" + signal_name(exit->signal)
                                              : "exit " + std::to_string(exit->code))
@@ -594,7 +687,7 @@ void BatchRunner::finish_attempt(std::size_t task, runner::AttemptOutcome outcom
   scheduler_->on_exit(task, std::move(outcome));
   // A retry waits in backoff: the state file says so instead of "running" with a dead pid.
   if (scheduler_->record(task).status == TaskStatus::Backoff) {
-    const auto& attempts = report_attempts_[task];
+    const auto& attempts = slot(task).attempts;
     runner::RunState s = record_of(task, "");
     s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
     s.restarts = static_cast<int>(attempts.size());
@@ -633,14 +726,14 @@ void BatchRunner::on_attempt_end(std::size_t task, const runner::AttemptRecord& 
     attempts_.erase(it);
   }
   if (events_)
-    events_->info("task {} attempt {}: {} after {}", run_.tasks[task].name, record.number, r.outcome,
+    events_->info("task {} attempt {}: {} after {}", slot(task).task.name, record.number, r.outcome,
                   format_duration(r.runtime));
-  report_attempts_[task].push_back(std::move(r));
+  slot(task).attempts.push_back(std::move(r));
 }
 
 void BatchRunner::on_task_end(std::size_t task) {
   const auto& rec = scheduler_->record(task);
-  const auto& t = run_.tasks[task];
+  const auto& t = slot(task).task;
   switch (rec.status) {
     case TaskStatus::Succeeded: ++succeeded_; break;
     case TaskStatus::Failed: ++failed_; break;
@@ -649,23 +742,27 @@ void BatchRunner::on_task_end(std::size_t task) {
     case TaskStatus::Done: ++done_; break;
     default: ++skipped_; break;
   }
-  if (rec.status == TaskStatus::Done) {
-    show("task " + t.name + " not run: " + rec.reason);
-    return;
-  }
-  if (rec.attempts.empty()) return;  // skipped before it ran: no state to record, no tmp
+  if (rec.status == TaskStatus::Done) show("task " + t.name + " not run: " + rec.reason);
+  // Skipped before it ran, or done earlier: no state to record, no tmp.
+  if (rec.status != TaskStatus::Done && !rec.attempts.empty()) save_end_state(task, rec);
+  keep_for_report(task, rec);
+  slot(task).ended = true;
+  schedule_pull();  // it left the queue (skipped), or its slot may go (a stream's)
+}
+
+void BatchRunner::save_end_state(std::size_t task, const runner::TaskRecord& rec) {
   disk_->remove_tree(tree_.tmp_fd.get(), task_id(task));
   const auto& last = rec.attempts.back().outcome;
-  const auto& attempts = report_attempts_[task];
+  const auto& attempts = slot(task).attempts;
   runner::RunState s = record_of(task, attempts.empty() ? "" : attempts.back().log);
   s.started_at = attempts.empty() ? format_rfc3339(started_wall_) : format_rfc3339(attempts.front().started);
-  s.pid = last_pid_[task];
+  s.pid = slot(task).last_pid;
   s.pid_start_time = 0;
   s.restarts = static_cast<int>(rec.attempts.size()) - 1;
   if (slurm_) {
     s.pid = 0;
-    if (!slurm_jobs_[task].empty()) s.slurm_job = slurm_jobs_[task];
-    if (!slurm_nodes_[task].empty()) s.node = slurm_nodes_[task];
+    if (!slot(task).slurm_job.empty()) s.slurm_job = slot(task).slurm_job;
+    if (!slot(task).slurm_node.empty()) s.node = slot(task).slurm_node;
   }
   runner::JobEnd end;
   if (last.signal || last.exit_code >= 0) end.exit = runner::ExitInfo{last.exit_code, last.signal, false};
@@ -673,6 +770,26 @@ void BatchRunner::on_task_end(std::size_t task) {
   end.stopped = rec.status == TaskStatus::Interrupted || rec.status == TaskStatus::Stopped;
   runner::record_ended(s, end, std::chrono::system_clock::now());
   save_state(s);
+}
+
+// What the reports need of an ended task, moved out of its slot: every task when a report
+// was asked for or for a batch FILE; else (a stream) the first 50 and the ones that did not
+// succeed (the summary lists those), the other successes only counted.
+void BatchRunner::keep_for_report(std::size_t task, const runner::TaskRecord& rec) {
+  auto& ended = slot(task);
+  const bool success = rec.status == TaskStatus::Succeeded || rec.status == TaskStatus::Done;
+  if (!keep_all_ && success && task >= kSummaryListsAll) {
+    ++unkept_successes_;
+    return;
+  }
+  ReportTask t;
+  t.seq = task + 1;  // tasks are numbered in plan order, batch after batch
+  t.name = ended.task.name;
+  t.command = ended.task.cmd;
+  t.status = std::string(runner::task_status_name(rec.status));
+  t.reason = rec.reason;
+  t.attempts = std::move(ended.attempts);
+  ended_.emplace_back(rec.batch, std::move(t));
 }
 
 void BatchRunner::save_state(const runner::RunState& s, Duration delay) { disk_->submit(s, delay); }
@@ -739,6 +856,7 @@ void BatchRunner::interrupt(int sig) {
   if (interrupt_signal_ == 0) {
     interrupt_signal_ = sig;
     scheduler_->interrupt("interrupted by SIG" + signal_name(sig));
+    schedule_pull();  // stdin not read yet is not run
     return;
   }
   // A second signal does not wait for the grace period.
@@ -764,12 +882,106 @@ runner::RunState BatchRunner::batch_record() const {
   return s;
 }
 
+// Run from the event loop (EventLoop::defer), never inside the scheduler: add_task may start
+// tasks at once. Stdin is read only while the queue has room, at most 64 KiB at a time and
+// only once the loop says it is readable (a pipe, a terminal, a socket: epoll), so a slow
+// writer never blocks the loop; what epoll cannot watch (a regular file, /dev/null) is read
+// when wanted.
+void BatchRunner::pull_input() {
+  pull_scheduled_ = false;
+  if (input_) {
+    while (!slots_.empty() && slots_.front().ended) {
+      slots_.pop_front();
+      ++first_slot_;
+    }
+  }
+  if (!input_ || input_->closed) return;
+  while (scheduler_->wants_input()) {
+    if (input_->lines.has_command()) {
+      add_command();
+    } else if (input_->eof) {
+      close_input();
+      return;
+    } else if (input_->pollable) {
+      if (!input_->watched) {
+        auto watched = loop_->watch(0, EPOLLIN, [this](std::uint32_t) {
+          if (read_input()) pull_input();
+        });
+        if (!watched) {
+          input_failed("<stdin>: " + watched.error().message);
+          return;
+        }
+        input_->watched = true;
+      }
+      return;
+    } else if (!read_input()) {
+      return;
+    }
+  }
+  if (scheduler_->halted()) {  // interrupted or halted: the rest of stdin is not run
+    close_input();
+    return;
+  }
+  // The queue is full: stdin waits (a level-triggered watch would wake the loop for nothing).
+  if (input_->watched) {
+    loop_->unwatch(0);
+    input_->watched = false;
+  }
+}
+
+void BatchRunner::schedule_pull() {
+  if (!input_ || pull_scheduled_) return;
+  pull_scheduled_ = true;
+  loop_->defer([this] { pull_input(); });
+}
+
+// One read of at most 64 KiB; false when nothing came (EAGAIN) or the input is closed.
+bool BatchRunner::read_input() {
+  if (input_->closed || input_->eof) return false;
+  auto read = read_stdin(*input_);
+  if (!read) input_failed(read.error().message);
+  return read && *read;
+}
+
+void BatchRunner::add_command() {
+  TaskSlot added;
+  added.task.cmd = input_->lines.take();
+  added.task.name = std::to_string(input_->lines.taken());
+  added.task.cwd = input_->cwd;
+  runner::TaskPlan plan = input_->plan;
+  plan.name = added.task.name;
+  if (slurm_setup_) added.slurm_timeout = std::exchange(plan.timeout, Duration::zero());
+  slots_.push_back(std::move(added));
+  scheduler_->add_task(std::move(plan));  // may start it at once
+}
+
+void BatchRunner::close_input() {
+  if (input_->watched) loop_->unwatch(0);
+  input_->watched = false;
+  input_->closed = true;
+  scheduler_->end_input();
+}
+
+// A line batch - cannot take (too long, one too many) or stdin unreadable: what was read
+// before it runs; nothing after it; the run ends 125.
+void BatchRunner::input_failed(const std::string& message) {
+  input_error_ = message;
+  error(message + ": the commands before it run, none after it");
+  to_batch_log(message + "\n");
+  report_events_.push_back(message);
+  input_->eof = true;  // nothing more is read; the commands already split off still run
+  if (input_->watched) loop_->unwatch(0);
+  input_->watched = false;
+  schedule_pull();
+}
+
 void BatchRunner::to_batch_log(std::string_view text) {
   if (batch_log_) (void)write_all(batch_log_.get(), text);
 }
 
 int BatchRunner::exit_code() const {
   if (interrupt_signal_) return 128 + interrupt_signal_;
+  if (!input_error_.empty()) return kExitBatmanError;
   return scheduler_->all_succeeded() ? 0 : 1;
 }
 
@@ -810,7 +1022,8 @@ void BatchRunner::handle_task_stop(const signalfd_siginfo& info) {
   const TaskStopRequest request = decode_task_stop(info.ssi_ptr);
   std::optional<std::size_t> found;
   std::size_t matches = 0;
-  for (std::size_t task = 0; task < run_.tasks.size(); ++task) {
+  for (std::size_t task = first_slot_; task < task_count(); ++task) {
+    if (slot(task).ended) continue;
     if (task_selector(record_of(task, "").run_id) != request.selector) continue;
     found = task;
     ++matches;
@@ -827,7 +1040,7 @@ void BatchRunner::handle_task_stop(const signalfd_siginfo& info) {
 
 ViewCounts BatchRunner::counts() const {
   ViewCounts c;
-  c.total = run_.tasks.size();
+  c.total = task_count();
   c.queued = scheduler_->queued();
   c.running = scheduler_->running();
   c.succeeded = succeeded_;
@@ -845,7 +1058,7 @@ void BatchRunner::tick_view() {
   if (view_->live()) {
     std::vector<ViewTask> running;
     for (const auto& [task, a] : attempts_)
-      running.push_back(ViewTask{run_.tasks[task].name, a->number, loop_->now() - a->started,
+      running.push_back(ViewTask{slot(task).task.name, a->number, loop_->now() - a->started,
                                  a->log ? a->log->last_line() : ""});
     view_->draw(counts(), running, elapsed);
     loop_->add_timer_after(std::chrono::milliseconds(250), [this] { tick_view(); });
@@ -874,7 +1087,7 @@ Result<void> BatchRunner::open_reports() {
   return {};
 }
 
-Report BatchRunner::build_report() const {
+Report BatchRunner::build_report() {
   Report report;
   report.project = tree_.name;
   report.run_id = run_id_;
@@ -883,27 +1096,16 @@ Report BatchRunner::build_report() const {
   report.elapsed = loop_->now() - started_;
   report.interrupted = interrupt_signal_ != 0;
   report.events = report_events_;
-  const auto& plan = scheduler_->plan();
-  std::size_t seq = 0;
-  for (const auto& batch : plan.batches) {
-    ReportBatch b;
-    b.name = batch.name;
-    for (const auto task : batch.tasks) {
-      const auto& rec = scheduler_->record(task);
-      ReportTask t;
-      t.seq = ++seq;
-      t.name = run_.tasks[task].name;
-      t.command = run_.tasks[task].cmd;
-      t.status = std::string(runner::task_status_name(rec.status));
-      t.reason = rec.reason;
-      t.attempts = report_attempts_[task];
-      if ((rec.status == TaskStatus::Failed || rec.status == TaskStatus::Interrupted || rec.status == TaskStatus::Stopped) && !t.attempts.empty()) {
-        t.log_tail = tail_of(tree_.logs_fd.get(), t.attempts.back().log.substr(5), kJunitTailLines);
-      }
-      b.tasks.push_back(std::move(t));
-    }
-    report.batches.push_back(std::move(b));
+  report.succeeded_not_listed = unkept_successes_;
+  for (const auto& name : batch_names_) report.batches.push_back(ReportBatch{name, {}});
+  // In plan order: tasks end in any order.
+  std::sort(ended_.begin(), ended_.end(), [](const auto& a, const auto& b) { return a.second.seq < b.second.seq; });
+  for (auto& [batch, t] : ended_) {
+    if ((t.status == "failed" || t.status == "interrupted" || t.status == "stopped") && !t.attempts.empty())
+      t.log_tail = tail_of(tree_.logs_fd.get(), t.attempts.back().log.substr(5), kJunitTailLines);
+    report.batches[batch].tasks.push_back(std::move(t));
   }
+  ended_.clear();
   return report;
 }
 
@@ -970,15 +1172,25 @@ Result<int> BatchRunner::execute() {
 
   started_ = loop_->now();
   started_wall_ = std::chrono::system_clock::now();
-  if (events_) events_->info("batch {} run {} started: {} tasks", run_.project, run_id_, run_.tasks.size());
+  const std::string tasks = input_ ? "commands from stdin"
+                            : std::to_string(slots_.size()) + (slots_.size() == 1 ? " task" : " tasks");
+  if (events_) events_->info("batch {} run {} started: {}", run_.project, run_id_, tasks);
   save_state(batch_record());
-  show("run " + run_id_ + ": " + std::to_string(run_.tasks.size()) + (run_.tasks.size() == 1 ? " task" : " tasks") +
-       ", logs in " + tree_.logs_path() + "/" + run_id_ + ".*");
+  show("run " + run_id_ + ": " + tasks + ", logs in " + tree_.logs_path() + "/" + run_id_ + ".*");
   SystemClock clock;
-  scheduler_ = std::make_unique<runner::Scheduler>(clock, *this, run_.plan);
+  const bool read_all_first = run_.plan.halt.percent;
+  scheduler_ = std::make_unique<runner::Scheduler>(clock, *this, std::move(run_.plan));
   loop_->add_timer_after(view_->live() ? Duration(std::chrono::milliseconds(250)) : Duration(std::chrono::seconds(5)),
                          [this] { tick_view(); });
+  if (input_ && read_all_first) {
+    // --halt ...N%: a percentage of every task, as GNU parallel counts it: stdin is read to
+    // its end before the first start.
+    if (auto read = read_stdin_until_ready(*input_, true); !read) input_failed(read.error().message);
+    while (input_->lines.has_command()) add_command();
+    if (!input_->closed) close_input();
+  }
   scheduler_->start();
+  pull_input();
   if (!scheduler_->finished()) {
     if (auto r = loop_->run(); !r) return std::unexpected(r.error());
   }
@@ -1008,7 +1220,7 @@ Result<int> BatchRunner::execute() {
   const auto report = build_report();
   write_reports(report);
   // The failed tasks' logs first: the totals stay the last line.
-  const auto summary = failure_tails(report) + summary_table(report);
+  const auto summary = failure_tails(report) + summary_table(report, kSummaryListsAll);
   to_batch_log(summary);
   if (!quiet()) (void)write_all(2, summary);
   if (events_)
@@ -1017,22 +1229,26 @@ Result<int> BatchRunner::execute() {
   return code;
 }
 
-// Each task's working directory, absolute: `cwd` is relative to batman's own.
-Result<std::vector<std::string>> working_directories(const BatchRun& run, const std::string& source) {
+// Each task's working directory made absolute (`cwd` is relative to batman's own); returns
+// batman's own, which is every `batch -` line's.
+Result<std::string> absolute_working_directories(BatchRun& run, const std::string& source) {
   std::error_code ec;
   const auto here = std::filesystem::current_path(ec);
   if (ec) return fail("cannot read the current directory: " + ec.message());
-  std::vector<std::string> out;
-  for (const auto& t : run.tasks) {
+  auto text_of = [](const std::filesystem::path& dir) {
+    auto text = dir.string();
+    if (text.size() > 1 && text.back() == '/') text.pop_back();
+    return text;
+  };
+  for (auto& t : run.tasks) {
     auto dir = t.cwd.empty() ? here : (here / t.cwd).lexically_normal();
     if (!std::filesystem::is_directory(dir, ec))
       return fail(source + ": key 'tasks." + t.name + ".cwd': " + dir.string() + " is not a directory");
-    auto text = dir.string();
-    if (text.size() > 1 && text.back() == '/') text.pop_back();
-    out.push_back(text);
+    t.cwd = text_of(dir);
   }
-  return out;
+  return text_of(here);
 }
+
 
 // Flags as Limits; the flag's name is in every error.
 Result<Limits> limits_from_flags(const BatchOptions& o) {
@@ -1227,11 +1443,18 @@ int command_batch(const std::vector<std::string>& args) {
     return kExitBatmanError;
   };
   BatchFile file;
+  std::optional<StdinInput> input;  // batch -: its lines become tasks as the queue drains
   if (o.file == "-") {
     if (!o.tasks.empty()) return config_error(Error{"batch -: task names only apply to a batch file", 0});
-    auto lines = batch_from_lines(std::cin);
-    if (!lines) return config_error(lines.error());
-    file = std::move(*lines);
+    // Every line's plan is the one a task of this shape resolves to (flags, environment,
+    // stdin_defaults); the lines themselves are read later.
+    file.source = "<stdin>";
+    file.project = "batch";
+    file.from_stdin = true;
+    file.tasks.push_back(BatchTask{"1", "true", {}, {}, {}, {}});
+    input.emplace();
+    // A closed stdin is an empty one: the files batman opens next may take fd 0.
+    if (::fcntl(0, F_GETFD) < 0) input->eof = true;
   } else {
     auto loaded = load_batch_file(o.file);
     if (!loaded) return config_error(loaded.error());
@@ -1252,6 +1475,13 @@ int command_batch(const std::vector<std::string>& args) {
   auto run = resolve_batch(file, o.tasks, *flags, *environment, o.no_deps);
   if (!run) return config_error(run.error());
   run->plan.halt = *halt;
+  if (input) {
+    input->plan = std::move(run->plan.tasks.front());
+    run->plan.tasks.clear();
+    run->plan.batches.front().tasks.clear();
+    run->tasks.clear();
+    run->plan.stream = true;
+  }
 
   auto requested = isolation::parse_tier(o.isolation.empty() ? file.isolation : o.isolation);
   if (!requested) return config_error(requested.error().wrap("--isolation"));
@@ -1259,11 +1489,19 @@ int command_batch(const std::vector<std::string>& args) {
   if (!profile) return config_error(profile.error());
   auto tier = isolation::choose_tier(*requested);
   if (!tier) return config_error(tier.error());
-  auto cwd_of = working_directories(*run, file.source);
-  if (!cwd_of) return config_error(cwd_of.error());
+  auto here = absolute_working_directories(*run, file.source);
+  if (!here) return config_error(here.error());
   auto tree = open_project(run->project, true);
   if (!tree) return config_error(tree.error());
-  if (run->tasks.empty()) {
+  if (input) {
+    input->cwd = std::move(*here);
+    struct stat st{};
+    // epoll takes pipes, sockets and terminals; a file (or /dev/null) is read when wanted.
+    input->pollable = ::fstat(0, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || ::isatty(0));
+    // Until its first command: a first line too long is refused before any run exists.
+    if (auto read = read_stdin_until_ready(*input, false); !read) return config_error(read.error());
+  }
+  if (input ? !input->lines.has_command() : run->tasks.empty()) {
     info("nothing to run: no tasks");
     return 0;
   }
@@ -1291,17 +1529,12 @@ int command_batch(const std::vector<std::string>& args) {
     setup.config.batman = slurm_batman();
     setup.config.options = std::move(*sbatch_options);
     setup.config.max_array = *array_size;
-    // The wrapper times each attempt out on the node; the scheduler does not count the queue.
-    for (auto& task : run->plan.tasks) {
-      setup.timeouts.push_back(task.timeout);
-      task.timeout = Duration::zero();
-    }
     slurm = std::move(setup);
   }
   UniqueFd logs_fd(::fcntl(tree->logs_fd.get(), F_DUPFD_CLOEXEC, 3));
-  BatchRunner runner(std::move(o), std::move(*run), std::move(*cwd_of), std::move(*tree), std::move(*tier),
-                     std::move(*profile), std::move(made->first), std::move(made->second), command_line,
-                     std::move(slurm));
+  BatchRunner runner(std::move(o), std::move(*run), std::move(*tree), std::move(*tier), std::move(*profile),
+                     std::move(made->first), std::move(made->second), command_line, std::move(slurm),
+                     std::move(input));
   auto code = runner.execute();
   if (!code) {
     // It failed before anything ran (a report it could not open): no run is left behind.

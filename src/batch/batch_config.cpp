@@ -238,40 +238,71 @@ Result<BatchFile> load_batch_file(const std::string& path) {
   return parse_batch_file(*text, path);
 }
 
+Result<void> CommandLines::feed(std::string_view data) {
+  while (!data.empty()) {
+    const auto nl = data.find('\n');
+    const auto part = data.substr(0, nl);
+    // Checked before it is kept: a line with no end (/dev/zero) must not grow without bound.
+    if (partial_.size() + part.size() > max_line_)
+      return fail("<stdin>:" + std::to_string(line_ + 1) + ": a line longer than " + std::to_string(max_line_) +
+                  " bytes (the kernel's limit for one command)");
+    partial_.append(part);
+    if (nl == std::string_view::npos) break;
+    BATMAN_TRY(add_line());
+    data.remove_prefix(nl + 1);
+  }
+  return {};
+}
+
+Result<void> CommandLines::finish() {
+  if (partial_.empty()) return {};
+  return add_line();
+}
+
+Result<void> CommandLines::add_line() {
+  ++line_;
+  std::string line = std::move(partial_);
+  partial_.clear();
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.find_first_not_of(" \t") == std::string::npos) return {};
+  if (commands_ == max_commands_)
+    return fail("<stdin>: more than " + std::to_string(max_commands_) + " commands; split the input");
+  ++commands_;
+  ready_.push_back(std::move(line));
+  return {};
+}
+
+std::string CommandLines::take() {
+  std::string command = std::move(ready_.front());
+  ready_.pop_front();
+  ++taken_;
+  return command;
+}
+
 Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line, std::size_t max_tasks) {
   BatchFile file;
   file.source = "<stdin>";
   file.project = "batch";
   file.from_stdin = true;
-  std::string line;
-  std::size_t number = 0;
-  auto add = [&]() -> Result<void> {
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) return {};
-    if (file.tasks.size() == max_tasks)
-      return fail("<stdin>: more than " + std::to_string(max_tasks) + " commands; split the input");
-    BatchTask task;
-    task.name = std::to_string(file.tasks.size() + 1);
-    task.cmd = std::move(line);
-    file.tasks.push_back(std::move(task));
-    return {};
-  };
-  // Read by hand, not with getline: a line with no end (/dev/zero) must not grow without bound.
-  std::streambuf* buf = in.rdbuf();
-  for (int c = buf->sbumpc(); c != std::char_traits<char>::eof(); c = buf->sbumpc()) {
-    if (c == '\n') {
-      BATMAN_TRY(add());
-      line.clear();
-      continue;
+  CommandLines lines(max_line, max_tasks);
+  auto take_all = [&] {
+    while (lines.has_command()) {
+      BatchTask task;
+      task.cmd = lines.take();
+      task.name = std::to_string(lines.taken());
+      file.tasks.push_back(std::move(task));
     }
-    if (line.size() == max_line)
-      return fail("<stdin>:" + std::to_string(number + 1) + ": a line longer than " + std::to_string(max_line) +
-                  " bytes (the kernel's limit for one command)");
-    line.push_back(static_cast<char>(c));
+  };
+  char buf[65536];
+  for (;;) {
+    in.read(buf, sizeof buf);
+    const auto n = static_cast<std::size_t>(in.gcount());
+    if (n == 0) break;
+    BATMAN_TRY(lines.feed(std::string_view(buf, n)));
+    take_all();
   }
-  if (!line.empty())
-    BATMAN_TRY(add());
+  BATMAN_TRY(lines.finish());
+  take_all();
   return file;
 }
 
@@ -304,14 +335,14 @@ Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::str
   run.project = file.project;
   run.health_check = file.health_check;
   std::map<std::string, std::size_t> index_of;  // file task name -> scheduler index
+  std::map<std::string_view, const BatchTask*> by_name;
+  for (const auto& t : file.tasks) by_name.emplace(t.name, &t);
 
   std::vector<BatchGroup> groups;
   if (!selected.empty()) {
     BatchGroup group{"", selected, {}};
     for (const auto& name : selected) {
-      const bool known = std::any_of(file.tasks.begin(), file.tasks.end(),
-                                     [&](const BatchTask& t) { return t.name == name; });
-      if (!known) {
+      if (!by_name.contains(name)) {
         std::string names;
         for (const auto& t : file.tasks) names += (names.empty() ? "" : ", ") + t.name;
         return fail(file.source + ": no task named '" + name + "' (tasks: " + names + ")");
@@ -322,8 +353,6 @@ Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::str
     std::erase_if(group.tasks, [&](const std::string& n) { return !seen.insert(n).second; });
     if (!no_deps) {
       // What the named tasks need, transitively, follows them in file order.
-      std::map<std::string, const BatchTask*> by_name;
-      for (const auto& t : file.tasks) by_name[t.name] = &t;
       std::set<std::string> wanted(seen);
       std::vector<std::string> stack(group.tasks.begin(), group.tasks.end());
       while (!stack.empty()) {
@@ -365,8 +394,7 @@ Result<BatchRun> resolve_batch(const BatchFile& file, const std::vector<std::str
                                                   &group.limits.max_queue, &file.defaults.max_queue});
     batch.queue_overflow_waits = file.from_stdin;
     for (const auto& name : group.tasks) {
-      const auto& task = *std::find_if(file.tasks.begin(), file.tasks.end(),
-                                       [&](const BatchTask& t) { return t.name == name; });
+      const auto& task = *by_name.at(name);
       runner::TaskPlan tp;
       tp.name = task.name;
       tp.timeout = first_of(builtin.timeout, {&flags.timeout, &environment.timeout, &task.limits.timeout,

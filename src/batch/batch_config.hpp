@@ -2,6 +2,7 @@
 // errors, and its resolution into a scheduler plan under the precedence rule:
 // flags > MAX_CONCURRENCY, RATE_LIMIT, TASK_TIMEOUT (ms) > per-task/per-batch > defaults > built-ins.
 #pragma once
+#include <deque>
 #include <functional>
 #include <istream>
 #include <map>
@@ -87,13 +88,44 @@ struct BatchFile {
 // Errors read "FILE:LINE: key 'tasks.build.timeout': what is wrong".
 Result<BatchFile> parse_batch_file(const std::string& yaml_text, const std::string& source);
 Result<BatchFile> load_batch_file(const std::string& path);
-// `batman batch -`: one command per non-blank line, tasks named 1, 2, 3 ... (GNU parallel's
-// sequence numbers); project "batch" unless the caller sets another.
-// One command per line (`batch -`). A line longer than `max_line` (the kernel's limit for one
-// argument, MAX_ARG_STRLEN: `sh -c` could not take it) or more than `max_tasks` commands is an
-// error, so endless input (/dev/zero, `yes`) ends with a message instead of eating memory.
-Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line = 128 * 1024,
-                                   std::size_t max_tasks = 1'000'000);
+// `batch -`: a line is at most the kernel's limit for one argument (MAX_ARG_STRLEN: `sh -c`
+// could not take a longer one), and a run at most a million commands.
+constexpr std::size_t kMaxCommandLine = 128 * 1024;
+constexpr std::size_t kMaxCommands = 1'000'000;
+
+// `batman batch -`'s input, split into commands as it is read: one per non-blank line (a
+// final "\r" dropped), named 1, 2, 3 ... (GNU parallel's sequence numbers). A line longer
+// than `max_line` or more than `max_commands` commands is an error ("<stdin>:LINE: ..."), so
+// endless input (/dev/zero, `yes`) ends with a message instead of eating memory. What it
+// holds is bounded: the commands of the bytes fed and not yet taken, and one partial line.
+class CommandLines {
+ public:
+  explicit CommandLines(std::size_t max_line = kMaxCommandLine, std::size_t max_commands = kMaxCommands)
+      : max_line_(max_line), max_commands_(max_commands) {}
+  // The next bytes of input; each line they complete becomes a command.
+  Result<void> feed(std::string_view data);
+  // The end of input: a last line without a newline is a command too.
+  Result<void> finish();
+  bool has_command() const { return !ready_.empty(); }
+  // The oldest command not taken; its task name is std::to_string(taken()) afterwards.
+  std::string take();
+  std::size_t taken() const { return taken_; }
+
+ private:
+  Result<void> add_line();
+
+  std::size_t max_line_, max_commands_;
+  std::string partial_;
+  std::deque<std::string> ready_;
+  std::size_t line_ = 0;      // lines completed so far
+  std::size_t commands_ = 0;  // commands found so far (taken or ready)
+  std::size_t taken_ = 0;
+};
+
+// `batman batch -` read whole (a batch FILE's shape; the command streams it instead): every
+// command of `in` as a task; project "batch" unless the caller sets another.
+Result<BatchFile> batch_from_lines(std::istream& in, std::size_t max_line = kMaxCommandLine,
+                                   std::size_t max_tasks = kMaxCommands);
 
 // MAX_CONCURRENCY, RATE_LIMIT, TASK_TIMEOUT (milliseconds) read through `getenv`; a value
 // that is set but invalid is an error naming the variable.

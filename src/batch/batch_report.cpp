@@ -98,6 +98,8 @@ Report::Counts Report::counts() const {
     all.stopped += c.stopped;
     all.done += c.done;
   }
+  all.total += succeeded_not_listed;
+  all.succeeded += succeeded_not_listed;
   return all;
 }
 

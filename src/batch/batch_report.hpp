@@ -48,6 +48,9 @@ struct Report {
   bool interrupted = false;
   std::vector<ReportBatch> batches;
   std::vector<std::string> events;  // adjustments, halts, failed health checks
+  // Succeeded tasks counted but not in `batches`: a `batch -` run without a report keeps
+  // only the tasks its summary lists.
+  std::size_t succeeded_not_listed = 0;
 
   struct Counts {
     std::size_t total = 0, succeeded = 0, failed = 0, skipped = 0, interrupted = 0, stopped = 0, done = 0;

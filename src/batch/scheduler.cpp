@@ -82,26 +82,68 @@ Scheduler::Scheduler(const Clock& clock, Launcher& launcher, SchedulePlan plan,
       launcher_(launcher),
       plan_(std::move(plan)),
       jitter_(std::move(jitter)),
-      records_(plan_.tasks.size()),
-      position_(plan_.tasks.size(), 0),
+      tasks_(std::make_move_iterator(plan_.tasks.begin()), std::make_move_iterator(plan_.tasks.end())),
+      records_(tasks_.size()),
+      input_open_(plan_.stream),
+      position_(plan_.stream ? 0 : tasks_.size(), 0),
       settled_in_batch_(plan_.batches.size(), 0),
       health_(plan_.health) {
   if (!jitter_) {
     auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
     jitter_ = [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
   }
+  plan_.tasks.clear();
+  if (plan_.stream) {
+    // One batch of the tasks 0, 1, 2... (batch_size, task_at): the list itself is not kept.
+    plan_.batches.resize(1);
+    plan_.batches[0].tasks.clear();
+    total_tasks_ = tasks_.size();
+    return;
+  }
   for (std::size_t b = 0; b < plan_.batches.size(); ++b) {
     const auto& tasks = plan_.batches[b].tasks;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
-      records_[tasks[i]].batch = b;
+      entry(tasks[i]).batch = b;
       position_[tasks[i]] = i;
     }
     total_tasks_ += tasks.size();
   }
 }
 
+std::size_t Scheduler::add_task(TaskPlan task) {
+  forget_settled();
+  const auto index = task_count();
+  tasks_.push_back(std::move(task));
+  records_.emplace_back();
+  ++total_tasks_;
+  pump();
+  return index;
+}
+
+void Scheduler::end_input() {
+  forget_settled();
+  if (!input_open_) return;
+  input_open_ = false;
+  pump();
+}
+
+bool Scheduler::wants_input() const {
+  if (!input_open_ || halting_ || finished_) return false;
+  const std::size_t waiting = task_count() - settled_tasks_ - running_;  // admitted or not
+  return waiting < plan_.batches[0].max_queue;
+}
+
+void Scheduler::forget_settled() {
+  if (!plan_.stream) return;
+  while (!records_.empty() && terminal(first_)) {
+    records_.pop_front();
+    tasks_.pop_front();
+    ++first_;
+  }
+}
+
 bool Scheduler::terminal(std::size_t task) const {
-  const auto s = records_[task].status;
+  const auto s = entry(task).status;
   return s == TaskStatus::Succeeded || s == TaskStatus::Failed || s == TaskStatus::Skipped ||
          s == TaskStatus::Interrupted || s == TaskStatus::Done || s == TaskStatus::Stopped;
 }
@@ -109,14 +151,12 @@ bool Scheduler::terminal(std::size_t task) const {
 std::size_t Scheduler::queued() const {
   std::size_t backlog = 0;
   if (batch_active_ && batch_ < plan_.batches.size())
-    backlog = plan_.batches[batch_].tasks.size() - backlog_next_;
+    backlog = batch_size(batch_) - backlog_next_;
   return waiting_ + backlog;
 }
 
 bool Scheduler::all_succeeded() const {
-  return std::all_of(records_.begin(), records_.end(), [](const TaskRecord& r) {
-    return r.status == TaskStatus::Succeeded || r.status == TaskStatus::Done;
-  });
+  return succeeded_tasks_ + done_tasks_ == total_tasks_;
 }
 
 void Scheduler::start() {
@@ -135,8 +175,8 @@ void Scheduler::start() {
 // Tasks whose outcome is kept from the run this one resumes are settled before anything
 // starts, so that their dependents, in any batch, see them.
 void Scheduler::settle_carried() {
-  for (std::size_t task = 0; task < plan_.tasks.size(); ++task) {
-    const auto& carried = plan_.tasks[task].carried;
+  for (std::size_t task = first_; task < task_count(); ++task) {
+    const auto& carried = task_plan(task).carried;
     if (!carried || terminal(task)) continue;
     settle(task, carried->succeeded ? TaskStatus::Done : TaskStatus::Skipped, carried->reason);
   }
@@ -159,8 +199,8 @@ void Scheduler::begin_batch() {
   // Tasks settled before their batch began (skipped by a halt) stay settled.
   admit_backlog();
   if (!batch.queue_overflow_waits) {
-    for (; backlog_next_ < batch.tasks.size(); ++backlog_next_) {
-      const auto task = batch.tasks[backlog_next_];
+    for (; backlog_next_ < batch_size(batch_); ++backlog_next_) {
+      const auto task = task_at(batch_, backlog_next_);
       if (!terminal(task))
         settle(task, TaskStatus::Skipped,
                "queue full (max_queue " + std::to_string(batch.max_queue) + ")");
@@ -170,15 +210,15 @@ void Scheduler::begin_batch() {
 
 void Scheduler::admit_backlog() {
   const auto& batch = plan_.batches[batch_];
-  while (backlog_next_ < batch.tasks.size() && waiting_ < batch.max_queue) {
+  while (backlog_next_ < batch_size(batch_) && waiting_ < batch.max_queue) {
     admit(backlog_next_++);
   }
 }
 
 void Scheduler::admit(std::size_t position) {
-  const auto task = plan_.batches[batch_].tasks[position];
-  auto& rec = records_[task];
-  if (terminal(task)) return;
+  const auto task = task_at(batch_, position);
+  if (!has_record(task) || terminal(task)) return;  // settled (and maybe forgotten) meanwhile
+  auto& rec = entry(task);
   rec.admitted = true;
   rec.status = TaskStatus::Queued;
   ++waiting_;
@@ -186,9 +226,9 @@ void Scheduler::admit(std::size_t position) {
 }
 
 void Scheduler::enqueue(std::size_t task) {
-  const auto& plan = plan_.tasks[task];
+  const auto& plan = task_plan(task);
   if (plan.needs.empty() && plan.unmet_needs.empty()) {
-    ready_.insert(position_[task]);
+    ready_.insert(position_of(task));
   } else {
     blocked_.push_back(task);
   }
@@ -201,21 +241,21 @@ void Scheduler::resolve_needs() {
     changed = false;
     for (std::size_t i = 0; i < blocked_.size();) {
       const auto task = blocked_[i];
-      const auto& plan = plan_.tasks[task];
+      const auto& plan = task_plan(task);
       std::string skip;
       bool waiting = false;
       if (!plan.unmet_needs.empty()) skip = "dependency " + plan.unmet_needs.front() + " is not part of this run";
       for (const auto need : plan.needs) {
         if (!skip.empty()) break;
-        const auto& dep = records_[need];
-        const auto& name = plan_.tasks[need].name;
+        const auto& dep = entry(need);
+        const auto& name = task_plan(need).name;
         if (dep.status == TaskStatus::Succeeded || dep.status == TaskStatus::Done) continue;
         if (dep.status == TaskStatus::Stopped) {
           skip = "dependency stopped: " + name;
         } else if (dep.status == TaskStatus::Failed || dep.status == TaskStatus::Skipped ||
                    dep.status == TaskStatus::Interrupted) {
           skip = "dependency failed: " + name;
-        } else if (dep.batch > records_[task].batch) {
+        } else if (dep.batch > entry(task).batch) {
           skip = "dependency " + name + " runs in a later batch";
         } else {
           waiting = true;
@@ -227,7 +267,7 @@ void Scheduler::resolve_needs() {
         changed = true;
       } else if (!waiting) {
         blocked_.erase(blocked_.begin() + static_cast<std::ptrdiff_t>(i));
-        ready_.insert(position_[task]);
+        ready_.insert(position_of(task));
         changed = true;
       } else {
         ++i;
@@ -239,10 +279,10 @@ void Scheduler::resolve_needs() {
 void Scheduler::release_retries(TimePoint now) {
   for (std::size_t i = 0; i < retrying_.size();) {
     const auto task = retrying_[i];
-    if (records_[task].retry_at <= now) {
+    if (entry(task).retry_at <= now) {
       retrying_.erase(retrying_.begin() + static_cast<std::ptrdiff_t>(i));
-      records_[task].status = TaskStatus::Queued;
-      ready_.insert(position_[task]);
+      entry(task).status = TaskStatus::Queued;
+      ready_.insert(position_of(task));
     } else {
       ++i;
     }
@@ -252,12 +292,12 @@ void Scheduler::release_retries(TimePoint now) {
 void Scheduler::expire_timeouts(TimePoint now) {
   // A copy: a launcher may report the killed attempt's end before kill() returns.
   for (const auto task : std::vector<std::size_t>(running_tasks_)) {
-    auto& rec = records_[task];
+    auto& rec = entry(task);
     if (rec.deadline && *rec.deadline <= now && rec.killing == TaskRecord::Kill::None) {
       rec.killing = TaskRecord::Kill::Timeout;
-      launcher_.on_log("task " + plan_.tasks[task].name + " attempt " +
+      launcher_.on_log("task " + task_plan(task).name + " attempt " +
                        std::to_string(rec.attempts.size()) + " timed out after " +
-                       format_duration(plan_.tasks[task].timeout) + ": killing its process tree");
+                       format_duration(task_plan(task).timeout) + ": killing its process tree");
       launcher_.kill(task);
     }
   }
@@ -265,7 +305,6 @@ void Scheduler::expire_timeouts(TimePoint now) {
 
 void Scheduler::start_ready() {
   start_wake_.reset();
-  const auto& batch = plan_.batches[batch_];
   while (!halting_ && running_ < static_cast<std::size_t>(limit_) && !ready_.empty()) {
     const auto now = clock_.now();
     auto allowed = rate_.next_allowed(now);
@@ -277,13 +316,13 @@ void Scheduler::start_ready() {
     }
     const auto position = *ready_.begin();
     ready_.erase(ready_.begin());
-    start_one(batch.tasks[position]);
+    start_one(task_at(batch_, position));
   }
 }
 
 void Scheduler::start_one(std::size_t task) {
   const auto now = clock_.now();
-  auto& rec = records_[task];
+  auto& rec = entry(task);
   rec.status = TaskStatus::Running;
   --waiting_;
   ++running_;
@@ -291,7 +330,7 @@ void Scheduler::start_one(std::size_t task) {
   rec.attempts.push_back(AttemptRecord{static_cast<int>(rec.attempts.size()) + 1, now, now, {}});
   rec.killing = TaskRecord::Kill::None;
   rec.deadline.reset();
-  if (plan_.tasks[task].timeout > Duration::zero()) rec.deadline = now + plan_.tasks[task].timeout;
+  if (task_plan(task).timeout > Duration::zero()) rec.deadline = now + task_plan(task).timeout;
   rate_.record(now);
   last_start_ = now;
   if (auto started = launcher_.start(task, rec.attempts.back().number); !started) {
@@ -302,14 +341,15 @@ void Scheduler::start_one(std::size_t task) {
 }
 
 void Scheduler::on_exit(std::size_t task, AttemptOutcome outcome) {
-  if (task >= records_.size() || records_[task].status != TaskStatus::Running) return;
+  forget_settled();
+  if (!has_record(task) || entry(task).status != TaskStatus::Running) return;
   finish_attempt(task, std::move(outcome));
   pump();
 }
 
 void Scheduler::finish_attempt(std::size_t task, AttemptOutcome outcome) {
-  auto& rec = records_[task];
-  const auto& plan = plan_.tasks[task];
+  auto& rec = entry(task);
+  const auto& plan = task_plan(task);
   const auto now = clock_.now();
   if (rec.killing == TaskRecord::Kill::Timeout) outcome.timed_out = true;
   const bool halted = rec.killing == TaskRecord::Kill::Halt;
@@ -351,15 +391,17 @@ void Scheduler::finish_attempt(std::size_t task, AttemptOutcome outcome) {
 }
 
 void Scheduler::settle(std::size_t task, TaskStatus status, std::string reason) {
-  auto& rec = records_[task];
+  auto& rec = entry(task);
   if (rec.status == TaskStatus::Queued || rec.status == TaskStatus::Backoff) --waiting_;
   rec.status = status;
   rec.reason = std::move(reason);
   ++settled_in_batch_[rec.batch];
+  ++settled_tasks_;
   if (status == TaskStatus::Failed) ++failed_tasks_;
   if (status == TaskStatus::Succeeded) ++succeeded_tasks_;
+  if (status == TaskStatus::Done) ++done_tasks_;
   if (status == TaskStatus::Skipped)
-    launcher_.on_log("task " + plan_.tasks[task].name + " skipped: " + rec.reason);
+    launcher_.on_log("task " + task_plan(task).name + " skipped: " + rec.reason);
   launcher_.on_task_end(task);
   check_halt();
 }
@@ -396,8 +438,9 @@ void Scheduler::halt(HaltPolicy::When when, const std::string& why) {
   blocked_.clear();
   retrying_.clear();
   const bool interrupting = !interrupt_reason_.empty();
-  for (std::size_t task = 0; task < records_.size(); ++task) {
-    const auto s = records_[task].status;
+  input_open_ = false;  // a stream's lines not yet read are not run
+  for (std::size_t task = first_; task < task_count(); ++task) {
+    const auto s = entry(task).status;
     if (interrupting && s == TaskStatus::Backoff)
       settle(task, TaskStatus::Interrupted, interrupt_reason_ + " while waiting to retry");
     else if (s == TaskStatus::Pending || s == TaskStatus::Queued || s == TaskStatus::Backoff)
@@ -406,17 +449,18 @@ void Scheduler::halt(HaltPolicy::When when, const std::string& why) {
   if (when == HaltPolicy::When::Now) {
     const auto why_kill = interrupting ? TaskRecord::Kill::Interrupt : TaskRecord::Kill::Halt;
     for (const auto task : std::vector<std::size_t>(running_tasks_)) {
-      auto& rec = records_[task];
+      auto& rec = entry(task);
       // A timed-out attempt already being killed is told as interrupted or halted from now.
       const bool asked = rec.killing != TaskRecord::Kill::None;
       rec.killing = why_kill;
       if (!asked) launcher_.kill(task);
     }
   }
-  if (batch_active_) backlog_next_ = plan_.batches[batch_].tasks.size();
+  if (batch_active_) backlog_next_ = batch_size(batch_);
 }
 
 void Scheduler::interrupt(const std::string& why) {
+  forget_settled();
   if (finished_ || !interrupt_reason_.empty()) return;
   interrupt_reason_ = why;
   halt(HaltPolicy::When::Now, why + ": stopping running tasks, skipping the rest");
@@ -424,14 +468,15 @@ void Scheduler::interrupt(const std::string& why) {
 }
 
 bool Scheduler::stop_task(std::size_t task, const std::string& why) {
-  if (task >= records_.size() || finished_) return false;
-  auto& rec = records_[task];
+  forget_settled();
+  if (!has_record(task) || finished_) return false;
+  auto& rec = entry(task);
   switch (rec.status) {
     case TaskStatus::Running:
       if (rec.killing == TaskRecord::Kill::Stop) return true;
       rec.reason = why;
       rec.killing = TaskRecord::Kill::Stop;
-      launcher_.on_log("task " + plan_.tasks[task].name + ": " + why + ": killing its process tree");
+      launcher_.on_log("task " + task_plan(task).name + ": " + why + ": killing its process tree");
       launcher_.kill(task);
       break;
     case TaskStatus::Pending:
@@ -440,8 +485,8 @@ bool Scheduler::stop_task(std::size_t task, const std::string& why) {
       const auto drop = [task](std::vector<std::size_t>& v) { v.erase(std::remove(v.begin(), v.end(), task), v.end()); };
       drop(blocked_);
       drop(retrying_);
-      if (rec.batch == batch_ && batch_active_) ready_.erase(position_[task]);
-      launcher_.on_log("task " + plan_.tasks[task].name + ": " + why);
+      if (rec.batch == batch_ && batch_active_) ready_.erase(position_of(task));
+      launcher_.on_log("task " + task_plan(task).name + ": " + why);
       settle(task, TaskStatus::Stopped, why);
       break;
     }
@@ -452,7 +497,10 @@ bool Scheduler::stop_task(std::size_t task, const std::string& why) {
   return true;
 }
 
-void Scheduler::on_timer() { pump(); }
+void Scheduler::on_timer() {
+  forget_settled();
+  pump();
+}
 
 void Scheduler::pump() {
   if (in_pump_) {
@@ -503,7 +551,7 @@ void Scheduler::pump_once() {
 }
 
 void Scheduler::end_batch_if_done(TimePoint now) {
-  if (!batch_active_ || settled_in_batch_[batch_] < plan_.batches[batch_].tasks.size()) return;
+  if (!batch_active_ || settled_in_batch_[batch_] < batch_size(batch_) || input_open_) return;
   batch_active_ = false;
   next_health_.reset();
   launcher_.on_batch_end(batch_);
@@ -532,9 +580,9 @@ void Scheduler::arm_timer() {
   } else {
     if (start_wake_ && !ready_.empty() && running_ < static_cast<std::size_t>(limit_))
       consider(*start_wake_);
-    for (const auto task : retrying_) consider(records_[task].retry_at);
+    for (const auto task : retrying_) consider(entry(task).retry_at);
     for (const auto task : running_tasks_) {
-      const auto& rec = records_[task];
+      const auto& rec = entry(task);
       if (rec.deadline && rec.killing == TaskRecord::Kill::None) consider(*rec.deadline);
     }
     if (next_health_) consider(*next_health_);

@@ -118,6 +118,9 @@ struct SchedulePlan {
   Duration between_tasks{0};
   HealthPolicy health;
   HaltPolicy halt;
+  // A stream (`batch -`): one batch, whose tasks come through Scheduler::add_task, in order,
+  // until Scheduler::end_input; it waits for room in its queue (queue_overflow_waits).
+  bool stream = false;
 };
 
 // Interrupted: batman was told to stop (SIGINT, SIGTERM) while the task ran. Done: not run,
@@ -202,10 +205,22 @@ class Scheduler {
   // of the batch goes on; dependents are skipped. False when the task had already ended.
   bool stop_task(std::size_t task, const std::string& why);
 
+  // A stream: one more task for its batch, after the ones before it; returns its index. Only
+  // while wants_input() or before start(): the caller reads no more than the queue takes.
+  std::size_t add_task(TaskPlan task);
+  // A stream: no more tasks will come (end of input, or input that cannot be read further).
+  void end_input();
+  // A stream whose input is still open, not halted, with fewer than max_queue tasks waiting.
+  bool wants_input() const;
+
   bool finished() const { return finished_; }
-  const SchedulePlan& plan() const { return plan_; }
-  const std::vector<TaskRecord>& records() const { return records_; }
-  const TaskRecord& record(std::size_t task) const { return records_[task]; }
+  // Tasks so far (a stream's grow with add_task).
+  std::size_t task_count() const { return first_ + records_.size(); }
+  // A task's record. A stream's settled tasks are forgotten, oldest first, at the next call
+  // into the scheduler after the one in which they settled (their on_task_end has been told):
+  // memory stays flat however many lines a stream brings. has_record says whether it is kept.
+  bool has_record(std::size_t task) const { return task >= first_ && task < task_count(); }
+  const TaskRecord& record(std::size_t task) const { return records_[task - first_]; }
   std::size_t current_batch() const { return batch_; }
   int concurrency() const { return limit_; }
   std::size_t running() const { return running_; }
@@ -236,12 +251,30 @@ class Scheduler {
   void end_batch_if_done(TimePoint now);
   void arm_timer();
   bool terminal(std::size_t task) const;
+  TaskRecord& entry(std::size_t task) { return records_[task - first_]; }
+  const TaskRecord& entry(std::size_t task) const { return records_[task - first_]; }
+  const TaskPlan& task_plan(std::size_t task) const { return tasks_[task - first_]; }
+  // A stream's one batch holds the tasks 0, 1, 2... in order: its positions are task indices.
+  std::size_t batch_size(std::size_t batch) const {
+    return plan_.stream ? task_count() : plan_.batches[batch].tasks.size();
+  }
+  std::size_t task_at(std::size_t batch, std::size_t position) const {
+    return plan_.stream ? position : plan_.batches[batch].tasks[position];
+  }
+  std::size_t position_of(std::size_t task) const { return plan_.stream ? task : position_[task]; }
+  // A stream: drop the records of settled tasks from the front (see has_record).
+  void forget_settled();
 
   const Clock& clock_;
   Launcher& launcher_;
   SchedulePlan plan_;
   std::function<double()> jitter_;
-  std::vector<TaskRecord> records_;
+  // Per task, from task first_ on (a stream forgets settled ones from the front; a batch
+  // FILE keeps all, first_ stays 0). plan_.tasks is moved into tasks_.
+  std::deque<TaskPlan> tasks_;
+  std::deque<TaskRecord> records_;
+  std::size_t first_ = 0;
+  bool input_open_ = false;  // a stream before end_input()
 
   std::size_t batch_ = 0;
   bool batch_active_ = false;
@@ -268,8 +301,10 @@ class Scheduler {
   HealthMonitor health_;
   std::optional<TimePoint> next_health_;
   std::size_t total_tasks_ = 0;
+  std::size_t settled_tasks_ = 0;
   std::size_t failed_tasks_ = 0;
   std::size_t succeeded_tasks_ = 0;
+  std::size_t done_tasks_ = 0;
 };
 
 }  // namespace batman::runner

@@ -272,6 +272,39 @@ TEST(BatchConfig, EndlessStdinIsRefusedNotRead) {
   EXPECT_NE(too_many.error().message.find("more than 2 commands"), std::string::npos);
 }
 
+TEST(CommandLines, SplitsChunksIntoCommandsAsTheyCome) {
+  CommandLines lines;
+  ASSERT_TRUE(lines.feed("echo a\nec"));
+  ASSERT_TRUE(lines.has_command());
+  EXPECT_EQ(lines.take(), "echo a");
+  EXPECT_EQ(lines.taken(), 1u);
+  EXPECT_FALSE(lines.has_command()) << "half a line is not a command yet";
+  ASSERT_TRUE(lines.feed("ho b\r\n\n   \n\t\necho c"));
+  EXPECT_EQ(lines.take(), "echo b");
+  EXPECT_EQ(lines.taken(), 2u);
+  EXPECT_FALSE(lines.has_command()) << "blank lines are no commands";
+  ASSERT_TRUE(lines.finish());
+  EXPECT_EQ(lines.take(), "echo c") << "a last line without a newline";
+  EXPECT_EQ(lines.taken(), 3u);
+  EXPECT_FALSE(lines.has_command());
+}
+
+TEST(CommandLines, ALineTooLongAcrossChunksNamesItsLineNumber) {
+  CommandLines lines(10, 100);
+  ASSERT_TRUE(lines.feed("ok\n\n0123456"));
+  ASSERT_TRUE(lines.feed("789"));  // exactly 10: still fine
+  auto too_long = lines.feed("a");
+  ASSERT_FALSE(too_long);
+  EXPECT_EQ(too_long.error().message, "<stdin>:3: a line longer than 10 bytes (the kernel's limit for one command)");
+  EXPECT_EQ(lines.take(), "ok") << "the commands before it are still there";
+  CommandLines few(100, 2);
+  auto many = few.feed("a\nb\nc\n");
+  ASSERT_FALSE(many);
+  EXPECT_EQ(many.error().message, "<stdin>: more than 2 commands; split the input");
+  EXPECT_EQ(few.take(), "a");
+  EXPECT_EQ(few.take(), "b");
+}
+
 TEST(BatchConfig, StdinLinesAreTasksNumberedFromOne) {
   std::istringstream in("echo a\n\n  \necho b\r\n");
   auto lines = batch_from_lines(in);

@@ -517,5 +517,119 @@ TEST(Scheduler, StopTaskEndsThatTaskOnlyAndSkipsItsDependents) {
   EXPECT_EQ(task_status_name(TaskStatus::Stopped), "stopped");
 }
 
+// A stream (`batch -`): tasks come one by one while the queue has room, records of settled
+// tasks go, and the run ends only once the input has.
+SchedulePlan stream_plan(int concurrency, std::size_t max_queue) {
+  SchedulePlan plan = one_batch(0, concurrency, 0);
+  plan.stream = true;
+  plan.batches[0].max_queue = max_queue;
+  plan.batches[0].queue_overflow_waits = true;
+  return plan;
+}
+
+TaskPlan line_task(std::size_t index) {
+  TaskPlan t;
+  t.name = std::to_string(index + 1);
+  return t;
+}
+
+// Add tasks while the scheduler wants them; how many were added.
+std::size_t feed(Scheduler& s, std::size_t& next, std::size_t limit) {
+  std::size_t added = 0;
+  while (next < limit && s.wants_input()) {
+    EXPECT_EQ(s.add_task(line_task(next)), next);
+    ++next;
+    ++added;
+  }
+  return added;
+}
+
+TEST(SchedulerStream, TakesTasksOnlyWhileTheQueueHasRoom) {
+  World world;
+  world.script = [](std::size_t, int) { return Script{seconds(1), 0}; };
+  Scheduler s(world.clock, world, stream_plan(2, 3));
+  world.scheduler = &s;
+  s.start();
+  EXPECT_FALSE(s.finished()) << "an open stream with no task yet is not over";
+  std::size_t next = 0;
+  // Two start at once, three wait: then the queue is full.
+  EXPECT_EQ(feed(s, next, 100), 5u);
+  EXPECT_EQ(s.running(), 2u);
+  EXPECT_EQ(s.queued(), 3u);
+  EXPECT_FALSE(s.wants_input());
+  world.run(s, world.t0() + seconds(1));  // both end; two of the queue start
+  EXPECT_EQ(s.running(), 2u);
+  EXPECT_EQ(feed(s, next, 100), 2u);
+  EXPECT_EQ(s.queued(), 3u);
+  // The input ends: the queue drains and the run ends.
+  s.end_input();
+  EXPECT_FALSE(s.wants_input());
+  world.run(s);
+  EXPECT_TRUE(s.finished());
+  EXPECT_TRUE(s.all_succeeded());
+  EXPECT_EQ(world.starts.size(), 7u);
+  EXPECT_LE(world.most_running, 2u);
+}
+
+TEST(SchedulerStream, ForgetsSettledTasksAndKeepsCounting) {
+  World world;
+  world.script = [](std::size_t task, int) { return Script{milliseconds(10), task == 4 ? 1 : 0}; };
+  Scheduler s(world.clock, world, stream_plan(3, 5));
+  world.scheduler = &s;
+  s.start();
+  std::size_t next = 0;
+  while (next < 2000) {
+    feed(s, next, 2000);
+    if (next < 2000) world.run(s, world.clock.now() + milliseconds(10));
+  }
+  s.end_input();
+  world.run(s);
+  EXPECT_EQ(s.task_count(), 2000u);
+  EXPECT_FALSE(s.has_record(0));
+  EXPECT_FALSE(s.has_record(1500));
+  EXPECT_FALSE(s.all_succeeded()) << "task 4 failed, though its record is gone";
+  EXPECT_EQ(world.starts.size(), 2000u);
+}
+
+TEST(SchedulerStream, EndsWithNoTaskWhenTheInputEndsEmpty) {
+  World world;
+  Scheduler s(world.clock, world, stream_plan(2, 3));
+  world.scheduler = &s;
+  s.start();
+  EXPECT_TRUE(s.wants_input());
+  s.end_input();
+  EXPECT_TRUE(s.finished());
+  EXPECT_TRUE(s.all_succeeded());
+}
+
+TEST(SchedulerStream, AnInterruptOrAHaltClosesTheInput) {
+  World world;
+  world.script = [](std::size_t task, int) { return Script{seconds(1), task == 0 ? 1 : 0}; };
+  SchedulePlan plan = stream_plan(1, 10);
+  plan.halt = HaltPolicy{HaltPolicy::When::Soon, HaltPolicy::Why::Fail, 1, false};
+  Scheduler s(world.clock, world, plan);
+  world.scheduler = &s;
+  s.start();
+  std::size_t next = 0;
+  feed(s, next, 3);
+  world.run(s);  // task 0 fails: halt soon; the queued ones are skipped, nothing more is read
+  EXPECT_TRUE(s.finished());
+  EXPECT_FALSE(s.wants_input());
+  EXPECT_EQ(world.starts.size(), 1u);
+
+  World other;
+  other.script = [](std::size_t, int) { return Script{seconds(10), 0}; };
+  Scheduler t(other.clock, other, stream_plan(1, 10));
+  other.scheduler = &t;
+  t.start();
+  next = 0;
+  feed(t, next, 3);
+  t.interrupt("interrupted by SIGINT");
+  EXPECT_FALSE(t.wants_input());
+  other.run(t);  // ends without end_input: the rest of the input is not run
+  EXPECT_TRUE(t.finished());
+  EXPECT_EQ(other.kills, std::vector<std::size_t>{0});
+}
+
 }  // namespace
 }  // namespace batman::runner
