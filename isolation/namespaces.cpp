@@ -224,7 +224,11 @@ int child_main(void* arg) {
   if (!plan.pid_namespace) exec_job(plan);
 
   // PID 1: every signal is blocked already (before the job exists, so none meant for it is
-  // lost; batman-init takes them once it runs).
+  // lost; batman-init takes them once it runs). Not dumpable from here to the exec of
+  // batman-init: between the job's execve and ours, PID 1 runs on batman's memory, and a job
+  // with CAP_SYS_PTRACE in its user namespace must not reach it through ptrace or
+  // process_vm_writev (after the id maps: a non-dumpable process's /proc/self is root's).
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   const pid_t job = spawn_job(plan);
   if (job < 0) report(plan, Step::ForkJob, errno);
   exec_init(plan, job);
@@ -325,12 +329,17 @@ class NamespacesBackend final : public Backend {
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
+    // The child shares our memory, and the dumpable flag is the memory's: the job's id
+    // changes (setresuid to a program's user) and PID 1's PR_SET_DUMPABLE would leave batman
+    // itself non-dumpable. Put back once the child has exec'd.
+    const int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     int pidfd = -1;
     const pid_t pid = clone(ns::child_main, static_cast<char*>(stack) + kStack,
                             static_cast<int>(plan.clone_flags & ~plan.unshare_flags) | CLONE_VM | CLONE_VFORK |
                                 CLONE_PIDFD | SIGCHLD,
                             &plan, &pidfd);
     const int clone_errno = errno;
+    if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
     sigprocmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) return sys_error("namespaces: clone", clone_errno);
 

@@ -272,9 +272,8 @@ class Run final : public runner::JobSet::Owner {
   // The `running` write's timer (kRunningWriteDelay), while one is pending.
   std::optional<runner::EventLoop::TimerId> running_write_;
   bool said_state_error_ = false;
-  // The run's log, opened by prepare_start with its TMPDIR (under the namespaces tier while
-  // the child unshares its namespaces); the job cannot write before then. Declared before
-  // the jobs, which write into it.
+  // The run's log, opened by prepare_start with its TMPDIR, before the job's spawn; the job
+  // cannot write before then. Declared before the jobs, which write into it.
   class LogSink final : public runner::Sink {
    public:
     void write(std::string_view data) override {
