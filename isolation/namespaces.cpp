@@ -79,7 +79,7 @@ std::string_view step_name(Step step) {
   return "setup";
 }
 
-std::string find_init_program(std::vector<std::string>* tried) {
+std::string find_init_program(std::string* looked) {
   std::vector<std::string> candidates;
   char exe[4096];
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -94,7 +94,8 @@ std::string find_init_program(std::vector<std::string>* tried) {
     struct stat st{};
     if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR)) return path;
   }
-  if (tried) *tried = std::move(candidates);
+  if (looked)
+    for (const auto& path : candidates) *looked += (looked->empty() ? "" : ", ") + path;
   return {};
 }
 
@@ -294,11 +295,9 @@ class NamespacesBackend final : public Backend {
       status_write.reset(status[1]);
       plan.status_fd = status_write.get();
       if (!init_fd_) {
-        std::vector<std::string> tried;
-        const std::string init = ns::find_init_program(&tried);
+        std::string looked;
+        const std::string init = ns::find_init_program(&looked);
         if (init.empty()) {
-          std::string looked;
-          for (const auto& path : tried) looked += (looked.empty() ? "" : ", ") + path;
           return fail("namespaces: batman-init is missing (looked for " + looked + "): reinstall batman");
         }
         init_fd_.reset(open(init.c_str(), O_PATH | O_CLOEXEC));
@@ -495,10 +494,7 @@ std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<Nam
 
 Availability probe_namespaces() {
   Availability a{Tier::Namespaces, false, {}};
-  std::vector<std::string> tried;
-  if (ns::find_init_program(&tried).empty()) {
-    std::string looked;
-    for (const auto& path : tried) looked += (looked.empty() ? "" : ", ") + path;
+  if (std::string looked; ns::find_init_program(&looked).empty()) {
     a.reason = "batman-init (PID 1 of each job) is missing: looked for " + looked + "; reinstall batman";
     return a;
   }

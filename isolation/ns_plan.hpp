@@ -93,8 +93,8 @@ struct ChildPlan {
 };
 
 // Where batman-init is: ../libexec/batman/ from the running executable (an install, wherever
-// it was moved), the configured libexecdir, then the build tree of a source build. Empty when none exists; `tried` lists the paths looked at.
-std::string find_init_program(std::vector<std::string>* tried = nullptr);
+// it was moved), the configured libexecdir, then the build tree of a source build. Empty when none exists; `looked` gets the paths looked at.
+std::string find_init_program(std::string* looked = nullptr);
 
 // Parent side: the mount list for a request (mounts.cpp). Adds to `unenforced` what it must
 // skip (e.g. a read_write path that does not exist).
