@@ -129,6 +129,17 @@ Result<void> write_state(int state_dirfd, const RunState& s) {
   return write_file_atomic(state_dirfd, s.run_id + ".json", to_json(s), 0600);
 }
 
+bool rewrite_state_in_place(int state_dirfd, const RunState& s, const std::string& content, int err) {
+  return disk_full(err) && overwrite_in_place(state_dirfd, s.run_id + ".json", content);
+}
+
+Result<void> write_state_or_in_place(int state_dirfd, const RunState& s) {
+  const std::string content = to_json(s);
+  auto written = write_file_atomic(state_dirfd, s.run_id + ".json", content, 0600);
+  if (!written && rewrite_state_in_place(state_dirfd, s, content, written.error().code)) return {};
+  return written;
+}
+
 Result<RunState> read_state(int state_dirfd, const std::string& run_id) {
   auto text = read_file_at(state_dirfd, run_id + ".json", kMaxStateBytes);
   if (!text) return std::unexpected(text.error());

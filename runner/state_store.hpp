@@ -57,6 +57,12 @@ Result<RunState> from_json(const std::string& text, const std::string& source);
 
 // Write state/<run-id>.json atomically inside the open state directory.
 Result<void> write_state(int state_dirfd, const RunState& s);
+// After a write of `s` (as `content`, its to_json) failed with `err`: on a full disk (ENOSPC,
+// EDQUOT) its file is rewritten in place instead, reusing the old file's blocks, since a new
+// file needs new ones. True when that recorded it.
+bool rewrite_state_in_place(int state_dirfd, const RunState& s, const std::string& content, int err);
+// write_state, else rewrite_state_in_place.
+Result<void> write_state_or_in_place(int state_dirfd, const RunState& s);
 // Read one state file; a live status whose batman process is gone (or reused) reads as "lost".
 Result<RunState> read_state(int state_dirfd, const std::string& run_id);
 // Apply the lost rule to a state read by other means.

@@ -194,7 +194,7 @@ std::vector<StateWriter::Failed> StateWriter::write_group(const std::vector<RunS
   // A state that could not be written the usual way: on a full disk it is rewritten in place
   // (its old file's blocks are reused), else it is a failure, tried again later.
   auto failed = [&](const RunState& state, const std::string& target, const std::string& what, int err) {
-    if (disk_full(err) && overwrite_in_place(dirfd_, target, to_json(state))) return;
+    if (rewrite_state_in_place(dirfd_, state, to_json(state), err)) return;
     failures.push_back(Failed{state, Error{"state " + target + ": " + what + ": " + std::strerror(err), err}});
   };
   std::vector<const RunState*> of;  // the state of each staged file

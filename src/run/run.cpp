@@ -346,10 +346,7 @@ void Run::on_starting(runner::Job& job, pid_t pid) {
 }
 
 void Run::write_running_state() {
-  auto written = runner::write_state(tree_.state_fd.get(), state_);
-  if (!written && disk_full(written.error().code) &&
-      overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", runner::to_json(state_)))
-    written = {};
+  auto written = runner::write_state_or_in_place(tree_.state_fd.get(), state_);
   if (written) {
     if (said_state_error_) info("state " + run_id_ + ".json: written after all");
     said_state_error_ = false;
@@ -362,16 +359,14 @@ void Run::write_running_state() {
 }
 
 void Run::write_final_state() {
-  const std::string content = runner::to_json(state_);
   if (final_state_) {
+    const std::string content = runner::to_json(state_);
     auto w = final_state_->sync(content);
     if (w) w = final_state_->publish();
     final_state_.reset();
-    if (w) return;
-    if (disk_full(w.error().code) && overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", content)) return;
+    if (w || runner::rewrite_state_in_place(tree_.state_fd.get(), state_, content, w.error().code)) return;
   }
-  auto w = runner::write_state(tree_.state_fd.get(), state_);
-  if (!w && disk_full(w.error().code) && overwrite_in_place(tree_.state_fd.get(), run_id_ + ".json", content)) return;
+  auto w = runner::write_state_or_in_place(tree_.state_fd.get(), state_);
   if (!w) final_state_not_written(w.error().message);
 }
 
