@@ -75,11 +75,18 @@ std::string_view step_name(Step step) {
     case Step::IdMaps: return "write the user namespace's id maps";
     case Step::Cgroup: return "join the job's cgroup";
     case Step::ExecInit: return "execute batman-init";
+    case Step::CloseFds: return "mark batman's file descriptors close-on-exec (close_range, Linux 5.11)";
   }
   return "setup";
 }
 
-std::string find_init_program(std::string* looked) {
+const char* init_program_problem(const struct stat& st, uid_t euid) {
+  if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR)) return "not an executable file";
+  if ((st.st_uid != 0 && st.st_uid != euid) || (st.st_mode & (S_IWGRP | S_IWOTH))) return "another user could change it";
+  return nullptr;
+}
+
+UniqueFd open_init_program(std::string* looked) {
   std::vector<std::string> candidates;
   char exe[4096];
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -90,12 +97,16 @@ std::string find_init_program(std::string* looked) {
   }
   candidates.emplace_back(BATMAN_LIBEXECDIR "/batman-init");
   if (*BATMAN_BUILD_INIT) candidates.emplace_back(BATMAN_BUILD_INIT);  // none in a package
+  std::string passed;
   for (const auto& path : candidates) {
+    // The file opened is the file checked and, later, the file executed (execveat).
+    UniqueFd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
     struct stat st{};
-    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IXUSR)) return path;
+    const char* why = !fd || fstat(fd.get(), &st) != 0 ? "missing" : init_program_problem(st, geteuid());
+    if (!why) return fd;
+    passed += (passed.empty() ? "" : ", ") + path + " (" + why + ")";
   }
-  if (looked)
-    for (const auto& path : candidates) *looked += (looked->empty() ? "" : ", ") + path;
+  if (looked) *looked += passed;
   return {};
 }
 
@@ -111,14 +122,12 @@ namespace {
 [[noreturn]] void exec_job(ChildPlan& plan);
 
 // The job under PID 1 starts vfork-style: it shares PID 1's memory (no page tables copied)
-// on a stack of its own, and PID 1 sleeps until the job's execve (or _exit). The job makes
-// system calls only until then, so sharing is safe.
-alignas(64) char job_stack[64 * 1024];
-
+// on a stack of its own (plan.job_stack_top), and PID 1 sleeps until the job's execve (or
+// _exit). The job makes system calls only until then, so sharing is safe.
 int job_entry(void* plan) { exec_job(*static_cast<ChildPlan*>(plan)); }
 
 pid_t spawn_job(ChildPlan& plan) {
-  return clone(job_entry, job_stack + sizeof job_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  return clone(job_entry, plan.job_stack_top, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
 }
 
 // The job's last steps: stdio, signals, ids, capabilities, no_new_privs, seccomp, execve.
@@ -141,7 +150,7 @@ pid_t spawn_job(ChildPlan& plan) {
   if (chdir(plan.cwd.c_str()) != 0) report(plan, Step::Chdir, errno);
   // Nothing of batman's leaks into the job: every fd above stdio closes on execve, the error
   // pipe included, which is how the parent learns that execve happened.
-  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) report(plan, Step::CloseFds, errno);
   if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     report(plan, Step::NoNewPrivs, errno);
   // Last before execve, so that nothing batman itself does is filtered.
@@ -158,12 +167,15 @@ pid_t spawn_job(ChildPlan& plan) {
 // status pipe stays open. The digits are written on this stack: no allocation here.
 [[noreturn]] void exec_init(ChildPlan& plan, pid_t job) {
   const int keep = plan.status_fd;
+  auto cloexec = [&](unsigned first, unsigned last) {
+    if (syscall(SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) != 0) report(plan, Step::CloseFds, errno);
+  };
   if (keep < 0) {
-    syscall(SYS_close_range, 0U, ~0U, CLOSE_RANGE_CLOEXEC);
+    cloexec(0U, ~0U);
   } else {
     // Close-on-exec rather than closed: init_fd must stay open until the execveat.
-    if (keep > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(keep - 1), CLOSE_RANGE_CLOEXEC);
-    syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, CLOSE_RANGE_CLOEXEC);
+    if (keep > 0) cloexec(0U, static_cast<unsigned>(keep - 1));
+    cloexec(static_cast<unsigned>(keep + 1), ~0U);
     fcntl(keep, F_SETFD, 0);  // the one fd batman-init inherits
   }
   char job_text[16], fd_text[16];
@@ -296,12 +308,8 @@ class NamespacesBackend final : public Backend {
       plan.status_fd = status_write.get();
       if (!init_fd_) {
         std::string looked;
-        const std::string init = ns::find_init_program(&looked);
-        if (init.empty()) {
-          return fail("namespaces: batman-init is missing (looked for " + looked + "): reinstall batman");
-        }
-        init_fd_.reset(open(init.c_str(), O_PATH | O_CLOEXEC));
-        if (!init_fd_) return sys_error("namespaces: open " + init);
+        init_fd_ = ns::open_init_program(&looked);
+        if (!init_fd_) return fail("namespaces: no usable batman-init (" + looked + "): reinstall batman");
       }
       plan.init_fd = init_fd_.get();
     }
@@ -313,16 +321,26 @@ class NamespacesBackend final : public Backend {
       for (const auto& fd : procs) plan.cgroup_procs.push_back(fd.get());
     }
 
-    // The child's stack, kept for the next spawn: it runs on it only while this thread
-    // waits (CLONE_VFORK), and unmapping a stack the child touched on another CPU would cost
-    // a TLB shootdown at every spawn.
-    constexpr std::size_t kStack = 512 * 1024;
-    static void* stack = nullptr;
-    if (!stack) {
-      void* mapped = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    // The stacks of the child and of the job it starts, kept for the next spawn: they run on
+    // them only while this thread waits (CLONE_VFORK), and unmapping a stack the child
+    // touched on another CPU would cost a TLB shootdown at every spawn. Each has a guard page
+    // below it: an overflow faults instead of writing over the other or over batman.
+    constexpr std::size_t kGuard = 4096, kJobStack = 64 * 1024, kStack = 512 * 1024;
+    static char* stacks = nullptr;
+    if (!stacks) {
+      void* mapped = mmap(nullptr, kGuard + kJobStack + kGuard + kStack, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
       if (mapped == MAP_FAILED) return sys_error("namespaces: mmap the child's stack");
-      stack = mapped;
+      char* base = static_cast<char*>(mapped);
+      if (mprotect(base, kGuard, PROT_NONE) != 0 || mprotect(base + kGuard + kJobStack, kGuard, PROT_NONE) != 0) {
+        const int err = errno;
+        munmap(mapped, kGuard + kJobStack + kGuard + kStack);
+        return sys_error("namespaces: guard the child's stack", err);
+      }
+      stacks = base;
     }
+    plan.job_stack_top = stacks + kGuard + kJobStack;
+    char* const stack_top = stacks + kGuard + kJobStack + kGuard + kStack;
     // Every signal blocked across the clone: no handler of batman's may run in the child
     // (it shares our memory), and PID 1 must have them all blocked before the job exists.
     sigset_t all, old;
@@ -333,7 +351,7 @@ class NamespacesBackend final : public Backend {
     // itself non-dumpable. Put back once the child has exec'd.
     const int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     int pidfd = -1;
-    const pid_t pid = clone(ns::child_main, static_cast<char*>(stack) + kStack,
+    const pid_t pid = clone(ns::child_main, stack_top,
                             static_cast<int>(plan.clone_flags & ~plan.unshare_flags) | CLONE_VM | CLONE_VFORK |
                                 CLONE_PIDFD | SIGCHLD,
                             &plan, &pidfd);
@@ -494,8 +512,15 @@ std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<Nam
 
 Availability probe_namespaces() {
   Availability a{Tier::Namespaces, false, {}};
-  if (std::string looked; ns::find_init_program(&looked).empty()) {
-    a.reason = "batman-init (PID 1 of each job) is missing: looked for " + looked + "; reinstall batman";
+  if (std::string looked; !ns::open_init_program(&looked)) {
+    a.reason = "no usable batman-init (PID 1 of each job): " + looked + "; reinstall batman";
+    return a;
+  }
+  // Nothing of batman's may reach the job: every descriptor is marked close-on-exec with
+  // close_range(CLOSE_RANGE_CLOEXEC), which an older kernel refuses (EINVAL, ENOSYS).
+  if (syscall(SYS_close_range, 1U << 30, 1U << 30, CLOSE_RANGE_CLOEXEC) != 0) {
+    a.reason = std::string("this kernel cannot mark descriptors close-on-exec in one call (close_range: ") +
+               std::strerror(errno) + "; Linux 5.11 can)";
     return a;
   }
   const bool root = geteuid() == 0;

@@ -2,6 +2,8 @@
 // built by the parent (paths, argv, envp, seccomp program), and the (step, errno) report a
 // child sends back when a step fails. Shared by namespaces.cpp and the per-concern files.
 #pragma once
+#include <sys/stat.h>
+#include "common/unique_fd.hpp"
 #include <sys/types.h>
 
 #include <string>
@@ -21,7 +23,7 @@ enum class Step : int {
   DieWithParent, Session, Stdio, MountPrivate, MountBase, PivotBase, MakeMountPoint,
   Bind, ReadOnly, Tmpfs, Hide, Proc, DevShm, DetachOldRoot, PivotRoot, Hostname, Loopback,
   CgroupNamespace, Groups, Gid, Uid, Umask, Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp,
-  Chdir, ForkJob, Exec, Unshare, Chown, IdMaps, Cgroup, ExecInit,
+  Chdir, ForkJob, Exec, Unshare, Chown, IdMaps, Cgroup, ExecInit, CloseFds,
 };
 std::string_view step_name(Step step);
 
@@ -90,11 +92,21 @@ struct ChildPlan {
   // batman-init, open (O_PATH): PID 1 execs it once the job runs (execveat), so that PID 1
   // holds none of batman's memory. Its argv, made by the child: JOB-PID STATUS-FD.
   int init_fd = -1;
+  // Where the job runs until its execve (vfork-style, sharing PID 1's memory): the top of a
+  // stack of its own, with a guard page below it.
+  char* job_stack_top = nullptr;
 };
 
-// Where batman-init is: ../libexec/batman/ from the running executable (an install, wherever
-// it was moved), the configured libexecdir, then the build tree of a source build. Empty when none exists; `looked` gets the paths looked at.
-std::string find_init_program(std::string* looked = nullptr);
+// batman-init, opened (O_PATH) for execveat: ../libexec/batman/ from the running executable
+// (an install, wherever it was moved), the configured libexecdir, then the build tree of a
+// source build. Only a regular executable file of root's or batman's own user that no one
+// else may write: PID 1 keeps the sandbox's capabilities (all of root's, for root), so a
+// program another user could replace must never be it. Not found: an empty fd, and `looked`
+// gets the paths looked at and why each was passed over.
+UniqueFd open_init_program(std::string* looked = nullptr);
+// Why a batman-init candidate (its stat) is passed over by batman running as `euid`; null
+// when it is usable.
+const char* init_program_problem(const struct stat& st, uid_t euid);
 
 // Parent side: the mount list for a request (mounts.cpp). Adds to `unenforced` what it must
 // skip (e.g. a read_write path that does not exist).

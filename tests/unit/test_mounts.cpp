@@ -302,3 +302,26 @@ TEST(Mounts, DirectoriesTheJobsUserCannotPassAreCovered) {
   ASSERT_NE(work, nullptr);
   EXPECT_GT(index_of(*ops, work), index_of(*ops, closed));
 }
+
+// batman-init is PID 1 with the sandbox's capabilities (root's, for root): a candidate that
+// another user could have written is never it.
+TEST(InitProgram, OnlyAnExecutableNoOtherUserCouldChange) {
+  struct stat st{};
+  st.st_mode = S_IFREG | 0755;
+  st.st_uid = 0;
+  EXPECT_EQ(ns::init_program_problem(st, 0), nullptr);
+  EXPECT_EQ(ns::init_program_problem(st, 1000), nullptr) << "root's own file, for any user";
+  st.st_uid = 1000;
+  EXPECT_EQ(ns::init_program_problem(st, 1000), nullptr) << "the user's own build";
+  EXPECT_STREQ(ns::init_program_problem(st, 0), "another user could change it") << "root runs no user's program";
+  EXPECT_STREQ(ns::init_program_problem(st, 1001), "another user could change it");
+  st.st_uid = 0;
+  st.st_mode = S_IFREG | 0775;
+  EXPECT_STREQ(ns::init_program_problem(st, 0), "another user could change it");
+  st.st_mode = S_IFREG | 0757;
+  EXPECT_STREQ(ns::init_program_problem(st, 0), "another user could change it");
+  st.st_mode = S_IFREG | 0644;
+  EXPECT_STREQ(ns::init_program_problem(st, 0), "not an executable file");
+  st.st_mode = S_IFDIR | 0755;
+  EXPECT_STREQ(ns::init_program_problem(st, 0), "not an executable file");
+}
