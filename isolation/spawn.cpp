@@ -311,6 +311,29 @@ pid_t parent_of(pid_t pid) {
   return line ? line->ppid : -1;
 }
 
+// batman's own children by session, for the SignalBatch in force (null: none).
+struct ChildSessions {
+  bool read = false;
+  std::map<pid_t, std::vector<pid_t>> by_session;
+};
+thread_local ChildSessions* batch_sessions = nullptr;
+
+// batman's children (orphans reparented to it among them) in session `sid`.
+std::vector<pid_t> own_children_in(pid_t self, pid_t sid) {
+  if (batch_sessions) {
+    if (!batch_sessions->read) {
+      batch_sessions->read = true;
+      for (pid_t p : children_of(self)) batch_sessions->by_session[session_of(p)].push_back(p);
+    }
+    auto it = batch_sessions->by_session.find(sid);
+    return it == batch_sessions->by_session.end() ? std::vector<pid_t>{} : it->second;
+  }
+  std::vector<pid_t> out;
+  for (pid_t p : children_of(self))
+    if (session_of(p) == sid) out.push_back(p);
+  return out;
+}
+
 // Every descendant of `root`, found through the children files.
 void collect_descendants(pid_t root, std::set<pid_t>& out) {
   for (pid_t c : children_of(root))
@@ -318,6 +341,18 @@ void collect_descendants(pid_t root, std::set<pid_t>& out) {
 }
 
 }  // namespace
+
+SignalBatch::SignalBatch() {
+  if (batch_sessions) return;
+  batch_sessions = new ChildSessions;
+  outermost_ = true;
+}
+
+SignalBatch::~SignalBatch() {
+  if (!outermost_) return;
+  delete batch_sessions;
+  batch_sessions = nullptr;
+}
 
 void signal_session(pid_t sid, int sig) {
   if (sid <= 1) return;
@@ -334,8 +369,8 @@ void signal_session(pid_t sid, int sig) {
       targets.insert(sid);
       collect_descendants(sid, targets);
     }
-    for (pid_t p : children_of(self)) {
-      if (p == sid || targets.count(p) || session_of(p) != sid) continue;
+    for (pid_t p : own_children_in(self, sid)) {
+      if (p == sid || targets.count(p)) continue;
       targets.insert(p);
       collect_descendants(p, targets);
     }
@@ -386,8 +421,10 @@ void kill_all_descendants() {
 }
 
 void reap_strays(const std::vector<pid_t>& keep) {
+  std::vector<pid_t> kept(keep);  // sorted: a supervisor of 2000 programs asks of each child
+  std::sort(kept.begin(), kept.end());
   for (pid_t child : children_of(::getpid())) {
-    if (std::find(keep.begin(), keep.end(), child) != keep.end()) continue;
+    if (std::binary_search(kept.begin(), kept.end(), child)) continue;
     ::waitpid(child, nullptr, WNOHANG);
   }
 }

@@ -71,6 +71,21 @@ std::vector<pid_t> children_of(pid_t parent);
 // run), every process of the session and their descendants, from a /proc scan. The tree is
 // read whole before the first signal. The env tier's "whole tree".
 void signal_session(pid_t sid, int sig);
+// While one lives (on this thread), signal_session reads batman's own children and their
+// sessions once, at its first call, instead of at every call: a supervisor that stops many
+// programs at once (quit, `stop all`) then pays one walk of its children, not one per program
+// (with 2000 programs, 2000 walks of 2000 children and 4 million getsid calls). Only around
+// signals sent together in one go: an orphan reparented meanwhile waits for the next signal.
+class SignalBatch {
+ public:
+  SignalBatch();
+  ~SignalBatch();
+  SignalBatch(const SignalBatch&) = delete;
+  SignalBatch& operator=(const SignalBatch&) = delete;
+
+ private:
+  bool outermost_ = false;  // a batch inside another leaves the outer one's in force
+};
 // For a batman that runs one job: SIGKILL every descendant of this process (the subreaper
 // catches daemonized grandchildren) and reap them, until none is left.
 void kill_all_descendants();

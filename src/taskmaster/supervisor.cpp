@@ -602,6 +602,8 @@ void Supervisor::begin(Operation::Kind kind, const std::vector<InstanceKey>& key
   auto op = std::make_unique<Operation>();
   op->kind = kind;
   op->done = std::move(done);
+  // The stop signals of many programs at once read batman's children once (quit, stop all).
+  const isolation::SignalBatch signals_together;
   for (const auto& key : keys) {
     Instance* instance = find(key);
     if (!instance) continue;

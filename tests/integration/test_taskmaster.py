@@ -152,6 +152,16 @@ class RestartRules(TaskmasterCase):
         self.ctl("stop", "family")
         wait_for(lambda: not processes_with_marker(self.mark), timeout=5, what="every child to be gone")
 
+    def test_stop_all_of_families_leaves_no_child_behind(self):
+        # One stop of many reads batman's children once (isolation::SignalBatch): each
+        # family's orphan, reparented to taskmaster while its leader lives, is still its own.
+        family = "    cmd: \"sleep MARK & (sleep MARK &) ; setsid sleep MARK & sleep MARK\"\n    starttime: 0\n"
+        self.start_daemon(self.config("programs:\n" + "".join(f"  f{i}:\n" + family for i in range(6))))
+        wait_for(lambda: len(processes_with_marker(self.mark)) >= 24, what="every family to start")
+        r = self.ctl("stop", "all")
+        self.assertEqual(len(r.stdout.splitlines()), 6, r.stdout)
+        wait_for(lambda: not processes_with_marker(self.mark), timeout=5, what="every child to be gone")
+
 
 class ManyPrograms(TaskmasterCase):
     def test_stop_all_of_500_programs_ends_every_process_and_each_reads_stopped(self):
