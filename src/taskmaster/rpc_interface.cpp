@@ -718,55 +718,44 @@ struct RpcInterface::Impl {
     reply(apply(std::move(next)));
   }
 
-  void start_process(const XArray& a, Reply reply) {
+  // startProcess / stopProcess, *ProcessGroup and *AllProcesses: the same arguments, checks
+  // and order (priority, as supervisord), one action each. Start: true for start.
+  template <bool Start>
+  void act_one(const Proc& p, bool wait, Reply reply) {
+    if constexpr (Start)
+      start_one(p, wait, std::move(reply));
+    else
+      stop_one(p, wait, std::move(reply));
+  }
+  template <bool Start>
+  void act_on(std::vector<Proc> list, bool wait, Reply reply) {
+    // Only those it changes: a start skips the running ones, a stop the others.
+    for_each(sorted_by_priority(std::move(list)), [](ProcState s) { return running_state(s) != Start; },
+             [this, wait](const Proc& p, Reply r) { act_one<Start>(p, wait, std::move(r)); }, std::move(reply));
+  }
+  template <bool Start>
+  void act_process(const XArray& a, Reply reply) {
     if (!arity(a, 1, 2, reply) || !up(reply)) return;
     const auto name = text(a, 0);
     if (!name) return reply(Outcome::failed(faults::kIncorrectParameters));
     const bool wait = flag(a, 1, true);
     auto f = find(*name);
     if (!f) return reply(Outcome::failed(faults::kBadName, *name));
-    if (!f->proc) return start_group(f->group, wait, std::move(reply));
-    start_one(*f->proc, wait, std::move(reply));
+    if (!f->proc) return act_on<Start>(f->group, wait, std::move(reply));
+    act_one<Start>(*f->proc, wait, std::move(reply));
   }
-  void start_group(std::vector<Proc> list, bool wait, Reply reply) {
-    for_each(sorted_by_priority(std::move(list)), [](ProcState s) { return !running_state(s); },
-             [this, wait](const Proc& p, Reply r) { start_one(p, wait, std::move(r)); }, std::move(reply));
-  }
-  void start_process_group(const XArray& a, Reply reply) {
+  template <bool Start>
+  void act_process_group(const XArray& a, Reply reply) {
     if (!arity(a, 1, 2, reply) || !up(reply)) return;
     const auto name = text(a, 0).value_or("");
     auto f = find(name + ":*");
     if (!f) return reply(Outcome::failed(faults::kBadName, name));
-    start_group(f->group, flag(a, 1, true), std::move(reply));
+    act_on<Start>(f->group, flag(a, 1, true), std::move(reply));
   }
-  void start_all_processes(const XArray& a, Reply reply) {
+  template <bool Start>
+  void act_all_processes(const XArray& a, Reply reply) {
     if (!arity(a, 0, 1, reply) || !up(reply)) return;
-    start_group(procs(), flag(a, 0, true), std::move(reply));
-  }
-  void stop_process(const XArray& a, Reply reply) {
-    if (!arity(a, 1, 2, reply) || !up(reply)) return;
-    const auto name = text(a, 0);
-    if (!name) return reply(Outcome::failed(faults::kIncorrectParameters));
-    const bool wait = flag(a, 1, true);
-    auto f = find(*name);
-    if (!f) return reply(Outcome::failed(faults::kBadName, *name));
-    if (!f->proc) return stop_group(f->group, wait, std::move(reply));
-    stop_one(*f->proc, wait, std::move(reply));
-  }
-  void stop_group(std::vector<Proc> list, bool wait, Reply reply) {
-    for_each(sorted_by_priority(std::move(list)), running_state,
-             [this, wait](const Proc& p, Reply r) { stop_one(p, wait, std::move(r)); }, std::move(reply));
-  }
-  void stop_process_group(const XArray& a, Reply reply) {
-    if (!arity(a, 1, 2, reply) || !up(reply)) return;
-    const auto name = text(a, 0).value_or("");
-    auto f = find(name + ":*");
-    if (!f) return reply(Outcome::failed(faults::kBadName, name));
-    stop_group(f->group, flag(a, 1, true), std::move(reply));
-  }
-  void stop_all_processes(const XArray& a, Reply reply) {
-    if (!arity(a, 0, 1, reply) || !up(reply)) return;
-    stop_group(procs(), flag(a, 0, true), std::move(reply));
+    act_on<Start>(procs(), flag(a, 0, true), std::move(reply));
   }
 
   static std::optional<int> signal_number(const std::string& text) {
@@ -977,12 +966,12 @@ const std::vector<RpcInterface::Impl::Entry>& RpcInterface::Impl::table() {
       {"supervisor.reloadConfig", &I::reload_config, "array", "Reload the configuration"},
       {"supervisor.addProcessGroup", &I::add_process_group, "boolean string", "Update the config for a running process from config file"},
       {"supervisor.removeProcessGroup", &I::remove_process_group, "boolean string", "Remove a stopped process from the active configuration"},
-      {"supervisor.startProcess", &I::start_process, "boolean string boolean", "Start a process"},
-      {"supervisor.startProcessGroup", &I::start_process_group, "array string boolean", "Start all processes in the group named 'name'"},
-      {"supervisor.startAllProcesses", &I::start_all_processes, "array boolean", "Start all processes listed in the configuration file"},
-      {"supervisor.stopProcess", &I::stop_process, "boolean string boolean", "Stop a process named by name"},
-      {"supervisor.stopProcessGroup", &I::stop_process_group, "array string boolean", "Stop all processes in the process group named 'name'"},
-      {"supervisor.stopAllProcesses", &I::stop_all_processes, "array boolean", "Stop all processes in the process list"},
+      {"supervisor.startProcess", &I::act_process<true>, "boolean string boolean", "Start a process"},
+      {"supervisor.startProcessGroup", &I::act_process_group<true>, "array string boolean", "Start all processes in the group named 'name'"},
+      {"supervisor.startAllProcesses", &I::act_all_processes<true>, "array boolean", "Start all processes listed in the configuration file"},
+      {"supervisor.stopProcess", &I::act_process<false>, "boolean string boolean", "Stop a process named by name"},
+      {"supervisor.stopProcessGroup", &I::act_process_group<false>, "array string boolean", "Stop all processes in the process group named 'name'"},
+      {"supervisor.stopAllProcesses", &I::act_all_processes<false>, "array boolean", "Stop all processes in the process list"},
       {"supervisor.signalProcess", &I::signal_process, "boolean string string", "Send an arbitrary UNIX signal to the process named by name"},
       {"supervisor.signalProcessGroup", &I::signal_process_group, "array string string", "Send a signal to all processes in the group named 'name'"},
       {"supervisor.signalAllProcesses", &I::signal_all_processes, "array string", "Send a signal to all processes in the process list"},
