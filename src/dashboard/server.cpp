@@ -649,13 +649,35 @@ struct Server::Impl {
     return open_regular_at(logs.get(), file, O_RDONLY);
   }
 
-  void serve_log(const HttpRequest& req, HttpResponder r) {
-    const std::string project = req.param("project").value_or("");
+  // The run and log file a log request names (project, run, stream), or its 404 answered.
+  struct LogTarget {
+    std::string project;
+    const runner::RunState* run = nullptr;
+    std::string file;
+  };
+  std::optional<LogTarget> log_target(const HttpRequest& req, HttpResponder& r) {
+    LogTarget t{req.param("project").value_or(""), nullptr, {}};
     const std::string run = req.param("run").value_or("");
-    const runner::RunState* s = find_run(project, run);
-    if (!s) return respond_error(r, 404, "no run '" + printable(run) + "' in project '" + printable(project) + "'");
-    auto name = log_name_of(*s, req.param("stream").value_or("stdout"));
-    if (!name) return respond_error(r, 404, name.error().message);
+    t.run = find_run(t.project, run);
+    if (!t.run) {
+      respond_error(r, 404, "no run '" + printable(run) + "' in project '" + printable(t.project) + "'");
+      return std::nullopt;
+    }
+    auto name = log_name_of(*t.run, req.param("stream").value_or("stdout"));
+    if (!name) {
+      respond_error(r, 404, name.error().message);
+      return std::nullopt;
+    }
+    t.file = std::move(*name);
+    return t;
+  }
+
+  void serve_log(const HttpRequest& req, HttpResponder r) {
+    const auto target = log_target(req, r);
+    if (!target) return;
+    const std::string& project = target->project;
+    const runner::RunState* s = target->run;
+    const std::string* name = &target->file;
     auto fd = open_log(project, *name);
     if (!fd) return respond_error(r, 404, fd.error().message);
     struct stat st{};
@@ -684,12 +706,11 @@ struct Server::Impl {
   }
 
   void serve_log_stream(const HttpRequest& req, HttpResponder r) {
-    const std::string project = req.param("project").value_or("");
-    const std::string run = req.param("run").value_or("");
-    const runner::RunState* s = find_run(project, run);
-    if (!s) return respond_error(r, 404, "no run '" + printable(run) + "' in project '" + printable(project) + "'");
-    auto name = log_name_of(*s, req.param("stream").value_or("stdout"));
-    if (!name) return respond_error(r, 404, name.error().message);
+    const auto target = log_target(req, r);
+    if (!target) return;
+    const std::string& project = target->project;
+    const runner::RunState* s = target->run;
+    const std::string* name = &target->file;
     auto f = std::make_unique<Follower>();
     f->project = project;
     f->run_id = s->run_id;
