@@ -3,13 +3,13 @@
 // child sends back when a step fails. Shared by namespaces.cpp and the per-concern files.
 #pragma once
 #include <sys/stat.h>
-#include "common/unique_fd.hpp"
 #include <sys/types.h>
 
 #include <string>
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 #include "isolation/backend.hpp"
 #include "isolation/backends.hpp"
 #include "isolation/capabilities.hpp"

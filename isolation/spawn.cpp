@@ -23,6 +23,7 @@
 #include <fstream>
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -316,7 +317,7 @@ struct ChildSessions {
   bool read = false;
   std::map<pid_t, std::vector<pid_t>> by_session;
 };
-thread_local ChildSessions* batch_sessions = nullptr;
+thread_local std::unique_ptr<ChildSessions> batch_sessions;
 
 // batman's children (orphans reparented to it among them) in session `sid`.
 std::vector<pid_t> own_children_in(pid_t self, pid_t sid) {
@@ -344,14 +345,12 @@ void collect_descendants(pid_t root, std::set<pid_t>& out) {
 
 SignalBatch::SignalBatch() {
   if (batch_sessions) return;
-  batch_sessions = new ChildSessions;
+  batch_sessions = std::make_unique<ChildSessions>();
   outermost_ = true;
 }
 
 SignalBatch::~SignalBatch() {
-  if (!outermost_) return;
-  delete batch_sessions;
-  batch_sessions = nullptr;
+  if (outermost_) batch_sessions.reset();
 }
 
 void signal_session(pid_t sid, int sig) {

@@ -675,10 +675,8 @@ struct Server::Impl {
   void serve_log(const HttpRequest& req, HttpResponder r) {
     const auto target = log_target(req, r);
     if (!target) return;
-    const std::string& project = target->project;
-    const runner::RunState* s = target->run;
-    const std::string* name = &target->file;
-    auto fd = open_log(project, *name);
+    const auto& [project, run, file] = *target;
+    auto fd = open_log(project, file);
     if (!fd) return respond_error(r, 404, fd.error().message);
     struct stat st{};
     ::fstat(fd->get(), &st);
@@ -699,27 +697,25 @@ struct Server::Impl {
     const ssize_t n = data.empty() ? 0 : ::pread(fd->get(), data.data(), data.size(), static_cast<off_t>(offset));
     data.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     data.resize(utf8_complete_prefix(data));
-    json j = {{"project", project},          {"run_id", s->run_id},  {"file", *name},
+    json j = {{"project", project},          {"run_id", run->run_id},  {"file", file},
               {"size", size},                {"offset", offset},     {"next_offset", offset + data.size()},
-              {"data", data},                {"live", s->live_status()}};
+              {"data", data},                {"live", run->live_status()}};
     respond_json(r, j);
   }
 
   void serve_log_stream(const HttpRequest& req, HttpResponder r) {
     const auto target = log_target(req, r);
     if (!target) return;
-    const std::string& project = target->project;
-    const runner::RunState* s = target->run;
-    const std::string* name = &target->file;
+    const auto& [project, run, file] = *target;
     auto f = std::make_unique<Follower>();
     f->project = project;
-    f->run_id = s->run_id;
-    f->file = *name;
+    f->run_id = run->run_id;
+    f->file = file;
     f->responder = r;
     std::optional<std::uint64_t> from = parse_u64(req.header("last-event-id"));
     if (!from)
       if (auto o = req.param("offset")) from = parse_u64(*o);
-    if (auto fd = open_log(project, *name)) {
+    if (auto fd = open_log(project, file)) {
       f->fd = std::move(*fd);
       struct stat st{};
       ::fstat(f->fd.get(), &st);
@@ -731,9 +727,9 @@ struct Server::Impl {
     r.start_stream(200, "text/event-stream", stream_headers());
     r.write("retry: 1000\n\n");
     const std::uint64_t id = next_id++;
-    add_watch(config.home + "/" + project + "/logs/" + *name, IN_MODIFY, kFollowedLog, project, *name);
+    add_watch(config.home + "/" + project + "/logs/" + file, IN_MODIFY, kFollowedLog, project, file);
     for (auto& [wd, w] : watches)
-      if ((w.roles & kFollowedLog) && w.project == project && w.file == *name) ++w.followers;
+      if ((w.roles & kFollowedLog) && w.project == project && w.file == file) ++w.followers;
     r.on_close([this, id] { drop_follower(id); });
     Follower* raw = f.get();
     followers.emplace(id, std::move(f));

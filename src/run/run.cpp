@@ -258,6 +258,10 @@ class Run final : public runner::JobSet::Owner {
   void handle_signal(const signalfd_siginfo& info);
   // The `running` state, now (a write that fails is said once; the next one tries again).
   void write_running_state();
+  void cancel_running_write() {
+    if (running_write_) loop_->cancel_timer(*running_write_);
+    running_write_.reset();
+  }
   // The end: into the file made for it (final_state_), else as any state is written.
   void write_final_state();
   void final_state_not_written(const std::string& why);
@@ -332,8 +336,7 @@ void Run::on_starting(runner::Job& job, pid_t pid) {
   // A child that then fails to start is recorded as failed by the final write.
   runner::record_started(state_, pid, std::chrono::system_clock::now());
   state_.restarts = job.process().restarts();
-  if (running_write_) loop_->cancel_timer(*running_write_);
-  running_write_.reset();
+  cancel_running_write();
   // --detach: the caller may run `batman ps` or `batman stop` the moment we answer (on_spawned).
   if (ready_fd_ >= 0) {
     write_running_state();
@@ -592,9 +595,7 @@ int Run::execute(int ready_fd) {
   reply(true);
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
-  // The end replaces a `running` write still pending: one write, not two.
-  if (running_write_) loop_->cancel_timer(*running_write_);
-  running_write_.reset();
+  cancel_running_write();  // the end replaces a `running` write still pending: one write, not two
   write_final_state();
   if (!o.keep_tmp) {
     if (auto removed = remove_tree_at(tree_.tmp_fd.get(), run_id_); !removed)
