@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "isolation/backends.hpp"
 #include "isolation/ns_plan.hpp"
@@ -175,8 +176,16 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
     return !request.tmp_dir.empty() &&
            (path == request.tmp_dir || path.starts_with(request.tmp_dir + "/"));
   };
+  // Each path resolved once: the TMPDIR alone is asked for three times (a resolution is a
+  // stat and a readlink per component).
+  std::map<std::string, std::pair<fs::path, std::error_code>> canonicals;
   const auto canonical_of = [&](const std::string& path, std::error_code& ec) {
-    return in_tmp_dir(path) ? fs::weakly_canonical(path, ec) : fs::canonical(path, ec);
+    auto [it, fresh] = canonicals.try_emplace(path);
+    if (fresh)
+      it->second.first = in_tmp_dir(path) ? fs::weakly_canonical(path, it->second.second)
+                                          : fs::canonical(path, it->second.second);
+    ec = it->second.second;
+    return it->second.first;
   };
   // Inside batman's tree and not the job's own: no profile reaches it (SPEC §7). Paths here
   // are canonical already (BatmanTree::holds_records would resolve them again).
@@ -201,7 +210,7 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
                              "writes (only its TMPDIR and --worktree)");
       return;
     }
-    op.is_dir = op.shown == resolved(request.tmp_dir) || fs::is_directory(canonical, ec);
+    op.is_dir = op.shown == tree.tmp_dir || fs::is_directory(canonical, ec);
     op.source = "/oldroot" + (op.shown == "/" ? std::string() : op.shown);
     op.target = "/newroot" + (op.shown == "/" ? std::string() : op.shown);
     ops.push_back(std::move(op));

@@ -61,6 +61,14 @@ Result<SeccompProgram> compile_seccomp(const Profile::Seccomp& seccomp) {
   if (!seccomp.compiled.empty()) return unpack_seccomp(seccomp.compiled);
   Context ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) return fail("seccomp: seccomp_init failed (is libseccomp usable on this kernel?)");
+#if SCMP_VER_MAJOR > 2 || (SCMP_VER_MAJOR == 2 && SCMP_VER_MINOR >= 5)
+  // A binary search over the call numbers instead of one comparison per denied call after
+  // another: the kernel checks every call the job makes against it, and at load it runs the
+  // filter once per call number to cache what is always allowed. For the `isolated` list,
+  // loading took 66 us and now 28 (84 instructions instead of 74; scripts/bench/seccomp).
+  // A libseccomp without the attribute builds the linear filter, which denies the same calls.
+  (void)seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2);
+#endif
   const auto action = action_for(seccomp.action);
   bool deny_unshare = false;
   for (const auto& name : seccomp.deny) {
