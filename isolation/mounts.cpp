@@ -176,8 +176,9 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
     return !request.tmp_dir.empty() &&
            (path == request.tmp_dir || path.starts_with(request.tmp_dir + "/"));
   };
-  // Each path resolved once: the TMPDIR alone is asked for three times (a resolution is a
-  // stat and a readlink per component).
+  // Each path resolved once (a resolution is a stat and a readlink per component): the work
+  // dir is asked for by its read_write bind and again by keep_visible. The TMPDIR's own
+  // resolution is the tree's (tree.tmp_dir), which add_bind compares with.
   std::map<std::string, std::pair<fs::path, std::error_code>> canonicals;
   const auto canonical_of = [&](const std::string& path, std::error_code& ec) {
     auto [it, fresh] = canonicals.try_emplace(path);
