@@ -177,8 +177,8 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
            (path == request.tmp_dir || path.starts_with(request.tmp_dir + "/"));
   };
   // Each path resolved once (a resolution is a stat and a readlink per component): the work
-  // dir is asked for by its read_write bind and again by keep_visible. The TMPDIR's own
-  // resolution is the tree's (tree.tmp_dir), which add_bind compares with.
+  // dir is asked for by its read_write bind and again by keep_visible. The TMPDIR and the
+  // profile directories are resolved by batman_tree already (tree.tmp_dir, tree.config_dirs).
   std::map<std::string, std::pair<fs::path, std::error_code>> canonicals;
   const auto canonical_of = [&](const std::string& path, std::error_code& ec) {
     auto [it, fresh] = canonicals.try_emplace(path);
@@ -283,12 +283,9 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
 
   // What the job needs at its own path when a cover (a private /tmp, a hidden path, batman's
   // tree) hides it: bound again over the cover, with the access it had (`writable`: always
-  // writable; `read_only`: never).
-  auto keep_visible = [&](const std::string& raw, bool writable, bool read_only) {
-    if (raw.empty()) return;
-    std::error_code ec;
-    const std::string path = canonical_of(raw, ec).string();
-    if (ec) return;
+  // writable; `read_only`: never). `path` is canonical.
+  auto keep_visible = [&](const std::string& path, bool writable, bool read_only) {
+    if (path.empty()) return;
     std::size_t cover_depth = 0;
     bool covered = false;
     const MountOp* holder = nullptr;  // the deepest bind that shows `path`
@@ -314,10 +311,17 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
     op.target = "/newroot" + path;
     ops.push_back(std::move(op));
   };
-  keep_visible(request.tmp_dir, true, false);
-  keep_visible(request.worktree, true, false);
+  // The TMPDIR and the profile directories as the tree resolved them; the worktree and the
+  // work dir only if they exist (the work dir's resolution is its bind's, memoised).
+  const auto existing = [&](const std::string& raw) {
+    std::error_code ec;
+    std::string path = raw.empty() ? std::string() : canonical_of(raw, ec).string();
+    return ec ? std::string() : path;
+  };
+  keep_visible(tree.tmp_dir, true, false);
+  keep_visible(existing(request.worktree), true, false);
   // A work dir inside batman's tree (not its own TMPDIR or worktree) is shown read-only.
-  keep_visible(request.cwd, false, batmans(tree.cwd));
+  keep_visible(existing(request.cwd), false, batmans(tree.cwd));
   // batman's profile directories, where the job could write them and cannot unmount what
   // covers them (it keeps no capabilities): read-only, so that no job plants a profile.
   for (const auto& dir : tree.config_dirs) keep_visible(dir, false, true);

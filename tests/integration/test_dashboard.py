@@ -376,6 +376,12 @@ class Server(DashboardCase):
             self.assertEqual(status, 200, body)
             stream.wait(lambda i, e, d: e == "programs" and json.loads(d)["items"][0]["state"] == "RUNNING")
             stream.close()
+            # The log is found through web_00's record, which the supervisor writes on its state
+            # writer's thread (the dashboard reads it within 40 ms); "up" reaches the log when
+            # the supervisor reads the program's output. Neither is ordered before the events.
+            wait_for(lambda: c.request("GET", "/api/v1/runs/svc/web_00")[0] == 200, what="web_00's record in the API")
+            out_log = os.path.join(self.home, "svc", "logs", "web_00.out.log")
+            wait_for(lambda: os.path.exists(out_log) and "up\n" in open(out_log).read(), what="web's output in its log")
             log = c.json("/api/v1/log?project=svc&run=web_00")
             self.assertIn("up\n", log["data"])
             text = c.request("GET", "/metrics")[2].decode()

@@ -41,6 +41,7 @@ class StopInstance(TaskmasterCase):
         self.wait_state("web:01", "RUNNING")
         before = self.status()
         self.wait_state("api", "RUNNING")
+        self.wait_record("web:01")  # ps reads the state file, written after ctl shows RUNNING
         ps_ids = {r["run_id"] for r in self.ps_json("--project", "tm")}
         self.assertIn("web_01", ps_ids)
         r = self.batman("stop", "tm", "web_01", check=0)
@@ -67,6 +68,9 @@ class StopInstance(TaskmasterCase):
     def test_what_cannot_be_done_is_refused_with_the_reason(self):
         supervisor = self.start_daemon(self.config(self.CONFIG))
         self.wait_state("web:01", "RUNNING")
+        # What follows reads web_00's state file (the names listed, the instance of a
+        # supervisor that does not answer), written after ctl shows RUNNING.
+        self.wait_record("web:00")
         r = self.batman("stop", "tm", "web_07")
         self.assertEqual(r.returncode, 125, r.stderr)
         self.assertIn("no run, instance or task 'web_07'", r.stderr)
@@ -260,8 +264,13 @@ class Names(TaskmasterCase):
         self.assertEqual(self.ctl("stop", "web_01").stdout, "web:01: stopped\n")
         self.assertEqual(self.ctl("start", "web_01").stdout, "web:01: started\n")
         wait_for(lambda: "hi 1" in self.ctl("tail", "web_01").stdout, what="tail web_01")
-        self.assertIn("hi 0", self.ctl("tail", "web:00").stdout)
+        # Nothing above waited for web:00's output: it reaches its log when the supervisor reads it.
+        wait_for(lambda: "hi 0" in self.ctl("tail", "web:00").stdout, what="tail web:00")
         self.assertRegex(self.ctl("pid", "web_00").stdout.strip(), r"^\d+$")
+        # `batman logs` finds instances by their state files (both, for "web" to be ambiguous),
+        # written on the supervisor's state writer thread: output can come before them.
+        self.wait_record("web:00")
+        self.wait_record("web:01")
         self.assertIn("hi 1", self.batman("logs", "tm", "web:01", check=0).stdout)
         self.assertIn("hi 1", self.batman("logs", "tm", "web_01", check=0).stdout)
         self.assertIn("web_00", self.batman("logs", "tm", "web", check=125).stderr)
@@ -373,6 +382,7 @@ class StopChecksItsTarget(TaskmasterCase):
         other_cfg = self.config(self.CONFIG, name="other")
         victim = self.start_daemon(other_cfg, project="other")
         self.wait_state("api", "RUNNING", config=other_cfg)
+        self.wait_record("api", project="other")  # forge() copies its state file
         before = self.status(other_cfg)
         self.forge("evil", "R", "batch", victim)
         self.forge("evil", "R.t", "batch", victim)
@@ -443,6 +453,10 @@ class StopChecksItsTarget(TaskmasterCase):
         c_left = lambda: sleeps(self.mark)
         api_left = lambda: sleeps("0" + self.mark)
         wait_for(lambda: len(c_left()) == 2 and api_left(), timeout=15, what="every sleep started")
+        # Without a supervisor, `stop` finds what it left by the state files: those its
+        # writer thread had written before the kill.
+        for name in ("c:00", "c:01", "api"):
+            self.wait_record(name)
         os.kill(supervisor, signal.SIGKILL)
         self.wait_gone(supervisor)
         self.assertEqual(len(c_left()), 2)  # the leftovers run on

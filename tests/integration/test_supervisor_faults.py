@@ -68,6 +68,10 @@ class KilledSupervisor(TaskmasterCase):
         self.wait_state("b", "RUNNING")
         old = wait_for(lambda: [p for p in sleeps_with(self.mark) if p != bystander.pid] if
                        len(sleeps_with(self.mark)) == 3 else None, what="both programs' sleeps")
+        # The next supervisor finds the leftovers through the state files, which the first
+        # writes on its state writer's thread after ctl shows RUNNING: written before the kill.
+        self.wait_record("a")
+        self.wait_record("b")
         os.kill(first, signal.SIGKILL)
         self.wait_gone(first)
         # The fault: the programs' own shells die with the supervisor, their sleeps do not.
@@ -91,8 +95,12 @@ class KilledSupervisor(TaskmasterCase):
         self.assertTrue(pid_alive(bystander.pid), "a process batman did not start was killed")
         self.assertRegex(self.events(), r"killed 4 processes left running by a supervisor that did not stop "
                                         rf"its programs \(pid {first}\)")
-        # A clean restart has nothing to report.
+        # A clean restart has nothing to report. quit answers before the supervisor has
+        # written its last states and closed its sockets: the next one starts once it is gone.
+        with open(os.path.join(self.state_dir(), "supervisor.pid")) as f:
+            second = int(f.read())
         self.ctl("quit")
+        self.wait_gone(second)
         r = self.batman(config, "--daemon", name="taskmaster", check=0)
         self.assertNotIn("killed", r.stderr)
 

@@ -84,6 +84,15 @@ startsecs=0
 """
 
 
+def out_lines(path):
+    """How many times worker_00 wrote its line into `path`."""
+    try:
+        with open(path) as f:
+            return f.read().count("out-0\n")
+    except OSError:
+        return 0
+
+
 def normalise(text):
     text = re.sub(r"pid \d+, uptime \d+:\d\d:\d\d", "pid N, uptime T", text)
     text = re.sub(r"/work/(sd|tm)/", "/work/DIR/", text)  # each supervisor's own directory
@@ -192,9 +201,15 @@ class Supervisorctl(TaskmasterCase):
         self.both("status", "flaky")
         # signal
         self.both("signal", "HUP", "web")
+        outs = [os.path.join(d, "worker-0.out") for d in (self.sd, self.tm)]
+        starts = [out_lines(path) for path in outs]  # worker_00 last started > 1 s ago (flaky's wait)
         self.both("signal", "USR1", "pool:*", sort=True)
         self.both("signal", "NOPE", "web")
         self.both("signal", "HUP", "flaky")
+        # The restart after USR1 writes out-0 again, whenever each supervisor gets to it: the
+        # clear below must come after that line, not before it.
+        for path, before in zip(outs, starts):
+            wait_for(lambda: out_lines(path) > before, timeout=15, what=f"worker_00's restart to write {path}")
         # tail (stdout, stderr, bytes) and clear
         # (each start wrote a line: restarts, and USR1 ends sleep, which autorestart restarts;
         # how many restarts each supervisor has made by now is timing, so the lines are compared)

@@ -76,6 +76,23 @@ class TaskmasterCase(BatmanTestCase):
             return row if row and row["state"] == state else None
         return wait_for(reached, timeout=timeout, what=f"{name} to be {state}")
 
+    def wait_record(self, name, status="running", project="tm", timeout=15):
+        """Wait for instance `name` (web:01, or api for api_00) to have its state file say
+        `status`. The supervisor writes state/<name>_NN.json on its state writer's thread
+        (runner/state_writer.cpp), after `ctl status` already shows the change: `ps`, `logs`,
+        `stop` without a live supervisor and a restarted supervisor's clean-up read the file."""
+        stem = name.replace(":", "_") if ":" in name else name + "_00"
+        path = os.path.join(self.state_dir(project), stem + ".json")
+
+        def written():
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            except (OSError, ValueError):
+                return None
+            return record if record.get("status") == status else None
+        return wait_for(written, timeout=timeout, what=f"{stem}.json to say {status}")
+
     def events(self, project="tm"):
         with open(os.path.join(self.logs_dir(project), "events.log")) as f:
             return f.read()

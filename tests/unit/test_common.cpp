@@ -246,6 +246,26 @@ TEST_F(FsTest, NeverFollowsAPlantedSymlink) {
   std::filesystem::remove_all(outside);
 }
 
+// remove_tree_at tries one rmdir first: each kind of entry must still go, and only it.
+TEST_F(FsTest, RemoveTreeTakesEmptyDirsFilesLinksAndFullTrees) {
+  std::string outside = dir_ + "-outside2";
+  ASSERT_EQ(::mkdir(outside.c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/empty").c_str(), 0700), 0);
+  ASSERT_EQ(::close(::open((dir_ + "/file").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  ASSERT_EQ(::symlink(outside.c_str(), (dir_ + "/link").c_str()), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/full").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/full/sub").c_str(), 0700), 0);
+  ASSERT_EQ(::close(::open((dir_ + "/full/sub/f").c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  for (const char* name : {"empty", "file", "link", "full", "missing"}) {
+    EXPECT_TRUE(remove_tree_at(fd_.get(), name)) << name;
+    struct stat st{};
+    EXPECT_NE(::lstat((dir_ + "/" + name).c_str(), &st), 0) << name;
+  }
+  struct stat st{};
+  EXPECT_EQ(::stat(outside.c_str(), &st), 0);  // the link's target stays
+  std::filesystem::remove_all(outside);
+}
+
 // make_dir_at is mkdirat: EEXIST when the name is taken. clean removes the empty directories
 // batman 0.1 parked in tmp/ (and anything below one).
 TEST_F(FsTest, RunDirectoriesAreMadeAnewAndLegacyParkedOnesRemoved) {
