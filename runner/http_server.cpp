@@ -349,8 +349,16 @@ HttpServer::~HttpServer() {
     if (c->timer) s.loop.cancel_timer(*c->timer);
     s.loop.unwatch(fd);
   }
+  stop_listening();
+}
+
+void HttpServer::stop_listening() {
+  auto& s = *impl_;
   if (s.accept_pause) s.loop.cancel_timer(*s.accept_pause);
-  if (s.listener) s.loop.unwatch(s.listener.get());
+  s.accept_pause.reset();
+  if (!s.listener) return;
+  s.loop.unwatch(s.listener.get());
+  s.listener.reset();
 }
 
 std::size_t HttpServer::clients() const { return impl_->connections.size(); }

@@ -115,6 +115,8 @@ class HttpServer {
   std::size_t clients() const;
   // Write what is queued, waiting at most `timeout` (before the process exits).
   void flush(Duration timeout);
+  // Close the listening socket (a Unix socket's file is the caller's), keeping the connections.
+  void stop_listening();
 
   struct Impl;
 

@@ -89,11 +89,16 @@ ControlServer::~ControlServer() {
     loop_.unwatch(fd);
   }
   clients_.clear();
+  stop_listening();
+}
+
+void ControlServer::stop_listening() {
   if (accept_pause_) loop_.cancel_timer(*accept_pause_);
-  if (listener_) {
-    loop_.unwatch(listener_.get());
-    ::unlink(path_.c_str());
-  }
+  accept_pause_.reset();
+  if (!listener_) return;
+  loop_.unwatch(listener_.get());
+  ::unlink(path_.c_str());
+  listener_.reset();
 }
 
 // Close the connection that has waited longest without a command running, so a new client

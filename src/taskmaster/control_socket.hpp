@@ -46,6 +46,10 @@ class ControlServer {
 
   // Write what is queued for clients, waiting at most `timeout` (before the supervisor exits).
   void flush(Duration timeout);
+  // Close and remove the listening socket, keeping the clients: a supervisor that exits does
+  // this before it closes their connections, so the one who waited for the end (ctl quit)
+  // finds the path free for the next supervisor.
+  void stop_listening();
   const std::string& path() const { return path_; }
   // At most this many connections at once (the supervisor keeps enough fds for its programs).
   void set_max_clients(std::size_t n) { max_clients_ = std::clamp<std::size_t>(n, 4, kMaxClients); }

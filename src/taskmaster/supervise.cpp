@@ -485,14 +485,10 @@ int supervise(const SuperviseOptions& options) {
     error(e.message);
     (*events)->error("{}", e.message);
   }
-  (*server)->flush(std::chrono::seconds(1));
-  server->reset();
-  if (rpc_servers->unix_server) rpc_servers->unix_server->flush(std::chrono::seconds(1));
-  if (rpc_servers->tcp_server) rpc_servers->tcp_server->flush(std::chrono::seconds(1));
-  rpc_servers->unix_server.reset();
-  rpc_servers->tcp_server.reset();
-  (void)::unlink(rpc_servers->unix_path.c_str());
-  supervisor.set_observer(nullptr);
+  // What names this supervisor goes first, while it still listens (no next one can have
+  // replaced it yet); then the listening sockets; the clients' connections last. `ctl quit`
+  // waits for its connection to close, so a supervisor started right after it finds every
+  // path free and keeps its own pid file.
   if (pointer) {
     char target[4096];
     const ssize_t n = ::readlinkat(tree->state_fd.get(), "control.sock", target, sizeof target);
@@ -500,6 +496,19 @@ int supervise(const SuperviseOptions& options) {
       (void)::unlinkat(tree->state_fd.get(), "control.sock", 0);
   }
   if (options.daemon || !options.pidfile.empty()) ::unlink(pidfile.c_str());
+  (*server)->stop_listening();
+  if (rpc_servers->unix_server) {
+    rpc_servers->unix_server->stop_listening();
+    (void)::unlink(rpc_servers->unix_path.c_str());
+  }
+  if (rpc_servers->tcp_server) rpc_servers->tcp_server->stop_listening();
+  (*server)->flush(std::chrono::seconds(1));
+  server->reset();
+  if (rpc_servers->unix_server) rpc_servers->unix_server->flush(std::chrono::seconds(1));
+  if (rpc_servers->tcp_server) rpc_servers->tcp_server->flush(std::chrono::seconds(1));
+  rpc_servers->unix_server.reset();
+  rpc_servers->tcp_server.reset();
+  supervisor.set_observer(nullptr);
   if (!ran) {
     error(ran.error().message);
     return kExitBatmanError;

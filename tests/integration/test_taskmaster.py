@@ -402,6 +402,26 @@ class Lifecycle(TaskmasterCase):
         self.assertFalse(os.path.exists(os.path.join(self.state_dir(), "control.sock")))
         self.assertFalse(os.path.exists(os.path.join(self.state_dir(), "supervisor.pid")))
 
+    def test_a_supervisor_started_the_moment_quit_returns_is_served_and_keeps_its_pid_file(self):
+        # quit returns once the supervisor has closed the connection, which it does after it
+        # removed its pid file and stopped listening: the next one, started at once, is not
+        # refused as "already serving", and its pid file is not removed by the one before.
+        # (20 instances: 20 last states for the writer to flush after quit has answered.)
+        config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n    numprocs: 20\n    starttime: 0\n")
+        pidfile = os.path.join(self.state_dir(), "supervisor.pid")
+        pid = self.start_daemon(config)
+        for _ in range(5):
+            self.wait_state("a:19", "RUNNING")
+            self.assertIn("stopped every program", self.ctl("quit").stdout)
+            new = self.start_daemon(config)
+            self.assertNotEqual(new, pid)
+            self.wait_gone(pid)
+            with open(pidfile) as f:
+                self.assertEqual(int(f.read()), new)
+            pid = new
+        self.wait_state("a:19", "RUNNING")
+        self.assertEqual(len(processes_with_marker(self.mark)), 20)
+
     def test_sigterm_to_the_foreground_supervisor_stops_everything_and_exits_0(self):
         config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n")
         p = self.spawn(config, name="taskmaster")
