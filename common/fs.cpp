@@ -317,6 +317,8 @@ Result<std::vector<std::string>> list_dir(int dirfd) {
   return names;
 }
 
+static Result<void> remove_walk(int dirfd, const std::string& n);
+
 // Everything inside the open directory `fd` (shown as `name` in errors), not the directory.
 static Result<void> remove_children(int fd, const std::string& name) {
   auto names = list_dir(fd);
@@ -324,17 +326,22 @@ static Result<void> remove_children(int fd, const std::string& name) {
   for (const auto& child : *names) {
     // Directories we may not write into (a job's chmod 0500) are opened up first.
     ::fchmodat(fd, ".", 0700, 0);
-    if (auto r = remove_tree_at(fd, child); !r) return std::unexpected(r.error().wrap(name));
+    if (auto r = remove_walk(fd, child); !r) return std::unexpected(r.error().wrap(name));
   }
   return {};
 }
 
 Result<void> remove_tree_at(int dirfd, std::string_view name) {
   std::string n(name);
-  // Most trees removed are a finished run's empty TMPDIR: one rmdir, where the walk below
-  // takes ten calls (stat, two opens, getdents, closes, rmdir). A file or a symlink answers
-  // ENOTDIR, a tree with entries ENOTEMPTY: both go the long way.
+  // Most trees removed are a finished run's empty TMPDIR: one rmdir, where the walk takes
+  // ten calls (stat, two opens, getdents, closes, rmdir). A file or a symlink answers
+  // ENOTDIR, a tree with entries ENOTEMPTY: both go the long way (whose entries are not
+  // tried this way: most of them are files).
   if (::unlinkat(dirfd, n.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return {};
+  return remove_walk(dirfd, n);
+}
+
+static Result<void> remove_walk(int dirfd, const std::string& n) {
   struct stat st{};
   if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return {};

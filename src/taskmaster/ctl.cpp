@@ -108,7 +108,8 @@ class Connection {
       if (auto it = j.find("exit"); it != j.end() && it->is_number_integer()) {
         if (auto e = j.find("error"); e != j.end() && e->is_string()) error(e->get<std::string>());
         const int code = it->get<int>();
-        if (code == 0 && quits(line)) wait_until_closed(std::chrono::seconds(30));
+        // A supervisor still there after the wait: 1, as for a command that failed.
+        if (code == 0 && quits(line) && !wait_until_closed(std::chrono::seconds(30))) return kCommandFailed;
         return code;
       }
     }
@@ -122,24 +123,24 @@ class Connection {
 
   // quit answers once every program has stopped; the supervisor then writes its last states,
   // stops listening and closes this connection. Waiting for that lets a new supervisor be
-  // started the moment ctl returns.
-  void wait_until_closed(std::chrono::milliseconds timeout) {
+  // started the moment ctl returns. False when it has not closed it in time.
+  bool wait_until_closed(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         error("the supervisor answered quit but has not exited after " + std::to_string(timeout.count() / 1000) + " s");
-        return;
+        return false;
       }
       pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {sigint_fd_, POLLIN, 0}};
       const int n = ::poll(fds, sigint_fd_ >= 0 ? 2 : 1, static_cast<int>(left.count()));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 || (sigint_fd_ >= 0 && (fds[1].revents & POLLIN))) return;  // Ctrl-C: stop waiting
+      if (n < 0 || (sigint_fd_ >= 0 && (fds[1].revents & POLLIN))) return true;  // Ctrl-C: stop waiting
       if (n == 0) continue;
       char buf[4096];
       const ssize_t got = ::read(fd_.get(), buf, sizeof buf);
       if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) return;  // closed (or reset): the supervisor is done with us
+      if (got <= 0) return true;  // closed (or reset): the supervisor is done with us
     }
   }
 

@@ -10,8 +10,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "batman_config.h"
 #include "common/detach.hpp"
@@ -307,16 +310,22 @@ int supervise(const SuperviseOptions& options) {
   std::string source_name = config->source;
   runner::Supervisor supervisor(loop, context, std::move(*config));
 
-  bool shutting_down = false;
+  bool shutting_down = false, all_stopped = false;
+  // Every quit asked while the programs stop is answered when they have (a second ctl quit
+  // after SIGTERM or supervisorctl's shutdown must not return before the first one would).
+  std::vector<std::function<void()>> when_stopped;
   auto quit = [&](std::function<void()> stopped) {
-    if (shutting_down) {
+    if (all_stopped) {
       if (stopped) stopped();
       return;
     }
+    if (stopped) when_stopped.push_back(std::move(stopped));
+    if (shutting_down) return;
     shutting_down = true;
     (*events)->info("shutting down: stopping every program");
-    supervisor.shutdown([&, stopped] {
-      if (stopped) stopped();
+    supervisor.shutdown([&] {
+      all_stopped = true;
+      for (auto& answer : std::exchange(when_stopped, {})) answer();
       (*events)->info("every program stopped; supervisor exiting");
       loop.add_timer_after(Duration::zero(), [&] { loop.stop(); });
     });
@@ -498,8 +507,8 @@ int supervise(const SuperviseOptions& options) {
   if (options.daemon || !options.pidfile.empty()) ::unlink(pidfile.c_str());
   (*server)->stop_listening();
   if (rpc_servers->unix_server) {
+    (void)::unlink(rpc_servers->unix_path.c_str());  // while it listens: the path is still ours
     rpc_servers->unix_server->stop_listening();
-    (void)::unlink(rpc_servers->unix_path.c_str());
   }
   if (rpc_servers->tcp_server) rpc_servers->tcp_server->stop_listening();
   (*server)->flush(std::chrono::seconds(1));

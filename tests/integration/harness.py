@@ -34,6 +34,15 @@ def pid_alive(pid):
         return False
 
 
+def comm(pid):
+    """The command name of `pid`, or "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def init_git_repo(path):
     """A git repository at `path` with one commit: file.txt, "committed\n"."""
     run = lambda *a: subprocess.run(["git", "-C", path] + list(a), check=True, capture_output=True)

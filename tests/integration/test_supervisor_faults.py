@@ -12,16 +12,8 @@ import threading
 import time
 import urllib.request
 
-from harness import NOBODY, BatmanTestCase, pid_alive, wait_for
+from harness import NOBODY, BatmanTestCase, comm, pid_alive, wait_for
 from test_taskmaster import TaskmasterCase
-
-
-def comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def sleeps_with(mark):
@@ -95,8 +87,8 @@ class KilledSupervisor(TaskmasterCase):
         self.assertTrue(pid_alive(bystander.pid), "a process batman did not start was killed")
         self.assertRegex(self.events(), r"killed 4 processes left running by a supervisor that did not stop "
                                         rf"its programs \(pid {first}\)")
-        # A clean restart has nothing to report. quit answers before the supervisor has
-        # written its last states and closed its sockets: the next one starts once it is gone.
+        # A clean restart has nothing to report. ctl quit returns once the supervisor has
+        # closed its sockets; its pid is waited for too, as a script would.
         with open(os.path.join(self.state_dir(), "supervisor.pid")) as f:
             second = int(f.read())
         self.ctl("quit")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import unittest
 
-from harness import pid_alive, wait_for
+from harness import comm, pid_alive, wait_for
 from test_taskmaster import TaskmasterCase
 
 SUPERVISORD = shutil.which("supervisord")
@@ -82,6 +82,19 @@ EXTRA = """
 command=sleep MARK
 startsecs=0
 """
+
+
+def sleeping(pid):
+    """Whether the program `pid` (a number as text) is `sleep` by now: the process itself
+    (supervisord), or the job below batman-init (taskmaster's isolated programs)."""
+    if not str(pid).isdigit():
+        return False
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = f.read().split()
+    except OSError:
+        children = []
+    return comm(pid) == "sleep" or any(comm(c) == "sleep" for c in children)
 
 
 def out_lines(path):
@@ -202,7 +215,12 @@ class Supervisorctl(TaskmasterCase):
         # signal
         self.both("signal", "HUP", "web")
         outs = [os.path.join(d, "worker-0.out") for d in (self.sd, self.tm)]
-        starts = [out_lines(path) for path in outs]  # worker_00 last started > 1 s ago (flaky's wait)
+        # worker_00's last start (start pool:) has written its line once its sh became sleep:
+        # counted after that, the wait below is for the restart that USR1 causes.
+        for d in (self.sd, self.tm):
+            wait_for(lambda: sleeping(self.sctl(d, "pid", "pool:worker_00").stdout.strip()),
+                     what=f"worker_00 under {d} to be sleeping")
+        starts = [out_lines(path) for path in outs]
         self.both("signal", "USR1", "pool:*", sort=True)
         self.both("signal", "NOPE", "web")
         self.both("signal", "HUP", "flaky")

@@ -422,6 +422,21 @@ class Lifecycle(TaskmasterCase):
         self.wait_state("a:19", "RUNNING")
         self.assertEqual(len(processes_with_marker(self.mark)), 20)
 
+    def test_quit_while_a_shutdown_is_under_way_returns_when_the_supervisor_is_done(self):
+        # SIGTERM starts the shutdown; a program that ignores its stop signal holds it up for
+        # stoptime (6 s, past the control socket's 5 s idle timeout). A quit asked meanwhile
+        # is answered when every program has stopped, and returns once the supervisor is gone.
+        config = self.config("programs:\n  a:\n    cmd: \"trap '' TERM; sleep MARK\"\n"
+                             "    starttime: 0\n    stoptime: 6\n")
+        pid = self.start_daemon(config)
+        self.wait_state("a", "RUNNING")
+        started = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        self.assertIn("stopped every program", self.ctl("quit").stdout)
+        self.assertGreater(time.monotonic() - started, 5.5)
+        self.assertEqual(processes_with_marker(self.mark), [])
+        self.start_daemon(config)  # not refused: the old one's sockets are closed
+
     def test_sigterm_to_the_foreground_supervisor_stops_everything_and_exits_0(self):
         config = self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n    numprocs: 2\n")
         p = self.spawn(config, name="taskmaster")
