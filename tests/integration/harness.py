@@ -162,6 +162,20 @@ class BatmanTestCase(unittest.TestCase):
         out.sort(key=lambda s: (s.get("started_at") or "", s.get("run_id") or ""))
         return out
 
+    def wait_state_file(self, project, run_id, accept, timeout=15, what=None):
+        """Wait for state/<run_id>.json of `project` to hold a record `accept` takes; returns
+        it. A record that is missing or half-read waits too."""
+        path = os.path.join(self.home, project, "state", run_id + ".json")
+
+        def accepted():
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            except (OSError, ValueError):
+                return None
+            return record if accept(record) else None
+        return wait_for(accepted, timeout=timeout, what=what or f"{run_id}.json")
+
     def ps_json(self, *extra):
         proc = self.batman("ps", "--json", "--all", *extra, check=0)
         return json.loads(proc.stdout)

@@ -433,8 +433,7 @@ class TesterFindings(BatmanTestCase):
             wait_for(lambda: os.path.exists(out) and "hello-from-b" in open(out).read(), what="the output")
             # The supervisor records a start on its state writer's thread, so the program's
             # first output can come before its record does (CI saw "no run 'b'" once).
-            state = os.path.join(self.home, "lt", "state", "b_00.json")
-            wait_for(lambda: os.path.exists(state) and '"running"' in open(state).read(), what="b's record")
+            self.wait_state_file("lt", "b_00", lambda r: r.get("status") == "running", what="b's record")
             for name in ("b", "b:00", "b_00"):
                 r = self.batman("logs", "lt", name, check=0)
                 self.assertEqual(r.stdout, "hello-from-b\n", name)

@@ -356,16 +356,8 @@ class FullDisk(HostileCase):
     cmd: "sleep MARK"
 """)
         daemon = self.start_daemon(config)
-        state_file = os.path.join(self.home, "tm", "state", "spam_00.json")
-
-        def ended():
-            try:
-                with open(state_file) as f:
-                    s = json.load(f)
-            except (OSError, ValueError):
-                return None
-            return s if s.get("status") not in ("running", "starting") else None
-        s = wait_for(ended, timeout=30, what="spam's end in its state file")
+        s = self.wait_state_file("tm", "spam_00", lambda r: r.get("status") not in ("running", "starting"),
+                                 timeout=30, what="spam's end in its state file")
         self.assertEqual(s["status"], "failed", s)
         self.assertEqual(s["exit_code"], 7, s)
         self.assertEqual(self.status()["spam"]["state"], "EXITED")

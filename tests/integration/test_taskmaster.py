@@ -82,16 +82,8 @@ class TaskmasterCase(BatmanTestCase):
         (runner/state_writer.cpp), after `ctl status` already shows the change: `ps`, `logs`,
         `stop` without a live supervisor and a restarted supervisor's clean-up read the file."""
         stem = name.replace(":", "_") if ":" in name else name + "_00"
-        path = os.path.join(self.state_dir(project), stem + ".json")
-
-        def written():
-            try:
-                with open(path) as f:
-                    record = json.load(f)
-            except (OSError, ValueError):
-                return None
-            return record if record.get("status") == status else None
-        return wait_for(written, timeout=timeout, what=f"{stem}.json to say {status}")
+        return self.wait_state_file(project, stem, lambda r: r.get("status") == status, timeout=timeout,
+                                    what=f"{stem}.json to say {status}")
 
     def events(self, project="tm"):
         with open(os.path.join(self.logs_dir(project), "events.log")) as f:
