@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 
 #include <cstdio>
+#include <cstring>
 #include <functional>
 
 #include <nlohmann/json.hpp>
@@ -23,7 +24,7 @@ namespace {
 using nlohmann::json;
 
 
-constexpr int kFormat = 3;
+constexpr int kFormat = 4;
 
 template <class T>
 json optional_json(const std::optional<T>& v) {
@@ -124,6 +125,21 @@ bool trusted_dir(int fd) {
          (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
+// The seccomp program as one CBOR byte string (8 bytes a word, host order: the entry is only
+// ever read by the binary that wrote it), not an array of numbers.
+std::vector<std::uint8_t> bytes_from_words(const std::vector<std::uint64_t>& words) {
+  std::vector<std::uint8_t> bytes(words.size() * sizeof(std::uint64_t));
+  if (!words.empty()) std::memcpy(bytes.data(), words.data(), bytes.size());
+  return bytes;
+}
+
+std::vector<std::uint64_t> words_from_bytes(const std::vector<std::uint8_t>& bytes) {
+  if (bytes.size() % sizeof(std::uint64_t) != 0) throw json::other_error::create(501, "seccomp_bpf: not whole words", nullptr);
+  std::vector<std::uint64_t> words(bytes.size() / sizeof(std::uint64_t));
+  if (!words.empty()) std::memcpy(words.data(), bytes.data(), bytes.size());
+  return words;
+}
+
 constexpr std::size_t kMaxEntry = 1 << 20;  // a profile's entry is a few KB
 
 // An entry as batman itself wrote it: a regular file of batman's user, mode 0600 (no one else
@@ -198,7 +214,7 @@ Result<Profile> load_source_cached(const Result<isolation::ProfileSource>& sourc
         // binary's entry is written anew below.
         if (!binary.empty() && entry.at("binary").get<std::string>() == binary) {
           Profile p = from_json_value(entry.at("profile"));
-          p.seccomp.compiled = entry.at("seccomp_bpf").get<std::vector<std::uint64_t>>();
+          p.seccomp.compiled = words_from_bytes(entry.at("seccomp_bpf").get_binary());
           return p;
         }
       }
@@ -213,7 +229,7 @@ Result<Profile> load_source_cached(const Result<isolation::ProfileSource>& sourc
                       {"path", source->path},
                       {"text", source->text},
                       {"binary", binary},
-                      {"seccomp_bpf", profile->seccomp.compiled},
+                      {"seccomp_bpf", json::binary(bytes_from_words(profile->seccomp.compiled))},
                       {"profile", to_json_value(*profile)}};
   const auto bytes = json::to_cbor(entry);
   (void)write_file_atomic(dir->get(), name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),

@@ -153,19 +153,32 @@ TEST(ProfileCache, KeepsTheCompiledSeccompProgram) {
     const std::string bytes{std::istreambuf_iterator<char>(in), {}};
     return nlohmann::json::from_cbor(bytes);
   };
-  auto changed = read_entry();
-  changed["binary"] = "other-" + changed.at("binary").get<std::string>();
-  {
-    const auto bytes = nlohmann::json::to_cbor(changed);
+  auto write_entry = [&](const nlohmann::json& j) {
+    const auto bytes = nlohmann::json::to_cbor(j);
     std::ofstream(entry, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
                                                  static_cast<std::streamsize>(bytes.size()));
-  }
+  };
+  auto changed = read_entry();
+  changed["binary"] = "other-" + changed.at("binary").get<std::string>();
+  write_entry(changed);
   auto other = isolation::load_profile_cached(path, home.dir.string());
   ASSERT_TRUE(other.has_value());
   EXPECT_EQ(other->seccomp.compiled, pack_seccomp(*compiled));
   EXPECT_TRUE(*other == *fresh);
   EXPECT_EQ(read_entry().at("binary").get<std::string>().find("other-"), std::string::npos)
       << "the entry is this binary's again";
+
+  // The program is kept as one byte string (8 bytes a word); one that is not whole words is a
+  // damaged entry: the profile is compiled anew and the entry rewritten.
+  auto stored = read_entry();
+  ASSERT_TRUE(stored.at("seccomp_bpf").is_binary());
+  EXPECT_EQ(stored.at("seccomp_bpf").get_binary().size(), compiled->instructions.size() * 8);
+  stored["seccomp_bpf"].get_binary().pop_back();
+  write_entry(stored);
+  auto repaired = isolation::load_profile_cached(path, home.dir.string());
+  ASSERT_TRUE(repaired.has_value());
+  EXPECT_EQ(repaired->seccomp.compiled, pack_seccomp(*compiled));
+  EXPECT_EQ(read_entry().at("seccomp_bpf").get_binary().size(), compiled->instructions.size() * 8);
 }
 
 // Issue 11: a job rewrote a strict profile's entry with the same version/path/text and a
@@ -185,7 +198,7 @@ TEST(ProfileCache, AnEntryNotAsBatmanWroteItIsNotUsed) {
     j["profile"]["capabilities"]["drop_all"] = false;
     j["profile"]["namespaces"] = nlohmann::json::array();
     j["profile"]["seccomp"]["enabled"] = false;
-    j["seccomp_bpf"] = nlohmann::json::array();
+    j["seccomp_bpf"] = nlohmann::json::binary({});
     const auto out = nlohmann::json::to_cbor(j);
     fs::remove(entry);
     std::ofstream(entry, std::ios::binary).write(reinterpret_cast<const char*>(out.data()),
