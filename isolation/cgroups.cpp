@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -289,6 +291,21 @@ std::string job_unit_name(std::initializer_list<std::string_view> parts) {
     out += ':';
     out += part;
   }
+  return out;
+}
+
+std::string home_tag(const std::string& batman_home) {
+  struct stat st{};
+  const std::string key = ::stat(batman_home.c_str(), &st) == 0
+                              ? std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)
+                              : batman_home;
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a, 64 bits
+  for (const unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char out[9];
+  std::snprintf(out, sizeof out, "%08x", static_cast<unsigned>((h >> 32) ^ h));
   return out;
 }
 

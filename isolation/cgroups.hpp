@@ -68,10 +68,17 @@ struct CgroupSupport {
 };
 CgroupSupport detect_cgroups();
 
-// The name of a job's cgroup (and systemd unit): "batman:<project>:<id>[:<more>...]". ':' is
+// The name of a job's cgroup (and systemd unit): "batman:<project>:<id>[:<more>...]:<home
+// tag>" (the callers add home_tag as the last part). ':' is
 // outside the name alphabet [A-Za-z0-9._-] (and allowed in systemd unit names), so no two
 // runs share one: project "a" run "b-1" is "batman:a:b-1", project "a-b" run "1" "batman:a-b:1".
 std::string job_unit_name(std::initializer_list<std::string_view> parts);
+// The last part of every job's unit name: which $BATMAN_HOME it belongs to, 8 hex digits of
+// a hash of the home directory's device and inode (the same home under any spelling). Job
+// cgroups live under batman's own cgroup, which every home of a user (and, as root, every
+// home) shares: without it, two supervisors of project `ci` in two homes both named a
+// program's cgroup "batman:ci:web_00", and stopping `web` in one killed the other's.
+std::string home_tag(const std::string& batman_home);
 
 // Create the job's cgroup `unit` under this process's own cgroup (".../batman/<unit>") and
 // apply the limits. Only the hierarchies it needs are used: on v1 the freezer (to find and

@@ -130,6 +130,7 @@ isolation::LaunchRequest launch_request(const LaunchSpec& spec) {
   } else {
     for (const auto& part : spec.unit_parts) unit += ':' + part;
   }
+  unit += ':' + isolation::home_tag(spec.home);  // another home's job of the same names is not ours
   request.unit_name = std::move(unit);
   request.profile = spec.profile;
   request.limits = spec.limits;

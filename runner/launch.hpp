@@ -30,7 +30,7 @@ struct LaunchSpec {
   std::string tmp_dir;      // its TMPDIR: $BATMAN_HOME/<project>/tmp/<...>, absolute
   std::string worktree;     // its own --worktree, or empty
   // The parts of its cgroup / systemd unit name after the project ({run_id} when empty):
-  // "batman:<project>:<part>:...".
+  // "batman:<project>:<part>:...:<home tag>".
   std::vector<std::string> unit_parts;
 
   // What it runs, how and as whom.

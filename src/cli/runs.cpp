@@ -70,12 +70,18 @@ std::optional<std::string> batch_task_name(const runner::RunState& s) {
 
 std::vector<std::string> job_cgroup_units(const runner::RunState& s) {
   if (s.project.empty() || s.run_id.empty()) return {};
+  const std::string tag = ":" + isolation::home_tag(batman_home());
   if (s.kind == "batch") {
-    // A batch task's attempt N (restarts N-1) and its health check (src/batch/batch.cpp).
+    // A batch task's attempt N (restarts N-1) and its health check (src/batch/batch.cpp);
+    // then the names of before the home tag, which only this batch's unique run-id makes.
     const std::string attempt = isolation::job_unit_name({s.project, s.run_id, std::to_string(s.restarts + 1)});
-    return {attempt, attempt + ":check"};
+    return {attempt + tag, attempt + ":check" + tag, attempt, attempt + ":check"};
   }
-  std::vector<std::string> units{isolation::job_unit_name({s.project, s.run_id})};
+  const std::string unit = isolation::job_unit_name({s.project, s.run_id});
+  std::vector<std::string> units{unit + tag};
+  // A run's name of before the home tag is its unique run-id's; a program's (<program>_NN)
+  // or a multi instance's (its ID) could be another home's, and is left alone.
+  if (s.kind != "program" && s.kind != "multi") units.push_back(unit);
   // Before 0.x names were "batman-<project>-<run-id>": such a name is still looked for only
   // when it can be no other run's, with neither part holding a '-' (a batch attempt's old
   // name always held three).

@@ -2,6 +2,7 @@
 temporary $BATMAN_HOME and check what a user would check."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -179,3 +180,73 @@ class BatmanTestCase(unittest.TestCase):
     def ps_json(self, *extra):
         proc = self.batman("ps", "--json", "--all", *extra, check=0)
         return json.loads(proc.stdout)
+
+
+def cgroup_mounts():
+    """Mount points of every cgroup hierarchy (v1 and v2)."""
+    out = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                out.add(left.split()[4])
+    return sorted(out)
+
+
+def batman_cgroup_dirs(unit):
+    """Every ".../batman/<unit>:<home tag>" directory in every cgroup hierarchy (a job's
+    cgroup name ends in its $BATMAN_HOME's tag: isolation::home_tag), or named `unit` alone."""
+    found = []
+    name = re.compile(re.escape(unit) + r"(:[0-9a-f]{8})?")
+    for mount in cgroup_mounts():
+        for root, dirs, _ in os.walk(mount):
+            if os.path.basename(root) == "batman":
+                found += [os.path.join(root, d) for d in dirs if name.fullmatch(d)]
+    return found
+
+
+def cgroup_setup():
+    """(version, writable) as batman sees it: 2 when the cgroup2 mount has memory, cpu or
+    pids at this process's cgroup, else 1 for the v1 hierarchies (0: none); writable when
+    a root process can make a job cgroup there."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(","):
+                own[c] = path
+    v1, v2 = {}, None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fields = right.split()
+            if fields[0] == "cgroup2" and v2 is None:
+                v2 = left.split()[4]
+            if fields[0] == "cgroup":
+                for option in fields[2].split(","):
+                    v1.setdefault(option, left.split()[4])
+    root = os.geteuid() == 0
+    if v2 is not None:
+        path = v2 + ("" if own.get("", "/") == "/" else own[""])
+        try:
+            with open(os.path.join(path, "cgroup.controllers")) as f:
+                available = f.read().split()
+        except OSError:
+            available = []
+        if any(c in available for c in ("memory", "cpu", "pids")):
+            return 2, root and os.access(path, os.W_OK)
+    for c in ("memory", "cpu", "pids", "freezer"):
+        if c in v1:
+            path = v1[c] + ("" if own.get(c, "/") == "/" else own[c])
+            return 1, root and os.access(path, os.W_OK)
+    return 0, False
+
+
+def home_tag(home):
+    """The last part of a job's cgroup name: which $BATMAN_HOME it belongs to (as
+    isolation::home_tag: FNV-1a 64 of "<st_dev>:<st_ino>", its two halves xor'd, 8 hex digits)."""
+    st = os.stat(home)
+    h = 14695981039346656037
+    for c in f"{st.st_dev}:{st.st_ino}".encode():
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{((h >> 32) ^ h) & 0xFFFFFFFF:08x}"

@@ -10,7 +10,8 @@ import subprocess
 import time
 import uuid
 
-from harness import NOBODY, BatmanTestCase, pid_alive, processes_with_marker, wait_for
+from harness import (NOBODY, BatmanTestCase, batman_cgroup_dirs, cgroup_setup, pid_alive,
+                     processes_with_marker, wait_for)
 
 
 def marker():
@@ -33,64 +34,6 @@ def sleeps(mark):
 def start_time(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[19])
-
-
-def cgroup_mounts():
-    """Mount points of every cgroup hierarchy (v1 and v2)."""
-    out = set()
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            if right.split()[0] in ("cgroup", "cgroup2"):
-                out.add(left.split()[4])
-    return sorted(out)
-
-
-def batman_cgroup_dirs(unit):
-    """Every ".../batman/<unit>" directory in every cgroup hierarchy."""
-    found = []
-    for mount in cgroup_mounts():
-        for root, dirs, _ in os.walk(mount):
-            if os.path.basename(root) == "batman" and unit in dirs:
-                found.append(os.path.join(root, unit))
-    return found
-
-
-def cgroup_setup():
-    """(version, writable) as batman sees it: 2 when the cgroup2 mount has memory, cpu or
-    pids at this process's cgroup, else 1 for the v1 hierarchies (0: none); writable when
-    a root process can make a job cgroup there."""
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for c in controllers.split(","):
-                own[c] = path
-    v1, v2 = {}, None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            fields = right.split()
-            if fields[0] == "cgroup2" and v2 is None:
-                v2 = left.split()[4]
-            if fields[0] == "cgroup":
-                for option in fields[2].split(","):
-                    v1.setdefault(option, left.split()[4])
-    root = os.geteuid() == 0
-    if v2 is not None:
-        path = v2 + ("" if own.get("", "/") == "/" else own[""])
-        try:
-            with open(os.path.join(path, "cgroup.controllers")) as f:
-                available = f.read().split()
-        except OSError:
-            available = []
-        if any(c in available for c in ("memory", "cpu", "pids")):
-            return 2, root and os.access(path, os.W_OK)
-    for c in ("memory", "cpu", "pids", "freezer"):
-        if c in v1:
-            path = v1[c] + ("" if own.get(c, "/") == "/" else own[c])
-            return 1, root and os.access(path, os.W_OK)
-    return 0, False
 
 
 def cgroups_writable():

@@ -13,7 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import NOBODY, BatmanTestCase, bin_path, pid_alive, processes_with_marker, wait_for
+from harness import (NOBODY, BatmanTestCase, batman_cgroup_dirs, bin_path, cgroup_setup, home_tag,
+                     pid_alive, processes_with_marker, wait_for)
 
 
 class TaskmasterCase(BatmanTestCase):
@@ -195,6 +196,51 @@ class ManyPrograms(TaskmasterCase):
         self.assertEqual(rows["p000"]["signal"], "TERM")
         self.assertEqual(rows["stubborn"]["signal"], "KILL")
         self.assertRegex(self.ctl("status", "p499").stdout, r"^p499\s+STOPPED\s+stopped \(killed by SIGTERM\)")
+
+
+class TwoHomes(TaskmasterCase):
+    """Two supervisors side by side, each in its own $BATMAN_HOME, with the same project and
+    program names (two CI pipelines of one repository on one machine)."""
+
+    def test_stopping_a_program_in_one_home_leaves_the_same_named_program_of_another_home_running(self):
+        if not cgroup_setup()[1]:
+            self.skipTest("no cgroup this process may create here (needs root and a writable "
+                          "cgroup hierarchy): the env tier then finds a job by its session, "
+                          "which no other home shares")
+        text = "programs:\n  web:\n    cmd: \"sleep MARK\"\n    starttime: 0\n    isolation: env\n"
+        config = self.config(text)
+        other_home = os.path.join(self.tmp, "other-home")
+        other = {"BATMAN_HOME": other_home}
+        self.start_daemon(config)
+        self.batman(config, "--daemon", name="taskmaster", env=other, check=0)
+        self.daemons.append(os.path.join(other_home, "tm", "state", "supervisor.pid"))
+        mine = self.wait_state("web", "RUNNING")["pid"]
+
+        def theirs():
+            rows = json.loads(self.batman("ctl", "--config", config, "status", "--json", env=other,
+                                          check=0).stdout)
+            return next((r for r in rows if r["name"] == "web" and r["state"] == "RUNNING"), None)
+        their_pid = wait_for(theirs, what="the other home's web RUNNING")["pid"]
+        self.assertNotEqual(mine, their_pid)
+        # Both in a cgroup of their own: each name ends in its home's tag.
+        units = [f"batman:tm:web_00:{home_tag(h)}" for h in (self.home, other_home)]
+        self.assertNotEqual(units[0], units[1])
+        for unit in units:
+            self.assertTrue(batman_cgroup_dirs(unit), f"no cgroup {unit}")
+
+        self.ctl("stop", "web")
+        self.wait_gone(mine)
+        time.sleep(0.5)  # a kill of the other one would have landed by now
+        self.assertTrue(pid_alive(their_pid), "stopping web in one home killed the other home's web")
+        row = theirs()
+        self.assertIsNotNone(row, "the other home's web is not RUNNING any more")
+        self.assertEqual(row["pid"], their_pid, "the other home's web was killed and restarted")
+        self.assertEqual(row["restarts"], 0)
+        # Quit, not SIGKILL (tearDown): each supervisor removes its own cgroups on the way out.
+        self.ctl("quit")
+        self.batman("ctl", "--config", config, "quit", env=other, check=0)
+        for unit in units:
+            self.assertEqual(batman_cgroup_dirs(unit), [])
 
 
 class Output(TaskmasterCase):

@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "common/fs.hpp"
 #include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
@@ -62,6 +64,26 @@ class Cgroups : public ::testing::Test {
   pid_t child_ = -1;
   std::unique_ptr<Cgroup> group_, other_;
 };
+
+
+// Two homes' jobs of the same project and program never share a cgroup: the unit name ends in
+// the home's tag, the same for any spelling of one home and another for another home.
+TEST(CgroupNames, TheHomeTagNamesTheHomeWhateverItsSpelling) {
+  char tmpl[] = "/tmp/batman-tag.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  ASSERT_EQ(::mkdir((dir + "/a").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir + "/b").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink((dir + "/a").c_str(), (dir + "/link").c_str()), 0);
+  const std::string a = home_tag(dir + "/a");
+  EXPECT_EQ(a.size(), 8u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+  EXPECT_EQ(home_tag(dir + "/a/"), a);
+  EXPECT_EQ(home_tag(dir + "/link"), a);
+  EXPECT_EQ(home_tag(dir + "/./b/../a"), a);
+  EXPECT_NE(home_tag(dir + "/b"), a);
+  EXPECT_EQ(home_tag(dir + "/b"), home_tag(dir + "/b"));
+  std::filesystem::remove_all(dir);
+}
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 
 #include "runner/job.hpp"
 #include "runner/job_set.hpp"
+#include "isolation/cgroups.hpp"
 #include "runner/launch.hpp"
 #include "isolation/spawn.hpp"
 
@@ -338,9 +339,13 @@ TEST(Launch, RequestCarriesTheSpec) {
   EXPECT_EQ(r.cwd, "/src");
   EXPECT_EQ(r.batman_home, "/h");
   EXPECT_EQ(r.tmp_dir, "/h/p/tmp/r1");
-  EXPECT_EQ(r.unit_name, "batman:p:task:2:check");
+  // Its cgroup's name ends in its home's tag (another home's job of the same names is not it).
+  const std::string tag = isolation::home_tag("/h");
+  EXPECT_EQ(r.unit_name, "batman:p:task:2:check:" + tag);
   EXPECT_EQ(r.uid, std::optional<uid_t>(1000));
-  EXPECT_EQ(launch_request(spec()).unit_name, "batman:p:r1");
+  EXPECT_EQ(launch_request(spec()).unit_name, "batman:p:r1:" + tag);
+  s.home = "/elsewhere";
+  EXPECT_NE(launch_request(s).unit_name, r.unit_name);
 }
 
 TEST(Launch, OneStatusMapping) {
