@@ -118,6 +118,7 @@ class BatmanTestCase(unittest.TestCase):
                 except OSError:
                     pass
                 p.wait()
+        remove_home_cgroups(self.home)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def command(self, args, name="batman"):
@@ -250,3 +251,36 @@ def home_tag(home):
     for c in f"{st.st_dev}:{st.st_ino}".encode():
         h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
     return f"{((h >> 32) ^ h) & 0xFFFFFFFF:08x}"
+
+
+def remove_home_cgroups(home):
+    """rmdir the job cgroups that `home`'s batman processes left: a supervisor or batman a
+    test killed with SIGKILL does not remove its jobs' cgroups, and each home's names are its
+    own (they end in its tag), so no later test would reuse them. Only empty ones go; a job
+    process still on its way out gets a moment."""
+    if os.geteuid() != 0 or not os.path.isdir(home):
+        return
+    suffix = ":" + home_tag(home)
+    with open("/proc/self/cgroup") as f:
+        own = {line.rstrip("\n").split(":", 2)[2] for line in f}
+    dirs = []
+    for mount in cgroup_mounts():
+        for path in own:
+            parent = os.path.join(mount, path.lstrip("/"), "batman")
+            try:
+                dirs += [os.path.join(parent, d) for d in os.listdir(parent) if d.endswith(suffix)]
+            except OSError:
+                pass
+    deadline = time.monotonic() + 2
+    while dirs and time.monotonic() < deadline:
+        left = []
+        for d in dirs:
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(d)
+        dirs = left
+        if dirs:
+            time.sleep(0.05)
