@@ -206,16 +206,22 @@ def batman_cgroup_dirs(unit):
     return found
 
 
-def cgroup_setup():
-    """(version, writable) as batman sees it: 2 when the cgroup2 mount has memory, cpu or
-    pids at this process's cgroup, else 1 for the v1 hierarchies (0: none); writable when
-    a root process can make a job cgroup there."""
+def own_cgroups():
+    """This process's cgroup path by controller ("" for the cgroup2 hierarchy)."""
     own = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             for c in controllers.split(","):
                 own[c] = path
+    return own
+
+
+def cgroup_setup():
+    """(version, writable) as batman sees it: 2 when the cgroup2 mount has memory, cpu or
+    pids at this process's cgroup, else 1 for the v1 hierarchies (0: none); writable when
+    a root process can make a job cgroup there."""
+    own = own_cgroups()
     v1, v2 = {}, None
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -261,11 +267,9 @@ def remove_home_cgroups(home):
     if os.geteuid() != 0 or not os.path.isdir(home):
         return
     suffix = ":" + home_tag(home)
-    with open("/proc/self/cgroup") as f:
-        own = {line.rstrip("\n").split(":", 2)[2] for line in f}
     dirs = []
     for mount in cgroup_mounts():
-        for path in own:
+        for path in set(own_cgroups().values()):
             parent = os.path.join(mount, path.lstrip("/"), "batman")
             try:
                 dirs += [os.path.join(parent, d) for d in os.listdir(parent) if d.endswith(suffix)]

@@ -49,26 +49,29 @@ class TaskmasterCase(BatmanTestCase):
             f.write(text.replace("MARK", self.mark))
         return path
 
-    def state_dir(self, project="tm"):
-        return os.path.join(self.home, project, "state")
+    def state_dir(self, project="tm", home=None):
+        return os.path.join(home or self.home, project, "state")
 
     def logs_dir(self, project="tm"):
         return os.path.join(self.home, project, "logs")
 
-    def start_daemon(self, config, project="tm"):
-        proc = self.batman(config, "--daemon", name="taskmaster", check=0)
-        pidfile = os.path.join(self.state_dir(project), "supervisor.pid")
+    def start_daemon(self, config, project="tm", home=None):
+        """`home`: another $BATMAN_HOME than the test's own."""
+        proc = self.batman(config, "--daemon", name="taskmaster", check=0,
+                           env={"BATMAN_HOME": home} if home else None)
+        pidfile = os.path.join(self.state_dir(project, home), "supervisor.pid")
         self.daemons.append(pidfile)
         with open(pidfile) as f:
             pid = int(f.read().strip())
         self.assertTrue(pid_alive(pid), proc.stderr)
         return pid
 
-    def ctl(self, *args, check=0, config=None):
-        return self.batman("ctl", "--config", config or os.path.join(self.work, "tm.yaml"), *args, check=check)
+    def ctl(self, *args, check=0, config=None, home=None):
+        return self.batman("ctl", "--config", config or os.path.join(self.work, "tm.yaml"), *args, check=check,
+                           env={"BATMAN_HOME": home} if home else None)
 
-    def status(self, config=None):
-        rows = json.loads(self.ctl("status", "--json", config=config).stdout)
+    def status(self, config=None, home=None):
+        rows = json.loads(self.ctl("status", "--json", config=config, home=home).stdout)
         return {r["name"]: r for r in rows}
 
     def wait_state(self, name, state, timeout=15, config=None):
@@ -210,16 +213,13 @@ class TwoHomes(TaskmasterCase):
         text = "programs:\n  web:\n    cmd: \"sleep MARK\"\n    starttime: 0\n    isolation: env\n"
         config = self.config(text)
         other_home = os.path.join(self.tmp, "other-home")
-        other = {"BATMAN_HOME": other_home}
         self.start_daemon(config)
-        self.batman(config, "--daemon", name="taskmaster", env=other, check=0)
-        self.daemons.append(os.path.join(other_home, "tm", "state", "supervisor.pid"))
+        self.start_daemon(config, home=other_home)
         mine = self.wait_state("web", "RUNNING")["pid"]
 
         def theirs():
-            rows = json.loads(self.batman("ctl", "--config", config, "status", "--json", env=other,
-                                          check=0).stdout)
-            return next((r for r in rows if r["name"] == "web" and r["state"] == "RUNNING"), None)
+            row = self.status(config, home=other_home).get("web")
+            return row if row and row["state"] == "RUNNING" else None
         their_pid = wait_for(theirs, what="the other home's web RUNNING")["pid"]
         self.assertNotEqual(mine, their_pid)
         # Both in a cgroup of their own: each name ends in its home's tag.
@@ -238,7 +238,7 @@ class TwoHomes(TaskmasterCase):
         self.assertEqual(row["restarts"], 0)
         # Quit, not SIGKILL (tearDown): each supervisor removes its own cgroups on the way out.
         self.ctl("quit")
-        self.batman("ctl", "--config", config, "quit", env=other, check=0)
+        self.ctl("quit", config=config, home=other_home)
         for unit in units:
             self.assertEqual(batman_cgroup_dirs(unit), [])
 
