@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -199,26 +200,10 @@ pid_t spawn_job(ChildPlan& plan) {
   report(plan, Step::ExecInit, errno);
 }
 
-// Runs on its own stack in batman's memory while batman waits (CLONE_VFORK): system calls
-// only, every signal blocked (by the parent, before the clone).
-int child_main(void* arg) {
-  ChildPlan& plan = *static_cast<ChildPlan*>(arg);
-  for (int fd : plan.cgroup_procs)
-    if (write(fd, "0", 1) != 1) report(plan, Step::Cgroup, errno);
-  if (plan.die_with_parent) {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(plan, Step::DieWithParent, errno);
-    // A parent that died before PDEATHSIG was armed shows as a readable pidfd (getppid
-    // cannot tell from inside a new pid namespace).
-    pollfd dead{plan.parent_pidfd, POLLIN, 0};
-    if (plan.parent_pidfd >= 0 && poll(&dead, 1, 0) != 0) _exit(125);
-  }
-  if (plan.user_namespace) {
-    if (int rc = write_own_id_maps(plan)) report(plan, Step::IdMaps, rc);
-  }
-  // After the id maps (a user namespace owns what is created in it from here).
-  if (plan.unshare_flags && unshare(static_cast<int>(plan.unshare_flags)) != 0)
-    report(plan, Step::Unshare, errno);
-  if (setsid() < 0) report(plan, Step::Session, errno);
+// From the new namespaces on: mounts, hostname, lo, the cgroup namespace, then the job and
+// PID 1 (below). Runs while batman waits for our exec (CLONE_VFORK, or the early child's
+// handoff): glibc's wrappers and their errno are ours alone here.
+[[noreturn]] void build_sandbox(ChildPlan& plan) {
   Failure failure;
   if (plan.mount_namespace && apply_mounts(plan, failure) != 0)
     report(plan, static_cast<Step>(failure.step), failure.err, failure.index);
@@ -247,6 +232,125 @@ int child_main(void* arg) {
   exec_init(plan, job);
 }
 
+// Runs on its own stack in batman's memory while batman waits (CLONE_VFORK): system calls
+// only, every signal blocked (by the parent, before the clone).
+int child_main(void* arg) {
+  ChildPlan& plan = *static_cast<ChildPlan*>(arg);
+  for (int fd : plan.cgroup_procs)
+    if (write(fd, "0", 1) != 1) report(plan, Step::Cgroup, errno);
+  if (plan.die_with_parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report(plan, Step::DieWithParent, errno);
+    // A parent that died before PDEATHSIG was armed shows as a readable pidfd (getppid
+    // cannot tell from inside a new pid namespace).
+    pollfd dead{plan.parent_pidfd, POLLIN, 0};
+    if (plan.parent_pidfd >= 0 && poll(&dead, 1, 0) != 0) _exit(125);
+  }
+  if (plan.user_namespace) {
+    if (int rc = write_own_id_maps(plan)) report(plan, Step::IdMaps, rc);
+  }
+  // After the id maps (a user namespace owns what is created in it from here).
+  if (plan.unshare_flags && unshare(static_cast<int>(plan.unshare_flags)) != 0)
+    report(plan, Step::Unshare, errno);
+  if (setsid() < 0) report(plan, Step::Session, errno);
+  build_sandbox(plan);
+}
+
+// ---- The early child -------------------------------------------------------------------
+// System calls that never touch errno: the early child runs its first steps beside batman's
+// thread, in batman's memory and with its thread pointer, and glibc's wrappers would write
+// batman's errno behind its back.
+#if defined(__x86_64__)
+long raw_call(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+  long ret;
+  register long r10 asm("r10") = a4;
+  register long r8 asm("r8") = a5;
+  asm volatile("syscall" : "=a"(ret) : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
+  return ret;
+}
+constexpr bool kEarlyChild = true;
+#elif defined(__aarch64__)
+long raw_call(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
+  register long x8 asm("x8") = n;
+  register long x0 asm("x0") = a1;
+  register long x1 asm("x1") = a2;
+  register long x2 asm("x2") = a3;
+  register long x3 asm("x3") = a4;
+  register long x4 asm("x4") = a5;
+  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+  return x0;
+}
+constexpr bool kEarlyChild = true;
+#else
+long raw_call(long, long = 0, long = 0, long = 0, long = 0, long = 0) { return -ENOSYS; }
+constexpr bool kEarlyChild = false;
+#endif
+
+struct Early {
+  pid_t pid = -1;
+  UniqueFd pidfd, self, error_read, error_write;
+  unsigned long clone_flags = 0, unshare_flags = 0;
+  bool user_namespace = false, die_with_parent = true;
+  std::string gid_map, uid_map;
+  // batman's CPUs, and all of them but the one batman runs on: a new child starts on its
+  // parent's CPU and would take it from batman, where the point is to run beside it.
+  cpu_set_t cpus{}, away{};
+  bool move_away = false;
+  int go = 0;          // futex: 1 = the plan is there, -1 = not wanted
+  int alive = 1;       // futex (CLONE_CHILD_CLEARTID): 0 once the child has exec'd or exited
+  ChildPlan* plan = nullptr;
+};
+Early* early_child = nullptr;
+
+[[noreturn]] void early_report(const Early& e, Step step, long err) {
+  Failure failure{static_cast<int>(step), -1, static_cast<int>(err)};
+  raw_call(SYS_write, e.error_write.get(), reinterpret_cast<long>(&failure), sizeof failure);
+  raw_call(SYS_exit_group, 125);
+  __builtin_unreachable();
+}
+
+// 0, or -errno.
+long early_write_file(const char* path, const char* text, std::size_t size) {
+  const long fd = raw_call(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return fd;
+  const long n = raw_call(SYS_write, fd, reinterpret_cast<long>(text), static_cast<long>(size));
+  raw_call(SYS_close, fd);
+  return n == static_cast<long>(size) ? 0 : n < 0 ? n : -EIO;
+}
+
+int early_main(void* arg) {
+  Early& e = *static_cast<Early*>(arg);
+  if (e.move_away) raw_call(SYS_sched_setaffinity, 0, sizeof e.away, reinterpret_cast<long>(&e.away));
+  if (e.die_with_parent) {
+    if (long rc = raw_call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
+    pollfd dead{e.self.get(), POLLIN, 0};
+    timespec now{0, 0};
+    if (raw_call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&now), 0, 8) != 0)
+      raw_call(SYS_exit_group, 125);
+  }
+  if (e.user_namespace) {
+    long rc = early_write_file("/proc/self/setgroups", "deny", 4);
+    if (rc == 0) rc = early_write_file("/proc/self/gid_map", e.gid_map.data(), e.gid_map.size());
+    if (rc == 0) rc = early_write_file("/proc/self/uid_map", e.uid_map.data(), e.uid_map.size());
+    if (rc < 0) early_report(e, Step::IdMaps, -rc);
+  }
+  if (e.unshare_flags) {
+    if (long rc = raw_call(SYS_unshare, static_cast<long>(e.unshare_flags)); rc < 0) early_report(e, Step::Unshare, -rc);
+  }
+  if (long rc = raw_call(SYS_setsid); rc < 0) early_report(e, Step::Session, -rc);
+  for (;;) {
+    const int go = __atomic_load_n(&e.go, __ATOMIC_ACQUIRE);
+    if (go < 0) raw_call(SYS_exit_group, 0);
+    if (go > 0) break;
+    raw_call(SYS_futex, reinterpret_cast<long>(&e.go), FUTEX_WAIT_PRIVATE, 0, 0);
+  }
+  // batman waits for our exec from here: glibc's wrappers again. The descriptors batman made
+  // since the clone are in the table we shared; the job and PID 1 get a copy of their own.
+  ChildPlan& plan = *e.plan;
+  if (unshare(CLONE_FILES) != 0) report(plan, Step::Unshare, errno);
+  if (e.move_away) sched_setaffinity(0, sizeof e.cpus, &e.cpus);  // the job gets batman's CPUs
+  build_sandbox(plan);
+}
+
 }  // namespace
 }  // namespace ns
 
@@ -254,6 +358,71 @@ using ns::ChildPlan;
 using ns::MountOp;
 
 namespace {
+
+// The stacks of the child and of the job it starts, kept for the next spawn: they run on
+// them only while this thread waits (CLONE_VFORK), and unmapping a stack the child touched
+// on another CPU would cost a TLB shootdown at every spawn. Each has a guard page below it:
+// an overflow faults instead of writing over the other or over batman. Null (errno) if
+// they cannot be mapped.
+constexpr std::size_t kGuard = 4096, kJobStack = 64 * 1024, kStack = 512 * 1024;
+char* child_stacks() {
+  static char* stacks = nullptr;
+  if (!stacks) {
+    void* mapped = mmap(nullptr, kGuard + kJobStack + kGuard + kStack, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mapped == MAP_FAILED) return nullptr;
+    char* base = static_cast<char*>(mapped);
+    if (mprotect(base, kGuard, PROT_NONE) != 0 || mprotect(base + kGuard + kJobStack, kGuard, PROT_NONE) != 0) {
+      const int err = errno;
+      munmap(mapped, kGuard + kJobStack + kGuard + kStack);
+      errno = err;
+      return nullptr;
+    }
+    stacks = base;
+  }
+  return stacks;
+}
+char* job_stack_top(char* stacks) { return stacks + kGuard + kJobStack; }
+char* child_stack_top(char* stacks) { return stacks + kGuard + kJobStack + kGuard + kStack; }
+
+// Which namespaces a profile gets, and how: all but user and pid by the child's unshare(2).
+struct NamespaceFlags {
+  unsigned long clone_flags = 0, unshare_flags = 0;
+  bool user_namespace = false;
+  std::string gid_map, uid_map;
+};
+NamespaceFlags namespace_flags(const Profile& profile) {
+  NamespaceFlags f;
+  const bool root = geteuid() == 0;
+  const auto want = [&](std::string_view name) { return profile.has_namespace(name); };
+  if (want("mount")) f.clone_flags |= CLONE_NEWNS;
+  if (want("pid")) f.clone_flags |= CLONE_NEWPID;
+  if (want("ipc")) f.clone_flags |= CLONE_NEWIPC;
+  if (want("uts")) f.clone_flags |= CLONE_NEWUTS;
+  if (profile.network != Network::Host) f.clone_flags |= CLONE_NEWNET;
+  // Without root, a user namespace is what makes every other namespace possible.
+  f.user_namespace = !root && (f.clone_flags != 0 || want("user") || want("cgroup"));
+  if (f.user_namespace) {
+    f.clone_flags |= CLONE_NEWUSER;
+    f.gid_map = std::to_string(getegid()) + " " + std::to_string(getegid()) + " 1\n";
+    f.uid_map = std::to_string(geteuid()) + " " + std::to_string(geteuid()) + " 1\n";
+  }
+  f.unshare_flags = f.clone_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWPID);
+  return f;
+}
+
+// The early child is told it is not wanted, and reaped (its stack is free again after).
+void abort_early_child() {
+  ns::Early* e = ns::early_child;
+  if (!e) return;
+  __atomic_store_n(&e->go, -1, __ATOMIC_RELEASE);
+  ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->go), FUTEX_WAKE_PRIVATE, 1);
+  int status = 0;
+  while (waitpid(e->pid, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  ns::early_child = nullptr;
+  delete e;
+}
 
 class NamespacesBackend final : public Backend {
  public:
@@ -292,12 +461,23 @@ class NamespacesBackend final : public Backend {
     for (auto& e : plan.env_storage) plan.envp.push_back(e.data());
     plan.envp.push_back(nullptr);
 
-    int errors[2];
-    if (pipe2(errors, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
-    UniqueFd error_read(errors[0]), error_write(errors[1]);
-    UniqueFd self(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
-    plan.parent_pidfd = self.get();
-    plan.error_fd = error_write.get();
+    ns::Early* early = ns::early_child;
+    if (early && !(early->clone_flags == plan.clone_flags && early->unshare_flags == plan.unshare_flags &&
+                   early->user_namespace == plan.user_namespace && plan.die_with_parent && !cgroup_ &&
+                   plan.pid_namespace)) {
+      abort_early_child();
+      early = nullptr;
+    }
+    UniqueFd error_read, error_write, self;
+    if (!early) {
+      int errors[2];
+      if (pipe2(errors, O_CLOEXEC) != 0) return sys_error("namespaces: pipe");
+      error_read.reset(errors[0]);
+      error_write.reset(errors[1]);
+      self.reset(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+    }
+    plan.parent_pidfd = early ? early->self.get() : self.get();
+    plan.error_fd = early ? early->error_write.get() : error_write.get();
     // PID 1 reports the job's status here, ahead of its own exit (see run_init).
     UniqueFd status_read, status_write;
     if (plan.pid_namespace) {
@@ -321,26 +501,29 @@ class NamespacesBackend final : public Backend {
       for (const auto& fd : procs) plan.cgroup_procs.push_back(fd.get());
     }
 
-    // The stacks of the child and of the job it starts, kept for the next spawn: they run on
-    // them only while this thread waits (CLONE_VFORK), and unmapping a stack the child
-    // touched on another CPU would cost a TLB shootdown at every spawn. Each has a guard page
-    // below it: an overflow faults instead of writing over the other or over batman.
-    constexpr std::size_t kGuard = 4096, kJobStack = 64 * 1024, kStack = 512 * 1024;
-    static char* stacks = nullptr;
-    if (!stacks) {
-      void* mapped = mmap(nullptr, kGuard + kJobStack + kGuard + kStack, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-      if (mapped == MAP_FAILED) return sys_error("namespaces: mmap the child's stack");
-      char* base = static_cast<char*>(mapped);
-      if (mprotect(base, kGuard, PROT_NONE) != 0 || mprotect(base + kGuard + kJobStack, kGuard, PROT_NONE) != 0) {
-        const int err = errno;
-        munmap(mapped, kGuard + kJobStack + kGuard + kStack);
-        return sys_error("namespaces: guard the child's stack", err);
-      }
-      stacks = base;
+    char* const stacks = child_stacks();
+    if (!stacks) return sys_error("namespaces: mmap the child's stack");
+    plan.job_stack_top = job_stack_top(stacks);
+    if (early) {
+      // The early child made the namespaces meanwhile: it gets the plan and builds the rest
+      // while we wait, as for CLONE_VFORK, until its exec (CLONE_CHILD_CLEARTID).
+      const int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+      early->plan = &plan;
+      __atomic_store_n(&early->go, 1, __ATOMIC_RELEASE);
+      ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->go), FUTEX_WAKE_PRIVATE, 1);
+      for (int alive; (alive = __atomic_load_n(&early->alive, __ATOMIC_ACQUIRE)) != 0;)
+        ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->alive), FUTEX_WAIT, alive, 0);
+      if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+      Child child;
+      child.pid = early->pid;
+      child.pidfd = std::move(early->pidfd);
+      child.status_fd = std::move(status_read);
+      child.report_fd = std::move(early->error_read);
+      ns::early_child = nullptr;
+      delete early;
+      return child;
     }
-    plan.job_stack_top = stacks + kGuard + kJobStack;
-    char* const stack_top = stacks + kGuard + kJobStack + kGuard + kStack;
+    char* const stack_top = child_stack_top(stacks);
     // Every signal blocked across the clone: no handler of batman's may run in the child
     // (it shares our memory), and PID 1 must have them all blocked before the job exists.
     sigset_t all, old;
@@ -427,19 +610,12 @@ class NamespacesBackend final : public Backend {
     ChildPlan plan;
     const bool root = geteuid() == 0;
     const auto want = [&](std::string_view name) { return profile.has_namespace(name); };
-    if (want("mount")) plan.clone_flags |= CLONE_NEWNS;
-    if (want("pid")) plan.clone_flags |= CLONE_NEWPID;
-    if (want("ipc")) plan.clone_flags |= CLONE_NEWIPC;
-    if (want("uts")) plan.clone_flags |= CLONE_NEWUTS;
-    if (profile.network != Network::Host) plan.clone_flags |= CLONE_NEWNET;
-    // Without root, a user namespace is what makes every other namespace possible.
-    plan.user_namespace = !root && (plan.clone_flags != 0 || want("user") || want("cgroup"));
-    if (plan.user_namespace) {
-      plan.clone_flags |= CLONE_NEWUSER;
-      plan.gid_map = std::to_string(getegid()) + " " + std::to_string(getegid()) + " 1\n";
-      plan.uid_map = std::to_string(geteuid()) + " " + std::to_string(geteuid()) + " 1\n";
-    }
-    plan.unshare_flags = plan.clone_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWPID);
+    NamespaceFlags flags = namespace_flags(profile);
+    plan.clone_flags = flags.clone_flags;
+    plan.unshare_flags = flags.unshare_flags;
+    plan.user_namespace = flags.user_namespace;
+    plan.gid_map = std::move(flags.gid_map);
+    plan.uid_map = std::move(flags.uid_map);
     plan.mount_namespace = want("mount");
     plan.pid_namespace = want("pid");
     plan.cgroup_namespace = want("cgroup");
@@ -509,6 +685,50 @@ class NamespacesBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<NamespacesBackend>(); }
+
+bool prestart_namespaces(const Profile& profile) {
+  if (!ns::kEarlyChild || ns::early_child || !profile.die_with_parent || !profile.has_namespace("pid")) return false;
+  char* const stacks = child_stacks();
+  if (!stacks) return false;
+  NamespaceFlags flags = namespace_flags(profile);
+  auto e = std::make_unique<ns::Early>();
+  e->clone_flags = flags.clone_flags;
+  e->unshare_flags = flags.unshare_flags;
+  e->user_namespace = flags.user_namespace;
+  e->gid_map = std::move(flags.gid_map);
+  e->uid_map = std::move(flags.uid_map);
+  e->die_with_parent = profile.die_with_parent;
+  if (sched_getaffinity(0, sizeof e->cpus, &e->cpus) == 0 && CPU_COUNT(&e->cpus) > 1) {
+    const int cpu = sched_getcpu();
+    e->away = e->cpus;
+    if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &e->away)) {
+      CPU_CLR(cpu, &e->away);
+      e->move_away = true;
+    }
+  }
+  int errors[2];
+  if (pipe2(errors, O_CLOEXEC) != 0) return false;
+  e->error_read.reset(errors[0]);
+  e->error_write.reset(errors[1]);
+  e->self.reset(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+  if (!e->self) return false;
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  const pid_t pid = clone(ns::early_main, child_stack_top(stacks),
+                          static_cast<int>(e->clone_flags & ~e->unshare_flags) | CLONE_VM | CLONE_FILES | CLONE_PIDFD |
+                              CLONE_CHILD_CLEARTID | SIGCHLD,
+                          e.get(), &pidfd, nullptr, &e->alive);
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return false;
+  e->pid = pid;
+  e->pidfd.reset(pidfd);
+  ns::early_child = e.release();
+  return true;
+}
+
+void abort_prestart() { abort_early_child(); }
 
 Availability probe_namespaces() {
   Availability a{Tier::Namespaces, false, {}};

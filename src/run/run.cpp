@@ -23,6 +23,7 @@
 #include "common/signals.hpp"
 #include "common/time_format.hpp"
 #include "isolation/backend.hpp"
+#include "isolation/backends.hpp"
 #include "isolation/cgroups.hpp"
 #include "isolation/spawn.hpp"
 #include "runner/event_log.hpp"
@@ -766,6 +767,13 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
     return kExitBatmanError;
   }
   info(plan->tier.summary());
+  // The sandbox's namespaces are made by a child cloned now, while the rest is prepared.
+  const bool limited = plan->limits.memory_bytes || plan->limits.cpus || plan->limits.pids;
+  if (plan->tier.tier == isolation::Tier::Namespaces && !plan->options.detach && !plan->options.worktree && !limited)
+    isolation::prestart_namespaces(plan->profile);
+  struct AbortPrestart {
+    ~AbortPrestart() { isolation::abort_prestart(); }
+  } abort_prestart;
 
   auto tree = open_project(plan->options.project, true);
   if (!tree) {

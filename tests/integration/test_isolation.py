@@ -29,6 +29,7 @@ echo "tier=$BATMAN_ISOLATION"
 # the child keeps its capabilities in the namespace and may set the limit.
 LIMITED_USERNS = r"""
 import ctypes, os, sys
+sysctl = sys.argv.pop(1)
 libc = ctypes.CDLL(None, use_errno=True)
 ready_r, ready_w = os.pipe()
 go_r, go_w = os.pipe()
@@ -39,7 +40,7 @@ if pid == 0:
     os.write(ready_w, b"x")
     os.read(go_r, 1)
     try:
-        with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        with open(sysctl, "w") as f:
             f.write("0")
     except OSError as e:
         print(e, file=sys.stderr)
@@ -225,6 +226,34 @@ class Namespaces(InsideTheJob, BatmanTestCase):
         self.assertEqual(self.batman("no-such-command-xyz", "--isolation", "namespaces",
                                      name="batman-isolated").returncode, 127)
 
+    def test_the_job_runs_on_batmans_cpus(self):
+        # The namespaces are made by a child that moves off batman's CPU while batman
+        # prepares the run (README "The launch path"): the job gets batman's CPUs back.
+        def allowed(p):
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout.split(":")[1].strip()
+        with open("/proc/self/status") as f:
+            ours = [l.split(":")[1].strip() for l in f if l.startswith("Cpus_allowed_list")][0]
+        probe = "grep Cpus_allowed_list /proc/self/status"
+        self.assertEqual(allowed(self.batman(probe, "--isolation", "namespaces", name="batman-isolated", check=0)), ours)
+        one = str(os.sched_getaffinity(0).pop())
+        p = subprocess.run(["taskset", "-c", one] + self.command((probe, "--isolation", "namespaces"), "batman-isolated"),
+                           capture_output=True, text=True, env=self.env, cwd=self.work, timeout=60)
+        self.assertEqual(allowed(p), one)
+
+    def test_a_run_refused_before_its_start_leaves_no_process(self):
+        # The child cloned ahead of the start is taken down with a run refused after it.
+        mark = marker()
+        first = self.spawn("inst", f"sleep {mark}", "--isolation", "namespaces", name="batman-multi")
+        wait_for(lambda: len(sleeps(mark)) >= 1, timeout=20, what="the first instance")
+        refused = f"true {mark}"
+        p = self.batman("inst", refused, "--isolation", "namespaces", name="batman-multi")
+        self.assertEqual(p.returncode, 125, p.stderr)
+        self.assertIn("already running", p.stderr)
+        self.assertEqual([pid for pid in processes_with_marker(refused) if pid != first.pid], [])
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+
     def test_pid_1_is_the_small_batman_init_not_a_copy_of_batman(self):
         p = self.batman("p", "cat /proc/1/cmdline; echo; grep VmRSS /proc/1/status", "--isolation", "namespaces",
                         name="batman-parallel", check=0)
@@ -322,7 +351,18 @@ class Systemd(BatmanTestCase):
         self.assertEqual(p.stdout.strip(), "systemd")
 
 
-class UserNamespacesDisabled(BatmanTestCase):
+class LimitedUserns:
+    """Runs batman-isolated with the sysctl SYSCTL at 0 in a user namespace of the test's own
+    (its root mapped to root), in which batman then runs and which it sees."""
+
+    def run_in_limited_userns(self, *args):
+        cmd = [sys.executable, "-c", LIMITED_USERNS, self.SYSCTL] + self.command(args, "batman-isolated")
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.work, timeout=60)
+        self.assertNotEqual(p.returncode, 99, f"could not set {self.SYSCTL} in a user namespace: " + p.stderr)
+        return p
+
+
+class UserNamespacesDisabled(LimitedUserns, BatmanTestCase):
     """With unprivileged user namespaces off, `auto` as a non-root user falls back and says why."""
     user = NOBODY
     SYSCTL = "/proc/sys/user/max_user_namespaces"
@@ -350,12 +390,6 @@ class UserNamespacesDisabled(BatmanTestCase):
             with open(self.SYSCTL, "w") as f:
                 f.write(saved)
 
-    def run_in_limited_userns(self, *args):
-        cmd = [sys.executable, "-c", LIMITED_USERNS] + self.command(args, "batman-isolated")
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.work, timeout=60)
-        self.assertNotEqual(p.returncode, 99, "could not set max_user_namespaces in a user namespace: "
-                            + p.stderr)
-        return p
 
     def test_auto_falls_back_and_says_why(self):
         p = self.run_limited("echo tier=$BATMAN_ISOLATION")
@@ -371,6 +405,30 @@ class UserNamespacesDisabled(BatmanTestCase):
         p = self.run_limited("true", "--isolation", "namespaces")
         self.assertEqual(p.returncode, 125, p.stderr)
         self.assertIn("max_user_namespaces is 0", p.stderr)
+
+
+class RefusedNamespace(LimitedUserns, BatmanTestCase):
+    """A namespace the kernel refuses is reported in one line and exit 125: the namespaces
+    are made by a child cloned while batman prepares the run, whose report must still reach
+    batman. Here user.max_net_namespaces is 0 in a user namespace of the test's own, in which
+    batman is root."""
+
+    SYSCTL = "/proc/sys/user/max_net_namespaces"
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("mapping root into a user namespace of the test's own needs root")
+
+    def test_a_refused_network_namespace_is_an_error_and_net_still_runs(self):
+        p = self.run_in_limited_userns("echo ran", "--isolation", "namespaces")
+        self.assertEqual(p.returncode, 125, p.stderr)
+        self.assertNotIn("ran", p.stdout)
+        self.assertIn("namespaces: unshare the namespaces: No space left on device", p.stderr)
+        st = self.states("isolated")[-1]
+        self.assertEqual(st["status"], "failed", st)
+        p = self.run_in_limited_userns("echo ran", "--isolation", "namespaces", "--net")
+        self.assertEqual((p.returncode, p.stdout), (0, "ran\n"), p.stderr)
 
 
 class Doctor(BatmanTestCase):

@@ -22,6 +22,7 @@
 #include "isolation/cgroups.hpp"
 #include "runner/launch.hpp"
 #include "isolation/spawn.hpp"
+#include "isolation/backends.hpp"
 
 namespace batman::runner {
 namespace {
@@ -484,3 +485,38 @@ TEST(DirectExec, TheRequestCarriesBothForms) {
 
 }  // namespace
 }  // namespace batman::runner
+
+namespace {
+// This process's live children, from /proc (any state but zombie).
+std::vector<pid_t> live_children() {
+  std::vector<pid_t> out;
+  for (const auto& p : isolation::read_processes())
+    if (p.ppid == getpid()) out.push_back(p.pid);
+  return out;
+}
+}  // namespace
+
+// The namespaces tier's child cloned ahead (README "The launch path"): one at a time, and
+// taken down (killed and reaped, its stack free again) when the run does not want it.
+TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
+  if (auto a = isolation::probe_namespaces(); !a.available) GTEST_SKIP() << a.reason;
+  isolation::Profile p;
+  p.namespaces = {"mount", "pid", "ipc", "uts", "net"};
+  p.network = isolation::Network::None;
+  p.die_with_parent = true;
+  const auto before = live_children();
+  ASSERT_TRUE(isolation::prestart_namespaces(p));
+  EXPECT_EQ(live_children().size(), before.size() + 1);
+  EXPECT_FALSE(isolation::prestart_namespaces(p)) << "a second one while the first is there";
+  isolation::abort_prestart();
+  EXPECT_EQ(live_children(), before);
+  ASSERT_TRUE(isolation::prestart_namespaces(p)) << "a new one once the first is gone";
+  isolation::abort_prestart();
+  EXPECT_EQ(live_children(), before);
+  // Without a pid namespace, or with a profile that lets the job outlive batman, none.
+  p.namespaces = {"mount"};
+  EXPECT_FALSE(isolation::prestart_namespaces(p));
+  p.namespaces = {"mount", "pid"};
+  p.die_with_parent = false;
+  EXPECT_FALSE(isolation::prestart_namespaces(p));
+}
