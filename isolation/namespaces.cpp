@@ -9,6 +9,13 @@
 // batman's page tables and mark its memory copy-on-write for as long as PID 1 lives, and
 // every page batman then wrote cost it a fault and a TLB flush: 8 ms of batman's CPU per task
 // in a `batch -` of `true` (scripts/bench/batch-cpu; perf: do_wp_page).
+//
+// A run's first start may instead be made ahead (prestart_namespaces): the same child is
+// cloned as soon as the profile is known and makes the namespaces beside batman (raw system
+// calls: it shares batman's thread pointer, so glibc's errno is batman's), then takes the
+// plan and does the rest as above. It keeps what batman's process had at that clone (signal
+// dispositions, umask, cwd, rlimits, cgroup); the job's own are set from the plan as always,
+// and its CPUs are batman's at the handoff.
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -77,6 +84,7 @@ std::string_view step_name(Step step) {
     case Step::Cgroup: return "join the job's cgroup";
     case Step::ExecInit: return "execute batman-init";
     case Step::CloseFds: return "mark batman's file descriptors close-on-exec (close_range, Linux 5.11)";
+    case Step::Affinity: return "take batman's CPUs (sched_setaffinity)";
   }
   return "setup";
 }
@@ -289,13 +297,16 @@ struct Early {
   pid_t pid = -1;
   UniqueFd pidfd, self, error_read, error_write;
   unsigned long clone_flags = 0, unshare_flags = 0;
-  bool user_namespace = false, die_with_parent = true;
+  bool user_namespace = false;
   std::string gid_map, uid_map;
-  // batman's CPUs, and all of them but the one batman runs on: a new child starts on its
-  // parent's CPU and would take it from batman, where the point is to run beside it.
-  cpu_set_t cpus{}, away{};
+  // All of batman's CPUs but the one it runs on: a new child starts on its parent's CPU and
+  // would take it from batman, where the point is to run beside it.
+  cpu_set_t away{};
   bool move_away = false;
+  // batman's CPUs at the handoff, which the child takes back for itself and the job.
+  cpu_set_t cpus{};
   int go = 0;          // futex: 1 = the plan is there, -1 = not wanted
+  int taken = 0;       // 1 once the child has the plan (else it died before)
   int alive = 1;       // futex (CLONE_CHILD_CLEARTID): 0 once the child has exec'd or exited
   ChildPlan* plan = nullptr;
 };
@@ -320,13 +331,13 @@ long early_write_file(const char* path, const char* text, std::size_t size) {
 int early_main(void* arg) {
   Early& e = *static_cast<Early*>(arg);
   if (e.move_away) raw_call(SYS_sched_setaffinity, 0, sizeof e.away, reinterpret_cast<long>(&e.away));
-  if (e.die_with_parent) {
-    if (long rc = raw_call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
-    pollfd dead{e.self.get(), POLLIN, 0};
-    timespec now{0, 0};
-    if (raw_call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&now), 0, 8) != 0)
-      raw_call(SYS_exit_group, 125);
-  }
+  // Only for profiles that die with batman (prestart_namespaces): PDEATHSIG, then a check that
+  // batman is not gone already.
+  if (long rc = raw_call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
+  pollfd dead{e.self.get(), POLLIN, 0};
+  timespec now{0, 0};
+  if (raw_call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&now), 0, 8) != 0)
+    raw_call(SYS_exit_group, 125);
   if (e.user_namespace) {
     long rc = early_write_file("/proc/self/setgroups", "deny", 4);
     if (rc == 0) rc = early_write_file("/proc/self/gid_map", e.gid_map.data(), e.gid_map.size());
@@ -343,11 +354,12 @@ int early_main(void* arg) {
     if (go > 0) break;
     raw_call(SYS_futex, reinterpret_cast<long>(&e.go), FUTEX_WAIT_PRIVATE, 0, 0);
   }
+  __atomic_store_n(&e.taken, 1, __ATOMIC_RELAXED);
   // batman waits for our exec from here: glibc's wrappers again. The descriptors batman made
   // since the clone are in the table we shared; the job and PID 1 get a copy of their own.
   ChildPlan& plan = *e.plan;
   if (unshare(CLONE_FILES) != 0) report(plan, Step::Unshare, errno);
-  if (e.move_away) sched_setaffinity(0, sizeof e.cpus, &e.cpus);  // the job gets batman's CPUs
+  if (sched_setaffinity(0, sizeof e.cpus, &e.cpus) != 0) report(plan, Step::Affinity, errno);
   build_sandbox(plan);
 }
 
@@ -359,9 +371,10 @@ using ns::MountOp;
 
 namespace {
 
-// The stacks of the child and of the job it starts, kept for the next spawn: they run on
-// them only while this thread waits (CLONE_VFORK), and unmapping a stack the child touched
-// on another CPU would cost a TLB shootdown at every spawn. Each has a guard page below it:
+// The stacks of the child and of the job it starts, kept for the next spawn: one child at a
+// time runs on them (an early child until its exec; else while this thread waits, as for
+// CLONE_VFORK), and unmapping a stack the child touched on another CPU would cost a TLB
+// shootdown at every spawn. Each has a guard page below it:
 // an overflow faults instead of writing over the other or over batman. Null (errno) if
 // they cannot be mapped.
 constexpr std::size_t kGuard = 4096, kJobStack = 64 * 1024, kStack = 512 * 1024;
@@ -411,6 +424,12 @@ NamespaceFlags namespace_flags(const Profile& profile) {
   return f;
 }
 
+// A job gets a cgroup of its own for limits, or to hold its tree without a pid namespace (a
+// cgroup costs a few milliseconds per run; with a pid namespace PID 1 holds the tree).
+bool needs_cgroup(const Limits& limits, bool pid_namespace) {
+  return limits.memory_bytes || limits.cpus || limits.pids || !pid_namespace;
+}
+
 // The early child is told it is not wanted, and reaped (its stack is free again after).
 void abort_early_child() {
   ns::Early* e = ns::early_child;
@@ -432,10 +451,7 @@ class NamespacesBackend final : public Backend {
     std::vector<std::string> unenforced;
     auto plan = build_plan(request, unenforced);
     if (!plan) return std::unexpected(plan.error().wrap("namespaces"));
-    // A cgroup costs a few milliseconds per run; without limits the pid namespace already
-    // holds the whole tree, so one is made only for limits or when there is no pid namespace.
-    const bool limited = request.limits.memory_bytes || request.limits.cpus || request.limits.pids;
-    if (!cgroup_ && (limited || !plan->pid_namespace))
+    if (!cgroup_ && needs_cgroup(request.limits, plan->pid_namespace))
       cgroup_ = create_job_cgroup(request.unit_name, request.limits, unenforced);
     plan->rlimits = plan_rlimits(request.limits, cgroup_.get(), unenforced);
     plan_ = std::move(*plan);
@@ -463,11 +479,17 @@ class NamespacesBackend final : public Backend {
 
     ns::Early* early = ns::early_child;
     if (early && !(early->clone_flags == plan.clone_flags && early->unshare_flags == plan.unshare_flags &&
-                   early->user_namespace == plan.user_namespace && plan.die_with_parent && !cgroup_ &&
-                   plan.pid_namespace)) {
+                   early->user_namespace == plan.user_namespace && !cgroup_)) {
       abort_early_child();
       early = nullptr;
     }
+    // A start that fails before the handoff takes the early child down with it.
+    struct AbortOnError {
+      bool armed;
+      ~AbortOnError() {
+        if (armed) abort_early_child();
+      }
+    } abort_on_error{early != nullptr};
     UniqueFd error_read, error_write, self;
     if (!early) {
       int errors[2];
@@ -507,13 +529,31 @@ class NamespacesBackend final : public Backend {
     if (early) {
       // The early child made the namespaces meanwhile: it gets the plan and builds the rest
       // while we wait, as for CLONE_VFORK, until its exec (CLONE_CHILD_CLEARTID).
+      if (sched_getaffinity(0, sizeof early->cpus, &early->cpus) != 0) return sys_error("namespaces: sched_getaffinity");
       const int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
       early->plan = &plan;
+      abort_on_error.armed = false;
       __atomic_store_n(&early->go, 1, __ATOMIC_RELEASE);
       ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->go), FUTEX_WAKE_PRIVATE, 1);
       for (int alive; (alive = __atomic_load_n(&early->alive, __ATOMIC_ACQUIRE)) != 0;)
         ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->alive), FUTEX_WAIT, alive, 0);
       if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+      if (!__atomic_load_n(&early->taken, __ATOMIC_RELAXED)) {
+        // Gone before it had the plan (killed, or a report of its own steps): no job ran.
+        early->error_write.reset();  // ours: the report, if any, is all there is to read
+        Child gone;
+        gone.report_fd = std::move(early->error_read);
+        const std::optional<Error> report = read_report(gone);
+        int status = 0;
+        while (waitpid(early->pid, &status, __WALL) < 0 && errno == EINTR) {
+        }
+        ns::early_child = nullptr;
+        delete early;
+        if (report) return std::unexpected(*report);
+        return fail("namespaces: the child making the namespaces died before the start (" +
+                    (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                         : "exit " + std::to_string(WEXITSTATUS(status))) + ")");
+      }
       Child child;
       child.pid = early->pid;
       child.pidfd = std::move(early->pidfd);
@@ -686,8 +726,10 @@ class NamespacesBackend final : public Backend {
 
 std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<NamespacesBackend>(); }
 
-bool prestart_namespaces(const Profile& profile) {
-  if (!ns::kEarlyChild || ns::early_child || !profile.die_with_parent || !profile.has_namespace("pid")) return false;
+bool prestart_namespaces(const Profile& profile, const Limits& limits) {
+  if (!ns::kEarlyChild || ns::early_child || !profile.die_with_parent ||
+      needs_cgroup(limits, profile.has_namespace("pid")))
+    return false;
   char* const stacks = child_stacks();
   if (!stacks) return false;
   NamespaceFlags flags = namespace_flags(profile);
@@ -697,7 +739,6 @@ bool prestart_namespaces(const Profile& profile) {
   e->user_namespace = flags.user_namespace;
   e->gid_map = std::move(flags.gid_map);
   e->uid_map = std::move(flags.uid_map);
-  e->die_with_parent = profile.die_with_parent;
   if (sched_getaffinity(0, sizeof e->cpus, &e->cpus) == 0 && CPU_COUNT(&e->cpus) > 1) {
     const int cpu = sched_getcpu();
     e->away = e->cpus;

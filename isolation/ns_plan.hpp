@@ -23,7 +23,7 @@ enum class Step : int {
   DieWithParent, Session, Stdio, MountPrivate, MountBase, PivotBase, MakeMountPoint,
   Bind, ReadOnly, Tmpfs, Hide, Proc, DevShm, DetachOldRoot, PivotRoot, Hostname, Loopback,
   CgroupNamespace, Groups, Gid, Uid, Umask, Rlimits, Bounding, Capabilities, NoNewPrivs, Seccomp,
-  Chdir, ForkJob, Exec, Unshare, Chown, IdMaps, Cgroup, ExecInit, CloseFds,
+  Chdir, ForkJob, Exec, Unshare, Chown, IdMaps, Cgroup, ExecInit, CloseFds, Affinity,
 };
 std::string_view step_name(Step step);
 

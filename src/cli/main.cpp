@@ -1,6 +1,10 @@
 // batman's entry point: dispatch on argv[0] (batman-parallel, batman-isolated, batman-multi,
 // taskmaster) or on the first argument (batman SUBCOMMAND ...).
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -94,6 +98,17 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Were 0, 1 or 2 closed when batman started, its first directory or pipe would take that
+  // number, and a job would inherit it as its stdin, stdout or stderr (a directory of
+  // $BATMAN_HOME, writable through /proc/self/fd/0/...): each closed one is /dev/null first.
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+    if (::open("/dev/null", O_RDWR) != fd) {  // the lowest free number: fd
+      const char msg[] = "batman: fd 0, 1 or 2 is closed and /dev/null cannot be opened in its place\n";
+      [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+      return 125;
+    }
+  }
   std::string self = argc > 0 ? argv[0] : "batman";
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -767,10 +767,10 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
     return kExitBatmanError;
   }
   info(plan->tier.summary());
-  // The sandbox's namespaces are made by a child cloned now, while the rest is prepared.
-  const bool limited = plan->limits.memory_bytes || plan->limits.cpus || plan->limits.pids;
-  if (plan->tier.tier == isolation::Tier::Namespaces && !plan->options.detach && !plan->options.worktree && !limited)
-    isolation::prestart_namespaces(plan->profile);
+  // The sandbox's namespaces are made by a child cloned now, while the rest is prepared
+  // (where it is not, the start clones it as usual).
+  if (plan->tier.tier == isolation::Tier::Namespaces && !plan->options.detach && !plan->options.worktree)
+    (void)isolation::prestart_namespaces(plan->profile, plan->limits);
   struct AbortPrestart {
     ~AbortPrestart() { isolation::abort_prestart(); }
   } abort_prestart;

@@ -431,6 +431,43 @@ class RefusedNamespace(LimitedUserns, BatmanTestCase):
         self.assertEqual((p.returncode, p.stdout), (0, "ran\n"), p.stderr)
 
 
+class EarlyChildKilled(BatmanTestCase):
+    """The child that makes a run's namespaces ahead of its start, killed before the start: a
+    start that failed (125, the reason), not a job killed by a signal."""
+
+    def test_a_killed_early_child_is_a_failed_start(self):
+        ok, why = tier_available("namespaces", None)
+        if not ok:
+            self.skipTest(f"namespaces tier unavailable: {why}")
+        state = os.path.join(self.home, "m3", "state")
+        os.makedirs(state, mode=0o700)
+        lock = os.path.join(state, "m3.lock")
+        open(lock, "w").close()
+        # A holder that never writes its pid: batman-multi waits for the lock (up to 1 s),
+        # with its early child made.
+        holder = subprocess.Popen(["flock", lock, "sleep", "0.8"])
+        self.addCleanup(holder.wait)
+        wait_for(lambda: subprocess.run(["flock", "-n", lock, "true"]).returncode != 0, what="the holder's lock")
+        p = self.spawn("m3", "echo ran", "--isolation", "namespaces", name="batman-multi")
+
+        def children():
+            found = []
+            for entry in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == p.pid:
+                            found.append(int(entry))
+                except OSError:
+                    pass
+            return found
+        for pid in wait_for(children, what="batman-multi's early child"):
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 125, err)
+        self.assertIn("the child making the namespaces died before the start (killed by signal 9)", err)
+        self.assertNotIn("ran", out)
+
+
 class Doctor(BatmanTestCase):
     def test_doctor_json_and_text(self):
         report = json.loads(self.batman("doctor", "--json", check=0).stdout)

@@ -238,6 +238,35 @@ class ShadowingOnlyTightens(BatmanTestCase):
         self.assertIn("# shadows ", shown.stdout)
 
 
+class ClosedStdio(BatmanTestCase):
+    """batman started with 0, 1 or 2 closed: none of its own descriptors (a directory of
+    $BATMAN_HOME, a pipe) may take that number and reach the job as its stdio."""
+
+    def test_no_descriptor_of_batmans_becomes_the_jobs_stdio(self):
+        job = ("readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 > fds.txt; "
+               "echo x > /proc/self/fd/0/isolated/PWNED; echo x > /proc/self/fd/0/state/PWNED; true")
+        for closed in ("<&-", ">&-", "2>&-"):
+            for extra in ((), ("--pids", "100")):
+                with self.subTest(closed=closed, extra=extra):
+                    words = " ".join(["'" + w + "'" for w in self.command((job, "--isolation", "namespaces") + extra,
+                                                                          "batman-isolated")])
+                    p = subprocess.run(["sh", "-c", f"exec {words} {closed}"], capture_output=True, text=True,
+                                       env=self.env, cwd=self.work, timeout=60)
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    with open(os.path.join(self.work, "fds.txt")) as f:
+                        fds = f.read().split()
+                    self.assertEqual(len(fds), 3, fds)
+                    self.assertEqual([fd for fd in fds if fd.startswith(self.home)], [], fds)
+                    if closed == "<&-":
+                        self.assertEqual(fds[0], "/dev/null", fds)
+                    found = [os.path.join(d, n) for d, _, names in os.walk(self.home) for n in names if n == "PWNED"]
+                    self.assertEqual(found, [])
+
+
+class ClosedStdioNobody(ClosedStdio):
+    user = NOBODY
+
+
 class RootInStrict(BatmanTestCase):
     """As root, `strict` runs the job as nobody with a cleared environment: it cannot read
     /etc/shadow, /root or another project's log, nor see the caller's secrets; its TMPDIR and

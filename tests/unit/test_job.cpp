@@ -505,18 +505,21 @@ TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
   p.network = isolation::Network::None;
   p.die_with_parent = true;
   const auto before = live_children();
-  ASSERT_TRUE(isolation::prestart_namespaces(p));
+  ASSERT_TRUE(isolation::prestart_namespaces(p, {}));
   EXPECT_EQ(live_children().size(), before.size() + 1);
-  EXPECT_FALSE(isolation::prestart_namespaces(p)) << "a second one while the first is there";
+  EXPECT_FALSE(isolation::prestart_namespaces(p, {})) << "a second one while the first is there";
   isolation::abort_prestart();
   EXPECT_EQ(live_children(), before);
-  ASSERT_TRUE(isolation::prestart_namespaces(p)) << "a new one once the first is gone";
+  ASSERT_TRUE(isolation::prestart_namespaces(p, {})) << "a new one once the first is gone";
   isolation::abort_prestart();
   EXPECT_EQ(live_children(), before);
   // Without a pid namespace, or with a profile that lets the job outlive batman, none.
   p.namespaces = {"mount"};
-  EXPECT_FALSE(isolation::prestart_namespaces(p));
+  EXPECT_FALSE(isolation::prestart_namespaces(p, {}));
   p.namespaces = {"mount", "pid"};
+  isolation::Limits limits;
+  limits.pids = 10;
+  EXPECT_FALSE(isolation::prestart_namespaces(p, limits)) << "limits: a cgroup to join first";
   p.die_with_parent = false;
-  EXPECT_FALSE(isolation::prestart_namespaces(p));
+  EXPECT_FALSE(isolation::prestart_namespaces(p, {}));
 }
