@@ -305,12 +305,16 @@ struct Early {
   bool move_away = false;
   // batman's CPUs at the handoff, which the child takes back for itself and the job.
   cpu_set_t cpus{};
+  int flags_set = 0;   // futex: 1 = unshare_flags are there, -1 = not wanted
   int go = 0;          // futex: 1 = the plan is there, -1 = not wanted
   int taken = 0;       // 1 once the child has the plan (else it died before)
   int alive = 1;       // futex (CLONE_CHILD_CLEARTID): 0 once the child has exec'd or exited
   ChildPlan* plan = nullptr;
 };
 Early* early_child = nullptr;
+// How long the early child polls for the profile's namespaces before it sleeps on a futex
+// (waking a sleeping CPU costs 45 µs on this VM): about what reading the profile takes.
+constexpr long kEarlyPoll = 300'000;  // ns
 
 [[noreturn]] void early_report(const Early& e, Step step, long err) {
   Failure failure{static_cast<int>(step), -1, static_cast<int>(err)};
@@ -330,19 +334,32 @@ long early_write_file(const char* path, const char* text, std::size_t size) {
 
 int early_main(void* arg) {
   Early& e = *static_cast<Early*>(arg);
-  if (e.move_away) raw_call(SYS_sched_setaffinity, 0, sizeof e.away, reinterpret_cast<long>(&e.away));
-  // Only for profiles that die with batman (prestart_namespaces): PDEATHSIG, then a check that
+  // Only for profiles that die with batman (commit_prestart): PDEATHSIG, then a check that
   // batman is not gone already.
   if (long rc = raw_call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
   pollfd dead{e.self.get(), POLLIN, 0};
-  timespec now{0, 0};
-  if (raw_call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&now), 0, 8) != 0)
+  const timespec no_wait{0, 0};
+  if (raw_call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&no_wait), 0, 8) != 0)
     raw_call(SYS_exit_group, 125);
   if (e.user_namespace) {
     long rc = early_write_file("/proc/self/setgroups", "deny", 4);
     if (rc == 0) rc = early_write_file("/proc/self/gid_map", e.gid_map.data(), e.gid_map.size());
     if (rc == 0) rc = early_write_file("/proc/self/uid_map", e.uid_map.data(), e.uid_map.size());
     if (rc < 0) early_report(e, Step::IdMaps, -rc);
+  }
+  // The rest of the namespaces once batman has the profile: it is being read as we get here,
+  // so a short wait, yielding to anything else runnable, then a futex.
+  timespec start{}, now{};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    const int set = __atomic_load_n(&e.flags_set, __ATOMIC_ACQUIRE);
+    if (set < 0) raw_call(SYS_exit_group, 0);
+    if (set > 0) break;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((now.tv_sec - start.tv_sec) * 1'000'000'000L + (now.tv_nsec - start.tv_nsec) < kEarlyPoll)
+      raw_call(SYS_sched_yield);
+    else
+      raw_call(SYS_futex, reinterpret_cast<long>(&e.flags_set), FUTEX_WAIT_PRIVATE, 0, 0);
   }
   if (e.unshare_flags) {
     if (long rc = raw_call(SYS_unshare, static_cast<long>(e.unshare_flags)); rc < 0) early_report(e, Step::Unshare, -rc);
@@ -434,6 +451,8 @@ bool needs_cgroup(const Limits& limits, bool pid_namespace) {
 void abort_early_child() {
   ns::Early* e = ns::early_child;
   if (!e) return;
+  __atomic_store_n(&e->flags_set, -1, __ATOMIC_RELEASE);
+  ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->flags_set), FUTEX_WAKE_PRIVATE, 1);
   __atomic_store_n(&e->go, -1, __ATOMIC_RELEASE);
   ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->go), FUTEX_WAKE_PRIVATE, 1);
   int status = 0;
@@ -478,8 +497,11 @@ class NamespacesBackend final : public Backend {
     plan.envp.push_back(nullptr);
 
     ns::Early* early = ns::early_child;
-    if (early && !(early->clone_flags == plan.clone_flags && early->unshare_flags == plan.unshare_flags &&
-                   early->user_namespace == plan.user_namespace && !cgroup_)) {
+    // The early child serves this start if it was given these very namespaces.
+    if (early && !(__atomic_load_n(&early->flags_set, __ATOMIC_RELAXED) > 0 &&
+                   (early->clone_flags | early->unshare_flags) == plan.clone_flags &&
+                   early->unshare_flags == plan.unshare_flags && early->user_namespace == plan.user_namespace &&
+                   !cgroup_)) {
       abort_early_child();
       early = nullptr;
     }
@@ -726,16 +748,17 @@ class NamespacesBackend final : public Backend {
 
 std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<NamespacesBackend>(); }
 
-bool prestart_namespaces(const Profile& profile, const Limits& limits) {
-  if (!ns::kEarlyChild || ns::early_child || !profile.die_with_parent ||
-      needs_cgroup(limits, profile.has_namespace("pid")))
-    return false;
+bool prestart_namespaces() {
+  if (!ns::kEarlyChild || ns::early_child) return false;
   char* const stacks = child_stacks();
   if (!stacks) return false;
-  NamespaceFlags flags = namespace_flags(profile);
+  // Every profile the early child can serve has a pid namespace; without root, a user
+  // namespace too (commit_prestart checks both against the profile).
+  Profile any;
+  any.namespaces = {"pid"};
+  NamespaceFlags flags = namespace_flags(any);
   auto e = std::make_unique<ns::Early>();
   e->clone_flags = flags.clone_flags;
-  e->unshare_flags = flags.unshare_flags;
   e->user_namespace = flags.user_namespace;
   e->gid_map = std::move(flags.gid_map);
   e->uid_map = std::move(flags.uid_map);
@@ -758,14 +781,33 @@ bool prestart_namespaces(const Profile& profile, const Limits& limits) {
   sigprocmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   const pid_t pid = clone(ns::early_main, child_stack_top(stacks),
-                          static_cast<int>(e->clone_flags & ~e->unshare_flags) | CLONE_VM | CLONE_FILES | CLONE_PIDFD |
+                          static_cast<int>(e->clone_flags) | CLONE_VM | CLONE_FILES | CLONE_PIDFD |
                               CLONE_CHILD_CLEARTID | SIGCHLD,
                           e.get(), &pidfd, nullptr, &e->alive);
+  // Off batman's CPU before it runs there: a new child waits on its parent's CPU, and would
+  // start only when batman next sleeps or is preempted.
+  if (pid > 0 && e->move_away) sched_setaffinity(pid, sizeof e->away, &e->away);
   sigprocmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return false;
   e->pid = pid;
   e->pidfd.reset(pidfd);
   ns::early_child = e.release();
+  return true;
+}
+
+bool commit_prestart(const Profile& profile, const Limits& limits) {
+  ns::Early* e = ns::early_child;
+  if (!e) return false;
+  const NamespaceFlags flags = namespace_flags(profile);
+  const unsigned long cloned = static_cast<unsigned long>(CLONE_NEWPID | CLONE_NEWUSER);
+  if (!profile.die_with_parent || needs_cgroup(limits, profile.has_namespace("pid")) ||
+      (flags.clone_flags & cloned) != e->clone_flags || flags.user_namespace != e->user_namespace) {
+    abort_early_child();
+    return false;
+  }
+  e->unshare_flags = flags.unshare_flags;
+  __atomic_store_n(&e->flags_set, 1, __ATOMIC_RELEASE);
+  ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->flags_set), FUTEX_WAKE_PRIVATE, 1);
   return true;
 }
 

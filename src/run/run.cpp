@@ -761,19 +761,24 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
            "? (batman's options go before the command)");
   set_quiet(o.quiet);
 
+  // The sandbox's namespaces are made by a child cloned now, beside the rest of the
+  // preparation (where it is not, the start clones it as usual).
+  struct AbortPrestart {
+    ~AbortPrestart() { isolation::abort_prestart(); }
+  } abort_prestart;
+  const bool may_prestart = (o.isolation.empty() || o.isolation == "auto" || o.isolation == "namespaces") &&
+                            !o.detach && !o.worktree;
+  if (may_prestart) (void)isolation::prestart_namespaces();
   auto plan = make_plan(o);
   if (!plan) {
     error(plan.error().message);
     return kExitBatmanError;
   }
   info(plan->tier.summary());
-  // The sandbox's namespaces are made by a child cloned now, while the rest is prepared
-  // (where it is not, the start clones it as usual).
-  if (plan->tier.tier == isolation::Tier::Namespaces && !plan->options.detach && !plan->options.worktree)
-    (void)isolation::prestart_namespaces(plan->profile, plan->limits);
-  struct AbortPrestart {
-    ~AbortPrestart() { isolation::abort_prestart(); }
-  } abort_prestart;
+  if (plan->tier.tier == isolation::Tier::Namespaces)
+    (void)isolation::commit_prestart(plan->profile, plan->limits);
+  else
+    isolation::abort_prestart();
 
   auto tree = open_project(plan->options.project, true);
   if (!tree) {

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "runner/job.hpp"
 #include "runner/job_set.hpp"
@@ -496,8 +497,9 @@ std::vector<pid_t> live_children() {
 }
 }  // namespace
 
-// The namespaces tier's child cloned ahead (README "The launch path"): one at a time, and
-// taken down (killed and reaped, its stack free again) when the run does not want it.
+// The namespaces tier's child cloned ahead (README "The launch path"): one at a time, given
+// the profile's namespaces only for a profile it can serve, and taken down (killed and
+// reaped, its stack free again) otherwise or when the run does not want it.
 TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
   if (auto a = isolation::probe_namespaces(); !a.available) GTEST_SKIP() << a.reason;
   isolation::Profile p;
@@ -505,21 +507,25 @@ TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
   p.network = isolation::Network::None;
   p.die_with_parent = true;
   const auto before = live_children();
-  ASSERT_TRUE(isolation::prestart_namespaces(p, {}));
+  ASSERT_TRUE(isolation::prestart_namespaces());
   EXPECT_EQ(live_children().size(), before.size() + 1);
-  EXPECT_FALSE(isolation::prestart_namespaces(p, {})) << "a second one while the first is there";
+  EXPECT_FALSE(isolation::prestart_namespaces()) << "a second one while the first is there";
+  EXPECT_TRUE(isolation::commit_prestart(p, {}));
   isolation::abort_prestart();
   EXPECT_EQ(live_children(), before);
-  ASSERT_TRUE(isolation::prestart_namespaces(p, {})) << "a new one once the first is gone";
-  isolation::abort_prestart();
-  EXPECT_EQ(live_children(), before);
-  // Without a pid namespace, or with a profile that lets the job outlive batman, none.
-  p.namespaces = {"mount"};
-  EXPECT_FALSE(isolation::prestart_namespaces(p, {}));
-  p.namespaces = {"mount", "pid"};
+  EXPECT_FALSE(isolation::commit_prestart(p, {})) << "none to commit";
+  // A profile it cannot serve takes it down: no pid namespace, limits (a cgroup to join
+  // first), a job that may outlive batman.
   isolation::Limits limits;
   limits.pids = 10;
-  EXPECT_FALSE(isolation::prestart_namespaces(p, limits)) << "limits: a cgroup to join first";
-  p.die_with_parent = false;
-  EXPECT_FALSE(isolation::prestart_namespaces(p, {}));
+  for (auto [namespaces, lim, die] : {std::tuple{std::vector<std::string>{"mount"}, isolation::Limits{}, true},
+                                      std::tuple{std::vector<std::string>{"mount", "pid"}, limits, true},
+                                      std::tuple{std::vector<std::string>{"mount", "pid"}, isolation::Limits{}, false}}) {
+    ASSERT_TRUE(isolation::prestart_namespaces());
+    isolation::Profile q = p;
+    q.namespaces = namespaces;
+    q.die_with_parent = die;
+    EXPECT_FALSE(isolation::commit_prestart(q, lim));
+    EXPECT_EQ(live_children(), before);
+  }
 }
