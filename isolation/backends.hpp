@@ -11,8 +11,8 @@ std::unique_ptr<Backend> make_namespaces_backend();  // namespaces.cpp
 Availability probe_namespaces();                     // a real clone into new namespaces
 // The namespaces tier's child cloned ahead (README "The launch path"), one at a time, on
 // x86-64 and arm64. prestart_namespaces, as soon as the arguments are read: cloned into a pid
-// namespace (and, without root, a user namespace mapping batman's ids), it moves off batman's
-// CPU and waits. commit_prestart, once the profile and limits are known: it makes the rest of
+// namespace (and, without root, a user namespace mapping batman's ids), it is moved off
+// batman's CPU and waits. commit_prestart, once the profile and limits are known: it makes the rest of
 // the profile's namespaces while batman prepares the run, and the next spawn hands it the
 // plan; only for a profile with a pid namespace that dies with batman and no limits (a cgroup
 // to join comes first), else it is taken down. false: no early child (the spawn then clones

@@ -11,9 +11,10 @@
 // in a `batch -` of `true` (scripts/bench/batch-cpu; perf: do_wp_page).
 //
 // A run's first start may instead be made ahead (prestart_namespaces): the same child is
-// cloned as soon as the profile is known and makes the namespaces beside batman (raw system
-// calls: it shares batman's thread pointer, so glibc's errno is batman's), then takes the
-// plan and does the rest as above. It keeps what batman's process had at that clone (signal
+// cloned as soon as the arguments are read and makes the namespaces beside batman once the
+// profile is known (commit_prestart; raw system calls only until the plan is handed over: it
+// shares batman's thread pointer, so glibc's errno, and its lazily bound PLT, are batman's),
+// then takes the plan and does the rest as above. It keeps what batman's process had at that clone (signal
 // dispositions, umask, cwd, rlimits, cgroup); the job's own are set from the plan as always,
 // and its CPUs are batman's at the handoff.
 #include <fcntl.h>
@@ -334,8 +335,8 @@ long early_write_file(const char* path, const char* text, std::size_t size) {
 
 int early_main(void* arg) {
   Early& e = *static_cast<Early*>(arg);
-  // Only for profiles that die with batman (commit_prestart): PDEATHSIG, then a check that
-  // batman is not gone already.
+  // PDEATHSIG, then a check that batman is not gone already (a profile whose job may outlive
+  // batman is not served: commit_prestart takes this child down).
   if (long rc = raw_call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
   pollfd dead{e.self.get(), POLLIN, 0};
   const timespec no_wait{0, 0};
@@ -350,12 +351,12 @@ int early_main(void* arg) {
   // The rest of the namespaces once batman has the profile: it is being read as we get here,
   // so a short wait, yielding to anything else runnable, then a futex.
   timespec start{}, now{};
-  clock_gettime(CLOCK_MONOTONIC, &start);
+  raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&start));
   for (;;) {
     const int set = __atomic_load_n(&e.flags_set, __ATOMIC_ACQUIRE);
     if (set < 0) raw_call(SYS_exit_group, 0);
     if (set > 0) break;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
     if ((now.tv_sec - start.tv_sec) * 1'000'000'000L + (now.tv_nsec - start.tv_nsec) < kEarlyPoll)
       raw_call(SYS_sched_yield);
     else

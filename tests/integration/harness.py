@@ -66,6 +66,22 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def sleeps(mark):
+    """Pids of the live `sleep MARK...` processes (argv[1] starting with MARK): a job's own,
+    not batman, its sandbox's child (which shares batman's command line until it execs) or a
+    shell whose command line merely mentions MARK."""
+    found = []
+    for pid in processes_with_marker(mark):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if argv[0] == b"sleep" and len(argv) > 1 and argv[1].startswith(mark.encode()):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
 def processes_with_marker(marker):
     """Pids of live processes whose command line or environment contains `marker`."""
     found = []

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 
-from harness import BINDIR, NOBODY, BatmanTestCase, processes_with_marker, wait_for
+from harness import BINDIR, NOBODY, BatmanTestCase, processes_with_marker, sleeps, wait_for
 
 # What the job reports about itself, one KEY=VALUE per line.
 PROBE = r"""
@@ -54,19 +54,6 @@ os.write(go_w, b"x")
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
-
-
-def sleeps(mark):
-    """Pids of live `sleep MARK` processes (not the shells or sandboxes that mention it)."""
-    found = []
-    for pid in processes_with_marker(mark):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read().split(b"\0")[:2] == [b"sleep", mark.encode()]:
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
 
 
 def marker():

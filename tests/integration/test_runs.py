@@ -8,7 +8,7 @@ import time
 import urllib.request
 import uuid
 
-from harness import NOBODY, BatmanTestCase, init_git_repo, pid_alive, processes_with_marker, wait_for
+from harness import NOBODY, BatmanTestCase, init_git_repo, pid_alive, processes_with_marker, sleeps, wait_for
 
 
 # The env tier (process group + subreaper) and whatever `auto` picks on this machine.
@@ -231,7 +231,7 @@ class StopAndSignals(BatmanTestCase):
                 self.assertEqual(p.returncode, 0, p.stderr)
                 run_id = p.stdout.strip()
                 self.assertRegex(run_id, r"^\d{8}T\d{6}-[0-9a-f]{6}$")
-                wait_for(lambda: len(processes_with_marker(m)) >= 3, what="the job's processes")
+                wait_for(lambda: len(sleeps(m)) >= 3, what="the job's processes")
                 ps = self.ps_json("--project", "bg" + tier)
                 self.assertEqual([r["run_id"] for r in ps if r["status"] == "running"], [run_id])
                 st = self.batman("stop", "bg" + tier, run_id, "--grace", "2s")
@@ -247,7 +247,7 @@ class StopAndSignals(BatmanTestCase):
                 m = marker()
                 p = self.spawn("cc" + tier, f"sleep {m} & sleep {m}1 & echo started; wait",
                                "--isolation", tier, name="batman-parallel")
-                wait_for(lambda: len(processes_with_marker(m)) >= 2, what="running")
+                wait_for(lambda: len(sleeps(m)) >= 2, what="running")
                 os.killpg(p.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
                 out, err = p.communicate(timeout=20)
                 self.assertEqual(p.returncode, 130, err)
@@ -349,7 +349,7 @@ class Inspect(BatmanTestCase):
         m = marker()
         self.batman("lost", f"sleep {m} & sleep {m}1", "--detach", "--isolation", "env",
                     name="batman-parallel", check=0)
-        wait_for(lambda: len(processes_with_marker(m)) >= 2)
+        wait_for(lambda: len(sleeps(m)) >= 2, what="the job's sleeps")
         st = self.states("lost")[0]
         os.kill(st["batman_pid"], signal.SIGKILL)
         wait_for(lambda: not pid_alive(st["batman_pid"]))
@@ -438,7 +438,7 @@ class Unprivileged(BatmanTestCase):
         self.assertTrue(tmpdir.startswith(os.path.join(self.home, "u", "tmp")))
         m = marker()
         self.batman("u", f"sleep {m} & sleep {m}1", "--detach", name="batman-parallel", check=0)
-        wait_for(lambda: len(processes_with_marker(m)) >= 2)
+        wait_for(lambda: len(sleeps(m)) >= 2, what="the job's sleeps")
         self.batman("stop", "u", check=0)
         wait_for(lambda: processes_with_marker(m) == [], what="no process of the job")
         self.assertEqual(os.stat(self.home).st_uid, NOBODY)

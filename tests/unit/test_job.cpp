@@ -514,6 +514,10 @@ TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
   isolation::abort_prestart();
   EXPECT_EQ(live_children(), before);
   EXPECT_FALSE(isolation::commit_prestart(p, {})) << "none to commit";
+  // Taken down while it waits for the profile's namespaces.
+  ASSERT_TRUE(isolation::prestart_namespaces());
+  isolation::abort_prestart();
+  EXPECT_EQ(live_children(), before);
   // A profile it cannot serve takes it down: no pid namespace, limits (a cgroup to join
   // first), a job that may outlive batman.
   isolation::Limits limits;
