@@ -317,6 +317,33 @@ Early* early_child = nullptr;
 // (waking a sleeping CPU costs 45 µs on this VM): about what reading the profile takes.
 constexpr long kEarlyPoll = 300'000;  // ns
 
+// batman's side of a futex word the early child waits on: 1, go on; -1, not wanted.
+void set_word(int& word, int value) {
+  __atomic_store_n(&word, value, __ATOMIC_RELEASE);
+  raw_call(SYS_futex, reinterpret_cast<long>(&word), FUTEX_WAKE_PRIVATE, 1);
+}
+
+// The child's side: back once WORD is set, after polling it for POLL_NS (yielding to anything
+// else runnable) and then sleeping on it; gone at once if it is not wanted.
+void await_word(const int& word, long poll_ns) {
+  timespec start{}, now{};
+  if (poll_ns > 0) raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&start));
+  for (;;) {
+    const int value = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
+    if (value < 0) raw_call(SYS_exit_group, 0);
+    if (value > 0) return;
+    bool polling = false;
+    if (poll_ns > 0) {
+      raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
+      polling = (now.tv_sec - start.tv_sec) * 1'000'000'000L + (now.tv_nsec - start.tv_nsec) < poll_ns;
+    }
+    if (polling)
+      raw_call(SYS_sched_yield);
+    else
+      raw_call(SYS_futex, reinterpret_cast<long>(&word), FUTEX_WAIT_PRIVATE, 0, 0);
+  }
+}
+
 [[noreturn]] void early_report(const Early& e, Step step, long err) {
   Failure failure{static_cast<int>(step), -1, static_cast<int>(err)};
   raw_call(SYS_write, e.error_write.get(), reinterpret_cast<long>(&failure), sizeof failure);
@@ -348,30 +375,13 @@ int early_main(void* arg) {
     if (rc == 0) rc = early_write_file("/proc/self/uid_map", e.uid_map.data(), e.uid_map.size());
     if (rc < 0) early_report(e, Step::IdMaps, -rc);
   }
-  // The rest of the namespaces once batman has the profile: it is being read as we get here,
-  // so a short wait, yielding to anything else runnable, then a futex.
-  timespec start{}, now{};
-  raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&start));
-  for (;;) {
-    const int set = __atomic_load_n(&e.flags_set, __ATOMIC_ACQUIRE);
-    if (set < 0) raw_call(SYS_exit_group, 0);
-    if (set > 0) break;
-    raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
-    if ((now.tv_sec - start.tv_sec) * 1'000'000'000L + (now.tv_nsec - start.tv_nsec) < kEarlyPoll)
-      raw_call(SYS_sched_yield);
-    else
-      raw_call(SYS_futex, reinterpret_cast<long>(&e.flags_set), FUTEX_WAIT_PRIVATE, 0, 0);
-  }
+  // The rest of the namespaces once batman has the profile (being read as we get here).
+  await_word(e.flags_set, kEarlyPoll);
   if (e.unshare_flags) {
     if (long rc = raw_call(SYS_unshare, static_cast<long>(e.unshare_flags)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
   if (long rc = raw_call(SYS_setsid); rc < 0) early_report(e, Step::Session, -rc);
-  for (;;) {
-    const int go = __atomic_load_n(&e.go, __ATOMIC_ACQUIRE);
-    if (go < 0) raw_call(SYS_exit_group, 0);
-    if (go > 0) break;
-    raw_call(SYS_futex, reinterpret_cast<long>(&e.go), FUTEX_WAIT_PRIVATE, 0, 0);
-  }
+  await_word(e.go, 0);
   __atomic_store_n(&e.taken, 1, __ATOMIC_RELAXED);
   // batman waits for our exec from here: glibc's wrappers again. The descriptors batman made
   // since the clone are in the table we shared; the job and PID 1 get a copy of their own.
@@ -448,19 +458,28 @@ bool needs_cgroup(const Limits& limits, bool pid_namespace) {
   return limits.memory_bytes || limits.cpus || limits.pids || !pid_namespace;
 }
 
+// The early child, no longer batman's to hand out (deleted with the returned pointer).
+std::unique_ptr<ns::Early> take_early_child() {
+  std::unique_ptr<ns::Early> e(ns::early_child);
+  ns::early_child = nullptr;
+  return e;
+}
+
+// PID's wait status once it has exited (it is reaped).
+int reap(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 // The early child is told it is not wanted, and reaped (its stack is free again after).
 void abort_early_child() {
-  ns::Early* e = ns::early_child;
+  const auto e = take_early_child();
   if (!e) return;
-  __atomic_store_n(&e->flags_set, -1, __ATOMIC_RELEASE);
-  ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->flags_set), FUTEX_WAKE_PRIVATE, 1);
-  __atomic_store_n(&e->go, -1, __ATOMIC_RELEASE);
-  ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->go), FUTEX_WAKE_PRIVATE, 1);
-  int status = 0;
-  while (waitpid(e->pid, &status, __WALL) < 0 && errno == EINTR) {
-  }
-  ns::early_child = nullptr;
-  delete e;
+  ns::set_word(e->flags_set, -1);
+  ns::set_word(e->go, -1);
+  reap(e->pid);
 }
 
 class NamespacesBackend final : public Backend {
@@ -556,8 +575,8 @@ class NamespacesBackend final : public Backend {
       const int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
       early->plan = &plan;
       abort_on_error.armed = false;
-      __atomic_store_n(&early->go, 1, __ATOMIC_RELEASE);
-      ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->go), FUTEX_WAKE_PRIVATE, 1);
+      const auto owned = take_early_child();
+      ns::set_word(early->go, 1);
       for (int alive; (alive = __atomic_load_n(&early->alive, __ATOMIC_ACQUIRE)) != 0;)
         ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->alive), FUTEX_WAIT, alive, 0);
       if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
@@ -567,11 +586,7 @@ class NamespacesBackend final : public Backend {
         Child gone;
         gone.report_fd = std::move(early->error_read);
         const std::optional<Error> report = read_report(gone);
-        int status = 0;
-        while (waitpid(early->pid, &status, __WALL) < 0 && errno == EINTR) {
-        }
-        ns::early_child = nullptr;
-        delete early;
+        const int status = reap(early->pid);
         if (report) return std::unexpected(*report);
         return fail("namespaces: the child making the namespaces died before the start (" +
                     (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
@@ -582,8 +597,6 @@ class NamespacesBackend final : public Backend {
       child.pidfd = std::move(early->pidfd);
       child.status_fd = std::move(status_read);
       child.report_fd = std::move(early->error_read);
-      ns::early_child = nullptr;
-      delete early;
       return child;
     }
     char* const stack_top = child_stack_top(stacks);
@@ -807,8 +820,7 @@ bool commit_prestart(const Profile& profile, const Limits& limits) {
     return false;
   }
   e->unshare_flags = flags.unshare_flags;
-  __atomic_store_n(&e->flags_set, 1, __ATOMIC_RELEASE);
-  ns::raw_call(SYS_futex, reinterpret_cast<long>(&e->flags_set), FUTEX_WAKE_PRIVATE, 1);
+  ns::set_word(e->flags_set, 1);
   return true;
 }
 

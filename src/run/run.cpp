@@ -766,9 +766,9 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   struct AbortPrestart {
     ~AbortPrestart() { isolation::abort_prestart(); }
   } abort_prestart;
-  const bool may_prestart = (o.isolation.empty() || o.isolation == "auto" || o.isolation == "namespaces") &&
-                            !o.detach && !o.worktree;
-  if (may_prestart) (void)isolation::prestart_namespaces();
+  const auto requested = isolation::parse_tier(o.isolation);  // an error: make_plan says it
+  if (requested && (!*requested || **requested == isolation::Tier::Namespaces) && !o.detach && !o.worktree)
+    (void)isolation::prestart_namespaces();
   auto plan = make_plan(o);
   if (!plan) {
     error(plan.error().message);
