@@ -44,6 +44,12 @@ Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode
   return UniqueFd(fd);
 }
 
+bool private_dir(int fd) {
+  struct stat st{};
+  return ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
 Result<void> write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -88,7 +94,7 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
 
 PendingFile::PendingFile(PendingFile&& other) noexcept
     : dirfd_(other.dirfd_), target_(std::move(other.target_)), temp_(std::move(other.temp_)),
-      fd_(std::move(other.fd_)), reserved_(other.reserved_) {
+      fd_(std::move(other.fd_)), reserved_(other.reserved_), written_(other.written_) {
   other.temp_.clear();
 }
 
@@ -100,6 +106,7 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
     temp_ = std::move(other.temp_);
     fd_ = std::move(other.fd_);
     reserved_ = other.reserved_;
+    written_ = other.written_;
     other.temp_.clear();
   }
   return *this;
@@ -119,7 +126,12 @@ Result<void> PendingFile::commit(std::string_view content) {
 }
 
 Result<void> PendingFile::sync(std::string_view content) {
-  if (!fd_) return fail("write " + target_ + ": nothing pending");
+  if (auto w = write(content); !w) return w;
+  return sync();
+}
+
+Result<void> PendingFile::write(std::string_view content) {
+  if (!fd_ || written_) return fail("write " + target_ + ": nothing pending");
   const int fd = fd_.get();
   if (auto w = write_all(fd, content); !w) {
     auto e = w.error().wrap("write " + temp_);
@@ -132,7 +144,16 @@ Result<void> PendingFile::sync(std::string_view content) {
     discard();
     return sys_error("truncate " + temp_, err);
   }
-  if (::fsync(fd) != 0) {
+  // Only a start (the fsync below is what makes it durable): the data goes to the disk while
+  // the caller goes on. A file system that cannot (EINVAL, ESPIPE) is left to fsync alone.
+  (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  written_ = true;
+  return {};
+}
+
+Result<void> PendingFile::sync() {
+  if (!fd_ || !written_) return fail("sync " + target_ + ": nothing written");
+  if (::fsync(fd_.get()) != 0) {
     int err = errno;
     discard();
     return sys_error("fsync " + temp_, err);

@@ -19,6 +19,8 @@ namespace batman {
 Result<UniqueFd> open_dir_at(int dirfd, std::string_view name, bool create, mode_t mode = 0700);
 // Open an absolute or relative directory path, creating missing parents when asked.
 Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode = 0700);
+// A directory of batman's own user that no one else may add to (a cache's, say).
+bool private_dir(int fd);
 // Write `content` to dirfd/name atomically: temp file in the same dir, fsync, rename.
 // SPEC §5's temp name for `target`: hidden, in the same directory, unique to this process
 // and this write (".<target>.tmp.<pid>.<random>"); created O_EXCL by every writer.
@@ -40,9 +42,14 @@ class PendingFile {
   ~PendingFile();
   // Once only: the file is gone from this object afterwards, whatever the outcome.
   Result<void> commit(std::string_view content);
-  // commit() in two steps, for a caller that must order the rename after something else:
-  // sync() writes and fsyncs (an error discards the file), publish() renames.
+  // commit() in steps, for a caller that must order the rename after something else: sync()
+  // writes and fsyncs (an error discards the file), publish() renames. sync() itself in two:
+  // write() writes and has the disk start on it (sync_file_range), so that what the caller
+  // does next runs while the data is on its way; sync() without content waits for it, and for
+  // the file's metadata (fsync). A file that is not synced is never published.
   Result<void> sync(std::string_view content);
+  Result<void> write(std::string_view content);
+  Result<void> sync();
   Result<void> publish();
   // Allocate `bytes` for the file now (fallocate, else zeros), so that sync() of content up
   // to that size needs no new block: a disk the job has filled meanwhile (ENOSPC) cannot keep
@@ -56,6 +63,7 @@ class PendingFile {
   std::string target_, temp_;
   UniqueFd fd_;
   std::size_t reserved_ = 0;
+  bool written_ = false;
 };
 // Rewrite dirfd/name in place (no new file: on a full disk the blocks it has are reused),
 // for when write_file_atomic failed with ENOSPC or EDQUOT. Not atomic: a reader may see it

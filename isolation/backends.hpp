@@ -1,6 +1,8 @@
 // The constructors and probes of each tier's Backend (one file each), for tiers.cpp.
 #pragma once
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "isolation/backend.hpp"
 
@@ -17,9 +19,15 @@ Availability probe_namespaces();                     // a real clone into new na
 // plan; only for a profile with a pid namespace that dies with batman and no limits (a cgroup
 // to join comes first), else it is taken down. false: no early child (the spawn then clones
 // as usual). abort_prestart: not wanted after all (killed and reaped).
-bool prestart_namespaces();
+// With `batman_home`, the child reads a hint there (.cache/launch/, written by commit_prestart)
+// naming the namespaces the last start with the same `options` (what decides the profile on
+// the command line) needed, and makes those at once, before batman has the profile; a guess
+// the profile does not want takes the child down at the commit (never the job's namespace).
+// prestart_guess: what the child made so (0: nothing yet, or no guess).
+bool prestart_namespaces(const std::string& batman_home = {}, std::string_view options = {});
 bool commit_prestart(const Profile& profile, const Limits& limits);
 void abort_prestart();
+unsigned long prestart_guess();
 
 // A profile path with $CWD, $PROJECT_DIR, $TMPDIR and $HOME replaced (mounts.cpp).
 std::string expand_profile_path(const std::string& path, const LaunchRequest& request);

@@ -294,10 +294,20 @@ long raw_call(long, long = 0, long = 0, long = 0, long = 0, long = 0) { return -
 constexpr bool kEarlyChild = false;
 #endif
 
+// What the early child may make ahead of the profile, guessing from its hint file (the
+// namespaces the last start with the same options had): the ones made by unshare(2).
+constexpr unsigned long kAhead = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+// Early::ahead once batman had the profile before the child had a guess: it makes no guess.
+constexpr unsigned long kCommitted = 1UL << 63;
+
 struct Early {
   pid_t pid = -1;
   UniqueFd pidfd, self, error_read, error_write;
   unsigned long clone_flags = 0, unshare_flags = 0;
+  // The hint file's path (empty: none), and whichever came first (compare-and-swap from 0):
+  // the child's guess, just before it makes those namespaces, or batman's kCommitted.
+  std::string hint, hint_home, hint_name;
+  unsigned long ahead = 0;
   bool user_namespace = false;
   std::string gid_map, uid_map;
   // All of batman's CPUs but the one it runs on: a new child starts on its parent's CPU and
@@ -344,6 +354,21 @@ void await_word(const int& word, long poll_ns) {
   }
 }
 
+// The hint: the flags in decimal, masked to kAhead (anything else in the file is ignored:
+// a wrong guess costs time, never a namespace; see commit_prestart). 0 when there is none.
+unsigned long read_hint(const char* path) {
+  if (!*path) return 0;
+  const long fd = raw_call(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path),
+                           O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return 0;
+  char text[24];
+  const long n = raw_call(SYS_read, fd, reinterpret_cast<long>(text), sizeof text);
+  raw_call(SYS_close, fd);
+  unsigned long flags = 0;
+  for (long i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) flags = flags * 10 + static_cast<unsigned long>(text[i] - '0');
+  return flags & kAhead;
+}
+
 [[noreturn]] void early_report(const Early& e, Step step, long err) {
   Failure failure{static_cast<int>(step), -1, static_cast<int>(err)};
   raw_call(SYS_write, e.error_write.get(), reinterpret_cast<long>(&failure), sizeof failure);
@@ -375,13 +400,25 @@ int early_main(void* arg) {
     if (rc == 0) rc = early_write_file("/proc/self/uid_map", e.uid_map.data(), e.uid_map.size());
     if (rc < 0) early_report(e, Step::IdMaps, -rc);
   }
-  // The rest of the namespaces once batman has the profile (being read as we get here).
+  // The namespaces the hint names, made while batman reads the profile (a network namespace
+  // is the dearest step of the launch), unless batman has it already.
+  unsigned long guess = read_hint(e.hint.c_str());
+  if (guess) {
+    unsigned long none = 0;
+    if (__atomic_compare_exchange_n(&e.ahead, &none, guess, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      if (long rc = raw_call(SYS_unshare, static_cast<long>(guess)); rc < 0) early_report(e, Step::Unshare, -rc);
+    } else {
+      guess = 0;
+    }
+  }
+  // The rest of the profile's namespaces once batman has it (being read as we get here).
   await_word(e.flags_set, kEarlyPoll);
-  if (e.unshare_flags) {
-    if (long rc = raw_call(SYS_unshare, static_cast<long>(e.unshare_flags)); rc < 0) early_report(e, Step::Unshare, -rc);
+  if (const unsigned long rest = e.unshare_flags & ~guess) {
+    if (long rc = raw_call(SYS_unshare, static_cast<long>(rest)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
   if (long rc = raw_call(SYS_setsid); rc < 0) early_report(e, Step::Session, -rc);
-  await_word(e.go, 0);
+  // On a CPU of its own, it polls for the plan too: waking a sleeping CPU is slower.
+  await_word(e.go, e.move_away ? kEarlyPoll : 0);
   __atomic_store_n(&e.taken, 1, __ATOMIC_RELAXED);
   // batman waits for our exec from here: glibc's wrappers again. The descriptors batman made
   // since the clone are in the table we shared; the job and PID 1 get a copy of their own.
@@ -463,6 +500,30 @@ std::unique_ptr<ns::Early> take_early_child() {
   std::unique_ptr<ns::Early> e(ns::early_child);
   ns::early_child = nullptr;
   return e;
+}
+
+// The early child's hint file for one set of options: $BATMAN_HOME/.cache/launch/<hash>.
+constexpr std::string_view kHintDir = "launch";
+std::string hint_name(std::string_view options) {
+  char name[24];
+  std::snprintf(name, sizeof name, "%016zx", std::hash<std::string_view>{}(options));
+  return name;
+}
+
+// The hint rewritten when it was stale: in the cache's own directories (never through a
+// symlink, nor one another user may write to). Only a hint: nothing is said if it fails.
+void write_hint(const std::string& batman_home, const std::string& name, unsigned long flags) {
+  auto home = open_dir_path(batman_home, false);
+  if (!home) return;
+  auto cache = open_dir_at(home->get(), ".cache", true);
+  if (!cache || !private_dir(cache->get())) return;
+  auto dir = open_dir_at(cache->get(), kHintDir, true);
+  if (!dir || !private_dir(dir->get())) return;
+  UniqueFd fd(openat(dir->get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600));
+  struct stat st{};
+  if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  const std::string text = std::to_string(flags) + "\n";
+  [[maybe_unused]] const auto n = write(fd.get(), text.data(), text.size());
 }
 
 // PID's wait status once it has exited (it is reaped).
@@ -762,7 +823,7 @@ class NamespacesBackend final : public Backend {
 
 std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<NamespacesBackend>(); }
 
-bool prestart_namespaces() {
+bool prestart_namespaces(const std::string& batman_home, std::string_view options) {
   if (!ns::kEarlyChild || ns::early_child) return false;
   char* const stacks = child_stacks();
   if (!stacks) return false;
@@ -772,6 +833,11 @@ bool prestart_namespaces() {
   any.namespaces = {"pid"};
   NamespaceFlags flags = namespace_flags(any);
   auto e = std::make_unique<ns::Early>();
+  if (!batman_home.empty()) {
+    e->hint_home = batman_home;
+    e->hint_name = hint_name(options);
+    e->hint = batman_home + "/.cache/" + std::string(kHintDir) + "/" + e->hint_name;
+  }
   e->clone_flags = flags.clone_flags;
   e->user_namespace = flags.user_namespace;
   e->gid_map = std::move(flags.gid_map);
@@ -819,9 +885,30 @@ bool commit_prestart(const Profile& profile, const Limits& limits) {
     abort_early_child();
     return false;
   }
-  e->unshare_flags = flags.unshare_flags;
-  ns::set_word(e->flags_set, 1);
-  return true;
+  // What the child made ahead, if it came first; else it makes no guess from here on.
+  unsigned long guess = 0;
+  if (__atomic_compare_exchange_n(&e->ahead, &guess, ns::kCommitted, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    guess = 0;
+  // The next start with these options guesses what this one needed.
+  const std::string home = e->hint_home, name = e->hint_name;
+  const bool stale = guess != (flags.unshare_flags & ns::kAhead);
+  bool served = true;
+  if (guess & ~flags.unshare_flags) {
+    abort_early_child();  // a namespace the profile does not want: never the job's
+    served = false;
+  } else {
+    e->unshare_flags = flags.unshare_flags;
+    ns::set_word(e->flags_set, 1);
+  }
+  if (stale && !name.empty()) write_hint(home, name, flags.unshare_flags & ns::kAhead);
+  return served;
+}
+
+unsigned long prestart_guess() {
+  const ns::Early* e = ns::early_child;
+  if (!e) return 0;
+  const unsigned long ahead = __atomic_load_n(&e->ahead, __ATOMIC_ACQUIRE);
+  return ahead == ns::kCommitted ? 0 : ahead;
 }
 
 void abort_prestart() { abort_early_child(); }

@@ -118,13 +118,6 @@ std::string executable_identity() {
          " " + kernel.release;
 }
 
-// A directory of the cache: batman's own, and no one else may add to it.
-bool trusted_dir(int fd) {
-  struct stat st{};
-  return ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
-         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
 // The seccomp program as one CBOR byte string (8 bytes a word, host order: the entry is only
 // ever read by the binary that wrote it), not an array of numbers.
 std::vector<std::uint8_t> bytes_from_words(const std::vector<std::uint64_t>& words) {
@@ -200,9 +193,9 @@ Result<Profile> load_source_cached(const Result<isolation::ProfileSource>& sourc
   auto home = open_dir_path(batman_home, false);
   if (!home) return parse_compiled(*source);
   auto cache = open_dir_at(home->get(), ".cache", true);
-  if (!cache || !trusted_dir(cache->get())) return parse_compiled(*source);
+  if (!cache || !private_dir(cache->get())) return parse_compiled(*source);
   auto dir = open_dir_at(cache->get(), "profiles", true);
-  if (!dir || !trusted_dir(dir->get())) return parse_compiled(*source);
+  if (!dir || !private_dir(dir->get())) return parse_compiled(*source);
   const std::string name = entry_name(source->path, source->text);
   const std::string binary = executable_identity();
   if (auto cached = read_trusted_entry(dir->get(), name)) {

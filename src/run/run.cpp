@@ -264,7 +264,8 @@ class Run final : public runner::JobSet::Owner {
     running_write_.reset();
   }
   // The end: into the file made for it (final_state_), else as any state is written.
-  void write_final_state();
+  // `meanwhile` runs between the write and the fsync, while the disk takes the data.
+  void write_final_state(const std::function<void()>& meanwhile);
   void final_state_not_written(const std::string& why);
 
   RunPlan plan_;
@@ -362,13 +363,17 @@ void Run::write_running_state() {
   }
 }
 
-void Run::write_final_state() {
+void Run::write_final_state(const std::function<void()>& meanwhile) {
   if (final_state_) {
     const std::string content = runner::to_json(state_);
-    auto w = final_state_->sync(content);
+    auto w = final_state_->write(content);
+    meanwhile();
+    if (w) w = final_state_->sync();
     if (w) w = final_state_->publish();
     final_state_.reset();
     if (w || runner::rewrite_state_in_place(tree_.state_fd.get(), state_, content, w.error().code)) return;
+  } else {
+    meanwhile();
   }
   auto w = runner::write_state_or_in_place(tree_.state_fd.get(), state_);
   if (!w) final_state_not_written(w.error().message);
@@ -597,11 +602,15 @@ int Run::execute(int ready_fd) {
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
   cancel_running_write();  // the end replaces a `running` write still pending: one write, not two
-  write_final_state();
-  if (!o.keep_tmp) {
-    if (auto removed = remove_tree_at(tree_.tmp_fd.get(), run_id_); !removed)
-      error(removed.error().wrap("remove " + run_id_).message);
-  }
+  // The TMPDIR goes and the job's descriptors close while the disk takes the final state
+  // (README "The launch path"; that fsync is the dearest step of the end).
+  write_final_state([&] {
+    if (!o.keep_tmp) {
+      if (auto removed = remove_tree_at(tree_.tmp_fd.get(), run_id_); !removed)
+        error(removed.error().wrap("remove " + run_id_).message);
+    }
+    jobs_->clear();
+  });
   if (worktree_) {
     if (code == 0 && o.keep_worktree) {
       info("worktree kept (--keep-worktree): " + worktree_->path);
@@ -612,7 +621,6 @@ int Run::execute(int ready_fd) {
       info("worktree kept for inspection: " + worktree_->path);
     }
   }
-  jobs_->clear();
   return code;
 }
 
@@ -767,8 +775,11 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
     ~AbortPrestart() { isolation::abort_prestart(); }
   } abort_prestart;
   const auto requested = isolation::parse_tier(o.isolation);  // an error: make_plan says it
-  if (requested && (!*requested || **requested == isolation::Tier::Namespaces) && !o.detach && !o.worktree)
-    (void)isolation::prestart_namespaces();
+  if (requested && (!*requested || **requested == isolation::Tier::Namespaces) && !o.detach && !o.worktree) {
+    // What decides the profile's namespaces on this command line: its hint is kept per value.
+    const std::string options = o.kind + '\0' + o.profile + '\0' + (o.net ? "net" : "") + (o.no_net ? "no-net" : "");
+    (void)isolation::prestart_namespaces(batman_home(), options);
+  }
   auto plan = make_plan(o);
   if (!plan) {
     error(plan.error().message);

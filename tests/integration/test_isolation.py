@@ -455,6 +455,45 @@ class EarlyChildKilled(BatmanTestCase):
         self.assertNotIn("ran", out)
 
 
+class LaunchHints(BatmanTestCase):
+    """The early child makes the namespaces the last start with the same options needed before
+    batman has read the profile, from a hint in $BATMAN_HOME/.cache/launch. A hint is never
+    trusted: one that names a network namespace for --net (host network) must not give the job
+    one, garbage in it changes nothing, and the hint then names what the start needed."""
+
+    NET = 0x40000000  # CLONE_NEWNET
+
+    def test_a_wrong_hint_is_never_the_jobs_namespace(self):
+        ok, why = tier_available("namespaces", self.user)
+        if not ok:
+            self.skipTest(f"namespaces tier unavailable: {why}")
+        host_net = os.readlink("/proc/self/ns/net")
+        hints = os.path.join(self.home, ".cache", "launch")
+        show = ["--isolation", "namespaces", "--net", "readlink /proc/self/ns/net"]
+        for _ in range(2):  # the first makes $BATMAN_HOME, the second leaves a hint in it
+            p = self.batman(*show, name="batman-isolated")
+            self.assertEqual((p.returncode, p.stdout), (0, host_net + "\n"), p.stderr)
+        files = [os.path.join(hints, f) for f in os.listdir(hints)]
+        self.assertEqual(len(files), 1, files)
+        needed = int(open(files[0]).read())
+        self.assertEqual(needed & self.NET, 0, "--net needs no network namespace")
+        for lie in (str(needed | self.NET), "garbage\n", "99999999999999999999999999"):
+            with open(files[0], "w") as f:
+                f.write(lie)
+            p = self.batman(*show, name="batman-isolated")
+            self.assertEqual((p.returncode, p.stdout), (0, host_net + "\n"), (lie, p.stderr))
+            self.assertEqual(int(open(files[0]).read()), needed, f"the hint {lie!r} is rewritten")
+        # Without --net the job has a network namespace of its own, the hint saying none or not.
+        p = self.batman("--isolation", "namespaces", "readlink /proc/self/ns/net", name="batman-isolated")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotEqual(p.stdout, host_net + "\n")
+        self.assertEqual(len(os.listdir(hints)), 2, "a hint per set of options")
+
+
+class LaunchHintsNobody(LaunchHints):
+    user = NOBODY
+
+
 class Doctor(BatmanTestCase):
     def test_doctor_json_and_text(self):
         report = json.loads(self.batman("doctor", "--json", check=0).stdout)

@@ -354,6 +354,39 @@ TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) 
   std::filesystem::remove_all(dir);
 }
 
+// sync(content) in two steps (the end of a run works while the disk takes the write): write()
+// once, sync() after it, publish() only once synced; reserved room beyond the content goes.
+TEST(PendingFile, WrittenThenSyncedInTwoStepsIsPublishedOnlyOnceSynced) {
+  char tmpl[] = "/tmp/batman-pending.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dirfd);
+  ASSERT_TRUE(write_file_atomic(dirfd.get(), "s.json", "old").has_value());
+  {
+    auto f = PendingFile::create(dirfd.get(), "s.json");
+    ASSERT_TRUE(f.has_value());
+    ASSERT_TRUE(f->reserve(4096).has_value());
+    EXPECT_FALSE(f->sync().has_value());  // nothing written yet
+    ASSERT_TRUE(f->write("{\"end\": 1}").has_value());
+    EXPECT_FALSE(f->write("again").has_value());  // once only
+    EXPECT_FALSE(f->publish().has_value());        // not synced: never renamed
+    EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "old");
+    ASSERT_TRUE(f->sync().has_value());
+    ASSERT_TRUE(f->publish().has_value());
+  }
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "{\"end\": 1}");  // the reservation cut off
+  {
+    auto f = PendingFile::create(dirfd.get(), "s.json");
+    ASSERT_TRUE(f.has_value());
+    ASSERT_TRUE(f->write("written, never synced").has_value());
+  }  // dropped: its temporary file goes
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "{\"end\": 1}");
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  EXPECT_EQ(n, 1u);
+  std::filesystem::remove_all(dir);
+}
+
 // Hostile files (README "Bad input and faults"): a FIFO, /dev/zero or a directory where a file
 // is read or appended to is refused at once with one line naming it, never waited on.
 TEST_F(FsTest, ReadersAndAppendersRefuseFifosDevicesAndDirectoriesAtOnce) {

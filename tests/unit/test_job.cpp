@@ -10,10 +10,14 @@
 
 #include <poll.h>
 
+#include <sched.h>
+#include <sys/stat.h>
 #include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <tuple>
@@ -532,4 +536,93 @@ TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
     EXPECT_FALSE(isolation::commit_prestart(q, lim));
     EXPECT_EQ(live_children(), before);
   }
+}
+
+// The early child's hint ($BATMAN_HOME/.cache/launch/): it makes the namespaces the last start
+// with the same options needed before the profile is known. A guess the profile wants is
+// kept; one it does not want takes the child down (the job never gets it); either way the
+// hint then names what this start needed. Garbage in the file is no guess.
+TEST(Prestart, TheChildGuessesFromItsHintAndAWrongGuessIsNeverTheJobs) {
+  if (auto a = isolation::probe_namespaces(); !a.available) GTEST_SKIP() << a.reason;
+  char tmpl[] = "/tmp/batman-hint.XXXXXX";
+  const std::string home = ::mkdtemp(tmpl);
+  const std::string dir = home + "/.cache/launch";
+  std::filesystem::create_directories(dir);
+  ::chmod((home + "/.cache").c_str(), 0700);
+  ::chmod(dir.c_str(), 0700);
+  isolation::Profile wants_net;
+  wants_net.namespaces = {"mount", "pid", "ipc", "uts", "net"};
+  wants_net.network = isolation::Network::None;
+  wants_net.die_with_parent = true;
+  isolation::Profile host_net = wants_net;
+  host_net.network = isolation::Network::Host;
+  const unsigned long all = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
+  const unsigned long no_net = all & ~static_cast<unsigned long>(CLONE_NEWNET);
+  auto hint_files = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path());
+    return out;
+  };
+  auto write_hint = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  auto read_hint = [](const std::string& path) {
+    std::string text;
+    std::getline(std::ifstream(path), text);
+    return text;
+  };
+  // The child's guess, once it made it (it reads the hint right after its start).
+  auto guessed = [] {
+    for (int i = 0; i < 2000 && isolation::prestart_guess() == 0; ++i) ::usleep(1000);
+    return isolation::prestart_guess();
+  };
+  const auto before = live_children();
+
+  // No hint yet: no guess, and the commit leaves one for the next start with these options.
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  EXPECT_TRUE(isolation::commit_prestart(wants_net, {}));
+  isolation::abort_prestart();
+  ASSERT_EQ(hint_files().size(), 1u);
+  const std::string hint = hint_files().front();
+  EXPECT_EQ(read_hint(hint), std::to_string(all));
+
+  // Right: made ahead and kept.
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  EXPECT_EQ(guessed(), all);
+  EXPECT_TRUE(isolation::commit_prestart(wants_net, {}));
+  isolation::abort_prestart();
+  EXPECT_EQ(read_hint(hint), std::to_string(all));
+
+  // Less than the profile wants: the child makes the rest after the commit.
+  write_hint(hint, std::to_string(CLONE_NEWNET));
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  EXPECT_EQ(guessed(), static_cast<unsigned long>(CLONE_NEWNET));
+  EXPECT_TRUE(isolation::commit_prestart(wants_net, {}));
+  isolation::abort_prestart();
+  EXPECT_EQ(read_hint(hint), std::to_string(all));
+
+  // A network namespace the profile does not want (network: host): the child is taken down.
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  EXPECT_EQ(guessed(), all);
+  EXPECT_FALSE(isolation::commit_prestart(host_net, {}));
+  EXPECT_EQ(live_children(), before);
+  EXPECT_EQ(read_hint(hint), std::to_string(no_net));
+
+  // Garbage, or flags no child may make ahead (user, pid, cgroup): no guess beyond kAhead.
+  write_hint(hint, "garbage");
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  ::usleep(20000);
+  EXPECT_EQ(isolation::prestart_guess(), 0u);
+  EXPECT_TRUE(isolation::commit_prestart(host_net, {}));
+  isolation::abort_prestart();
+  write_hint(hint, std::to_string(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWCGROUP | CLONE_NEWUTS));
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  EXPECT_EQ(guessed(), static_cast<unsigned long>(CLONE_NEWUTS));
+  isolation::abort_prestart();
+  EXPECT_EQ(live_children(), before);
+
+  // Other options, another hint.
+  ASSERT_TRUE(isolation::prestart_namespaces(home, "other"));
+  EXPECT_TRUE(isolation::commit_prestart(host_net, {}));
+  isolation::abort_prestart();
+  EXPECT_EQ(hint_files().size(), 2u);
+  std::filesystem::remove_all(home);
 }
