@@ -163,7 +163,7 @@ Result<void> PendingFile::sync() {
 }
 
 Result<void> PendingFile::reserve(std::size_t bytes) {
-  if (!fd_) return fail("reserve " + target_ + ": nothing pending");
+  if (!fd_ || written_) return fail("reserve " + target_ + ": nothing pending");
   if (bytes <= reserved_) return {};
   // Mode 0 (the size grows too): a block reserved past the end of a file (KEEP_SIZE) would
   // stay allocated after the content is written on some file systems.

@@ -23,6 +23,7 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/futex.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -34,6 +35,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "batman_config.h"
 #include "common/fs.hpp"
@@ -294,20 +296,19 @@ long raw_call(long, long = 0, long = 0, long = 0, long = 0, long = 0) { return -
 constexpr bool kEarlyChild = false;
 #endif
 
-// What the early child may make ahead of the profile, guessing from its hint file (the
-// namespaces the last start with the same options had): the ones made by unshare(2).
+// What the early child may make ahead of the profile, guessing from its hint (the namespaces
+// the last start with the same options had): the ones made by unshare(2).
 constexpr unsigned long kAhead = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
-// Early::ahead once batman had the profile before the child had a guess: it makes no guess.
-constexpr unsigned long kCommitted = 1UL << 63;
 
 struct Early {
   pid_t pid = -1;
   UniqueFd pidfd, self, error_read, error_write;
   unsigned long clone_flags = 0, unshare_flags = 0;
-  // The hint file's path (empty: none), and whichever came first (compare-and-swap from 0):
-  // the child's guess, just before it makes those namespaces, or batman's kCommitted.
-  std::string hint, hint_home, hint_name;
-  unsigned long ahead = 0;
+  // The hint (read by batman before the clone: the child never touches a file before the
+  // plan), what the child makes of it at once, and where to write it back.
+  std::optional<unsigned long> hint;  // none: no hint file (or one not to be trusted)
+  unsigned long guess = 0;            // *hint & kAhead
+  std::string hint_home, hint_name;
   bool user_namespace = false;
   std::string gid_map, uid_map;
   // All of batman's CPUs but the one it runs on: a new child starts on its parent's CPU and
@@ -354,21 +355,6 @@ void await_word(const int& word, long poll_ns) {
   }
 }
 
-// The hint: the flags in decimal, masked to kAhead (anything else in the file is ignored:
-// a wrong guess costs time, never a namespace; see commit_prestart). 0 when there is none.
-unsigned long read_hint(const char* path) {
-  if (!*path) return 0;
-  const long fd = raw_call(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path),
-                           O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return 0;
-  char text[24];
-  const long n = raw_call(SYS_read, fd, reinterpret_cast<long>(text), sizeof text);
-  raw_call(SYS_close, fd);
-  unsigned long flags = 0;
-  for (long i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) flags = flags * 10 + static_cast<unsigned long>(text[i] - '0');
-  return flags & kAhead;
-}
-
 [[noreturn]] void early_report(const Early& e, Step step, long err) {
   Failure failure{static_cast<int>(step), -1, static_cast<int>(err)};
   raw_call(SYS_write, e.error_write.get(), reinterpret_cast<long>(&failure), sizeof failure);
@@ -401,19 +387,13 @@ int early_main(void* arg) {
     if (rc < 0) early_report(e, Step::IdMaps, -rc);
   }
   // The namespaces the hint names, made while batman reads the profile (a network namespace
-  // is the dearest step of the launch), unless batman has it already.
-  unsigned long guess = read_hint(e.hint.c_str());
-  if (guess) {
-    unsigned long none = 0;
-    if (__atomic_compare_exchange_n(&e.ahead, &none, guess, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-      if (long rc = raw_call(SYS_unshare, static_cast<long>(guess)); rc < 0) early_report(e, Step::Unshare, -rc);
-    } else {
-      guess = 0;
-    }
+  // is the dearest step of the launch).
+  if (e.guess) {
+    if (long rc = raw_call(SYS_unshare, static_cast<long>(e.guess)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
   // The rest of the profile's namespaces once batman has it (being read as we get here).
   await_word(e.flags_set, kEarlyPoll);
-  if (const unsigned long rest = e.unshare_flags & ~guess) {
+  if (const unsigned long rest = e.unshare_flags & ~e.guess) {
     if (long rc = raw_call(SYS_unshare, static_cast<long>(rest)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
   if (long rc = raw_call(SYS_setsid); rc < 0) early_report(e, Step::Session, -rc);
@@ -510,8 +490,33 @@ std::string hint_name(std::string_view options) {
   return name;
 }
 
+// The hint for `name`, if there is one to trust: a regular file of batman's own user, one
+// link, no one else's to write, reached from the home without a symlink (openat2 with
+// RESOLVE_NO_SYMLINKS: SPEC §3); its decimal flags (garbage reads as none). Read by batman
+// before the clone, so the early child never waits on a file system.
+std::optional<unsigned long> read_hint(const std::string& batman_home, const std::string& name) {
+  UniqueFd home(open(batman_home.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!home) return std::nullopt;
+  const std::string path = ".cache/" + std::string(kHintDir) + "/" + name;
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(static_cast<int>(syscall(SYS_openat2, home.get(), path.c_str(), &how, sizeof how)));
+  struct stat st{};
+  if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1 ||
+      (st.st_mode & (S_IWGRP | S_IWOTH)))
+    return std::nullopt;
+  char text[24];
+  const ssize_t n = read(fd.get(), text, sizeof text);
+  if (n <= 0 || text[0] < '0' || text[0] > '9') return std::nullopt;
+  unsigned long flags = 0;
+  for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) flags = flags * 10 + static_cast<unsigned long>(text[i] - '0');
+  return flags;
+}
+
 // The hint rewritten when it was stale: in the cache's own directories (never through a
-// symlink, nor one another user may write to). Only a hint: nothing is said if it fails.
+// symlink, nor one another user may write to), into a regular file of one link (never
+// through a hard link). Only a hint: nothing is said if it fails.
 void write_hint(const std::string& batman_home, const std::string& name, unsigned long flags) {
   auto home = open_dir_path(batman_home, false);
   if (!home) return;
@@ -519,11 +524,12 @@ void write_hint(const std::string& batman_home, const std::string& name, unsigne
   if (!cache || !private_dir(cache->get())) return;
   auto dir = open_dir_at(cache->get(), kHintDir, true);
   if (!dir || !private_dir(dir->get())) return;
-  UniqueFd fd(openat(dir->get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600));
+  UniqueFd fd(openat(dir->get(), name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600));
   struct stat st{};
-  if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) return;
   const std::string text = std::to_string(flags) + "\n";
-  [[maybe_unused]] const auto n = write(fd.get(), text.data(), text.size());
+  if (ftruncate(fd.get(), 0) != 0) return;
+  [[maybe_unused]] const auto n = pwrite(fd.get(), text.data(), text.size(), 0);
 }
 
 // PID's wait status once it has exited (it is reaped).
@@ -836,7 +842,8 @@ bool prestart_namespaces(const std::string& batman_home, std::string_view option
   if (!batman_home.empty()) {
     e->hint_home = batman_home;
     e->hint_name = hint_name(options);
-    e->hint = batman_home + "/.cache/" + std::string(kHintDir) + "/" + e->hint_name;
+    e->hint = read_hint(batman_home, e->hint_name);
+    e->guess = e->hint.value_or(0) & ns::kAhead;
   }
   e->clone_flags = flags.clone_flags;
   e->user_namespace = flags.user_namespace;
@@ -885,31 +892,23 @@ bool commit_prestart(const Profile& profile, const Limits& limits) {
     abort_early_child();
     return false;
   }
-  // What the child made ahead, if it came first; else it makes no guess from here on.
-  unsigned long guess = 0;
-  if (__atomic_compare_exchange_n(&e->ahead, &guess, ns::kCommitted, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-    guess = 0;
   // The next start with these options guesses what this one needed.
   const std::string home = e->hint_home, name = e->hint_name;
-  const bool stale = guess != (flags.unshare_flags & ns::kAhead);
+  const unsigned long needed = flags.unshare_flags & ns::kAhead;
+  const bool stale = e->hint != needed;
   bool served = true;
-  if (guess & ~flags.unshare_flags) {
+  if (e->guess & ~flags.unshare_flags) {
     abort_early_child();  // a namespace the profile does not want: never the job's
     served = false;
   } else {
     e->unshare_flags = flags.unshare_flags;
     ns::set_word(e->flags_set, 1);
   }
-  if (stale && !name.empty()) write_hint(home, name, flags.unshare_flags & ns::kAhead);
+  if (stale && !name.empty()) write_hint(home, name, needed);
   return served;
 }
 
-unsigned long prestart_guess() {
-  const ns::Early* e = ns::early_child;
-  if (!e) return 0;
-  const unsigned long ahead = __atomic_load_n(&e->ahead, __ATOMIC_ACQUIRE);
-  return ahead == ns::kCommitted ? 0 : ahead;
-}
+unsigned long prestart_guess() { return ns::early_child ? ns::early_child->guess : 0; }
 
 void abort_prestart() { abort_early_child(); }
 

@@ -602,15 +602,18 @@ int Run::execute(int ready_fd) {
   if (events_) events_->info("{} ended: {} (exit {})", run_id_, state_.status, code);
 
   cancel_running_write();  // the end replaces a `running` write still pending: one write, not two
-  // The TMPDIR goes and the job's descriptors close while the disk takes the final state
-  // (README "The launch path"; that fsync is the dearest step of the end).
+  // The job's descriptors close, and an empty TMPDIR goes (one rmdir: bounded), while the disk
+  // takes the final state (README "The launch path"; that fsync is the dearest step of the
+  // end). A TMPDIR with files in it goes once the end is on record.
+  bool tmp_removed = o.keep_tmp;
   write_final_state([&] {
-    if (!o.keep_tmp) {
-      if (auto removed = remove_tree_at(tree_.tmp_fd.get(), run_id_); !removed)
-        error(removed.error().wrap("remove " + run_id_).message);
-    }
     jobs_->clear();
+    if (!tmp_removed) tmp_removed = ::unlinkat(tree_.tmp_fd.get(), run_id_.c_str(), AT_REMOVEDIR) == 0;
   });
+  if (!tmp_removed) {
+    if (auto removed = remove_tree_at(tree_.tmp_fd.get(), run_id_); !removed)
+      error(removed.error().wrap("remove " + run_id_).message);
+  }
   if (worktree_) {
     if (code == 0 && o.keep_worktree) {
       info("worktree kept (--keep-worktree): " + worktree_->path);
@@ -776,8 +779,15 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   } abort_prestart;
   const auto requested = isolation::parse_tier(o.isolation);  // an error: make_plan says it
   if (requested && (!*requested || **requested == isolation::Tier::Namespaces) && !o.detach && !o.worktree) {
-    // What decides the profile's namespaces on this command line: its hint is kept per value.
-    const std::string options = o.kind + '\0' + o.profile + '\0' + (o.net ? "net" : "") + (o.no_net ? "no-net" : "");
+    // What decides the profile's namespaces here (its hint is kept per value): the kind, the
+    // profile asked for (a path: from this directory), the profile path, --net and --no-net.
+    const char* profiles = std::getenv("BATMAN_PROFILES");
+    std::string options = o.kind + '\0' + o.profile + '\0' + (profiles ? profiles : "") + '\0' +
+                          (o.net ? "net" : "") + (o.no_net ? "no-net" : "");
+    if (o.profile.find('/') != std::string::npos) {
+      char cwd[4096];
+      if (::getcwd(cwd, sizeof cwd)) options += std::string("\0", 1) + cwd;
+    }
     (void)isolation::prestart_namespaces(batman_home(), options);
   }
   auto plan = make_plan(o);

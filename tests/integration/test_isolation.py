@@ -483,11 +483,25 @@ class LaunchHints(BatmanTestCase):
             p = self.batman(*show, name="batman-isolated")
             self.assertEqual((p.returncode, p.stdout), (0, host_net + "\n"), (lie, p.stderr))
             self.assertEqual(int(open(files[0]).read()), needed, f"the hint {lie!r} is rewritten")
-        # Without --net the job has a network namespace of its own, the hint saying none or not.
-        p = self.batman("--isolation", "namespaces", "readlink /proc/self/ns/net", name="batman-isolated")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertNotEqual(p.stdout, host_net + "\n")
+        # Without --net the job has every namespace of its own, whatever the hint names (here
+        # only the network one: the child makes the others after the profile).
+        kinds = ["net", "mnt", "uts", "ipc"]
+        host = [os.readlink(f"/proc/self/ns/{k}") for k in kinds]
+        show_all = ["--isolation", "namespaces", " ".join(f"readlink /proc/self/ns/{k};" for k in kinds)]
+        for _ in range(2):
+            p = self.batman(*show_all, name="batman-isolated")
+            self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(os.listdir(hints)), 2, "a hint per set of options")
+        other = [os.path.join(hints, f) for f in os.listdir(hints) if os.path.join(hints, f) != files[0]][0]
+        for lie in (str(self.NET), "0"):
+            with open(other, "w") as f:
+                f.write(lie)
+            p = self.batman(*show_all, name="batman-isolated")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            seen = p.stdout.split()
+            self.assertEqual(len(seen), 4, p.stdout)
+            for kind, inside, outside in zip(kinds, seen, host):
+                self.assertNotEqual(inside, outside, f"hint {lie}: the job's {kind} namespace is the host's")
 
 
 class LaunchHintsNobody(LaunchHints):

@@ -541,7 +541,8 @@ TEST(Prestart, AnUnwantedEarlyChildIsTakenDownAndReaped) {
 // The early child's hint ($BATMAN_HOME/.cache/launch/): it makes the namespaces the last start
 // with the same options needed before the profile is known. A guess the profile wants is
 // kept; one it does not want takes the child down (the job never gets it); either way the
-// hint then names what this start needed. Garbage in the file is no guess.
+// hint then names what this start needed. Garbage, or a file batman must not trust (another
+// link to it, a symlink on the way, writable by others), is no guess.
 TEST(Prestart, TheChildGuessesFromItsHintAndAWrongGuessIsNeverTheJobs) {
   if (auto a = isolation::probe_namespaces(); !a.available) GTEST_SKIP() << a.reason;
   char tmpl[] = "/tmp/batman-hint.XXXXXX";
@@ -563,21 +564,20 @@ TEST(Prestart, TheChildGuessesFromItsHintAndAWrongGuessIsNeverTheJobs) {
     for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path());
     return out;
   };
-  auto write_hint = [](const std::string& path, const std::string& text) { std::ofstream(path) << text; };
+  auto write_hint = [](const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), 0600);
+  };
   auto read_hint = [](const std::string& path) {
     std::string text;
     std::getline(std::ifstream(path), text);
     return text;
   };
-  // The child's guess, once it made it (it reads the hint right after its start).
-  auto guessed = [] {
-    for (int i = 0; i < 2000 && isolation::prestart_guess() == 0; ++i) ::usleep(1000);
-    return isolation::prestart_guess();
-  };
   const auto before = live_children();
 
   // No hint yet: no guess, and the commit leaves one for the next start with these options.
   ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+  EXPECT_EQ(isolation::prestart_guess(), 0u);
   EXPECT_TRUE(isolation::commit_prestart(wants_net, {}));
   isolation::abort_prestart();
   ASSERT_EQ(hint_files().size(), 1u);
@@ -586,7 +586,7 @@ TEST(Prestart, TheChildGuessesFromItsHintAndAWrongGuessIsNeverTheJobs) {
 
   // Right: made ahead and kept.
   ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
-  EXPECT_EQ(guessed(), all);
+  EXPECT_EQ(isolation::prestart_guess(), all);
   EXPECT_TRUE(isolation::commit_prestart(wants_net, {}));
   isolation::abort_prestart();
   EXPECT_EQ(read_hint(hint), std::to_string(all));
@@ -594,29 +594,44 @@ TEST(Prestart, TheChildGuessesFromItsHintAndAWrongGuessIsNeverTheJobs) {
   // Less than the profile wants: the child makes the rest after the commit.
   write_hint(hint, std::to_string(CLONE_NEWNET));
   ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
-  EXPECT_EQ(guessed(), static_cast<unsigned long>(CLONE_NEWNET));
+  EXPECT_EQ(isolation::prestart_guess(), static_cast<unsigned long>(CLONE_NEWNET));
   EXPECT_TRUE(isolation::commit_prestart(wants_net, {}));
   isolation::abort_prestart();
   EXPECT_EQ(read_hint(hint), std::to_string(all));
 
   // A network namespace the profile does not want (network: host): the child is taken down.
   ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
-  EXPECT_EQ(guessed(), all);
+  EXPECT_EQ(isolation::prestart_guess(), all);
   EXPECT_FALSE(isolation::commit_prestart(host_net, {}));
   EXPECT_EQ(live_children(), before);
   EXPECT_EQ(read_hint(hint), std::to_string(no_net));
 
-  // Garbage, or flags no child may make ahead (user, pid, cgroup): no guess beyond kAhead.
-  write_hint(hint, "garbage");
-  ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
-  ::usleep(20000);
-  EXPECT_EQ(isolation::prestart_guess(), 0u);
-  EXPECT_TRUE(isolation::commit_prestart(host_net, {}));
-  isolation::abort_prestart();
+  // Flags no child may make ahead (user, pid, cgroup) are dropped from the guess.
   write_hint(hint, std::to_string(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWCGROUP | CLONE_NEWUTS));
   ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
-  EXPECT_EQ(guessed(), static_cast<unsigned long>(CLONE_NEWUTS));
+  EXPECT_EQ(isolation::prestart_guess(), static_cast<unsigned long>(CLONE_NEWUTS));
   isolation::abort_prestart();
+  // No guess from garbage, from a file writable by others, from one with a second link, or
+  // through a symlinked directory on the way.
+  auto no_guess = [&](const std::string& why) {
+    ASSERT_TRUE(isolation::prestart_namespaces(home, "opts"));
+    EXPECT_EQ(isolation::prestart_guess(), 0u) << why;
+    isolation::abort_prestart();
+  };
+  write_hint(hint, "garbage");
+  no_guess("garbage");
+  write_hint(hint, std::to_string(all));
+  ::chmod(hint.c_str(), 0622);
+  no_guess("writable by others");
+  ::chmod(hint.c_str(), 0600);
+  ASSERT_EQ(::link(hint.c_str(), (home + "/second").c_str()), 0);
+  no_guess("a second link");
+  ::unlink((home + "/second").c_str());
+  std::filesystem::rename(dir, home + "/real");
+  std::filesystem::create_directory_symlink(home + "/real", dir);
+  no_guess("a symlinked directory");
+  std::filesystem::remove(dir);
+  std::filesystem::rename(home + "/real", dir);
   EXPECT_EQ(live_children(), before);
 
   // Other options, another hint.
