@@ -1,6 +1,9 @@
 // batman's entry point: dispatch on argv[0] (batman-parallel, batman-isolated, batman-multi,
-// taskmaster) or on the first argument (batman SUBCOMMAND ...).
+// taskmaster) or on the first argument (batman SUBCOMMAND ...). Built twice (src/meson.build):
+// `batman` (BATMAN_LAUNCHER) runs jobs itself (parallel, isolated, multi) and execs every other
+// command in libexec/batman/batman-services, which is built with all of them.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,13 +16,18 @@
 
 #include "batman_config.h"
 #include "common/signals.hpp"
+#include "common/unique_fd.hpp"
+#include "isolation/ns_plan.hpp"
 #include "src/cli/arguments.hpp"
-#include "src/batch/slurm_executor.hpp"
 #include "src/cli/cli.hpp"
+#ifndef BATMAN_LAUNCHER
+#include "src/batch/slurm_executor.hpp"
 #include "src/dashboard/dashboard.hpp"
+#endif
 
 namespace {
 
+#ifndef BATMAN_LAUNCHER
 void usage(std::ostream& out) {
   out << "usage: batman COMMAND [ARGS...]\n\n"
          "Run jobs side by side, each in its own project tree and isolation tier.\n\n"
@@ -94,6 +102,40 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
   }
   return unknown_command(command);
 }
+#endif
+
+#ifdef BATMAN_LAUNCHER
+// Exec batman-services with the same argv (argv[0] too: `taskmaster` dispatches on it): beside
+// this executable in ../libexec/batman/, in the configured libexecdir, or in a source build's
+// tree; the same rule as batman-init's for which file may be run. Back only on failure.
+int exec_services(char** argv) {
+  std::vector<std::string> candidates;
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<std::size_t>(n));
+    dir.resize(dir.rfind('/') + 1);
+    candidates.push_back(dir + "../libexec/batman/batman-services");
+  }
+  candidates.emplace_back(BATMAN_LIBEXECDIR "/batman-services");
+  if (*BATMAN_BUILD_SERVICES) candidates.emplace_back(BATMAN_BUILD_SERVICES);
+  std::string passed;
+  for (const auto& path : candidates) {
+    batman::UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    struct stat st{};
+    const char* why = !fd || ::fstat(fd.get(), &st) != 0 ? "missing"
+                                                         : batman::isolation::ns::init_program_problem(st, ::geteuid());
+    if (!why) {
+      ::execv(path.c_str(), argv);
+      why = std::strerror(errno);
+    }
+    passed += (passed.empty() ? "" : ", ") + path + " (" + why + ")";
+  }
+  batman::cli::error("cannot run batman-services, which runs every command but parallel, isolated and multi: " +
+                     passed + "; reinstall batman");
+  return batman::cli::kExitBatmanError;
+}
+#endif
 
 }  // namespace
 
@@ -112,6 +154,13 @@ int main(int argc, char** argv) {
   std::string self = argc > 0 ? argv[0] : "batman";
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
   std::vector<std::string> args(argv + 1, argv + argc);
+#ifdef BATMAN_LAUNCHER
+  // `batman` runs jobs (parallel, isolated, multi, and the links of their names) itself, and
+  // execs batman-services for every other command: a launch maps no code but its own.
+  if (self != "batman-parallel" && self != "batman-isolated" && self != "batman-multi" &&
+      (args.empty() || (args[0] != "parallel" && args[0] != "isolated" && args[0] != "multi")))
+    return exec_services(argv);
+#endif
   // `batman stop PROJECT TASK` asks a batch to stop one task with this signal. Every other
   // batman ignores it, so that a request sent to the wrong process (on the word of a forged
   // state file) harms nothing; a batch blocks it and reads it from its signalfd (a blocked
@@ -121,6 +170,11 @@ int main(int argc, char** argv) {
     if (self == "batman-parallel") return batman::cli::run_job("parallel", args);
     if (self == "batman-isolated") return batman::cli::run_job("isolated", args);
     if (self == "batman-multi") return batman::cli::run_job("multi", args);
+#ifdef BATMAN_LAUNCHER
+    const std::string kind = args.front();
+    args.erase(args.begin());
+    return batman::cli::run_job(kind, args);
+#else
     if (self == "taskmaster") return batman::cli::command_supervise(args);
     if (args.empty()) {
       usage(std::cerr);
@@ -129,6 +183,7 @@ int main(int argc, char** argv) {
     std::string command = args.front();
     args.erase(args.begin());
     return dispatch(command, args);
+#endif
   } catch (const std::exception& e) {
     batman::cli::error(std::string("internal error: ") + e.what());
     return batman::cli::kExitBatmanError;

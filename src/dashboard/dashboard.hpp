@@ -11,11 +11,6 @@ namespace batman::dashboard {
 
 int command_dashboard(const std::vector<std::string>& args);
 
-// The URL of this home's dashboard ("http://127.0.0.1:PORT/"), started in the background
-// on `port` (0: a free one) when none runs; a running one is reused whatever its port.
-Result<std::string> ensure_dashboard(int port);
-
-// The page of one run: the dashboard's URL + "#/run/PROJECT/RUN-ID".
-std::string run_page_url(const std::string& base, const std::string& project, const std::string& run_id);
+// --monitor's side (the dashboard started or found, a run's page): src/cli/monitor.hpp.
 
 }  // namespace batman::dashboard

@@ -32,7 +32,7 @@
 #include "runner/state_store.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
-#include "src/dashboard/dashboard.hpp"
+#include "src/cli/monitor.hpp"
 #include "isolation/profile_cache.hpp"
 #include "src/cli/project.hpp"
 #include "src/cli/subprocess.hpp"

@@ -7,6 +7,7 @@ import pty
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -153,6 +154,69 @@ class DidYouMeanHelpVersion(BatmanTestCase):
                 self.assertEqual(p.returncode, 0, f"{name} {flag}: {p.stderr}")
                 self.assertRegex(p.stdout, r"^batman \d+\.\d+", f"{name} {flag}")
         self.assertRegex(self.batman("ps", "--version", check=0).stdout, r"^batman \d")
+
+
+class TwoExecutables(BatmanTestCase):
+    """`batman` runs jobs itself and execs libexec/batman/batman-services for every other
+    command (README "Layout"): the same commands through either name, argv[0] included (the
+    taskmaster link), and without batman-services a clear line and 125, jobs still running."""
+
+    def copy_install(self):
+        """The installed tree (bin/ and its ../libexec, ../share), copied whole."""
+        prefix = os.path.dirname(os.path.realpath(bin_path("batman")).rstrip("/"))
+        prefix = os.path.dirname(prefix)
+        copy = os.path.join(self.tmp, "prefix")
+        shutil.copytree(prefix, copy, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        return copy
+
+    def test_every_command_through_batman_and_a_clear_error_without_batman_services(self):
+        services = os.path.join(os.path.dirname(os.path.realpath(bin_path("batman"))), "..", "libexec",
+                                "batman", "batman-services")
+        self.assertTrue(os.access(services, os.X_OK), services)
+        p = self.batman("-V")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, subprocess.run([services, "-V"], capture_output=True, text=True).stdout)
+        p = self.batman("help", "supervise")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("CONFIG", p.stdout)
+        p = self.batman("--help", name="taskmaster")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("CONFIG", p.stdout)
+
+        # The one beside batman comes first, with batman's arguments (its argv[0], which a script
+        # cannot show, is the taskmaster test above).
+        copy = self.copy_install()
+        bindir = os.path.join(copy, "bin")
+        helper = os.path.join(copy, "libexec", "batman", "batman-services")
+        os.unlink(helper)
+        with open(helper, "w") as f:
+            f.write('#!/bin/sh\necho "services: $0 $*"\n')
+        os.chmod(helper, 0o755)
+        p = subprocess.run([os.path.join(bindir, "taskmaster"), "x.yaml"], capture_output=True, text=True)
+        self.assertEqual(p.stdout, f"services: {os.path.join(bindir, '..', 'libexec', 'batman', 'batman-services')} x.yaml\n",
+                         p.stderr)
+        os.unlink(helper)
+        # None at all: batman also looks in the libexecdir it was built for and, from a source
+        # build, its build tree; those are hidden here (an empty tmpfs over each, in a mount
+        # namespace of the test's own).
+        if os.geteuid() != 0:
+            self.skipTest("hiding the built-in places of batman-services needs a mount namespace (root)")
+        with open(os.path.realpath(bin_path("batman")), "rb") as f:
+            built_in = {m.decode() for m in re.findall(rb"/[\x21-\x7e]*/batman-services(?=\x00)", f.read())}
+        hide = " ".join(f"mount -t tmpfs tmpfs '{os.path.dirname(p)}';" for p in sorted(built_in)
+                        if os.path.exists(os.path.dirname(p)))
+        for argv in (["batman", "ps"], ["batman", "ctl", "status"], ["taskmaster", "x.yaml"], ["batman"]):
+            p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", hide + ' exec "$@"', "sh",
+                                os.path.join(bindir, argv[0])] + argv[1:], env=self.env, capture_output=True,
+                               text=True, cwd=self.work, timeout=30)
+            self.assertEqual(p.returncode, 125, (argv, p.stderr))
+            lines = p.stderr.strip().splitlines()
+            self.assertEqual(len(lines), 1, (argv, p.stderr))
+            self.assertIn("cannot run batman-services", lines[0])
+            self.assertIn("reinstall batman", lines[0])
+        p = subprocess.run([os.path.join(bindir, "batman-isolated"), "-q", "echo ran"], env=self.env,
+                           capture_output=True, text=True, cwd=self.work, timeout=30)
+        self.assertEqual((p.returncode, p.stdout), (0, "ran\n"), p.stderr)
 
 
 class MonitorPort(BatmanTestCase):

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOOLS = ("dpkg-buildpackage", "dh", "lintian", "scdoc", "fakeroot")
 EXPECTED = [
     "./usr/bin/batman", "./usr/bin/batman-parallel", "./usr/bin/batman-isolated", "./usr/bin/batman-multi",
-    "./usr/bin/taskmaster", "./usr/libexec/batman/batman-init",
+    "./usr/bin/taskmaster", "./usr/libexec/batman/batman-init", "./usr/libexec/batman/batman-services",
     "./usr/share/batman/profiles/parallel.yaml", "./usr/share/batman/profiles/isolated.yaml",
     "./usr/share/batman/profiles/strict.yaml", "./usr/share/batman/profiles/build.yaml",
     "./usr/share/batman/profiles/ci.yaml",
