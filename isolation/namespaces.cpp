@@ -38,6 +38,7 @@
 #include <optional>
 
 #include "batman_config.h"
+#include "common/executables.hpp"
 #include "common/fs.hpp"
 #include "isolation/backends.hpp"
 #include "isolation/cgroups.hpp"
@@ -100,10 +101,7 @@ const char* init_program_problem(const struct stat& st, uid_t euid) {
 
 UniqueFd open_init_program(std::string* looked) {
   std::vector<std::string> candidates;
-  char exe[4096];
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string dir(exe, static_cast<std::size_t>(n));
+  if (std::string dir = launcher_executable(); !dir.empty()) {  // `batman`'s, also from batman-services
     dir.resize(dir.rfind('/') + 1);
     candidates.push_back(dir + "../libexec/batman/batman-init");
   }

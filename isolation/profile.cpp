@@ -14,6 +14,7 @@
 #include <set>
 
 #include "batman_config.h"
+#include "common/executables.hpp"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/yaml_reader.hpp"
@@ -182,9 +183,8 @@ Result<Profile> parse_document(const Value& root, const std::string& source) {
 // ../share/batman/profiles next to the executable (read once: every launch asks, some twice).
 std::optional<fs::path> installed_profiles_dir() {
   static const std::optional<fs::path> dir = []() -> std::optional<fs::path> {
-    std::error_code ec;
-    const auto exe = fs::read_symlink("/proc/self/exe", ec);
-    if (ec) return std::nullopt;
+    const fs::path exe = launcher_executable();  // `batman`'s, also from batman-services
+    if (exe.empty()) return std::nullopt;
     return (exe.parent_path() / "../share/batman/profiles").lexically_normal();
   }();
   return dir;

@@ -16,6 +16,7 @@
 
 #include "batman_config.h"
 #include "common/signals.hpp"
+#include "common/executables.hpp"
 #include "common/unique_fd.hpp"
 #include "isolation/ns_plan.hpp"
 #include "src/cli/arguments.hpp"
@@ -110,10 +111,7 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
 // tree; the same rule as batman-init's for which file may be run. Back only on failure.
 int exec_services(char** argv) {
   std::vector<std::string> candidates;
-  char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    std::string dir(exe, static_cast<std::size_t>(n));
+  if (std::string dir = batman::self_executable(); !dir.empty()) {
     dir.resize(dir.rfind('/') + 1);
     candidates.push_back(dir + "../libexec/batman/batman-services");
   }

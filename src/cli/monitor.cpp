@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "common/executables.hpp"
 #include "src/cli/subprocess.hpp"
 
 namespace batman::dashboard {
@@ -12,9 +13,8 @@ std::string run_page_url(const std::string& base, const std::string& project, co
 }
 
 Result<std::string> ensure_dashboard(int port) {
-  char exe[4096];
-  const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  const std::string self = len > 0 ? std::string(exe, static_cast<std::size_t>(len)) : "/proc/self/exe";
+  std::string self = self_executable();
+  if (self.empty()) self = "/proc/self/exe";
   auto ran = cli::run_capture({"batman", "dashboard", "--detach", "--port", std::to_string(port)}, self);
   if (!ran) return std::unexpected(ran.error().wrap("--monitor: start the dashboard"));
   const std::string& out = ran->out;

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/executables.hpp"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/names.hpp"
@@ -46,25 +47,28 @@ bool wait_gone(pid_t pid, unsigned long long start_time, Duration timeout) {
   return ::poll(&p, 1, ms) == 1;
 }
 
-// Whether `pid` runs this very batman binary (its aliases are symlinks to it): the inode of
-// /proc/PID/exe against /proc/self/exe, which no process can fake. After an upgrade the
-// binary an older batman runs is gone from the path: its link reads exactly our own path +
-// " (deleted)", a name only whoever may replace our binary can give a file. Only when the
+// Whether `pid` runs one of this very batman's two executables (`batman`, whose aliases are
+// symlinks to it, for a run; batman-services for a batch or a supervisor): the inode of
+// /proc/PID/exe against theirs, which no process can fake. After an upgrade the binary an
+// older batman runs is gone from the path: its link reads exactly one of their paths +
+// " (deleted)", a name only whoever may replace our binaries can give a file. Only when the
 // link cannot be followed (another user's process) is it judged by its name, which it can
 // set itself.
 bool is_batman_process(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/exe", pid);
-  struct stat self{}, other{};
-  if (::stat("/proc/self/exe", &self) == 0 && ::stat(path, &other) == 0) {
-    if (self.st_dev == other.st_dev && self.st_ino == other.st_ino) return true;
-    char mine[4096], theirs[4096];
-    const ssize_t m = ::readlink("/proc/self/exe", mine, sizeof mine);
+  struct stat other{};
+  if (::stat(path, &other) == 0) {
+    char theirs[4096];
     const ssize_t t = ::readlink(path, theirs, sizeof theirs);
-    if (m <= 0 || t <= 0 || m >= static_cast<ssize_t>(sizeof mine) || t >= static_cast<ssize_t>(sizeof theirs))
-      return false;
-    return std::string_view(theirs, static_cast<std::size_t>(t)) ==
-           std::string(mine, static_cast<std::size_t>(m)) + " (deleted)";
+    const std::string_view link(theirs, t > 0 && t < static_cast<ssize_t>(sizeof theirs) ? static_cast<std::size_t>(t) : 0);
+    for (const std::string& ours : {self_executable(), launcher_executable()}) {
+      struct stat st{};
+      if (ours.empty()) continue;
+      if (::stat(ours.c_str(), &st) == 0 && st.st_dev == other.st_dev && st.st_ino == other.st_ino) return true;
+      if (!link.empty() && link == ours + " (deleted)") return true;
+    }
+    return false;
   }
   if (errno == ENOENT || errno == ESRCH) return false;  // gone
   std::snprintf(path, sizeof path, "/proc/%d/comm", pid);

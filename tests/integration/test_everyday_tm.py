@@ -400,10 +400,18 @@ class StopChecksItsTarget(TaskmasterCase):
             self.assertEqual(after[name]["pid"], before[name]["pid"])
 
     def test_after_an_upgrade_the_old_supervisor_is_stopped_without_complaint(self):
+        # An install of its own: bin/batman and its two programs in libexec/batman/ (the
+        # supervisor runs batman-services, which `batman` execs).
         bindir = os.path.join(self.tmp, "bin")
+        libexec = os.path.join(self.tmp, "libexec", "batman")
         os.makedirs(bindir)
+        os.makedirs(libexec)
+        installed = os.path.join(os.path.dirname(os.path.realpath(bin_path("batman"))), "..", "libexec", "batman")
         exe = os.path.join(bindir, "batman")
+        services = os.path.join(libexec, "batman-services")
         shutil.copy2(bin_path("batman"), exe)
+        shutil.copy2(os.path.join(installed, "batman-services"), services)
+        shutil.copy2(os.path.join(installed, "batman-init"), os.path.join(libexec, "batman-init"))
         os.symlink("batman", os.path.join(bindir, "taskmaster"))
         cfg = self.config(self.CONFIG)
         subprocess.run([os.path.join(bindir, "taskmaster"), cfg, "--daemon"], env=self.env, cwd=self.work,
@@ -412,9 +420,10 @@ class StopChecksItsTarget(TaskmasterCase):
         self.daemons.append(pidfile)
         supervisor = int(open(pidfile).read())
         self.wait_state("api", "RUNNING")
-        # The upgrade: the binary is replaced while the supervisor runs.
-        os.unlink(exe)
-        shutil.copy2(bin_path("batman"), exe)
+        # The upgrade: the binaries are replaced while the supervisor runs.
+        for new, path in ((bin_path("batman"), exe), (os.path.join(installed, "batman-services"), services)):
+            os.unlink(path)
+            shutil.copy2(new, path)
         self.assertTrue(os.readlink(f"/proc/{supervisor}/exe").endswith(" (deleted)"))
         r = subprocess.run([exe, "stop", "tm"], env=self.env, cwd=self.work, capture_output=True, text=True,
                            timeout=60)
