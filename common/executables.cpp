@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include "batman_config.h"
 
@@ -18,11 +20,15 @@ std::string self_executable() {
 
 std::string launcher_executable() {
   static const std::string launcher = [] {
-    const std::string self = self_executable();
+    std::string self = self_executable();
+    // A batman-services replaced while it runs (an upgrade) reads as "PATH (deleted)".
+    if (constexpr std::string_view gone = " (deleted)"; self.ends_with(gone)) self.resize(self.size() - gone.size());
     const auto slash = self.rfind('/');
     if (slash == std::string::npos || self.substr(slash + 1) != "batman-services") return self;
     const std::string dir = self.substr(0, slash + 1);
-    for (const std::string& candidate : {dir + BATMAN_BINDIR_FROM_LIBEXEC "/batman", dir + "batman"}) {
+    std::vector<std::string> candidates{dir + "batman"};  // a build tree
+    if (*BATMAN_BINDIR_FROM_LIBEXEC) candidates.insert(candidates.begin(), dir + BATMAN_BINDIR_FROM_LIBEXEC "/batman");
+    for (const std::string& candidate : candidates) {
       std::error_code ec;
       const auto path = std::filesystem::weakly_canonical(candidate, ec);
       struct stat st{};

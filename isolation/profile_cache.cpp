@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "batman_config.h"
+#include "common/executables.hpp"
 #include "common/fs.hpp"
 #include "common/unique_fd.hpp"
 #include "isolation/seccomp.hpp"
@@ -104,10 +105,12 @@ Profile from_json_value(const json& j) {
 
 // What compiled an entry's seccomp program: the batman binary (a rebuild of the same version
 // may have other code), the libseccomp it runs with (a shared one can be upgraded under it)
-// and the kernel (libseccomp asks it which actions it has).
+// and the kernel (libseccomp asks it which actions it has). The binary is `batman`'s, also
+// in batman-services (built with it from the same libraries): else runs and batches would
+// each throw away the entry the other wrote.
 std::string executable_identity() {
   struct stat st{};
-  if (::stat("/proc/self/exe", &st) != 0) return {};
+  if (::stat(launcher_executable().c_str(), &st) != 0) return {};
   struct utsname kernel{};
   if (::uname(&kernel) != 0) return {};
   const scmp_version* lib = seccomp_version();

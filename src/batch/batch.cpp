@@ -15,6 +15,7 @@
 #include <map>
 #include <utility>
 
+#include "common/executables.hpp"
 #include "common/duration.hpp"
 #include "common/fs.hpp"
 #include "common/signals.hpp"
@@ -1369,12 +1370,12 @@ Result<std::string> choose_executor(const std::string& flag, const char* environ
   return chosen;
 }
 
-// The batman the nodes run: this one, at the same path ($BATMAN_SLURM_BATMAN names another).
+// The batman the nodes run: this one's `batman`, at the same path ($BATMAN_SLURM_BATMAN names
+// another).
 std::string slurm_batman() {
   if (const char* other = std::getenv("BATMAN_SLURM_BATMAN"); other && *other) return other;
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("batman") : self.string();
+  const std::string self = launcher_executable();
+  return self.empty() ? std::string("batman") : self;
 }
 
 // Create logs/<run-id>.log for a new batch run: O_EXCL makes the run-id this run's alone.

@@ -3,7 +3,9 @@
 // `batman` (BATMAN_LAUNCHER) runs jobs itself (parallel, isolated, multi) and execs every other
 // command in libexec/batman/batman-services, which is built with all of them.
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,7 +20,6 @@
 #include "common/signals.hpp"
 #include "common/executables.hpp"
 #include "common/unique_fd.hpp"
-#include "isolation/ns_plan.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
 #ifndef BATMAN_LAUNCHER
@@ -107,24 +108,37 @@ int dispatch(const std::string& command, const std::vector<std::string>& args) {
 
 #ifdef BATMAN_LAUNCHER
 // Exec batman-services with the same argv (argv[0] too: `taskmaster` dispatches on it): beside
-// this executable in ../libexec/batman/, in the configured libexecdir, or in a source build's
-// tree; the same rule as batman-init's for which file may be run. Back only on failure.
+// this executable (a build tree), in libexecdir/batman/ of the install this one is in (found
+// from bindir, so a moved install works), in the libexecdir it was built for, or in its
+// source build's tree. A file no more writable by others than this one, of root's or this
+// user's or this one's owner; the file checked is the file run (execveat), no symlink last.
+// Back only on failure.
 int exec_services(char** argv) {
   std::vector<std::string> candidates;
-  if (std::string dir = batman::self_executable(); !dir.empty()) {
-    dir.resize(dir.rfind('/') + 1);
-    candidates.push_back(dir + "../libexec/batman/batman-services");
+  const std::string self = batman::self_executable();
+  struct stat me{};
+  if (self.empty() || ::stat(self.c_str(), &me) != 0) me.st_mode = 0;
+  if (!self.empty()) {
+    const std::string dir = self.substr(0, self.rfind('/') + 1);
+    candidates.push_back(dir + "batman-services");
+    if (*BATMAN_LIBEXEC_FROM_BINDIR) candidates.push_back(dir + BATMAN_LIBEXEC_FROM_BINDIR "/batman-services");
   }
   candidates.emplace_back(BATMAN_LIBEXECDIR "/batman-services");
   if (*BATMAN_BUILD_SERVICES) candidates.emplace_back(BATMAN_BUILD_SERVICES);
   std::string passed;
   for (const auto& path : candidates) {
-    batman::UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+    batman::UniqueFd fd(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
     struct stat st{};
-    const char* why = !fd || ::fstat(fd.get(), &st) != 0 ? "missing"
-                                                         : batman::isolation::ns::init_program_problem(st, ::geteuid());
+    const char* why = nullptr;
+    if (!fd || ::fstat(fd.get(), &st) != 0)
+      why = "missing";
+    else if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+      why = "not an executable file";
+    else if ((st.st_uid != 0 && st.st_uid != ::geteuid() && st.st_uid != me.st_uid) ||
+             (st.st_mode & ~me.st_mode & (S_IWGRP | S_IWOTH)))
+      why = "another user could change it";
     if (!why) {
-      ::execv(path.c_str(), argv);
+      ::syscall(SYS_execveat, fd.get(), "", argv, environ, AT_EMPTY_PATH);
       why = std::strerror(errno);
     }
     passed += (passed.empty() ? "" : ", ") + path + " (" + why + ")";
@@ -152,7 +166,11 @@ int main(int argc, char** argv) {
   std::string self = argc > 0 ? argv[0] : "batman";
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
   std::vector<std::string> args(argv + 1, argv + argc);
-#ifdef BATMAN_LAUNCHER
+#ifndef BATMAN_LAUNCHER
+  // Exec'd by `batman`: shown under the name the user ran (taskmaster, batman) in ps, pgrep and
+  // systemctl, as before the split, not as batman-services.
+  if (self != "batman-services") ::prctl(PR_SET_NAME, self.c_str(), 0, 0, 0);
+#else
   // `batman` runs jobs (parallel, isolated, multi, and the links of their names) itself, and
   // execs batman-services for every other command: a launch maps no code but its own.
   if (self != "batman-parallel" && self != "batman-isolated" && self != "batman-multi" &&

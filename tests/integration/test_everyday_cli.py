@@ -16,7 +16,7 @@ import fcntl
 import termios
 import time
 
-from harness import BatmanTestCase, bin_path, init_git_repo, pid_alive, wait_for
+from harness import BatmanTestCase, bin_path, init_git_repo, pid_alive, sleeps, wait_for
 
 JOB_COMMANDS = ("batman-parallel", "batman-isolated", "batman-multi")
 EXECUTABLES = ("batman",) + JOB_COMMANDS + ("taskmaster",)
@@ -183,18 +183,26 @@ class TwoExecutables(BatmanTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("CONFIG", p.stdout)
 
-        # The one beside batman comes first, with batman's arguments (its argv[0], which a script
-        # cannot show, is the taskmaster test above).
+        # A relocated install (SPEC §2): batman-services, run by the copy's batman, finds the
+        # copy's profiles beside `batman` (../share/batman/profiles), not the original's.
         copy = self.copy_install()
         bindir = os.path.join(copy, "bin")
+        p = subprocess.run([os.path.join(bindir, "batman"), "profiles", "show", "isolated"], env=self.env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.splitlines()[0],
+                         "# " + os.path.join(copy, "share", "batman", "profiles", "isolated.yaml"), p.stdout)
+        # The one beside batman comes first, with batman's arguments (its argv[0] is the
+        # taskmaster test above).
         helper = os.path.join(copy, "libexec", "batman", "batman-services")
         os.unlink(helper)
-        with open(helper, "w") as f:
-            f.write('#!/bin/sh\necho "services: $0 $*"\n')
-        os.chmod(helper, 0o755)
+        shutil.copy2("/bin/echo", helper)  # a stand-in that shows the arguments it got
         p = subprocess.run([os.path.join(bindir, "taskmaster"), "x.yaml"], capture_output=True, text=True)
-        self.assertEqual(p.stdout, f"services: {os.path.join(bindir, '..', 'libexec', 'batman', 'batman-services')} x.yaml\n",
-                         p.stderr)
+        self.assertEqual(p.stdout, "x.yaml\n", p.stderr)
+        # One that others may write is passed over (here: for the install's own).
+        os.chmod(helper, 0o777)
+        p = subprocess.run([os.path.join(bindir, "batman"), "-V"], capture_output=True, text=True)
+        self.assertTrue(p.stdout.startswith("batman "), (p.stdout, p.stderr))
         os.unlink(helper)
         # None at all: batman also looks in the libexecdir it was built for and, from a source
         # build, its build tree; those are hidden here (an empty tmpfs over each, in a mount
@@ -217,6 +225,23 @@ class TwoExecutables(BatmanTestCase):
         p = subprocess.run([os.path.join(bindir, "batman-isolated"), "-q", "echo ran"], env=self.env,
                            capture_output=True, text=True, cwd=self.work, timeout=30)
         self.assertEqual((p.returncode, p.stdout), (0, "ran\n"), p.stderr)
+
+    def test_stop_reaches_a_run_of_batman_replaced_since_by_an_upgrade(self):
+        # `stop` runs in batman-services and a run in `batman`: it knows a run of either, even
+        # once the binary that runs it has been replaced (its /proc/PID/exe: "PATH (deleted)").
+        copy = self.copy_install()
+        batman = os.path.join(copy, "bin", "batman")
+        mark = str(random.randint(1_000_000, 9_999_999))
+        p = subprocess.run([os.path.join(copy, "bin", "batman-parallel"), "--detach", "--isolation", "env", "p",
+                            f"sleep {mark}"], env=self.env, capture_output=True, text=True, timeout=30, cwd=self.work)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_for(lambda: sleeps(mark), what="the job's sleep")
+        os.unlink(batman)
+        shutil.copy2(bin_path("batman"), batman)
+        p = subprocess.run([batman, "stop", "p"], env=self.env, capture_output=True, text=True, timeout=60, cwd=self.work)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("not a batman", p.stderr)
+        wait_for(lambda: not sleeps(mark), what="the job's sleep gone")
 
 
 class MonitorPort(BatmanTestCase):
@@ -434,9 +459,11 @@ class Clean(BatmanTestCase):
 class InstalledBinaries(BatmanTestCase):
     def test_installed_binaries_are_stripped(self):
         real = os.path.realpath(bin_path())
-        out = subprocess.run(["readelf", "-S", real], capture_output=True, text=True, check=True).stdout
-        self.assertNotIn(".debug_info", out)
-        self.assertNotIn(".symtab", out)
+        services = os.path.join(os.path.dirname(real), "..", "libexec", "batman", "batman-services")
+        for path in (real, services):
+            out = subprocess.run(["readelf", "-S", path], capture_output=True, text=True, check=True).stdout
+            self.assertNotIn(".debug_info", out, path)
+            self.assertNotIn(".symtab", out, path)
 
 
 class TesterFindings(BatmanTestCase):
