@@ -126,11 +126,11 @@ Result<void> PendingFile::commit(std::string_view content) {
 }
 
 Result<void> PendingFile::sync(std::string_view content) {
-  if (auto w = write(content); !w) return w;
+  if (auto w = write(content, false); !w) return w;
   return sync();
 }
 
-Result<void> PendingFile::write(std::string_view content) {
+Result<void> PendingFile::write(std::string_view content, bool start_disk) {
   if (!fd_ || written_) return fail("write " + target_ + ": nothing pending");
   const int fd = fd_.get();
   if (auto w = write_all(fd, content); !w) {
@@ -144,9 +144,11 @@ Result<void> PendingFile::write(std::string_view content) {
     discard();
     return sys_error("truncate " + temp_, err);
   }
-  // Only a start (the fsync below is what makes it durable): the data goes to the disk while
-  // the caller goes on. A file system that cannot (EINVAL, ESPIPE) is left to fsync alone.
-  (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  // Only a start (sync() is what makes it durable): the data goes to the disk while the
+  // caller goes on. A file system that cannot (EINVAL, ESPIPE) is left to fsync alone. Not
+  // for a sync that follows at once (sync(content), the state writer's): a system call and
+  // an I/O of its own more, with nothing to overlap.
+  if (start_disk) (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   written_ = true;
   return {};
 }

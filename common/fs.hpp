@@ -44,11 +44,11 @@ class PendingFile {
   Result<void> commit(std::string_view content);
   // commit() in steps, for a caller that must order the rename after something else: sync()
   // writes and fsyncs (an error discards the file), publish() renames. sync() itself in two:
-  // write() writes and has the disk start on it (sync_file_range), so that what the caller
-  // does next runs while the data is on its way; sync() without content waits for it, and for
-  // the file's metadata (fsync). A file that is not synced is never published.
+  // write() writes and (start_disk) has the disk start on it (sync_file_range), so that what
+  // the caller does next runs while the data is on its way; sync() without content waits for
+  // it, and for the file's metadata (fsync). A file that is not synced is never published.
   Result<void> sync(std::string_view content);
-  Result<void> write(std::string_view content);
+  Result<void> write(std::string_view content, bool start_disk = true);
   Result<void> sync();
   Result<void> publish();
   // Allocate `bytes` for the file now (fallocate, else zeros), so that sync() of content up
