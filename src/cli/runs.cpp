@@ -122,9 +122,17 @@ LostRun find_lost_run(const runner::RunState& s) {
   for (const auto& p : procs)
     if (p.pid == s.pid) leader_now = p.start;
   const bool leader_reused = leader_now != 0 && leader_now != since;
+  // A pid and its start time are anyone's to read, and to write into a forged record: the
+  // leader, and its session and group, only when its environment names this run (batman put
+  // BATMAN_PROJECT and BATMAN_RUN_ID there, which no process outside the job has). Without a
+  // leader to vouch for them, only what names the run itself is the job's (and what it forked).
+  const bool leader_vouched = leader_now == since && environ_names_run(s.pid, s);
   if (leader_reused)
     out.distrusted = "pid " + std::to_string(s.pid) + " is another process now (started at tick " +
                      std::to_string(leader_now) + ", the job's leader at " + std::to_string(since) + ")";
+  else if (leader_now == since && !leader_vouched)
+    out.distrusted = "pid " + std::to_string(s.pid) + " does not name run " + s.run_id + " of project " + s.project +
+                     " in its environment";
   std::map<pid_t, std::vector<const Proc*>> children;
   for (const auto& p : procs) children[p.ppid].push_back(&p);
   const pid_t self = ::getpid();
@@ -133,7 +141,7 @@ LostRun find_lost_run(const runner::RunState& s) {
     if (p.start < since || p.pid == self) continue;  // older than the job: not of it
     // A reused leader pid means its session and group are gone (the kernel does not hand
     // out a pid still used as one), so they can only name someone else's processes now.
-    if ((p.pid == s.pid && p.start == since) || (!leader_reused && (p.sid == s.pid || p.pgid == s.pid))) {
+    if (leader_vouched && ((p.pid == s.pid && p.start == since) || p.sid == s.pid || p.pgid == s.pid)) {
       stack.push_back(&p);
     } else if (environ_names_run(p.pid, s)) {
       stack.push_back(&p);

@@ -95,6 +95,8 @@ class Stop(LostRunBase):
                 "zero": {"pid_start_time": 0},
                 "missing": {"pid_start_time": None},
                 "wrong": {"pid_start_time": real + 7},
+                # Its true start time (anyone can read it): its environment names no run.
+                "right": {"pid_start_time": real},
             }
             batmen = {
                 "dead": {"batman_pid": self.dead_pid(), "batman_start_time": 1},
@@ -113,6 +115,8 @@ class Stop(LostRunBase):
                         self.assertEqual(len(lines), 1, p.stderr)
                         self.assertIn("nothing signalled" if bname != "livereal" else "not a batman of project",
                                       lines[0])
+                        if vname == "right" and bname != "livereal":
+                            self.assertIn("does not name run", lines[0])
                         # --all must not reach it either.
                         self.batman("stop", "fake", "--all", "--grace", "1s")
                         self.assertTrue(pid_alive(host.pid), "the host process was killed")
