@@ -50,6 +50,10 @@ bool private_dir(int fd) {
          (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
+bool private_file(const struct stat& st) {
+  return S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && (st.st_mode & 077) == 0 && st.st_nlink == 1;
+}
+
 Result<void> write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());

@@ -1,6 +1,7 @@
 // File system helpers that never follow symlinks: openat-relative directories, atomic writes,
 // recursive removal by fd. Used for everything under $BATMAN_HOME.
 #pragma once
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -21,6 +22,9 @@ Result<UniqueFd> open_dir_at(int dirfd, std::string_view name, bool create, mode
 Result<UniqueFd> open_dir_path(const std::string& path, bool create, mode_t mode = 0700);
 // A directory of batman's own user that no one else may add to (a cache's, say).
 bool private_dir(int fd);
+// A file as batman writes its cache's: regular, of batman's own user, a single link, and no
+// one else may read or write it (its mode has no group or other bits).
+bool private_file(const struct stat& st);
 // Write `content` to dirfd/name atomically: temp file in the same dir, fsync, rename.
 // SPEC §5's temp name for `target`: hidden, in the same directory, unique to this process
 // and this write (".<target>.tmp.<pid>.<random>"); created O_EXCL by every writer.

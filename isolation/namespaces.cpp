@@ -488,8 +488,8 @@ std::string hint_name(std::string_view options) {
   return name;
 }
 
-// The hint for `name`, if there is one to trust: a regular file of batman's own user, one
-// link, no one else's to write, reached from the home without a symlink (openat2 with
+// The hint for `name`, if there is one to trust: a private_file (as the profile cache's
+// entries), reached from the home without a symlink (openat2 with
 // RESOLVE_NO_SYMLINKS: SPEC §3); its decimal flags (garbage reads as none). Read by batman
 // before the clone, so the early child never waits on a file system.
 std::optional<unsigned long> read_hint(const std::string& batman_home, const std::string& name) {
@@ -501,9 +501,7 @@ std::optional<unsigned long> read_hint(const std::string& batman_home, const std
   how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   UniqueFd fd(static_cast<int>(syscall(SYS_openat2, home.get(), path.c_str(), &how, sizeof how)));
   struct stat st{};
-  if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1 ||
-      (st.st_mode & (S_IWGRP | S_IWOTH)))
-    return std::nullopt;
+  if (!fd || fstat(fd.get(), &st) != 0 || !private_file(st)) return std::nullopt;
   char text[24];
   const ssize_t n = read(fd.get(), text, sizeof text);
   if (n <= 0 || text[0] < '0' || text[0] > '9') return std::nullopt;
@@ -513,8 +511,8 @@ std::optional<unsigned long> read_hint(const std::string& batman_home, const std
 }
 
 // The hint rewritten when it was stale: in the cache's own directories (never through a
-// symlink, nor one another user may write to), into a regular file of one link (never
-// through a hard link). Only a hint: nothing is said if it fails.
+// symlink, nor one another user may write to), into a private_file (never through a hard
+// link). Only a hint: nothing is said if it fails.
 void write_hint(const std::string& batman_home, const std::string& name, unsigned long flags) {
   auto home = open_dir_path(batman_home, false);
   if (!home) return;
@@ -524,7 +522,7 @@ void write_hint(const std::string& batman_home, const std::string& name, unsigne
   if (!dir || !private_dir(dir->get())) return;
   UniqueFd fd(openat(dir->get(), name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600));
   struct stat st{};
-  if (!fd || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) return;
+  if (!fd || fstat(fd.get(), &st) != 0 || !private_file(st)) return;
   const std::string text = std::to_string(flags) + "\n";
   if (ftruncate(fd.get(), 0) != 0) return;
   [[maybe_unused]] const auto n = pwrite(fd.get(), text.data(), text.size(), 0);

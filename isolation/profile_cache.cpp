@@ -145,8 +145,7 @@ std::optional<std::string> read_trusted_entry(int dirfd, const std::string& name
   UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return std::nullopt;
   struct stat st{};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-      (st.st_mode & 077) != 0 || st.st_nlink != 1 || static_cast<std::size_t>(st.st_size) > kMaxEntry)
+  if (::fstat(fd.get(), &st) != 0 || !private_file(st) || static_cast<std::size_t>(st.st_size) > kMaxEntry)
     return std::nullopt;
   std::string out(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t got = 0;

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "batman_config.h"
+#include "common/executables.hpp"
 #include "common/detach.hpp"
 #include "common/fs.hpp"
 #include "common/time_format.hpp"
@@ -346,11 +347,8 @@ int command_dashboard(const std::vector<std::string>& args) {
   config.csrf_token = self.token;
   config.access_token = self.access_token;
   config.login_code = login_code;
-  {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    config.self_exe = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : "/proc/self/exe";
-  }
+  config.self_exe = self_executable();
+  if (config.self_exe.empty()) config.self_exe = "/proc/self/exe";
   config.on_login_code = [&self, write_info](const std::string& code) {
     self.login_url = self.url + "login?code=" + code;
     (void)write_info(self);
