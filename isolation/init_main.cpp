@@ -15,6 +15,8 @@
 // steps go through glibc, with <signal.h>'s numbers.
 #if defined(BATMAN_INIT_FREESTANDING)
 #include <asm/unistd.h>
+
+#include "isolation/raw_syscall.hpp"
 #else
 #include <csignal>
 #include <cerrno>
@@ -27,26 +29,10 @@ namespace {
 constexpr long kUsage = 125;  // what batman reports for a job that could not be started
 
 #if defined(BATMAN_INIT_FREESTANDING)
-#if defined(__x86_64__)
-long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
-  register long r10 asm("r10") = d;
-  long ret;
-  asm volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-  return ret;
-}
-#elif defined(__aarch64__)
-long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
-  register long x8 asm("x8") = n;
-  register long x0 asm("x0") = a;
-  register long x1 asm("x1") = b;
-  register long x2 asm("x2") = c;
-  register long x3 asm("x3") = d;
-  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
-  return x0;
-}
-#else
+#if !defined(__x86_64__) && !defined(__aarch64__)
 #error "BATMAN_INIT_FREESTANDING is for x86-64 and arm64 (isolation/meson.build)"
 #endif
+long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0) { return batman::isolation::raw::call(n, a, b, c, d); }
 // The kernel's values on x86-64 and arm64 (other architectures take the glibc branch, with
 // <signal.h>'s: SIGCHLD is 18 on mips, 20 on alpha and sparc).
 constexpr long kSigchld = 17;

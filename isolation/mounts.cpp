@@ -14,6 +14,7 @@
 
 #include "isolation/backends.hpp"
 #include "isolation/ns_plan.hpp"
+#include "isolation/raw_syscall.hpp"
 
 namespace batman::isolation {
 
@@ -367,115 +368,125 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
   return ops;
 }
 
+// From here on, the child's side: raw system calls only (isolation/raw_syscall.hpp), as the
+// early child may mount before batman hands it the rest of the plan, while batman's own
+// thread runs beside it on the same errno (prestart_mounts in namespaces.cpp). Each returns 0
+// or an errno value.
 namespace {
 
-bool exists(const char* path) {
-  struct stat st;
-  return stat(path, &st) == 0;
+int err_of(long rc) { return rc < 0 ? static_cast<int>(-rc) : 0; }
+int sys_mount(const char* source, const char* target, const char* type, unsigned long flags, const char* data) {
+  return err_of(raw::call(SYS_mount, raw::arg(source), raw::arg(target), raw::arg(type), static_cast<long>(flags), raw::arg(data)));
+}
+int sys_mkdir(const char* path) { return err_of(raw::call(SYS_mkdirat, AT_FDCWD, raw::arg(path), 0755)); }
+int sys_chdir(const char* path) { return err_of(raw::call(SYS_chdir, raw::arg(path))); }
+int sys_pivot_root(const char* new_root, const char* put_old) {
+  return err_of(raw::call(SYS_pivot_root, raw::arg(new_root), raw::arg(put_old)));
 }
 
-// mkdir -p in the child: `path` is edited in place (no allocation) and restored.
+// mkdir -p in the child: `path` is edited in place (no allocation) and restored. One call
+// when the directory is there (most mount points are, in the host's tree); the components one
+// by one only when one is missing.
 int make_directories(std::string& path, bool last_too) {
   char* p = path.data();
-  const std::size_t n = path.size();
-  for (std::size_t i = 1; i <= n; ++i) {
-    if (i < n && p[i] != '/') continue;
-    if (i == n && !last_too) break;
-    const char saved = p[i];
-    p[i] = '\0';
-    int rc = 0;
-    if (!exists(p) && mkdir(p, 0755) != 0 && errno != EEXIST) rc = errno;
-    p[i] = saved;
-    if (rc) return rc;
+  std::size_t n = path.size();
+  if (!last_too) {
+    while (n > 0 && p[n] != '/') --n;
+    if (n == 0) return 0;
   }
-  return 0;
+  const char end = p[n];
+  p[n] = '\0';
+  int rc = sys_mkdir(p);
+  if (rc == ENOENT) {
+    rc = 0;
+    for (std::size_t i = 1; i <= n && rc == 0; ++i) {
+      if (i < n && p[i] != '/') continue;
+      const char saved = p[i];
+      p[i] = '\0';
+      rc = sys_mkdir(p);
+      if (rc == EEXIST) rc = 0;
+      p[i] = saved;
+    }
+  }
+  p[n] = end;
+  return rc == EEXIST ? 0 : rc;
 }
 
 int make_mount_point(MountOp& op) {
   if (op.is_dir) return make_directories(op.target, true);
   if (int rc = make_directories(op.target, false)) return rc;
-  if (exists(op.target.c_str())) return 0;
-  const int fd = open(op.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  close(fd);
+  const long fd = raw::call(SYS_openat, AT_FDCWD, raw::arg(op.target.c_str()), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd == -EEXIST) return 0;
+  if (fd < 0) return err_of(fd);
+  raw::call(SYS_close, fd);
   return 0;
 }
 
-int make_read_only(const char* target) {
+int set_read_only(const char* target, unsigned int at_flags, unsigned long remount_flags) {
   mount_attr attr{};
   attr.attr_set = MOUNT_ATTR_RDONLY;
-  if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) == 0) return 0;
-  if (errno != ENOSYS) return errno;
+  const long rc = raw::call(SYS_mount_setattr, AT_FDCWD, raw::arg(target), at_flags, raw::arg(&attr), sizeof attr);
+  if (rc != -ENOSYS) return err_of(rc);
   // Before Linux 5.12: only the top mount can be made read-only.
-  if (mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) return errno;
-  return 0;
+  return sys_mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | remount_flags, nullptr);
 }
-
+int make_read_only(const char* target) { return set_read_only(target, AT_RECURSIVE, 0); }
 // Read-only, this mount only: the binds below it keep their own access.
-int seal(const char* target) {
-  mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_RDONLY;
-  if (syscall(SYS_mount_setattr, AT_FDCWD, target, 0U, &attr, sizeof attr) == 0) return 0;
-  if (errno != ENOSYS) return errno;
-  if (mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
-    return errno;
-  return 0;
-}
+int seal(const char* target) { return set_read_only(target, 0, MS_NOSUID | MS_NODEV); }
 
 int fail_at(Failure& failure, Step step, int index, int err) {
   failure = Failure{static_cast<int>(step), index, err};
   return err;
 }
 
-}  // namespace
-
-static int apply_mounts_masked(ChildPlan& plan, Failure& failure) {
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-    return fail_at(failure, Step::MountPrivate, -1, errno);
+int apply_mounts_masked(ChildPlan& plan, Failure& failure) {
+  if (int rc = sys_mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr))
+    return fail_at(failure, Step::MountPrivate, -1, rc);
   const char* base = plan.base.c_str();
-  if (mount("tmpfs", base, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755") != 0)
-    return fail_at(failure, Step::MountBase, -1, errno);
-  if (chdir(base) != 0 || mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0 ||
-      syscall(SYS_pivot_root, base, "oldroot") != 0 || chdir("/") != 0)
-    return fail_at(failure, Step::PivotBase, -1, errno);
+  if (int rc = sys_mount("tmpfs", base, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755"))
+    return fail_at(failure, Step::MountBase, -1, rc);
+  int rc = sys_chdir(base);
+  if (!rc) rc = sys_mkdir("newroot");
+  if (!rc) rc = sys_mkdir("oldroot");
+  if (!rc) rc = sys_pivot_root(base, "oldroot");
+  if (!rc) rc = sys_chdir("/");
   // The staging tmpfs is not a mount point of its own for pivot_root's purposes until bound.
-  if (mount("newroot", "newroot", nullptr, MS_BIND | MS_REC, nullptr) != 0)
-    return fail_at(failure, Step::PivotBase, -1, errno);
+  if (!rc) rc = sys_mount("newroot", "newroot", nullptr, MS_BIND | MS_REC, nullptr);
+  if (rc) return fail_at(failure, Step::PivotBase, -1, rc);
 
   for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
     MountOp& op = plan.mounts[i];
     const int index = static_cast<int>(i);
-    if (int rc = make_mount_point(op)) {
+    if (int made = make_mount_point(op)) {
       if (op.optional) continue;
-      return fail_at(failure, Step::MakeMountPoint, index, rc);
+      return fail_at(failure, Step::MakeMountPoint, index, made);
     }
     const char* target = op.target.c_str();
     switch (op.kind) {
       case MountOp::Kind::Bind:
-        if (mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr) != 0)
-          return fail_at(failure, Step::Bind, index, errno);
+        if (int err = sys_mount(op.source.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr))
+          return fail_at(failure, Step::Bind, index, err);
         if (op.read_only) {
-          if (int rc = make_read_only(target)) return fail_at(failure, Step::ReadOnly, index, rc);
+          if (int err = make_read_only(target)) return fail_at(failure, Step::ReadOnly, index, err);
         }
         break;
       case MountOp::Kind::Tmpfs:
       case MountOp::Kind::DevShm:
-        if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0) {
+        if (int err = sys_mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")) {
           if (op.optional) break;
-          return fail_at(failure, op.kind == MountOp::Kind::Tmpfs ? Step::Tmpfs : Step::DevShm,
-                         index, errno);
+          return fail_at(failure, op.kind == MountOp::Kind::Tmpfs ? Step::Tmpfs : Step::DevShm, index, err);
         }
         break;
       case MountOp::Kind::Hide:
         // With mounts to come below it, the empty directory is made read-only after them.
-        if (op.is_dir ? mount("tmpfs", target, "tmpfs",
-                              MS_NOSUID | MS_NODEV | (op.seal_later ? 0 : MS_RDONLY), "mode=0755")
-                      : mount(op.source.c_str(), target, nullptr, MS_BIND, nullptr))
-          return fail_at(failure, Step::Hide, index, errno);
+        if (int err = op.is_dir ? sys_mount("tmpfs", target, "tmpfs",
+                                            MS_NOSUID | MS_NODEV | (op.seal_later ? 0 : MS_RDONLY), "mode=0755")
+                                : sys_mount(op.source.c_str(), target, nullptr, MS_BIND, nullptr))
+          return fail_at(failure, Step::Hide, index, err);
         break;
       case MountOp::Kind::Proc:
-        if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-          return fail_at(failure, Step::Proc, index, errno);
+        if (int err = sys_mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr))
+          return fail_at(failure, Step::Proc, index, err);
         break;
     }
   }
@@ -483,24 +494,28 @@ static int apply_mounts_masked(ChildPlan& plan, Failure& failure) {
   for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
     const MountOp& op = plan.mounts[i];
     if (op.kind != MountOp::Kind::Hide || !op.seal_later) continue;
-    if (int rc = seal(op.target.c_str())) return fail_at(failure, Step::Hide, static_cast<int>(i), rc);
+    if (int err = seal(op.target.c_str())) return fail_at(failure, Step::Hide, static_cast<int>(i), err);
   }
 
   // pivot_root(".", ".") stacks the staging tmpfs (with /oldroot, the host's tree, below it)
   // over the new root; one lazy detach of "." drops both. bubblewrap detaches /oldroot first,
   // a second umount: each one waits for an RCU grace period, the dearest step of the setup.
-  if (chdir("/newroot") != 0 || syscall(SYS_pivot_root, ".", ".") != 0)
-    return fail_at(failure, Step::PivotRoot, -1, errno);
-  if (umount2(".", MNT_DETACH) != 0) return fail_at(failure, Step::DetachOldRoot, -1, errno);
-  if (chdir("/") != 0) return fail_at(failure, Step::PivotRoot, -1, errno);
+  rc = sys_chdir("/newroot");
+  if (!rc) rc = sys_pivot_root(".", ".");
+  if (rc) return fail_at(failure, Step::PivotRoot, -1, rc);
+  if (int err = err_of(raw::call(SYS_umount2, raw::arg("."), MNT_DETACH)))
+    return fail_at(failure, Step::DetachOldRoot, -1, err);
+  if (int err = sys_chdir("/")) return fail_at(failure, Step::PivotRoot, -1, err);
   return 0;
 }
 
+}  // namespace
+
 int apply_mounts(ChildPlan& plan, Failure& failure) {
   // Mount points are made 0755 whatever batman's umask: a job run as another user passes them.
-  const mode_t saved_umask = umask(022);
+  const long saved_umask = raw::call(SYS_umask, 022);
   const int rc = apply_mounts_masked(plan, failure);
-  umask(saved_umask);
+  raw::call(SYS_umask, saved_umask);
   return rc;
 }
 

@@ -43,6 +43,7 @@
 #include "isolation/backends.hpp"
 #include "isolation/cgroups.hpp"
 #include "isolation/ns_plan.hpp"
+#include "isolation/raw_syscall.hpp"
 #include "isolation/rlimits.hpp"
 #include "isolation/spawn.hpp"
 
@@ -214,7 +215,7 @@ pid_t spawn_job(ChildPlan& plan) {
 // handoff): glibc's wrappers and their errno are ours alone here.
 [[noreturn]] void build_sandbox(ChildPlan& plan) {
   Failure failure;
-  if (plan.mount_namespace && apply_mounts(plan, failure) != 0)
+  if (plan.mount_namespace && !plan.mounted && apply_mounts(plan, failure) != 0)
     report(plan, static_cast<Step>(failure.step), failure.err, failure.index);
   if (!plan.hostname.empty() && sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
     report(plan, Step::Hostname, errno);
@@ -268,31 +269,8 @@ int child_main(void* arg) {
 // System calls that never touch errno: the early child runs its first steps beside batman's
 // thread, in batman's memory and with its thread pointer, and glibc's wrappers would write
 // batman's errno behind its back.
-#if defined(__x86_64__)
-long raw_call(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
-  long ret;
-  register long r10 asm("r10") = a4;
-  register long r8 asm("r8") = a5;
-  asm volatile("syscall" : "=a"(ret) : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
-  return ret;
-}
-constexpr bool kEarlyChild = true;
-#elif defined(__aarch64__)
-long raw_call(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0) {
-  register long x8 asm("x8") = n;
-  register long x0 asm("x0") = a1;
-  register long x1 asm("x1") = a2;
-  register long x2 asm("x2") = a3;
-  register long x3 asm("x3") = a4;
-  register long x4 asm("x4") = a5;
-  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
-  return x0;
-}
-constexpr bool kEarlyChild = true;
-#else
-long raw_call(long, long = 0, long = 0, long = 0, long = 0, long = 0) { return -ENOSYS; }
-constexpr bool kEarlyChild = false;
-#endif
+// (isolation/raw_syscall.hpp). Elsewhere than x86-64 and arm64 there is no early child.
+constexpr bool kEarlyChild = raw::kRaw;
 
 // What the early child may make ahead of the profile, guessing from its hint (the namespaces
 // the last start with the same options had): the ones made by unshare(2).
@@ -316,6 +294,11 @@ struct Early {
   // batman's CPUs at the handoff, which the child takes back for itself and the job.
   cpu_set_t cpus{};
   int flags_set = 0;   // futex: 1 = unshare_flags are there, -1 = not wanted
+  // The mounts, made ahead too once batman has planned them (NamespacesBackend::prepare),
+  // while it writes the run's files: 1 = mount_plan is there, 2 = none to make ahead, -1 =
+  // not wanted.
+  int mounts_set = 0;                     // futex
+  std::unique_ptr<ChildPlan> mount_plan;  // its base and mounts; the child's until its exec
   int go = 0;          // futex: 1 = the plan is there, -1 = not wanted
   int taken = 0;       // 1 once the child has the plan (else it died before)
   int alive = 1;       // futex (CLONE_CHILD_CLEARTID): 0 once the child has exec'd or exited
@@ -329,43 +312,43 @@ constexpr long kEarlyPoll = 300'000;  // ns
 // batman's side of a futex word the early child waits on: 1, go on; -1, not wanted.
 void set_word(int& word, int value) {
   __atomic_store_n(&word, value, __ATOMIC_RELEASE);
-  raw_call(SYS_futex, reinterpret_cast<long>(&word), FUTEX_WAKE_PRIVATE, 1);
+  raw::call(SYS_futex, reinterpret_cast<long>(&word), FUTEX_WAKE_PRIVATE, 1);
 }
 
 // The child's side: back once WORD is set, after polling it for POLL_NS (yielding to anything
 // else runnable) and then sleeping on it; gone at once if it is not wanted.
 void await_word(const int& word, long poll_ns) {
   timespec start{}, now{};
-  if (poll_ns > 0) raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&start));
+  if (poll_ns > 0) raw::call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&start));
   for (;;) {
     const int value = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
-    if (value < 0) raw_call(SYS_exit_group, 0);
+    if (value < 0) raw::call(SYS_exit_group, 0);
     if (value > 0) return;
     bool polling = false;
     if (poll_ns > 0) {
-      raw_call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
+      raw::call(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
       polling = (now.tv_sec - start.tv_sec) * 1'000'000'000L + (now.tv_nsec - start.tv_nsec) < poll_ns;
     }
     if (polling)
-      raw_call(SYS_sched_yield);
+      raw::call(SYS_sched_yield);
     else
-      raw_call(SYS_futex, reinterpret_cast<long>(&word), FUTEX_WAIT_PRIVATE, 0, 0);
+      raw::call(SYS_futex, reinterpret_cast<long>(&word), FUTEX_WAIT_PRIVATE, 0, 0);
   }
 }
 
-[[noreturn]] void early_report(const Early& e, Step step, long err) {
-  Failure failure{static_cast<int>(step), -1, static_cast<int>(err)};
-  raw_call(SYS_write, e.error_write.get(), reinterpret_cast<long>(&failure), sizeof failure);
-  raw_call(SYS_exit_group, 125);
+[[noreturn]] void early_report(const Early& e, Step step, long err, int index = -1) {
+  Failure failure{static_cast<int>(step), index, static_cast<int>(err)};
+  raw::call(SYS_write, e.error_write.get(), reinterpret_cast<long>(&failure), sizeof failure);
+  raw::call(SYS_exit_group, 125);
   __builtin_unreachable();
 }
 
 // 0, or -errno.
 long early_write_file(const char* path, const char* text, std::size_t size) {
-  const long fd = raw_call(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_WRONLY | O_CLOEXEC);
+  const long fd = raw::call(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return fd;
-  const long n = raw_call(SYS_write, fd, reinterpret_cast<long>(text), static_cast<long>(size));
-  raw_call(SYS_close, fd);
+  const long n = raw::call(SYS_write, fd, reinterpret_cast<long>(text), static_cast<long>(size));
+  raw::call(SYS_close, fd);
   return n == static_cast<long>(size) ? 0 : n < 0 ? n : -EIO;
 }
 
@@ -373,11 +356,11 @@ int early_main(void* arg) {
   Early& e = *static_cast<Early*>(arg);
   // PDEATHSIG, then a check that batman is not gone already (a profile whose job may outlive
   // batman is not served: commit_prestart takes this child down).
-  if (long rc = raw_call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
+  if (long rc = raw::call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); rc < 0) early_report(e, Step::DieWithParent, -rc);
   pollfd dead{e.self.get(), POLLIN, 0};
   const timespec no_wait{0, 0};
-  if (raw_call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&no_wait), 0, 8) != 0)
-    raw_call(SYS_exit_group, 125);
+  if (raw::call(SYS_ppoll, reinterpret_cast<long>(&dead), 1, reinterpret_cast<long>(&no_wait), 0, 8) != 0)
+    raw::call(SYS_exit_group, 125);
   if (e.user_namespace) {
     long rc = early_write_file("/proc/self/setgroups", "deny", 4);
     if (rc == 0) rc = early_write_file("/proc/self/gid_map", e.gid_map.data(), e.gid_map.size());
@@ -387,14 +370,21 @@ int early_main(void* arg) {
   // The namespaces the hint names, made while batman reads the profile (a network namespace
   // is the dearest step of the launch).
   if (e.guess) {
-    if (long rc = raw_call(SYS_unshare, static_cast<long>(e.guess)); rc < 0) early_report(e, Step::Unshare, -rc);
+    if (long rc = raw::call(SYS_unshare, static_cast<long>(e.guess)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
   // The rest of the profile's namespaces once batman has it (being read as we get here).
   await_word(e.flags_set, kEarlyPoll);
   if (const unsigned long rest = e.unshare_flags & ~e.guess) {
-    if (long rc = raw_call(SYS_unshare, static_cast<long>(rest)); rc < 0) early_report(e, Step::Unshare, -rc);
+    if (long rc = raw::call(SYS_unshare, static_cast<long>(rest)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
-  if (long rc = raw_call(SYS_setsid); rc < 0) early_report(e, Step::Session, -rc);
+  if (long rc = raw::call(SYS_setsid); rc < 0) early_report(e, Step::Session, -rc);
+  // The mounts, once planned (apply_mounts makes raw system calls only).
+  await_word(e.mounts_set, kEarlyPoll);
+  if (__atomic_load_n(&e.mounts_set, __ATOMIC_ACQUIRE) == 1) {
+    Failure failure;
+    if (apply_mounts(*e.mount_plan, failure) != 0)
+      early_report(e, static_cast<Step>(failure.step), failure.err, failure.index);
+  }
   // On a CPU of its own, it polls for the plan too: waking a sleeping CPU is slower.
   await_word(e.go, e.move_away ? kEarlyPoll : 0);
   __atomic_store_n(&e.taken, 1, __ATOMIC_RELAXED);
@@ -541,6 +531,7 @@ void abort_early_child() {
   const auto e = take_early_child();
   if (!e) return;
   ns::set_word(e->flags_set, -1);
+  ns::set_word(e->mounts_set, -1);
   ns::set_word(e->go, -1);
   reap(e->pid);
 }
@@ -558,7 +549,23 @@ class NamespacesBackend final : public Backend {
     plan->rlimits = plan_rlimits(request.limits, cgroup_.get(), unenforced);
     plan_ = std::move(*plan);
     prepared_ = true;
+    // The early child that will serve this start makes the mounts now, beside us (the run
+    // has made its TMPDIR, the one source that was not there before).
+    if (ns::Early* e = ns::early_child; e && plan_.mount_namespace && serves(*e) &&
+                                        __atomic_load_n(&e->mounts_set, __ATOMIC_RELAXED) == 0) {
+      e->mount_plan = std::make_unique<ChildPlan>();
+      e->mount_plan->base = plan_.base;
+      e->mount_plan->mounts = plan_.mounts;
+      ns::set_word(e->mounts_set, 1);
+    }
     return unenforced;
+  }
+
+  // The early child serves this start if it was given these very namespaces.
+  bool serves(const ns::Early& early) const {
+    return __atomic_load_n(&early.flags_set, __ATOMIC_RELAXED) > 0 &&
+           (early.clone_flags | early.unshare_flags) == plan_.clone_flags && early.unshare_flags == plan_.unshare_flags &&
+           early.user_namespace == plan_.user_namespace && !cgroup_;
   }
 
   Result<Child> spawn(const LaunchRequest& request) override {
@@ -580,11 +587,7 @@ class NamespacesBackend final : public Backend {
     plan.envp.push_back(nullptr);
 
     ns::Early* early = ns::early_child;
-    // The early child serves this start if it was given these very namespaces.
-    if (early && !(__atomic_load_n(&early->flags_set, __ATOMIC_RELAXED) > 0 &&
-                   (early->clone_flags | early->unshare_flags) == plan.clone_flags &&
-                   early->unshare_flags == plan.unshare_flags && early->user_namespace == plan.user_namespace &&
-                   !cgroup_)) {
+    if (early && !serves(*early)) {
       abort_early_child();
       early = nullptr;
     }
@@ -636,12 +639,15 @@ class NamespacesBackend final : public Backend {
       // while we wait, as for CLONE_VFORK, until its exec (CLONE_CHILD_CLEARTID).
       if (sched_getaffinity(0, sizeof early->cpus, &early->cpus) != 0) return sys_error("namespaces: sched_getaffinity");
       const int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+      // Its mounts made already, or left to the steps below.
+      if (__atomic_load_n(&early->mounts_set, __ATOMIC_RELAXED) == 0) ns::set_word(early->mounts_set, 2);
+      plan.mounted = __atomic_load_n(&early->mounts_set, __ATOMIC_RELAXED) == 1;
       early->plan = &plan;
       abort_on_error.armed = false;
       const auto owned = take_early_child();
       ns::set_word(early->go, 1);
       for (int alive; (alive = __atomic_load_n(&early->alive, __ATOMIC_ACQUIRE)) != 0;)
-        ns::raw_call(SYS_futex, reinterpret_cast<long>(&early->alive), FUTEX_WAIT, alive, 0);
+        raw::call(SYS_futex, reinterpret_cast<long>(&early->alive), FUTEX_WAIT, alive, 0);
       if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
       if (!__atomic_load_n(&early->taken, __ATOMIC_RELAXED)) {
         // Gone before it had the plan (killed, or a report of its own steps): no job ran.

@@ -56,6 +56,7 @@ struct ChildPlan {
   bool pid_namespace = false;
   bool cgroup_namespace = false;  // unshared by the child after the parent placed it
   bool mount_namespace = false;
+  bool mounted = false;           // by the early child already, beside batman
   bool loopback_up = false;
   std::string hostname;           // empty: leave it
   std::string base;               // where the staging tmpfs goes before pivot_root

@@ -249,6 +249,7 @@ class Run final : public runner::JobSet::Owner {
   void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
   void on_starting(runner::Job& job, pid_t pid) override;
   Result<void> prepare_start(runner::Job& job) override;
+  Result<void> make_tmp_dir();
   void on_spawned(runner::Job& job, pid_t pid) override;
   void on_settled(runner::Job&) override { loop_->stop(); }
 
@@ -379,13 +380,17 @@ void Run::write_final_state(const std::function<void()>& meanwhile) {
   if (!w) final_state_not_written(w.error().message);
 }
 
-Result<void> Run::prepare_start(runner::Job&) {
-  if (log_sink_.file) return {};  // a restart appends to the run's log
+Result<void> Run::make_tmp_dir() {
   // The job's private TMPDIR; a multi instance reuses its ID, so clear what a previous run left.
   if (plan_.options.kind == "multi") (void)remove_tree_at(tree_.tmp_fd.get(), run_id_);
   if (auto made = make_dir_at(tree_.tmp_fd.get(), run_id_); !made)
     return sys_error("cannot create " + tree_.tmp_path() + "/" + run_id_, made.error().code);
   made_tmp_ = true;
+  return {};
+}
+
+Result<void> Run::prepare_start(runner::Job&) {
+  if (log_sink_.file) return {};  // a restart appends to the run's log
   const std::string name = run_id_ + ".log";
   const std::string shown = tree_.logs_path() + "/" + name;
   int flags = O_WRONLY | O_CREAT | O_APPEND | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
@@ -552,6 +557,8 @@ int Run::execute(int ready_fd) {
     job_->use_terminal(terminal_->slave());
     terminal_->forward_input(o.detach ? -1 : 0);
   }
+  // The TMPDIR before the plan: the namespaces tier's early child mounts it while we go on.
+  if (auto made = make_tmp_dir(); !made) return fail_early(made.error().message);
   auto unenforced = job_->prepare();
   if (!unenforced) return fail_early(unenforced.error().message);
   state_.isolation.unenforced = *unenforced;

@@ -257,23 +257,47 @@ class Namespaces(InsideTheJob, BatmanTestCase):
         self.assertEqual(r.returncode, 125)
         self.assertIn("PID 1", r.stderr)
 
-    def test_unenforced_paths_are_reported(self):
-        profile = os.path.join(self.tmp, "odd.yaml")
+    def profile_file(self, name, text):
+        """A profile file every user may read (the tests also run as nobody)."""
+        profile = os.path.join(self.tmp, name)
         with open(profile, "w") as f:
-            f.write("namespaces: [user, mount, pid]\nfilesystem:\n  read_only: [/]\n"
-                    "  read_write: [$CWD, /no/such/dir]\n  tmpfs: [/tmp]\n")
+            f.write(text)
         os.chmod(profile, 0o644)
+        return profile
+
+    def test_unenforced_paths_are_reported(self):
+        profile = self.profile_file("odd.yaml", "namespaces: [user, mount, pid]\nfilesystem:\n  read_only: [/]\n"
+                                    "  read_write: [$CWD, /no/such/dir]\n  tmpfs: [/tmp]\n")
         p = self.batman("true", "--isolation", "namespaces", "--profile", profile,
                         name="batman-isolated", check=0)
         self.assertIn("/no/such/dir", p.stderr)
         st = self.states("isolated")[-1]
         self.assertTrue(any("/no/such/dir" in u for u in st["isolation"]["unenforced"]), st)
 
+    def test_a_mount_that_cannot_be_made_is_named_and_nothing_is_left(self):
+        # The early child makes the mounts beside batman, before the rest of the plan: a
+        # failure there is the start's, named as before, with nothing of the run left running.
+        sandbox = "namespaces: [user, mount, pid, ipc, uts, net]\nnetwork: none\nfilesystem:\n" \
+                  "  read_only: [/]\n  read_write: [$CWD]\n  tmpfs: [/tmp{}]\n"
+        profile = self.profile_file("badmount.yaml", sandbox.format(", /proc/batman-no-such-dir"))
+        mark = marker()
+        for _ in range(2):  # the second start has the first one's hint: every namespace made ahead
+            p = self.batman(f"true {mark}", "--isolation", "namespaces", "--profile", profile,
+                            name="batman-isolated", check=125)
+            self.assertIn("could not start the job: namespaces: create mount point /proc/batman-no-such-dir: ",
+                          p.stderr)
+            self.assertEqual(processes_with_marker(f"true {mark}"), [])
+            self.assertEqual(os.listdir(os.path.join(self.home, "isolated", "tmp")), [], "its TMPDIR is gone")
+            self.assertEqual(self.states("isolated")[-1]["status"], "failed")
+        # The same profile without that mount runs: the mounts made ahead are the job's.
+        profile = self.profile_file("goodmount.yaml", sandbox.format(""))
+        p = self.batman("touch /tmp/in-tmpfs $TMPDIR/in-tmpdir && ls /tmp && touch /usr/x",
+                        "--isolation", "namespaces", "--profile", profile, name="batman-isolated", check=1)
+        self.assertIn("in-tmpfs", p.stdout.split(), p.stderr)
+        self.assertIn("Read-only file system", p.stderr)
+
     def test_bad_profile_names_file_line_key(self):
-        profile = os.path.join(self.tmp, "bad.yaml")
-        with open(profile, "w") as f:
-            f.write("namespaces: [user]\nseccomp:\n  deny: [mount, not_a_call]\n")
-        os.chmod(profile, 0o644)
+        profile = self.profile_file("bad.yaml", "namespaces: [user]\nseccomp:\n  deny: [mount, not_a_call]\n")
         p = self.batman("true", "--profile", profile, name="batman-isolated", check=125)
         self.assertIn(f"{profile}:3: key 'seccomp.deny': unknown system call 'not_a_call'", p.stderr)
 
