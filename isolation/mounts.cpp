@@ -171,8 +171,8 @@ Result<std::vector<MountOp>> plan_mounts(const LaunchRequest& request, const Bat
   // so no symlink is followed inside the half-built new root (an absolute link would resolve
   // against the staging root), and a symlink in $BATMAN_HOME's path is no special case.
   std::vector<MountOp> ops;
-  // The run's TMPDIR may not exist yet when the plan is made (prepare() comes before the
-  // run's prepare_start): paths in it resolve through its parent.
+  // The run's TMPDIR may not exist yet when the plan is made (a batch task's or a program's
+  // is made by its prepare_start, after prepare()): paths in it resolve through its parent.
   const auto in_tmp_dir = [&](const std::string& path) {
     return !request.tmp_dir.empty() &&
            (path == request.tmp_dir || path.starts_with(request.tmp_dir + "/"));
@@ -380,6 +380,16 @@ int sys_mount(const char* source, const char* target, const char* type, unsigned
 }
 int sys_mkdir(const char* path) { return err_of(raw::call(SYS_mkdirat, AT_FDCWD, raw::arg(path), 0755)); }
 int sys_chdir(const char* path) { return err_of(raw::call(SYS_chdir, raw::arg(path))); }
+bool sys_exists(const char* path) {
+  struct stat st;
+  return raw::call(SYS_newfstatat, AT_FDCWD, raw::arg(path), raw::arg(&st), 0) == 0;
+}
+// mkdir of a path that may be there: 0 when it is, whatever mkdir said (EEXIST, or on NFS
+// without the entry cached EROFS or EACCES, the kernel skipping the lookup).
+int sys_mkdir_p1(const char* path) {
+  const int rc = sys_mkdir(path);
+  return rc == 0 || rc == ENOENT || !sys_exists(path) ? rc : 0;
+}
 int sys_pivot_root(const char* new_root, const char* put_old) {
   return err_of(raw::call(SYS_pivot_root, raw::arg(new_root), raw::arg(put_old)));
 }
@@ -396,28 +406,26 @@ int make_directories(std::string& path, bool last_too) {
   }
   const char end = p[n];
   p[n] = '\0';
-  int rc = sys_mkdir(p);
+  int rc = sys_mkdir_p1(p);
   if (rc == ENOENT) {
     rc = 0;
     for (std::size_t i = 1; i <= n && rc == 0; ++i) {
       if (i < n && p[i] != '/') continue;
       const char saved = p[i];
       p[i] = '\0';
-      rc = sys_mkdir(p);
-      if (rc == EEXIST) rc = 0;
+      rc = sys_mkdir_p1(p);
       p[i] = saved;
     }
   }
   p[n] = end;
-  return rc == EEXIST ? 0 : rc;
+  return rc;
 }
 
 int make_mount_point(MountOp& op) {
   if (op.is_dir) return make_directories(op.target, true);
   if (int rc = make_directories(op.target, false)) return rc;
   const long fd = raw::call(SYS_openat, AT_FDCWD, raw::arg(op.target.c_str()), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd == -EEXIST) return 0;
-  if (fd < 0) return err_of(fd);
+  if (fd < 0) return sys_exists(op.target.c_str()) ? 0 : err_of(fd);
   raw::call(SYS_close, fd);
   return 0;
 }

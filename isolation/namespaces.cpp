@@ -526,13 +526,16 @@ int reap(pid_t pid) {
   return status;
 }
 
-// The early child is told it is not wanted, and reaped (its stack is free again after).
+// The early child is taken down (it has nothing to undo: killed, not left to finish a mount
+// on a slow file system) and reaped (its stack is free again after).
 void abort_early_child() {
   const auto e = take_early_child();
   if (!e) return;
-  ns::set_word(e->flags_set, -1);
-  ns::set_word(e->mounts_set, -1);
-  ns::set_word(e->go, -1);
+  if (syscall(SYS_pidfd_send_signal, e->pidfd.get(), SIGKILL, nullptr, 0) != 0) {
+    ns::set_word(e->flags_set, -1);
+    ns::set_word(e->mounts_set, -1);
+    ns::set_word(e->go, -1);
+  }
   reap(e->pid);
 }
 

@@ -391,6 +391,9 @@ Result<void> Run::make_tmp_dir() {
 
 Result<void> Run::prepare_start(runner::Job&) {
   if (log_sink_.file) return {};  // a restart appends to the run's log
+  if (!made_tmp_) {
+    if (auto made = make_tmp_dir(); !made) return made;  // as a failed start: retried, recorded
+  }
   const std::string name = run_id_ + ".log";
   const std::string shown = tree_.logs_path() + "/" + name;
   int flags = O_WRONLY | O_CREAT | O_APPEND | (plan_.options.kind == "multi" ? O_TRUNC : O_EXCL);
@@ -557,8 +560,9 @@ int Run::execute(int ready_fd) {
     job_->use_terminal(terminal_->slave());
     terminal_->forward_input(o.detach ? -1 : 0);
   }
-  // The TMPDIR before the plan: the namespaces tier's early child mounts it while we go on.
-  if (auto made = make_tmp_dir(); !made) return fail_early(made.error().message);
+  // The TMPDIR before the plan: the namespaces tier's early child mounts it while we go on
+  // (if it cannot be made, the start fails in prepare_start, as any start that fails).
+  (void)make_tmp_dir();
   auto unenforced = job_->prepare();
   if (!unenforced) return fail_early(unenforced.error().message);
   state_.isolation.unenforced = *unenforced;

@@ -191,6 +191,19 @@ class HostileFiles(HostileCase):
             self.assertEqual(r.returncode, 125, r.stderr)
             self.assertIn(f"{path}: not a regular file (a character device)", r.stderr)
 
+    def test_a_tmpdir_that_cannot_be_made_is_a_failed_start(self):
+        # The TMPDIR is made before the plan (the namespaces tier's early child mounts it beside
+        # batman); one that cannot be made still fails the start as before: said, recorded.
+        tmp = self.project_dir("web", "tmp")
+        if subprocess.run(["chattr", "+i", tmp], capture_output=True).returncode != 0:
+            self.skipTest("chattr +i is not supported here (needs root and ext4, xfs or btrfs)")
+        self.addCleanup(subprocess.run, ["chattr", "-i", tmp])
+        for tier in ("namespaces", "env"):
+            r = self.batman("multi", "web", "echo hi", "--isolation", tier, timeout=DEADLINE)
+            self.assertEqual((r.returncode, r.stdout), (125, ""), r.stderr)
+            self.assertIn(f"could not start the job: cannot create {tmp}/web: Operation not permitted", r.stderr)
+            self.assertEqual(self.ps_json("--project", "web", "--all")[-1]["status"], "failed", tier)
+
     def test_a_fifo_or_device_as_a_profile_is_refused(self):
         fifo = self.fifo(os.path.join(self.work, "fifo.yaml"))
         self.refused("isolated", "--profile", fifo, "true", contains=(f"{fifo}: not a regular file (a FIFO)",))
