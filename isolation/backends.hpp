@@ -12,9 +12,10 @@ std::unique_ptr<Backend> make_env_backend();         // env_backend.cpp
 std::unique_ptr<Backend> make_namespaces_backend();  // namespaces.cpp
 Availability probe_namespaces();                     // a real clone into new namespaces
 // The namespaces tier's child cloned ahead (README "The launch path"), one at a time, on
-// x86-64 and arm64. prestart_namespaces, as soon as the arguments are read: cloned into a pid
-// namespace (and, without root, a user namespace mapping batman's ids), it is moved off
-// batman's CPU and waits. commit_prestart, once the profile and limits are known: it makes the rest of
+// x86-64 and arm64. prestart_clone, as a run's command line is about to be read: cloned into a
+// pid namespace (and, without root, a user namespace mapping batman's ids), it is moved off
+// batman's CPU and waits; prestart_hint once the arguments are read (below);
+// prestart_namespaces does both. commit_prestart, once the profile and limits are known: it makes the rest of
 // the profile's namespaces while batman prepares the run, and the next spawn hands it the
 // plan; only for a profile with a pid namespace that dies with batman and no limits (a cgroup
 // to join comes first), else it is taken down. false: no early child (the spawn then clones
@@ -25,6 +26,8 @@ Availability probe_namespaces();                     // a real clone into new na
 // the profile does not want takes the child down at the commit (never the job's namespace).
 // prestart_guess: what the child made so (0: nothing yet, or no guess).
 bool prestart_namespaces(const std::string& batman_home = {}, std::string_view options = {});
+bool prestart_clone();
+void prestart_hint(const std::string& batman_home, std::string_view options);
 bool commit_prestart(const Profile& profile, const Limits& limits);
 void abort_prestart();
 unsigned long prestart_guess();

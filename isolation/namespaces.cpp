@@ -284,6 +284,7 @@ struct Early {
   // plan), what the child makes of it at once, and where to write it back.
   std::optional<unsigned long> hint;  // none: no hint file (or one not to be trusted)
   unsigned long guess = 0;            // *hint & kAhead
+  int guess_set = 0;                  // futex: 1 = guess is there (0: none), -1 = not wanted
   std::string hint_home, hint_name;
   bool user_namespace = false;
   std::string gid_map, uid_map;
@@ -368,7 +369,8 @@ int early_main(void* arg) {
     if (rc < 0) early_report(e, Step::IdMaps, -rc);
   }
   // The namespaces the hint names, made while batman reads the profile (a network namespace
-  // is the dearest step of the launch).
+  // is the dearest step of the launch): the hint is read once batman has the arguments.
+  await_word(e.guess_set, kEarlyPoll);
   if (e.guess) {
     if (long rc = raw::call(SYS_unshare, static_cast<long>(e.guess)); rc < 0) early_report(e, Step::Unshare, -rc);
   }
@@ -532,6 +534,7 @@ void abort_early_child() {
   const auto e = take_early_child();
   if (!e) return;
   if (syscall(SYS_pidfd_send_signal, e->pidfd.get(), SIGKILL, nullptr, 0) != 0) {
+    ns::set_word(e->guess_set, -1);
     ns::set_word(e->flags_set, -1);
     ns::set_word(e->mounts_set, -1);
     ns::set_word(e->go, -1);
@@ -835,6 +838,24 @@ class NamespacesBackend final : public Backend {
 std::unique_ptr<Backend> make_namespaces_backend() { return std::make_unique<NamespacesBackend>(); }
 
 bool prestart_namespaces(const std::string& batman_home, std::string_view options) {
+  if (!prestart_clone()) return false;
+  prestart_hint(batman_home, options);
+  return true;
+}
+
+void prestart_hint(const std::string& batman_home, std::string_view options) {
+  ns::Early* e = ns::early_child;
+  if (!e || __atomic_load_n(&e->guess_set, __ATOMIC_RELAXED) != 0) return;
+  if (!batman_home.empty()) {
+    e->hint_home = batman_home;
+    e->hint_name = hint_name(options);
+    e->hint = read_hint(batman_home, e->hint_name);
+    e->guess = e->hint.value_or(0) & ns::kAhead;
+  }
+  ns::set_word(e->guess_set, 1);
+}
+
+bool prestart_clone() {
   if (!ns::kEarlyChild || ns::early_child) return false;
   char* const stacks = child_stacks();
   if (!stacks) return false;
@@ -844,12 +865,6 @@ bool prestart_namespaces(const std::string& batman_home, std::string_view option
   any.namespaces = {"pid"};
   NamespaceFlags flags = namespace_flags(any);
   auto e = std::make_unique<ns::Early>();
-  if (!batman_home.empty()) {
-    e->hint_home = batman_home;
-    e->hint_name = hint_name(options);
-    e->hint = read_hint(batman_home, e->hint_name);
-    e->guess = e->hint.value_or(0) & ns::kAhead;
-  }
   e->clone_flags = flags.clone_flags;
   e->user_namespace = flags.user_namespace;
   e->gid_map = std::move(flags.gid_map);
@@ -897,6 +912,7 @@ bool commit_prestart(const Profile& profile, const Limits& limits) {
     abort_early_child();
     return false;
   }
+  if (__atomic_load_n(&e->guess_set, __ATOMIC_RELAXED) == 0) ns::set_word(e->guess_set, 1);  // no hint read: no guess
   // The next start with these options guesses what this one needed.
   const std::string home = e->hint_home, name = e->hint_name;
   const unsigned long needed = flags.unshare_flags & ns::kAhead;

@@ -701,7 +701,43 @@ Result<UniqueFd> lock_instance(const ProjectTree& tree, const std::string& id) {
 
 }  // namespace
 
+namespace {
+
+// What decides a run's namespaces on its command line, the early child's hint being kept per
+// value: the kind, the profile asked for (a path: from this directory), $BATMAN_PROFILES,
+// --net and --no-net. Read from the words as they come, before CLI11 has parsed them, so that
+// the child makes the namespaces at once; a word of the job's own taken for one of batman's
+// only makes another hint (a hint is only a guess: README "The launch path").
+std::string hint_options(std::string_view kind, const std::vector<std::string>& args) {
+  std::string profile;
+  bool net = false, no_net = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word == "--net") net = true;
+    else if (word == "--no-net") no_net = true;
+    else if (word == "--profile" && i + 1 < args.size()) profile = args[++i];
+    else if (word.starts_with("--profile=")) profile = word.substr(std::string_view("--profile=").size());
+  }
+  const char* profiles = std::getenv("BATMAN_PROFILES");
+  std::string options = std::string(kind) + '\0' + profile + '\0' + (profiles ? profiles : "") + '\0' +
+                        (net ? "net" : "") + (no_net ? "no-net" : "");
+  if (profile.find('/') != std::string::npos) {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd)) options += std::string("\0", 1) + cwd;
+  }
+  return options;
+}
+
+}  // namespace
+
 int run_job(std::string_view kind, const std::vector<std::string>& args) {
+  // The sandbox's namespaces are made by a child cloned now, from its hint, beside the reading
+  // of the arguments and the rest of the preparation; taken down if the run does not want it
+  // (where it is not there, the start clones it as usual).
+  struct AbortPrestart {
+    ~AbortPrestart() { isolation::abort_prestart(); }
+  } abort_prestart;
+  if (isolation::prestart_clone()) isolation::prestart_hint(batman_home(), hint_options(kind, args));
   RunOptions o;
   o.kind = std::string(kind);
   std::string program = kind == "parallel" ? "batman-parallel" : kind == "isolated" ? "batman-isolated" : "batman-multi";
@@ -783,24 +819,9 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
            "? (batman's options go before the command)");
   set_quiet(o.quiet);
 
-  // The sandbox's namespaces are made by a child cloned now, beside the rest of the
-  // preparation (where it is not, the start clones it as usual).
-  struct AbortPrestart {
-    ~AbortPrestart() { isolation::abort_prestart(); }
-  } abort_prestart;
   const auto requested = isolation::parse_tier(o.isolation);  // an error: make_plan says it
-  if (requested && (!*requested || **requested == isolation::Tier::Namespaces) && !o.detach && !o.worktree) {
-    // What decides the profile's namespaces here (its hint is kept per value): the kind, the
-    // profile asked for (a path: from this directory), the profile path, --net and --no-net.
-    const char* profiles = std::getenv("BATMAN_PROFILES");
-    std::string options = o.kind + '\0' + o.profile + '\0' + (profiles ? profiles : "") + '\0' +
-                          (o.net ? "net" : "") + (o.no_net ? "no-net" : "");
-    if (o.profile.find('/') != std::string::npos) {
-      char cwd[4096];
-      if (::getcwd(cwd, sizeof cwd)) options += std::string("\0", 1) + cwd;
-    }
-    (void)isolation::prestart_namespaces(batman_home(), options);
-  }
+  if (!requested || (*requested && **requested != isolation::Tier::Namespaces) || o.detach || o.worktree)
+    isolation::abort_prestart();
   auto plan = make_plan(o);
   if (!plan) {
     error(plan.error().message);
