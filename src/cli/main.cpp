@@ -163,6 +163,10 @@ int main(int argc, char** argv) {
       return 125;
     }
   }
+  // SIGCHLD ignored by whoever started us (a nohup-style wrapper, a Python with SIG_IGN) would
+  // have the kernel reap our children unseen: a job's exit status lost (the env tier saw exit
+  // 0), and batman-init, which inherits it, never hearing of the job's end (a hang).
+  ::signal(SIGCHLD, SIG_DFL);
   std::string self = argc > 0 ? argv[0] : "batman";
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
   std::vector<std::string> args(argv + 1, argv + argc);

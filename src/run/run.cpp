@@ -249,6 +249,7 @@ class Run final : public runner::JobSet::Owner {
   void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
   void on_starting(runner::Job& job, pid_t pid) override;
   Result<void> prepare_start(runner::Job& job) override;
+  Result<void> prepare_files(runner::Job& job);
   Result<void> make_tmp_dir();
   void on_spawned(runner::Job& job, pid_t pid) override;
   void on_settled(runner::Job&) override { loop_->stop(); }
@@ -389,7 +390,15 @@ Result<void> Run::make_tmp_dir() {
   return {};
 }
 
-Result<void> Run::prepare_start(runner::Job&) {
+Result<void> Run::prepare_start(runner::Job& job) {
+  auto ready = prepare_files(job);
+  // A start that fails here is retried by a fresh clone: the early child's mounts were made
+  // for what was there before (a TMPDIR made again since, or not at all).
+  if (!ready) isolation::abort_prestart();
+  return ready;
+}
+
+Result<void> Run::prepare_files(runner::Job&) {
   if (log_sink_.file) return {};  // a restart appends to the run's log
   if (!made_tmp_) {
     if (auto made = make_tmp_dir(); !made) return made;  // as a failed start: retried, recorded
@@ -562,7 +571,7 @@ int Run::execute(int ready_fd) {
   }
   // The TMPDIR before the plan: the namespaces tier's early child mounts it while we go on
   // (if it cannot be made, the start fails in prepare_start, as any start that fails).
-  (void)make_tmp_dir();
+  if (!make_tmp_dir()) isolation::abort_prestart();  // no mounts made ahead from a missing source
   auto unenforced = job_->prepare();
   if (!unenforced) return fail_early(unenforced.error().message);
   state_.isolation.unenforced = *unenforced;

@@ -203,6 +203,26 @@ class HostileFiles(HostileCase):
             self.assertEqual((r.returncode, r.stdout), (125, ""), r.stderr)
             self.assertIn(f"could not start the job: cannot create {tmp}/web: Operation not permitted", r.stderr)
             self.assertEqual(self.ps_json("--project", "web", "--all")[-1]["status"], "failed", tier)
+        # Retried once it can be made: the job gets the new TMPDIR (not mounts the early child
+        # made for the first attempt, when there was none).
+        p = self.spawn("multi", "web", "--restart", "unexpected", "--startretries", "1", "--starttime", "0",
+                       "--isolation", "namespaces",
+                       "touch $TMPDIR/x /tmp/y && echo ran")
+        time.sleep(0.3)  # the first retry comes a second after the first attempt (supervisord's backoff)
+        subprocess.run(["chattr", "-i", tmp], check=True)
+        out, err = p.communicate(timeout=DEADLINE)
+        self.assertEqual((p.returncode, out), (0, "ran\n"), err)
+        self.assertIn("cannot create", err)
+
+    def test_sigchld_ignored_by_the_caller_loses_no_exit_status(self):
+        # A caller that ignores SIGCHLD (inherited across exec) must not have the kernel reap
+        # the job unseen: the env tier reported exit 0, the namespaces tier hung.
+        ignore = lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # noqa: E731
+        for tier in ("namespaces", "env"):
+            r = subprocess.run(self.command(("exit 3", "--isolation", tier), "batman-isolated"), env=self.env,
+                               cwd=self.work, capture_output=True, text=True, timeout=DEADLINE, preexec_fn=ignore)
+            self.assertEqual(r.returncode, 3, f"{tier}: {r.stderr}")
+            self.assertEqual(self.ps_json("--project", "isolated", "--all")[-1]["status"], "failed", tier)
 
     def test_a_fifo_or_device_as_a_profile_is_refused(self):
         fifo = self.fifo(os.path.join(self.work, "fifo.yaml"))
