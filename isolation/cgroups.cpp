@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -59,7 +61,7 @@ std::optional<std::string_view> field(std::string_view text, char sep, int n) {
   return out;
 }
 
-Mounts find_mounts() {
+Mounts read_mounts() {
   Mounts m;
   auto text = read_file("/proc/self/mountinfo");
   if (!text) return m;
@@ -81,6 +83,26 @@ Mounts find_mounts() {
     return true;
   });
   return m;
+}
+
+// The cgroup mounts, read again only when the mount table changed since: poll(2) on an open
+// mountinfo reports POLLPRI after any mount or unmount in our mount namespace (proc(5)).
+// Reading it cost 0.04 ms of kernel time (show_mountinfo) for every task of a batch given a
+// cgroup (root's env tier: `perf record` of `batch -` of 1000 `true`, 3 Dec 2026).
+Mounts find_mounts() {
+  static std::mutex lock;
+  static UniqueFd watch;
+  static pid_t owner = 0;  // a forked child shares the open file, and so its change events
+  static std::optional<Mounts> cached;
+  const std::lock_guard<std::mutex> hold(lock);
+  if (owner != getpid()) {
+    watch.reset(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    owner = getpid();
+    cached.reset();
+  }
+  pollfd changed{watch.get(), POLLPRI, 0};
+  if (!watch || !cached || poll(&changed, 1, 0) != 0) cached = read_mounts();
+  return *cached;
 }
 
 // This process's cgroup path per v1 controller, and "" for v2 ("0::/path").

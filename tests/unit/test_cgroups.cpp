@@ -1,6 +1,8 @@
 // The job cgroups of the env tier and of lost runs, on this machine's real cgroups: a child
 // joins before execve, batman's own names are found in every hierarchy, a lost run's empty
 // directories are removed and a busy one is not. Skipped where no cgroup is writable.
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +67,39 @@ class Cgroups : public ::testing::Test {
   std::unique_ptr<Cgroup> group_, other_;
 };
 
+
+// The cgroup mounts are read from /proc/self/mountinfo once, and again only after the mount
+// table changed: a child in a mount namespace of its own unmounts every cgroup hierarchy, and
+// the next look finds none (a cache that missed the change would still find them).
+TEST(CgroupDetect, AChangedMountTableIsReadAgain) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (a mount namespace and umount)";
+  if (detect_cgroups().version == 0) GTEST_SKIP() << "no cgroups mounted here";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(2);
+    if (detect_cgroups().version == 0) _exit(3);  // the child's own first look (its cache)
+    if (detect_cgroups().version == 0) _exit(4);  // again, unchanged
+    std::vector<std::string> points;
+    std::ifstream in("/proc/self/mountinfo");
+    for (std::string line; std::getline(in, line);) {
+      const auto dash = line.find(" - ");
+      if (dash == std::string::npos) continue;
+      std::istringstream left(line.substr(0, dash)), right(line.substr(dash + 3));
+      std::string field, point, type;
+      for (int i = 0; i < 5 && left >> field; ++i) point = field;
+      right >> type;
+      if (type == "cgroup" || type == "cgroup2") points.push_back(point);
+    }
+    for (auto it = points.rbegin(); it != points.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
+    _exit(detect_cgroups().version == 0 ? 0 : 5);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: no mount namespace, 3-4: no cgroups, 5: the unmount went unseen";
+  EXPECT_NE(detect_cgroups().version, 0) << "ours are still there";
+}
 
 // Two homes' jobs of the same project and program never share a cgroup: the unit name ends in
 // the home's tag, the same for any spelling of one home and another for another home.
