@@ -249,7 +249,7 @@ class Run final : public runner::JobSet::Owner {
   void on_transition(runner::Job& job, ProcState from, ProcState to, const std::string& why) override;
   void on_starting(runner::Job& job, pid_t pid) override;
   Result<void> prepare_start(runner::Job& job) override;
-  Result<void> prepare_files(runner::Job& job);
+  Result<void> prepare_files();
   Result<void> make_tmp_dir();
   void on_spawned(runner::Job& job, pid_t pid) override;
   void on_settled(runner::Job&) override { loop_->stop(); }
@@ -390,15 +390,15 @@ Result<void> Run::make_tmp_dir() {
   return {};
 }
 
-Result<void> Run::prepare_start(runner::Job& job) {
-  auto ready = prepare_files(job);
+Result<void> Run::prepare_start(runner::Job&) {
+  auto ready = prepare_files();
   // A start that fails here is retried by a fresh clone: the early child's mounts were made
   // for what was there before (a TMPDIR made again since, or not at all).
   if (!ready) isolation::abort_prestart();
   return ready;
 }
 
-Result<void> Run::prepare_files(runner::Job&) {
+Result<void> Run::prepare_files() {
   if (log_sink_.file) return {};  // a restart appends to the run's log
   if (!made_tmp_) {
     if (auto made = make_tmp_dir(); !made) return made;  // as a failed start: retried, recorded
@@ -712,29 +712,46 @@ Result<UniqueFd> lock_instance(const ProjectTree& tree, const std::string& id) {
 
 namespace {
 
-// What decides a run's namespaces on its command line, the early child's hint being kept per
-// value: the kind, the profile asked for (a path: from this directory), $BATMAN_PROFILES,
-// --net and --no-net. Read from the words as they come, before CLI11 has parsed them, so that
-// the child makes the namespaces at once; a word of the job's own taken for one of batman's
-// only makes another hint (a hint is only a guess: README "The launch path").
-std::string hint_options(std::string_view kind, const std::vector<std::string>& args) {
+// The namespaces tier's early child, as the words of a run's command line ask for it, read as
+// they come, before CLI11 has parsed them, so that the child makes the namespaces at once.
+// `wanted`: no word says another tier, --detach, --worktree or --help (each of which would
+// have it killed once parsed: a clone and a kill for nothing, 0.26 ms of an env-tier launch).
+// `options`: what decides the profile's namespaces, its hint being kept per value: the kind,
+// the profile asked for (a path: from this directory), $BATMAN_PROFILES, --net and --no-net.
+// A word of the job's own taken for one of batman's only costs the early start or makes
+// another hint (a hint is only a guess: README "The launch path"); the parsed options decide.
+struct EarlyWords {
+  bool wanted = true;
+  std::string options;
+};
+EarlyWords early_words(std::string_view kind, const std::vector<std::string>& args) {
+  EarlyWords out;
   std::string profile;
   bool net = false, no_net = false;
+  const auto value = [&](std::size_t& i, std::string_view name) -> std::optional<std::string> {
+    const std::string& word = args[i];
+    if (word == name && i + 1 < args.size()) return args[++i];
+    if (word.starts_with(name) && word.size() > name.size() && word[name.size()] == '=') return word.substr(name.size() + 1);
+    return std::nullopt;
+  };
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& word = args[i];
     if (word == "--net") net = true;
     else if (word == "--no-net") no_net = true;
-    else if (word == "--profile" && i + 1 < args.size()) profile = args[++i];
-    else if (word.starts_with("--profile=")) profile = word.substr(std::string_view("--profile=").size());
+    else if (word == "-d" || word == "--detach" || word == "--worktree" || word == "-h" || word == "--help")
+      out.wanted = false;
+    else if (auto p = value(i, "--profile")) profile = *p;
+    else if (auto tier = value(i, "--isolation"); tier && *tier != "auto" && *tier != "namespaces")
+      out.wanted = false;
   }
   const char* profiles = std::getenv("BATMAN_PROFILES");
-  std::string options = std::string(kind) + '\0' + profile + '\0' + (profiles ? profiles : "") + '\0' +
-                        (net ? "net" : "") + (no_net ? "no-net" : "");
+  out.options = std::string(kind) + '\0' + profile + '\0' + (profiles ? profiles : "") + '\0' +
+                (net ? "net" : "") + (no_net ? "no-net" : "");
   if (profile.find('/') != std::string::npos) {
     char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd)) options += std::string("\0", 1) + cwd;
+    if (::getcwd(cwd, sizeof cwd)) out.options += std::string("\0", 1) + cwd;
   }
-  return options;
+  return out;
 }
 
 }  // namespace
@@ -746,7 +763,8 @@ int run_job(std::string_view kind, const std::vector<std::string>& args) {
   struct AbortPrestart {
     ~AbortPrestart() { isolation::abort_prestart(); }
   } abort_prestart;
-  if (isolation::prestart_clone()) isolation::prestart_hint(batman_home(), hint_options(kind, args));
+  if (const EarlyWords early = early_words(kind, args); early.wanted && isolation::prestart_clone())
+    isolation::prestart_hint(batman_home(), early.options);
   RunOptions o;
   o.kind = std::string(kind);
   std::string program = kind == "parallel" ? "batman-parallel" : kind == "isolated" ? "batman-isolated" : "batman-multi";
