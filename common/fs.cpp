@@ -90,6 +90,12 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
   PendingFile f;
   f.dirfd_ = dirfd;
   f.target_ = std::string(name);
+  // O_RDWR: read back if it cannot be linked in after all (link_unnamed).
+  f.fd_.reset(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
+  if (f.fd_) {
+    f.unnamed_ = true;
+    return f;
+  }
   f.temp_ = temp_name(f.target_);
   f.fd_.reset(::openat(dirfd, f.temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!f.fd_) return sys_error("create " + f.temp_);
@@ -98,7 +104,8 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
 
 PendingFile::PendingFile(PendingFile&& other) noexcept
     : dirfd_(other.dirfd_), target_(std::move(other.target_)), temp_(std::move(other.temp_)),
-      fd_(std::move(other.fd_)), reserved_(other.reserved_), written_(other.written_) {
+      fd_(std::move(other.fd_)), reserved_(other.reserved_), written_(other.written_),
+      unnamed_(other.unnamed_), synced_(other.synced_) {
   other.temp_.clear();
 }
 
@@ -111,6 +118,8 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
     fd_ = std::move(other.fd_);
     reserved_ = other.reserved_;
     written_ = other.written_;
+    unnamed_ = other.unnamed_;
+    synced_ = other.synced_;
     other.temp_.clear();
   }
   return *this;
@@ -119,9 +128,10 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
 PendingFile::~PendingFile() { discard(); }
 
 void PendingFile::discard() {
-  fd_.reset();
+  fd_.reset();  // an unnamed file is gone with its last descriptor
   if (!temp_.empty()) ::unlinkat(dirfd_, temp_.c_str(), 0);
   temp_.clear();
+  synced_ = false;
 }
 
 Result<void> PendingFile::commit(std::string_view content) {
@@ -138,7 +148,7 @@ Result<void> PendingFile::write(std::string_view content, bool start_disk) {
   if (!fd_ || written_) return fail("write " + target_ + ": nothing pending");
   const int fd = fd_.get();
   if (auto w = write_all(fd, content); !w) {
-    auto e = w.error().wrap("write " + temp_);
+    auto e = w.error().wrap("write " + shown_temp());
     discard();
     return std::unexpected(e);
   }
@@ -146,7 +156,7 @@ Result<void> PendingFile::write(std::string_view content, bool start_disk) {
   if (reserved_ > content.size() && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0) {
     int err = errno;
     discard();
-    return sys_error("truncate " + temp_, err);
+    return sys_error("truncate " + shown_temp(), err);
   }
   // Only a start (sync() is what makes it durable): the data goes to the disk while the
   // caller goes on. A file system that cannot (EINVAL, ESPIPE) is left to fsync alone. Not
@@ -158,13 +168,14 @@ Result<void> PendingFile::write(std::string_view content, bool start_disk) {
 }
 
 Result<void> PendingFile::sync() {
-  if (!fd_ || !written_) return fail("sync " + target_ + ": nothing written");
+  if (!fd_ || !written_ || synced_) return fail("sync " + target_ + ": nothing written");
   if (::fsync(fd_.get()) != 0) {
     int err = errno;
     discard();
-    return sys_error("fsync " + temp_, err);
+    return sys_error("fsync " + shown_temp(), err);
   }
-  fd_.reset();
+  synced_ = true;
+  if (!unnamed_) fd_.reset();  // an unnamed file stays open until it is linked in
   return {};
 }
 
@@ -174,10 +185,10 @@ Result<void> PendingFile::reserve(std::size_t bytes) {
   // Mode 0 (the size grows too): a block reserved past the end of a file (KEEP_SIZE) would
   // stay allocated after the content is written on some file systems.
   if (::fallocate(fd_.get(), 0, 0, static_cast<off_t>(bytes)) != 0) {
-    if (errno != EOPNOTSUPP && errno != ENOSYS) return sys_error("reserve " + temp_);
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return sys_error("reserve " + shown_temp());
     const std::string zeros(bytes, '\0');
     const ssize_t n = ::pwrite(fd_.get(), zeros.data(), zeros.size(), 0);
-    if (n != static_cast<ssize_t>(zeros.size())) return sys_error("reserve " + temp_, n < 0 ? errno : ENOSPC);
+    if (n != static_cast<ssize_t>(zeros.size())) return sys_error("reserve " + shown_temp(), n < 0 ? errno : ENOSPC);
   }
   reserved_ = bytes;
   return {};
@@ -208,7 +219,9 @@ Result<void> overwrite_in_place(int dirfd, std::string_view name, std::string_vi
 }
 
 Result<void> PendingFile::publish() {
-  if (fd_ || temp_.empty()) return fail("rename to " + target_ + ": nothing written");
+  if (!synced_) return fail("rename to " + target_ + ": nothing written");
+  synced_ = false;
+  if (unnamed_) return link_unnamed();
   if (::renameat(dirfd_, temp_.c_str(), dirfd_, target_.c_str()) != 0) {
     int err = errno;
     ::unlinkat(dirfd_, temp_.c_str(), 0);
@@ -219,6 +232,56 @@ Result<void> PendingFile::publish() {
   temp_.clear();
   return {};
 }
+
+// The unnamed file, synced, linked in as target_: at once where there is none yet, else under
+// a temporary name renamed over it. Linked through /proc/self/fd (no capability needed), else
+// with AT_EMPTY_PATH (CAP_DAC_READ_SEARCH); where neither can (no /proc), its bytes are copied
+// into a named temporary file, synced and renamed as SPEC §5 says.
+Result<void> PendingFile::link_unnamed() {
+  UniqueFd fd = std::move(fd_);
+  char proc[48];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd.get());
+  auto link_as = [&](const std::string& name) -> int {
+    if (::linkat(AT_FDCWD, proc, dirfd_, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+    if (errno == EEXIST) return EEXIST;
+    const int err = errno;
+    if (::linkat(fd.get(), "", dirfd_, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+    return errno == EEXIST ? EEXIST : err;
+  };
+  int err = link_as(target_);
+  if (err == 0) return {};
+  const std::string temp = temp_name(target_);
+  if (err == EEXIST) err = link_as(temp);
+  if (err == 0) {
+    if (::renameat(dirfd_, temp.c_str(), dirfd_, target_.c_str()) == 0) return {};
+    err = errno;
+    ::unlinkat(dirfd_, temp.c_str(), 0);
+    return sys_error("rename " + temp + " to " + target_, err);
+  }
+  if (err != ENOENT && err != EPERM && err != EACCES && err != ENOTDIR)
+    return sys_error("link " + temp + " as " + target_, err);
+  // No way to link it: copy it.
+  UniqueFd copy(::openat(dirfd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!copy) return sys_error("create " + temp);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) == 0) (void)::fchmod(copy.get(), st.st_mode & 07777);
+  char buf[16384];
+  for (off_t at = 0;;) {
+    const ssize_t n = ::pread(fd.get(), buf, sizeof buf, at);
+    if (n < 0 && errno == EINTR) continue;
+    Result<void> w = n < 0 ? sys_error("read back " + target_) : write_all(copy.get(), std::string_view(buf, static_cast<std::size_t>(n)));
+    if (w && n > 0) {
+      at += n;
+      continue;
+    }
+    if (w && ::fsync(copy.get()) != 0) w = sys_error("fsync " + temp);
+    if (w && ::renameat(dirfd_, temp.c_str(), dirfd_, target_.c_str()) != 0) w = sys_error("rename " + temp + " to " + target_);
+    if (!w) ::unlinkat(dirfd_, temp.c_str(), 0);
+    return w;
+  }
+}
+
+std::string PendingFile::shown_temp() const { return unnamed_ ? "a temporary file for " + target_ : temp_; }
 
 std::string file_type_name(mode_t mode) {
   switch (mode & S_IFMT) {

@@ -36,6 +36,12 @@ Result<void> write_file_atomic(int dirfd, std::string_view name, std::string_vie
 // write_file_atomic in two steps: the temporary file is created ahead of time (off a critical
 // path; a new inode is the slow part on some file systems), commit() writes, fsyncs and
 // renames it over `name`. Not committed: the temporary file is removed.
+// The temporary file is an unnamed one (O_TMPFILE) in the directory where the file system
+// has them: published by linking it in as `name` (linkat), or, over an existing `name`, under
+// a temporary name renamed over it. Nothing is left of it if batman dies first, and its
+// fsync is only its own: a new name's directory is synced with it on an ext4 without a
+// journal (0.23 -> 0.17 ms here; no change on journaled ext4, xfs, btrfs: README, Files).
+// Elsewhere (NFS, old kernels) it is a named temporary file, as SPEC §5 describes.
 class PendingFile {
  public:
   static Result<PendingFile> create(int dirfd, std::string_view name, mode_t mode = 0600);
@@ -63,11 +69,15 @@ class PendingFile {
  private:
   PendingFile() = default;
   void discard();
+  Result<void> link_unnamed();
+  std::string shown_temp() const;
   int dirfd_ = -1;
-  std::string target_, temp_;
+  std::string target_, temp_;  // temp_: the named temporary file's name, else empty
   UniqueFd fd_;
   std::size_t reserved_ = 0;
   bool written_ = false;
+  bool unnamed_ = false;  // an O_TMPFILE, kept open until it is linked in
+  bool synced_ = false;
 };
 // Rewrite dirfd/name in place (no new file: on a full disk the blocks it has are reused),
 // for when write_file_atomic failed with ENOSPC or EDQUOT. Not atomic: a reader may see it

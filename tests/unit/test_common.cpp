@@ -1,6 +1,7 @@
 // Unit tests of common/: durations, sizes, names, signals, timestamps, atomic writes, hostile
 // files, full disks, duplicate YAML keys.
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <csignal>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -318,6 +320,12 @@ TEST(ProcStat, ReadsTheTreeFieldsAndStartTimeWhateverTheCommandName) {
   EXPECT_FALSE(read_proc_stat(-1));
 }
 
+// Whether the file system under `dir` makes unnamed temporary files (O_TMPFILE).
+bool unnamed_temp_files(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  return static_cast<bool>(fd);
+}
+
 TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) {
   char tmpl[] = "/tmp/batman-pending.XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
@@ -332,7 +340,8 @@ TEST(PendingFile, WritesSyncsAndRenamesOnlyWhenPublishedAndLeavesNothingBehind) 
   {
     auto f = PendingFile::create(dirfd.get(), "s.json");
     ASSERT_TRUE(f.has_value());
-    EXPECT_EQ(count(), 2u);  // s.json and the temporary file
+    // s.json, and the temporary file where it has a name (no O_TMPFILE here)
+    EXPECT_EQ(count(), unnamed_temp_files(dir) ? 1u : 2u);
     ASSERT_TRUE(f->sync("new").has_value());
     EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "old");  // not before publish()
     ASSERT_TRUE(f->publish().has_value());
@@ -384,6 +393,82 @@ TEST(PendingFile, WrittenThenSyncedInTwoStepsIsPublishedOnlyOnceSynced) {
   std::size_t n = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
   EXPECT_EQ(n, 1u);
+  std::filesystem::remove_all(dir);
+}
+
+// A writer killed before it publishes leaves nothing in the directory (its temporary file is
+// unnamed: gone with its last descriptor), and where its file cannot be linked in (no /proc,
+// no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH) it is copied into a named one and renamed.
+TEST(PendingFile, AKilledWriterLeavesNothingAndAnUnlinkableFileIsCopied) {
+  char tmpl[] = "/tmp/batman-pending.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  if (!unnamed_temp_files(dir)) {
+    std::filesystem::remove_all(dir);
+    GTEST_SKIP() << "no O_TMPFILE under /tmp here: the named temporary file is used";
+  }
+  UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dirfd);
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename());
+    return out;
+  };
+  ASSERT_TRUE(write_file_atomic(dirfd.get(), "s.json", "old").has_value());
+  const pid_t killed = ::fork();
+  ASSERT_GE(killed, 0);
+  if (killed == 0) {
+    auto f = PendingFile::create(dirfd.get(), "s.json");
+    if (!f || !f->reserve(4096) || !f->write("never published")) ::_exit(1);
+    ::_exit(0);  // no destructor runs: as if killed
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(killed, &status, 0), killed);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(names(), std::vector<std::string>{"s.json"});
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "old");
+
+  if (::geteuid() != 0) {
+    std::filesystem::remove_all(dir);
+    GTEST_SKIP() << "the copy needs root to hide /proc (a mount namespace) and then drop to nobody";
+  }
+  ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::chown((dir + "/s.json").c_str(), 65534, 65534), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::umount2("/proc", MNT_DETACH) != 0)
+      ::_exit(77);
+    // Made by root, published by nobody: no /proc/self/fd, and AT_EMPTY_PATH is refused to a
+    // process without CAP_DAC_READ_SEARCH that did not open the file itself.
+    std::vector<PendingFile> files;
+    for (const char* target : {"s.json", "new.json"}) {  // over a file, and as a new one
+      auto f = PendingFile::create(dirfd.get(), target);
+      if (!f) ::_exit(2);
+      if (!f->reserve(8192) || !f->write(std::string("copied ") + target) || !f->sync()) ::_exit(3);
+      files.push_back(std::move(*f));
+    }
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+      ::_exit(78);
+    for (auto& f : files)
+      if (!f.publish()) ::_exit(4);
+    ::_exit(0);
+  }
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) {
+    std::filesystem::remove_all(dir);
+    GTEST_SKIP() << "cannot hide /proc in a mount namespace here";
+  }
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "copied s.json");
+  EXPECT_EQ(*read_file_at(dirfd.get(), "new.json"), "copied new.json");
+  struct stat st{};
+  ASSERT_EQ(::stat((dir + "/new.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto left = names();
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"new.json", "s.json"}));
   std::filesystem::remove_all(dir);
 }
 
