@@ -1,6 +1,7 @@
 // The state writer's thread: newest state of each run wins, and what is pending is written as
-// one group (every temp file written, then each fsynced, then each renamed into place), so a
-// burst of short tasks costs one journal commit instead of one per file; then removals.
+// one group (every temporary file written, then each fsynced, then each linked or renamed
+// into place: common/fs.hpp's PendingFile), so a burst of short tasks costs one journal
+// commit instead of one per file; then removals.
 #include "runner/state_writer.hpp"
 
 #include <fcntl.h>
@@ -17,12 +18,6 @@ namespace batman::runner {
 namespace {
 
 constexpr std::size_t kMaxGroup = 64;
-
-struct Staged {
-  std::string target;  // <run-id>.json
-  std::string temp;
-  UniqueFd fd;
-};
 
 }  // namespace
 
@@ -189,54 +184,48 @@ void StateWriter::work() {
 std::vector<StateWriter::Failed> StateWriter::write_group(const std::vector<RunState>& group,
                                                           const std::vector<std::shared_ptr<PendingFile>>& reserved) {
   std::vector<Failed> failures;
-  std::vector<Staged> staged;
-  staged.reserve(group.size());
   // A state that could not be written the usual way: on a full disk it is rewritten in place
   // (its old file's blocks are reused), else it is a failure, tried again later.
-  auto failed = [&](const RunState& state, const std::string& target, const std::string& what, int err) {
-    if (rewrite_state_in_place(dirfd_, state, to_json(state), err)) return;
-    failures.push_back(Failed{state, Error{"state " + target + ": " + what + ": " + std::strerror(err), err}});
+  auto failed = [&](const RunState& state, const Error& e) {
+    if (rewrite_state_in_place(dirfd_, state, to_json(state), e.code ? e.code : EIO)) return;
+    failures.push_back(Failed{state, Error{"state " + state.run_id + ".json: " + e.message, e.code}});
   };
-  std::vector<const RunState*> of;  // the state of each staged file
+  struct Staged {
+    PendingFile file;
+    const RunState* state;
+  };
+  std::vector<Staged> staged;
+  staged.reserve(group.size());
   for (std::size_t g = 0; g < group.size(); ++g) {
     const RunState& state = group[g];
     if (reserved[g]) {
-      // Its own file, with room made for it: written and renamed on its own.
-      const std::string target = state.run_id + ".json";
+      // Its own file, with room made for it: written and published on its own.
       auto w = reserved[g]->sync(to_json(state));
       if (w) w = reserved[g]->publish();
-      if (!w) failed(state, target, "write", w.error().code ? w.error().code : EIO);
+      if (!w) failed(state, w.error());
       continue;
     }
-    Staged s{state.run_id + ".json", "", UniqueFd()};
-    s.temp = temp_name(s.target);
-    s.fd.reset(::openat(dirfd_, s.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!s.fd) {
-      failed(state, s.target, "create " + s.temp, errno);
+    auto file = PendingFile::create(dirfd_, state.run_id + ".json");
+    if (!file) {
+      failed(state, file.error());
       continue;
     }
-    if (auto w = write_all(s.fd.get(), to_json(state)); !w) {
-      ::unlinkat(dirfd_, s.temp.c_str(), 0);
-      failed(state, s.target, "write " + s.temp, w.error().code);
+    if (auto w = file->write(to_json(state), false); !w) {
+      failed(state, w.error());
       continue;
     }
-    staged.push_back(std::move(s));
-    of.push_back(&state);
+    staged.push_back(Staged{std::move(*file), &state});
   }
-  auto drop = [&](std::size_t i, const std::string& step) {
-    const int err = errno;
-    ::unlinkat(dirfd_, staged[i].temp.c_str(), 0);
-    staged[i].fd.reset();
-    failed(*of[i], staged[i].target, step + " " + staged[i].temp, err);
-  };
   // The first fsync commits the journal transaction that holds every file of the group.
-  for (std::size_t i = 0; i < staged.size(); ++i)
-    if (staged[i].fd && ::fsync(staged[i].fd.get()) != 0) drop(i, "fsync");
+  std::vector<bool> synced(staged.size());
   for (std::size_t i = 0; i < staged.size(); ++i) {
-    if (!staged[i].fd) continue;
-    staged[i].fd.reset();
-    if (::renameat(dirfd_, staged[i].temp.c_str(), dirfd_, staged[i].target.c_str()) != 0) drop(i, "rename");
+    auto s = staged[i].file.sync();
+    synced[i] = s.has_value();
+    if (!s) failed(*staged[i].state, s.error());
   }
+  for (std::size_t i = 0; i < staged.size(); ++i)
+    if (synced[i])
+      if (auto p = staged[i].file.publish(); !p) failed(*staged[i].state, p.error());
   return failures;
 }
 
