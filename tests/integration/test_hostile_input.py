@@ -5,6 +5,7 @@ the record: each case runs under a deadline and checks the exit code, the one-li
 and what is on disk."""
 import json
 import os
+import shutil
 import pwd
 import random
 import signal
@@ -346,6 +347,9 @@ class FullDisk(HostileCase):
                            capture_output=True, text=True)
         if r.returncode != 0:
             self.skipTest(f"cannot mount a tmpfs: {r.stderr.strip()}")
+        # Cleanups run after tearDown, last first: the tmpfs goes, then the directory that
+        # tearDown could not remove while it was a mount point (else left behind in /tmp).
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         self.addCleanup(subprocess.run, ["umount", "-l", self.home], capture_output=True)
 
     def test_the_end_of_a_run_is_recorded_and_the_lost_log_said_once(self):
