@@ -90,8 +90,10 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
   PendingFile f;
   f.dirfd_ = dirfd;
   f.target_ = std::string(name);
-  // O_RDWR: read back if it cannot be linked in after all (link_unnamed).
-  f.fd_.reset(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
+  // Linked in through /proc/self/fd later: without /proc (a chroot), a named file from the
+  // start. O_RDWR: read back if it cannot be linked in after all (link_unnamed).
+  static const bool proc_fd = ::access("/proc/self/fd", X_OK) == 0;
+  if (proc_fd) f.fd_.reset(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
   if (f.fd_) {
     f.unnamed_ = true;
     return f;
@@ -107,6 +109,7 @@ PendingFile::PendingFile(PendingFile&& other) noexcept
       fd_(std::move(other.fd_)), reserved_(other.reserved_), written_(other.written_),
       unnamed_(other.unnamed_), synced_(other.synced_) {
   other.temp_.clear();
+  other.written_ = other.unnamed_ = other.synced_ = false;
 }
 
 PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
@@ -121,6 +124,7 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
     unnamed_ = other.unnamed_;
     synced_ = other.synced_;
     other.temp_.clear();
+    other.written_ = other.unnamed_ = other.synced_ = false;
   }
   return *this;
 }
@@ -154,9 +158,9 @@ Result<void> PendingFile::write(std::string_view content, bool start_disk) {
   }
   // The reservation's rest goes (a shrink needs no new block).
   if (reserved_ > content.size() && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0) {
-    int err = errno;
+    auto e = sys_error("truncate " + shown_temp());
     discard();
-    return sys_error("truncate " + shown_temp(), err);
+    return e;
   }
   // Only a start (sync() is what makes it durable): the data goes to the disk while the
   // caller goes on. A file system that cannot (EINVAL, ESPIPE) is left to fsync alone. Not
@@ -170,9 +174,9 @@ Result<void> PendingFile::write(std::string_view content, bool start_disk) {
 Result<void> PendingFile::sync() {
   if (!fd_ || !written_ || synced_) return fail("sync " + target_ + ": nothing written");
   if (::fsync(fd_.get()) != 0) {
-    int err = errno;
+    auto e = sys_error("fsync " + shown_temp());
     discard();
-    return sys_error("fsync " + shown_temp(), err);
+    return e;
   }
   synced_ = true;
   if (!unnamed_) fd_.reset();  // an unnamed file stays open until it is linked in
@@ -233,33 +237,55 @@ Result<void> PendingFile::publish() {
   return {};
 }
 
+namespace {
+
+// Errors of a link that say nothing about the file system: the descriptor just cannot be
+// linked this way (no /proc, a nosymfollow one, no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH).
+bool cannot_link(int err) { return err != EEXIST && err != ENOSPC && err != EDQUOT && err != EIO && err != EROFS; }
+
+// The open unnamed file `fd` linked as dirfd/name: through /proc/self/fd (no capability
+// needed), else with AT_EMPTY_PATH. 0 or the more telling errno of the two.
+int link_descriptor(int fd, int dirfd, const std::string& name) {
+  char proc[48];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (::linkat(AT_FDCWD, proc, dirfd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+  const int err = errno;
+  if (!cannot_link(err)) return err;
+  if (::linkat(fd, "", dirfd, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+  return errno == ENOENT ? err : errno;
+}
+
+}  // namespace
+
+Result<void> PendingFile::name() {
+  if (!unnamed_ || !fd_) return {};
+  const std::string temp = temp_name(target_);
+  if (const int err = link_descriptor(fd_.get(), dirfd_, temp); err != 0) return sys_error("link " + temp, err);
+  unnamed_ = false;
+  temp_ = temp;
+  return {};
+}
+
 // The unnamed file, synced, linked in as target_: at once where there is none yet, else under
-// a temporary name renamed over it. Linked through /proc/self/fd (no capability needed), else
-// with AT_EMPTY_PATH (CAP_DAC_READ_SEARCH); where neither can (no /proc), its bytes are copied
+// a temporary name renamed over it. Where it cannot be linked at all, its bytes are copied
 // into a named temporary file, synced and renamed as SPEC §5 says.
 Result<void> PendingFile::link_unnamed() {
   UniqueFd fd = std::move(fd_);
-  char proc[48];
-  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd.get());
-  auto link_as = [&](const std::string& name) -> int {
-    if (::linkat(AT_FDCWD, proc, dirfd_, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
-    if (errno == EEXIST) return EEXIST;
-    const int err = errno;
-    if (::linkat(fd.get(), "", dirfd_, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
-    return errno == EEXIST ? EEXIST : err;
-  };
-  int err = link_as(target_);
+  int err = link_descriptor(fd.get(), dirfd_, target_);
   if (err == 0) return {};
   const std::string temp = temp_name(target_);
-  if (err == EEXIST) err = link_as(temp);
-  if (err == 0) {
-    if (::renameat(dirfd_, temp.c_str(), dirfd_, target_.c_str()) == 0) return {};
-    err = errno;
-    ::unlinkat(dirfd_, temp.c_str(), 0);
-    return sys_error("rename " + temp + " to " + target_, err);
+  if (err == EEXIST) {
+    err = link_descriptor(fd.get(), dirfd_, temp);
+    if (err == 0) {
+      if (::renameat(dirfd_, temp.c_str(), dirfd_, target_.c_str()) == 0) return {};
+      err = errno;
+      ::unlinkat(dirfd_, temp.c_str(), 0);
+      return sys_error("rename " + temp + " to " + target_, err);
+    }
+    if (!cannot_link(err)) return sys_error("link " + temp + " (to rename over " + target_ + ")", err);
+  } else if (!cannot_link(err)) {
+    return sys_error("link " + target_, err);
   }
-  if (err != ENOENT && err != EPERM && err != EACCES && err != ENOTDIR)
-    return sys_error("link " + temp + " as " + target_, err);
   // No way to link it: copy it.
   UniqueFd copy(::openat(dirfd_, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!copy) return sys_error("create " + temp);
@@ -269,7 +295,9 @@ Result<void> PendingFile::link_unnamed() {
   for (off_t at = 0;;) {
     const ssize_t n = ::pread(fd.get(), buf, sizeof buf, at);
     if (n < 0 && errno == EINTR) continue;
-    Result<void> w = n < 0 ? sys_error("read back " + target_) : write_all(copy.get(), std::string_view(buf, static_cast<std::size_t>(n)));
+    Result<void> w = n < 0 ? sys_error("read back " + target_)
+                           : write_all(copy.get(), std::string_view(buf, static_cast<std::size_t>(n)));
+    if (!w) w = std::unexpected(w.error().wrap("copy to " + temp));
     if (w && n > 0) {
       at += n;
       continue;

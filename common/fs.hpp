@@ -65,6 +65,11 @@ class PendingFile {
   // to that size needs no new block: a disk the job has filled meanwhile (ENOSPC) cannot keep
   // the end of a run off the disk. sync() cuts the file to its content.
   Result<void> reserve(std::size_t bytes);
+  // Give an unnamed file its temporary name now: the directory entry that publishing it over
+  // an existing `name` needs, made while the disk has room (a run's final state, once its
+  // `running` state is on disk). Its fsync then syncs that entry too on an ext4 without a
+  // journal, as a named file's does. Nothing to do for a named file.
+  Result<void> name();
 
  private:
   PendingFile() = default;

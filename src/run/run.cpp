@@ -354,6 +354,10 @@ void Run::on_starting(runner::Job& job, pid_t pid) {
 
 void Run::write_running_state() {
   auto written = runner::write_state_or_in_place(tree_.state_fd.get(), state_);
+  // The end will replace this file: its file gets the directory entry that takes now, while
+  // the disk has room (a job that fills the disk cannot keep its end off it). A failure
+  // here leaves that to the end, whose fallback is the in-place rewrite.
+  if (written && final_state_) (void)final_state_->name();
   if (written) {
     if (said_state_error_) info("state " + run_id_ + ".json: written after all");
     said_state_error_ = false;

@@ -396,6 +396,27 @@ TEST(PendingFile, WrittenThenSyncedInTwoStepsIsPublishedOnlyOnceSynced) {
   std::filesystem::remove_all(dir);
 }
 
+// A moved-from PendingFile has nothing left to publish (and touches nothing in the directory).
+TEST(PendingFile, AMovedFromFileHasNothingToPublish) {
+  char tmpl[] = "/tmp/batman-pending.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(dirfd);
+  auto f = PendingFile::create(dirfd.get(), "s.json");
+  ASSERT_TRUE(f.has_value());
+  ASSERT_TRUE(f->sync("new").has_value());
+  PendingFile g(std::move(*f));
+  EXPECT_FALSE(f->publish().has_value());
+  EXPECT_FALSE(f->sync().has_value());
+  EXPECT_FALSE(read_file_at(dirfd.get(), "s.json").has_value());
+  ASSERT_TRUE(g.publish().has_value());
+  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "new");
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  EXPECT_EQ(n, 1u);
+  std::filesystem::remove_all(dir);
+}
+
 // A writer killed before it publishes leaves nothing in the directory (its temporary file is
 // unnamed: gone with its last descriptor), and where its file cannot be linked in (no /proc,
 // no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH) it is copied into a named one and renamed.
@@ -592,6 +613,79 @@ TEST(PendingFile, AReservationIsWrittenOnAFullDisk) {
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(WIFEXITED(status));
   if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot mount a tmpfs here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
+}
+
+// The end of a run that replaces its `running` state on a full disk: publishing an unnamed
+// file over an existing one needs a directory entry (its temporary name), which name() makes
+// while there is room (run.cpp, once `running` is written). On a small ext4 (an entry needs a
+// block there, where tmpfs needs none) whose disk and state directory are then filled, a file
+// given its name ahead is published; one without (the control) cannot be. Needs root: a loop
+// mount, in a child with a mount namespace of its own.
+TEST(PendingFile, ANamedReservationReplacesAFileOnAFullExt4) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to loop-mount an ext4 image";
+  if (std::system("command -v mkfs.ext4 >/dev/null 2>&1") != 0) GTEST_SKIP() << "no mkfs.ext4 (e2fsprogs)";
+  char tmpl[] = "/tmp/batman-full-ext4.XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string image = dir + "/fs.img", mnt = dir + "/mnt";
+  ASSERT_EQ(::mkdir(mnt.c_str(), 0700), 0);
+  ASSERT_EQ(std::system(("truncate -s 8M " + image + " && mkfs.ext4 -q -F -b 1024 -m 0 -N 2048 " + image).c_str()), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        std::system(("mount -o loop " + image + " " + mnt + " 2>/dev/null").c_str()) != 0)
+      ::_exit(77);
+    auto check = [](bool ok, int code) {
+      if (!ok) ::_exit(code);
+    };
+    check(::mkdir((mnt + "/state").c_str(), 0700) == 0, 2);
+    UniqueFd d(::open((mnt + "/state").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    const std::string running = "{\"status\":\"running\"}\n";
+    check(write_file_atomic(d.get(), "R.json", running).has_value(), 3);
+    check(write_file_atomic(d.get(), "C.json", running).has_value(), 4);
+    auto named = PendingFile::create(d.get(), "R.json");
+    auto control = PendingFile::create(d.get(), "C.json");
+    check(named && control && named->reserve(1000) && control->reserve(1000), 5);
+    check(named->name().has_value(), 6);
+    // Fill the disk, then the state directory (hard links to one file: a name each), then
+    // the disk again with what the directory's last block left.
+    UniqueFd filler(::open((mnt + "/filler").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    static char block[1024];
+    auto fill = [&] {
+      for (int round = 0; round < 3; ++round) {
+        while (::write(filler.get(), block, sizeof block) == static_cast<ssize_t>(sizeof block)) {
+        }
+        ::fsync(filler.get());
+      }
+    };
+    fill();
+    for (int n = 0;; ++n) {
+      char link[32];
+      std::snprintf(link, sizeof link, "l%06d", n);
+      if (::linkat(AT_FDCWD, (mnt + "/filler").c_str(), d.get(), link, 0) != 0) {
+        check(errno == ENOSPC, 7);
+        break;
+      }
+    }
+    fill();
+    const std::string end = "{\"status\":\"succeeded\",\"exit_code\":0}\n";
+    // First the control, with no entry made ahead: it fails on the full directory (and keeps
+    // its file). (After the named one, the slot its temporary name leaves would do.)
+    check(control->sync(end).has_value(), 8);
+    auto p = control->publish();
+    check(!p && disk_full(p.error().code), 9);
+    check(*read_file_at(d.get(), "C.json") == running, 10);
+    check(named->sync(end).has_value(), 11);
+    check(named->publish().has_value(), 12);
+    check(*read_file_at(d.get(), "R.json") == end, 13);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot loop-mount an ext4 image here";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
 }
 
