@@ -99,7 +99,7 @@ Result<PendingFile> PendingFile::create(int dirfd, std::string_view name, mode_t
     return f;
   }
   f.temp_ = temp_name(f.target_);
-  f.fd_.reset(::openat(dirfd, f.temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  f.fd_.reset(::openat(dirfd, f.temp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!f.fd_) return sys_error("create " + f.temp_);
   return f;
 }
@@ -156,8 +156,9 @@ Result<void> PendingFile::write(std::string_view content, bool start_disk) {
     discard();
     return std::unexpected(e);
   }
-  // The reservation's rest goes (a shrink needs no new block).
-  if (reserved_ > content.size() && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0) {
+  // The reservation's rest goes (a shrink needs no new block), and whatever was written past
+  // the content meanwhile through the file's name (publish()).
+  if (reserved_ > 0 && ::ftruncate(fd, static_cast<off_t>(content.size())) != 0) {
     auto e = sys_error("truncate " + shown_temp());
     discard();
     return e;
@@ -178,8 +179,7 @@ Result<void> PendingFile::sync() {
     discard();
     return e;
   }
-  synced_ = true;
-  if (!unnamed_) fd_.reset();  // an unnamed file stays open until it is linked in
+  synced_ = true;  // open until published: an unnamed file to be linked in, a named one checked
   return {};
 }
 
@@ -226,6 +226,18 @@ Result<void> PendingFile::publish() {
   if (!synced_) return fail("rename to " + target_ + ": nothing written");
   synced_ = false;
   if (unnamed_) return link_unnamed();
+  // The temporary name in a directory a job of the env tier may write (its project's state/):
+  // only the very file written and synced here is renamed into place. Anything else found at
+  // that name (the job is gone by the end, so this is no race) is left there, and the file
+  // is published from its descriptor as an unnamed one would be (copied if it has no link).
+  struct stat ours{}, there{};
+  if (::fstat(fd_.get(), &ours) != 0 || ::fstatat(dirfd_, temp_.c_str(), &there, AT_SYMLINK_NOFOLLOW) != 0 ||
+      ours.st_dev != there.st_dev || ours.st_ino != there.st_ino) {
+    temp_.clear();
+    unnamed_ = true;
+    return link_unnamed();
+  }
+  fd_.reset();
   if (::renameat(dirfd_, temp_.c_str(), dirfd_, target_.c_str()) != 0) {
     int err = errno;
     ::unlinkat(dirfd_, temp_.c_str(), 0);

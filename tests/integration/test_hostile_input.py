@@ -335,6 +335,41 @@ class BadText(HostileCase):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to mount a 2 MB tmpfs as BATMAN_HOME")
+class PlantedStateFile(HostileCase):
+    """An env-tier job may write its project's state/ (README: the trust boundary's limits),
+    where a run still going after 5 ms has its final state's file under a temporary name.
+    The end publishes only the file batman wrote and synced: what the job put at that name
+    (a forged record, a symlink) is not taken for it. Fails with a plain rename at the end."""
+
+    SWAP = ("sleep 0.3; S=$BATMAN_PROJECT_DIR/state; n=0; "
+            "for t in $S/.*.json.tmp.*; do [ -e \"$t\" ] || continue; n=$((n+1)); {}; done; "
+            "echo swapped=$n; exit 3")
+
+    def check_end(self, r):
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("swapped=1", r.stdout)
+        [run] = self.ps_json("--project", "p")
+        self.assertEqual((run["status"], run["exit_code"]), ("failed", 3), run)
+        self.assertIsNotNone(run.get("ended_at"), run)
+        st = os.lstat(os.path.join(self.home, "p", "state", run["run_id"] + ".json"))
+        self.assertTrue(stat.S_ISREG(st.st_mode), oct(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+
+    def test_a_forged_record_at_the_temporary_name_is_not_published(self):
+        forge = ("printf '{\"schema\":1,\"status\":\"succeeded\",\"exit_code\":0}' > $S/forged; "
+                 "mv -f $S/forged \"$t\"")
+        self.check_end(self.batman("parallel", "--isolation", "env", "p", self.SWAP.format(forge), timeout=DEADLINE))
+
+    def test_a_symlink_at_the_temporary_name_is_not_published(self):
+        outside = os.path.join(self.tmp, "outside")
+        with open(outside, "w") as f:
+            f.write("untouched\n")
+        self.check_end(self.batman("parallel", "--isolation", "env", "p",
+                                   self.SWAP.format(f"ln -sf {outside} \"$t\""), timeout=DEADLINE))
+        with open(outside) as f:
+            self.assertEqual(f.read(), "untouched\n")
+
+
 class FullDisk(HostileCase):
     """ENOSPC: a job fills BATMAN_HOME's file system with its log."""
 
