@@ -4,15 +4,11 @@
 // commit instead of one per file; then removals.
 #include "runner/state_writer.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstring>
+#include <cerrno>
 #include <optional>
 
 #include "common/fs.hpp"
-#include "common/unique_fd.hpp"
 
 namespace batman::runner {
 namespace {

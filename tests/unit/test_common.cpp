@@ -217,6 +217,13 @@ class FsTest : public ::testing::Test {
     struct stat st{};
     return ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
   }
+  // The names in the test directory, sorted.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) out.push_back(e.path().filename());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
   std::string dir_;
   UniqueFd fd_;
 };
@@ -397,43 +404,26 @@ TEST(PendingFile, WrittenThenSyncedInTwoStepsIsPublishedOnlyOnceSynced) {
 }
 
 // A moved-from PendingFile has nothing left to publish (and touches nothing in the directory).
-TEST(PendingFile, AMovedFromFileHasNothingToPublish) {
-  char tmpl[] = "/tmp/batman-pending.XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
-  UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  ASSERT_TRUE(dirfd);
-  auto f = PendingFile::create(dirfd.get(), "s.json");
+TEST_F(FsTest, AMovedFromPendingFileHasNothingToPublish) {
+  auto f = PendingFile::create(fd_.get(), "s.json");
   ASSERT_TRUE(f.has_value());
   ASSERT_TRUE(f->sync("new").has_value());
   PendingFile g(std::move(*f));
   EXPECT_FALSE(f->publish().has_value());
   EXPECT_FALSE(f->sync().has_value());
-  EXPECT_FALSE(read_file_at(dirfd.get(), "s.json").has_value());
+  EXPECT_FALSE(read_file_at(fd_.get(), "s.json").has_value());
   ASSERT_TRUE(g.publish().has_value());
-  EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "new");
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
-  EXPECT_EQ(n, 1u);
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(*read_file_at(fd_.get(), "s.json"), "new");
+  EXPECT_EQ(entries(), std::vector<std::string>{"s.json"});
 }
 
 // A writer killed before it publishes leaves nothing in the directory (its temporary file is
 // unnamed: gone with its last descriptor), and where its file cannot be linked in (no /proc,
 // no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH) it is copied into a named one and renamed.
-TEST(PendingFile, AKilledWriterLeavesNothingAndAnUnlinkableFileIsCopied) {
-  char tmpl[] = "/tmp/batman-pending.XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
-  if (!unnamed_temp_files(dir)) {
-    std::filesystem::remove_all(dir);
-    GTEST_SKIP() << "no O_TMPFILE under /tmp here: the named temporary file is used";
-  }
-  UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  ASSERT_TRUE(dirfd);
-  auto names = [&] {
-    std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename());
-    return out;
-  };
+TEST_F(FsTest, AKilledPendingFileWriterLeavesNothingAndAnUnlinkableFileIsCopied) {
+  const std::string& dir = dir_;
+  const UniqueFd& dirfd = fd_;
+  if (!unnamed_temp_files(dir)) GTEST_SKIP() << "no O_TMPFILE under /tmp here: the named temporary file is used";
   ASSERT_TRUE(write_file_atomic(dirfd.get(), "s.json", "old").has_value());
   const pid_t killed = ::fork();
   ASSERT_GE(killed, 0);
@@ -445,13 +435,10 @@ TEST(PendingFile, AKilledWriterLeavesNothingAndAnUnlinkableFileIsCopied) {
   int status = 0;
   ASSERT_EQ(::waitpid(killed, &status, 0), killed);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  EXPECT_EQ(names(), std::vector<std::string>{"s.json"});
+  EXPECT_EQ(entries(), std::vector<std::string>{"s.json"});
   EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "old");
 
-  if (::geteuid() != 0) {
-    std::filesystem::remove_all(dir);
-    GTEST_SKIP() << "the copy needs root to hide /proc (a mount namespace) and then drop to nobody";
-  }
+  if (::geteuid() != 0) GTEST_SKIP() << "the copy needs root to hide /proc (a mount namespace) and then drop to nobody";
   ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);
   ASSERT_EQ(::chown((dir + "/s.json").c_str(), 65534, 65534), 0);
   const pid_t child = ::fork();
@@ -477,20 +464,14 @@ TEST(PendingFile, AKilledWriterLeavesNothingAndAnUnlinkableFileIsCopied) {
   }
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 77) {
-    std::filesystem::remove_all(dir);
-    GTEST_SKIP() << "cannot hide /proc in a mount namespace here";
-  }
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot hide /proc in a mount namespace here";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "failed at step " << WEXITSTATUS(status);
   EXPECT_EQ(*read_file_at(dirfd.get(), "s.json"), "copied s.json");
   EXPECT_EQ(*read_file_at(dirfd.get(), "new.json"), "copied new.json");
   struct stat st{};
   ASSERT_EQ(::stat((dir + "/new.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto left = names();
-  std::sort(left.begin(), left.end());
-  EXPECT_EQ(left, (std::vector<std::string>{"new.json", "s.json"}));
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(entries(), (std::vector<std::string>{"new.json", "s.json"}));
 }
 
 // Hostile files (README "Bad input and faults"): a FIFO, /dev/zero or a directory where a file
