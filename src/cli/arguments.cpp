@@ -30,11 +30,11 @@ std::string option_name(std::string_view w) {
   return std::string(w.substr(0, 2));  // -abc: -a
 }
 
+}  // namespace
+
 bool is_help_or_version(std::string_view name) {
   return name == "-h" || name == "--help" || name == "-V" || name == "--version";
 }
-
-}  // namespace
 
 std::string shell_quote(std::string_view word, bool first) {
   bool plain = !word.empty() && std::all_of(word.begin(), word.end(), plain_char);

@@ -56,6 +56,9 @@ struct JobArguments {
 JobArguments split_job_arguments(const std::vector<std::string>& args, std::size_t leading,
                                  const OptionArity& arity, const std::vector<std::string>& long_options = {});
 
+// -h, --help, -V, --version: the words that show help or the version instead of running.
+bool is_help_or_version(std::string_view name);
+
 // The job's command line as stored and run: the one shell string, or the words quoted.
 std::string job_command_line(const JobArguments& parsed);
 

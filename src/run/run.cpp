@@ -742,8 +742,7 @@ EarlyWords early_words(std::string_view kind, const std::vector<std::string>& ar
     const std::string& word = args[i];
     if (word == "--net") net = true;
     else if (word == "--no-net") no_net = true;
-    else if (word == "-d" || word == "--detach" || word == "--worktree" || word == "-h" || word == "--help" ||
-             word == "-V" || word == "--version")
+    else if (word == "-d" || word == "--detach" || word == "--worktree" || is_help_or_version(word))
       out.wanted = false;
     else if (auto p = value(i, "--profile")) profile = *p;
     else if (auto tier = value(i, "--isolation"); tier && *tier != "auto" && *tier != "namespaces")
