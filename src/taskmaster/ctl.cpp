@@ -187,35 +187,52 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-Result<std::string> find_socket(const std::string& socket, const std::string& config) {
-  if (!socket.empty()) return socket;
+// The socket ctl talks to, and the connection already made to it when one was (a supervisor
+// that answers is asked once, not probed and then connected to again).
+struct Found {
+  std::string path;
+  UniqueFd fd;
+};
+
+Result<Found> find_socket(const std::string& socket, const std::string& config) {
+  if (!socket.empty()) return Found{socket, {}};
   if (!config.empty()) {
-    auto loaded = load_supervisor_config(config);
-    if (loaded && loaded->socket) return *loaded->socket;
     auto project = config_project(config);
     if (!project) return std::unexpected(project.error());
     auto home = home_dir(false);
     if (!home) return std::unexpected(home.error());
-    return *home + "/" + *project + "/state/control.sock";
+    // The project's state/control.sock is the supervisor's socket, or a symlink to the
+    // config's `socket:` (supervise.cpp). Only when nothing answers there is the config read,
+    // for a `socket:` the supervisor could not point to: a full parse of a 500-program
+    // config was three quarters of `ctl --config C status`.
+    std::string path = *home + "/" + *project + "/state/control.sock";
+    if (auto fd = connect_control(path)) return Found{std::move(path), std::move(*fd)};
+    auto loaded = load_supervisor_config(config);
+    if (loaded && loaded->socket) return Found{*loaded->socket, {}};
+    return Found{std::move(path), {}};
   }
   auto home = home_dir(false);
   if (!home) return std::unexpected(home.error());
   // Sockets nobody listens on (their supervisor was killed) are left out of the choice.
   std::vector<std::string> found, live;
+  UniqueFd first;
   for (const auto& project : list_projects()) {
     std::string path = *home + "/" + project + "/state/control.sock";
     if (!exists(path)) continue;
     found.push_back(path);
     auto fd = connect_control(path);
-    if (fd || (fd.error().code != ECONNREFUSED && fd.error().code != ENOENT)) live.push_back(path);
+    if (fd || (fd.error().code != ECONNREFUSED && fd.error().code != ENOENT)) {
+      live.push_back(path);
+      if (fd && live.size() == 1) first = std::move(*fd);
+    }
   }
-  if (live.size() == 1) return live.front();
+  if (live.size() == 1) return Found{live.front(), std::move(first)};
   if (live.size() > 1) {
     std::string projects;
     for (const auto& p : live) projects += " " + p;
     return fail("several supervisors under " + *home + ":" + projects + ": choose one with --config CONFIG or --socket PATH");
   }
-  if (found.size() == 1) return found.front();  // connecting to it reports why not
+  if (found.size() == 1) return Found{found.front(), {}};  // connecting to it reports why not
   if (found.empty()) return fail("no supervisor socket under " + *home + ": give --socket PATH or --config CONFIG");
   return fail("no supervisor answers under " + *home + " (" + std::to_string(found.size()) +
               " stale sockets): start one with 'taskmaster CONFIG --daemon'");
@@ -343,17 +360,20 @@ int command_ctl(const std::vector<std::string>& args) {
     error("ctl: give --socket or --config, not both");
     return kExitBatmanError;
   }
-  auto path = find_socket(socket, config);
-  if (!path) {
-    error("ctl: " + path.error().message);
+  auto found = find_socket(socket, config);
+  if (!found) {
+    error("ctl: " + found.error().message);
     return kExitBatmanError;
   }
-  auto fd = connect_control(*path);
-  if (!fd) {
-    error("ctl: " + fd.error().message);
-    return kExitBatmanError;
+  if (!found->fd) {
+    auto fd = connect_control(found->path);
+    if (!fd) {
+      error("ctl: " + fd.error().message);
+      return kExitBatmanError;
+    }
+    found->fd = std::move(*fd);
   }
-  Connection connection(*path, std::move(*fd));
+  Connection connection(found->path, std::move(found->fd));
   if (i >= args.size()) return interactive(connection, config);
   std::string line;
   for (std::size_t k = i; k < args.size(); ++k) {

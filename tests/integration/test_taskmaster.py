@@ -551,6 +551,21 @@ class ControlSocket(TaskmasterCase):
         self.assertIn("permission denied", r.stderr)
         self.assertEqual(r.stdout, "")
 
+    def test_ctl_config_finds_the_configs_own_socket_with_or_without_the_pointer(self):
+        sock = os.path.join(self.tmp, "own.sock")
+        config = self.config(f"socket: {sock}\nprograms:\n  a:\n    cmd: \"sleep MARK\"\n")
+        self.start_daemon(config)
+        pointer = os.path.join(self.state_dir(), "control.sock")
+        self.assertEqual(os.readlink(pointer), sock)
+        self.assertIn("a ", self.ctl("status").stdout)
+        # The pointer gone (removed by hand, or never made): ctl reads the config's socket.
+        os.unlink(pointer)
+        self.assertIn("a ", self.ctl("status").stdout)
+        # A config that no longer parses still names the socket the pointer leads to.
+        os.symlink(sock, pointer)
+        self.config(f"socket: {sock}\nprograms:\n  a:\n    cmd: \"sleep MARK\"\n    frobnicate: 1\n")
+        self.assertIn("a ", self.ctl("status").stdout)
+
     def test_bad_requests_get_one_line_and_the_supervisor_keeps_serving(self):
         self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n"))
         r = self.ctl("frobnicate", check=125)
