@@ -22,6 +22,9 @@
 #include "common/unique_fd.hpp"
 #include "src/cli/arguments.hpp"
 #include "src/cli/cli.hpp"
+#ifdef BATMAN_LAUNCHER
+#include "src/cli/control_client.hpp"
+#endif
 #ifndef BATMAN_LAUNCHER
 #include "src/batch/slurm_executor.hpp"
 #include "src/dashboard/dashboard.hpp"
@@ -178,8 +181,19 @@ int main(int argc, char** argv) {
   // `batman` runs jobs (parallel, isolated, multi, and the links of their names) itself, and
   // execs batman-services for every other command: a launch maps no code but its own.
   if (self != "batman-parallel" && self != "batman-isolated" && self != "batman-multi" &&
-      (args.empty() || (args[0] != "parallel" && args[0] != "isolated" && args[0] != "multi")))
+      (args.empty() || (args[0] != "parallel" && args[0] != "isolated" && args[0] != "multi"))) {
+    // `batman ctl [--socket P | --config C] COMMAND...` to a supervisor that answers is run
+    // here: batman-services would start twice the binary for the same few calls.
+    if (self != "taskmaster" && !args.empty() && args[0] == "ctl") {
+      try {
+        if (auto code = batman::cli::ctl_direct({args.begin() + 1, args.end()})) return *code;
+      } catch (const std::exception& e) {
+        batman::cli::error(std::string("internal error: ") + e.what());
+        return batman::cli::kExitBatmanError;
+      }
+    }
     return exec_services(argv);
+  }
 #endif
   // `batman stop PROJECT TASK` asks a batch to stop one task with this signal. Every other
   // batman ignores it, so that a request sent to the wrong process (on the word of a forged

@@ -89,4 +89,11 @@ std::vector<std::string> list_projects() {
   return out;
 }
 
+Result<std::string> config_project(const std::string& path) {
+  std::string stem = std::filesystem::path(path).stem().string();
+  if (auto ok = validate_name(stem, "project"); !ok)
+    return fail("config " + path + ": its file name gives the project name: " + ok.error().message);
+  return stem;
+}
+
 }  // namespace batman::cli

@@ -28,5 +28,7 @@ Result<ProjectTree> open_project(const std::string& name, bool create);
 std::vector<std::string> list_projects();
 // Absolute form of $BATMAN_HOME (created 0700 when `create`).
 Result<std::string> home_dir(bool create);
+// The project a taskmaster config belongs to: its file name without directory and extension.
+Result<std::string> config_project(const std::string& path);
 
 }  // namespace batman::cli

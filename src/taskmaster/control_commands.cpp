@@ -79,18 +79,7 @@ std::vector<std::string> ControlCommands::completions(const std::vector<std::str
   return out;
 }
 
-std::vector<std::string> ControlCommands::split_words(std::string_view line) {
-  std::vector<std::string> words;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
-    std::size_t j = i;
-    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
-    if (j > i) words.emplace_back(line.substr(i, j - i));
-    i = j;
-  }
-  return words;
-}
+std::vector<std::string> ControlCommands::split_words(std::string_view line) { return split_control_words(line); }
 
 std::string ControlCommands::help_text() {
   return "commands:\n"

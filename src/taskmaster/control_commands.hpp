@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "src/cli/control_client.hpp"
 #include "src/taskmaster/supervisor.hpp"
 
 namespace batman::cli {
 
-// Exit codes carried back to `batman ctl`: 0 done, 1 a command failed (spawn error, not
-// running...), 125 a bad command line (unknown command, unknown name).
-constexpr int kCommandFailed = 1;
+// Exit codes carried back to `batman ctl`: 0 done, 1 a command failed (kCommandFailed: spawn
+// error, not running...), 125 a bad command line (unknown command, unknown name).
 constexpr int kCommandUsage = 125;
 
 // The longest command line a client may send, newline excluded.

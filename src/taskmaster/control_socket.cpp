@@ -376,11 +376,4 @@ void ControlServer::flush(Duration timeout) {
   }
 }
 
-Result<UniqueFd> connect_control(const std::string& path) {
-  auto fd = runner::connect_unix(path);
-  if (!fd && (fd.error().code == ENOENT || fd.error().code == ECONNREFUSED))
-    return fail("no supervisor is listening on " + path + ": start one with 'taskmaster CONFIG --daemon'", fd.error().code);
-  return fd;
-}
-
 }  // namespace batman::cli

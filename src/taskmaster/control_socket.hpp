@@ -81,9 +81,6 @@ class ControlServer {
   bool flushing_ = false;
 };
 
-// A connected client socket for `path` (used by `batman ctl`).
-Result<UniqueFd> connect_control(const std::string& path);
-
 // Encode one protocol line.
 std::string encode_output(std::string_view text);
 std::string encode_finish(int exit_code, const std::string& error);

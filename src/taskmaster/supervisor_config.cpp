@@ -326,13 +326,6 @@ Result<ProgramConfig> expand_instance(const ProgramConfig& program, int index) {
   return out;
 }
 
-Result<std::string> config_project(const std::string& path) {
-  std::string stem = fs::path(path).stem().string();
-  if (auto ok = validate_name(stem, "project"); !ok)
-    return fail("config " + path + ": its file name gives the project name: " + ok.error().message);
-  return stem;
-}
-
 Result<SupervisorConfig> parse_supervisor_config(std::string_view yaml_text, const std::string& source,
                                                  const std::string& base_dir) {
   const Paths paths(base_dir);

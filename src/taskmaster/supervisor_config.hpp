@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/error.hpp"
+#include "src/cli/project.hpp"
 #include "src/taskmaster/supervisor.hpp"
 
 namespace batman::cli {
@@ -40,8 +41,5 @@ Result<std::string> expand_percent(std::string_view text, const Expansions& vars
 bool mentions_expansion(std::string_view text, std::string_view key);
 // The program as instance `index` runs it: every expansion applied, paths resolved.
 Result<runner::ProgramConfig> expand_instance(const runner::ProgramConfig& program, int index);
-
-// The project a config belongs to: its file name without directory and extension.
-Result<std::string> config_project(const std::string& path);
 
 }  // namespace batman::cli

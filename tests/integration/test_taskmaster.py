@@ -282,6 +282,9 @@ class Output(TaskmasterCase):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(seen) < 15:
             seen.append(p.stdout.readline())
+        # A one-shot command to a supervisor that answers is the `batman` launcher's own: no
+        # batman-services exec'd (README, batman ctl).
+        self.assertEqual(os.path.realpath(f"/proc/{p.pid}/exe"), os.path.realpath(bin_path()))
         p.kill()
         numbers = [int(x) for x in re.findall(r"tick-(\d+)", "".join(seen))]
         self.assertGreaterEqual(len(numbers), 15)

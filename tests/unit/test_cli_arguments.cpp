@@ -1,9 +1,10 @@
 // Command-line words: job command splitting, shell quoting, did-you-mean, table fitting,
-// clean's --older-than units.
+// clean's --older-than units, ctl's options.
 #include <gtest/gtest.h>
 
 #include "common/duration.hpp"
 #include "src/cli/arguments.hpp"
+#include "src/cli/control_client.hpp"
 #include "src/cli/table.hpp"
 
 namespace batman::cli {
@@ -174,6 +175,35 @@ TEST(Age, NeedsAUnitAndTakesWeeks) {
   EXPECT_EQ(*parse_age("90m"), std::chrono::minutes(90));
   EXPECT_FALSE(parse_age("7x").has_value());
   EXPECT_EQ(*parse_duration("1w"), std::chrono::hours(24 * 7));
+}
+
+TEST(CtlArgs, OptionsComeFirstAndTheRestIsTheCommand) {
+  auto a = parse_ctl_args({"--config", "tm.yaml", "status", "--json", "web"});
+  EXPECT_EQ(a.kind, CtlArgs::Kind::Command);
+  EXPECT_EQ(a.config, "tm.yaml");
+  EXPECT_EQ(a.command, (Words{"status", "--json", "web"}));
+  a = parse_ctl_args({"--socket=/run/s.sock", "--", "--odd"});
+  EXPECT_EQ(a.socket, "/run/s.sock");
+  EXPECT_EQ(a.command, Words{"--odd"});
+  a = parse_ctl_args({"-f"});  // a word the shell's tail takes, not an option of ctl
+  EXPECT_EQ(a.command, Words{"-f"});
+  EXPECT_TRUE(parse_ctl_args({"--config", "tm.yaml"}).command.empty());  // the shell
+  EXPECT_EQ(parse_ctl_args({"--config", "tm.yaml", "-h", "status"}).kind, CtlArgs::Kind::Help);
+  EXPECT_EQ(parse_ctl_args({"-V"}).kind, CtlArgs::Kind::Version);
+  // After the command begins, its words are its own: `status -h` goes to the supervisor.
+  EXPECT_EQ(parse_ctl_args({"status", "-h"}).command, (Words{"status", "-h"}));
+}
+
+TEST(CtlArgs, MistakesAreSaidOnce) {
+  EXPECT_EQ(parse_ctl_args({"--socket"}).problem, "--socket needs a PATH");
+  EXPECT_EQ(parse_ctl_args({"--config="}).problem, "--config needs a CONFIG file");
+  EXPECT_EQ(parse_ctl_args({"--socket", "s", "--config", "c", "status"}).problem, "give --socket or --config, not both");
+  auto a = parse_ctl_args({"--frob", "status"});
+  EXPECT_EQ(a.kind, CtlArgs::Kind::Bad);
+  EXPECT_EQ(a.problem, "unknown option '--frob' (see 'batman ctl --help')");
+  EXPECT_EQ(*ctl_request_line({"stop", "web:00", "db"}), "stop web:00 db");
+  EXPECT_FALSE(ctl_request_line({"stop", "web\nquit"}));
+  EXPECT_FALSE(ctl_request_line({"stop\r"}));
 }
 
 }  // namespace

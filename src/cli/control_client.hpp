@@ -1,0 +1,80 @@
+// The client side of a supervisor's control socket (SPEC §9: one command line out, JSON lines
+// back up to {"exit":N}), and ctl's command line. Here in cli/, not taskmaster/, because both
+// executables run it: `batman ctl [--socket P | --config C] COMMAND...` is answered by the
+// `batman` launcher itself when the supervisor answers on the socket it names (ctl_direct);
+// everything else (the shell, a bare ctl, --help, a socket found only by reading the config)
+// is taskmaster's `command_ctl` in batman-services.
+#pragma once
+#include <chrono>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/unique_fd.hpp"
+
+namespace batman::cli {
+
+// A command that ran and failed (exit 1: a spawn error, not running...), as the supervisor
+// answers it.
+constexpr int kCommandFailed = 1;
+// What ControlConnection::run returns when Ctrl-C ended the command (the shell goes on).
+constexpr int kInterrupted = 130;
+
+// The words of a control line, split at blanks (the protocol has no quoting).
+std::vector<std::string> split_control_words(std::string_view line);
+
+// A connected client socket for `path`; no supervisor there (ENOENT, ECONNREFUSED) is said
+// with how to start one, keeping the errno as the error's code.
+Result<UniqueFd> connect_control(const std::string& path);
+
+// ctl's own options, then the command: `[--socket PATH | --config CONFIG] [--] [COMMAND...]`.
+struct CtlArgs {
+  enum class Kind { Command, Help, Version, Bad } kind = Kind::Command;
+  std::string socket, config;
+  std::string problem;                // Bad: what is wrong, for "ctl: PROBLEM"
+  std::vector<std::string> command;   // empty: the interactive shell
+};
+CtlArgs parse_ctl_args(const std::vector<std::string>& args);
+// The command's words as one request line; an error when one holds a line break.
+Result<std::string> ctl_request_line(const std::vector<std::string>& words);
+// Where the supervisor of CONFIG's project listens, or points to its own `socket:`:
+// $BATMAN_HOME/<config's stem>/state/control.sock.
+Result<std::string> project_control_socket(const std::string& config);
+
+// One supervisor's socket; each request reads JSON lines up to {"exit":N}. Every command
+// gets its own connection (the first one is made up front, to report a missing supervisor
+// at once): the supervisor closes connections idle for a few seconds, and a shell's user may
+// think for longer than that.
+class ControlConnection {
+ public:
+  ControlConnection(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+
+  // Runs `line`, printing output as it arrives; returns the command's exit code, or
+  // kInterrupted when `interruptible` and Ctrl-C ended it (the connection is closed, which
+  // ends a `tail -f` on the supervisor's side).
+  Result<int> run(const std::string& line, std::ostream& out, bool interruptible = false);
+
+ private:
+  bool wait_until_closed(std::chrono::milliseconds timeout);
+  Result<std::string> next_line();
+
+  std::string path_;
+  UniqueFd fd_;
+  std::string buffer_;
+  int sigint_fd_ = -1;
+  bool interrupted_ = false;
+};
+
+// One command's exit code, as `batman ctl` ends with it: the connection's failure is said
+// ("ctl: WHY") and is 125.
+int run_ctl_command(ControlConnection& connection, const std::string& line);
+
+// `batman ctl [--socket P | --config C] COMMAND...` run by the launcher, when the supervisor
+// answers on --socket or on the config project's state/control.sock: its exit code. Nullopt
+// (nothing said, nothing sent) for everything else, which batman-services' ctl runs.
+std::optional<int> ctl_direct(const std::vector<std::string>& args);
+
+}  // namespace batman::cli
