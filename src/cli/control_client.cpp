@@ -133,6 +133,12 @@ Result<std::string> project_control_socket(const std::string& config) {
   return home + "/" + project + "/state/control.sock";
 }
 
+bool config_may_set_socket(const std::string& config) {
+  auto text = read_file(config, kMaxConfigBytes);
+  // A backslash too: a double-quoted key may spell it with escapes ("soc\x6bet").
+  return !text || text->find("socket") != std::string::npos || text->find('\\') != std::string::npos;
+}
+
 Result<int> ControlConnection::run(const std::string& line, std::ostream& out, bool interruptible) {
   std::optional<SigintWatch> sigint;
   if (interruptible) sigint.emplace();
@@ -249,12 +255,13 @@ std::optional<int> ctl_direct(const std::vector<std::string>& args) {
   if (!line) return std::nullopt;
   std::string path = parsed.socket;
   if (path.empty()) {
+    if (config_may_set_socket(parsed.config)) return std::nullopt;
     auto found = project_control_socket(parsed.config);
     if (!found) return std::nullopt;
     path = std::move(*found);
   }
   auto fd = connect_control(path);
-  if (!fd) return std::nullopt;  // services' ctl says why, or finds the config's own socket
+  if (!fd) return std::nullopt;  // services' ctl says why
   std::signal(SIGPIPE, SIG_IGN);  // a closed connection is an error to report, not death
   ControlConnection connection(std::move(path), std::move(*fd));
   return run_ctl_command(connection, *line);

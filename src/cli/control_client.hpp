@@ -43,6 +43,9 @@ Result<std::string> ctl_request_line(const std::vector<std::string>& words);
 // Where the supervisor of CONFIG's project listens, or points to its own `socket:`:
 // $BATMAN_HOME/<config's stem>/state/control.sock.
 Result<std::string> project_control_socket(const std::string& config);
+// Whether CONFIG could set a `socket:` of its own: the word (or a backslash, which could
+// spell it) is somewhere in its text, or the file cannot be read. Only then must the whole config be parsed to find its supervisor.
+bool config_may_set_socket(const std::string& config);
 
 // One supervisor's socket; each request reads JSON lines up to {"exit":N}. Every command
 // gets its own connection (the first one is made up front, to report a missing supervisor
@@ -73,8 +76,9 @@ class ControlConnection {
 int run_ctl_command(ControlConnection& connection, const std::string& line);
 
 // `batman ctl [--socket P | --config C] COMMAND...` run by the launcher, when the supervisor
-// answers on --socket or on the config project's state/control.sock: its exit code. Nullopt
-// (nothing said, nothing sent) for everything else, which batman-services' ctl runs.
+// answers on --socket or, for a config that sets no `socket:`, on its project's
+// state/control.sock: its exit code. Nullopt (nothing said, nothing sent) for everything
+// else, which batman-services' ctl runs.
 std::optional<int> ctl_direct(const std::vector<std::string>& args);
 
 }  // namespace batman::cli

@@ -170,6 +170,12 @@ int main(int argc, char** argv) {
   // have the kernel reap our children unseen: a job's exit status lost (the env tier saw exit
   // 0), and batman-init, which inherits it, never hearing of the job's end (a hang).
   ::signal(SIGCHLD, SIG_DFL);
+  // `batman stop PROJECT TASK` asks a batch to stop one task with this signal. Every other
+  // batman ignores it, so that a request sent to the wrong process (on the word of a forged
+  // state file) harms nothing; a batch blocks it and reads it from its signalfd (a blocked
+  // signal is queued even when ignored). Ignored before the launcher's own `ctl` and its exec
+  // of batman-services (which keeps it ignored). Jobs start with every signal at its default.
+  ::signal(batman::task_stop_signal(), SIG_IGN);
   std::string self = argc > 0 ? argv[0] : "batman";
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -195,11 +201,6 @@ int main(int argc, char** argv) {
     return exec_services(argv);
   }
 #endif
-  // `batman stop PROJECT TASK` asks a batch to stop one task with this signal. Every other
-  // batman ignores it, so that a request sent to the wrong process (on the word of a forged
-  // state file) harms nothing; a batch blocks it and reads it from its signalfd (a blocked
-  // signal is queued even when ignored). Jobs start with every signal at its default.
-  ::signal(batman::task_stop_signal(), SIG_IGN);
   try {
     if (self == "batman-parallel") return batman::cli::run_job("parallel", args);
     if (self == "batman-isolated") return batman::cli::run_job("isolated", args);

@@ -23,13 +23,13 @@
 #include "common/fs.hpp"
 #include "common/names.hpp"
 #include "runner/http_server.hpp"
+#include "src/cli/control_client.hpp"
 #include "src/cli/project.hpp"
 #include "src/cli/subprocess.hpp"
 #include "src/cli/runs.hpp"
 #include "src/dashboard/home_model.hpp"
 #include "src/dashboard/metrics.hpp"
 #include "src/dashboard/web_assets.hpp"
-#include "src/taskmaster/control_socket.hpp"
 
 extern char** environ;
 

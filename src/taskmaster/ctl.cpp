@@ -13,7 +13,6 @@
 #include "src/cli/cli.hpp"
 #include "src/cli/control_client.hpp"
 #include "src/taskmaster/control_commands.hpp"
-#include "src/taskmaster/control_socket.hpp"
 #include "src/cli/project.hpp"
 #include "src/taskmaster/shell.hpp"
 #include "src/taskmaster/supervisor_config.hpp"
@@ -41,15 +40,14 @@ struct Found {
 Result<Found> find_socket(const std::string& socket, const std::string& config) {
   if (!socket.empty()) return Found{socket, {}};
   if (!config.empty()) {
-    // The project's state/control.sock is the supervisor's socket, or a symlink to the
-    // config's `socket:` (supervise.cpp). Only when nothing answers there is the config read,
-    // for a `socket:` the supervisor could not point to: a full parse of a 500-program
-    // config was three quarters of `ctl --config C status`.
-    auto path = BATMAN_TRY(project_control_socket(config));
-    if (auto fd = connect_control(path)) return Found{std::move(path), std::move(*fd)};
-    auto loaded = load_supervisor_config(config);
-    if (loaded && loaded->socket) return Found{*loaded->socket, {}};
-    return Found{std::move(path), {}};
+    // The config's own `socket:`, as the supervisor reads it; a config that cannot set one
+    // (the word is nowhere in it) is not parsed: a 500-program config's parse was three
+    // quarters of `ctl --config C status`. One that does not parse: state/control.sock.
+    if (config_may_set_socket(config)) {
+      auto loaded = load_supervisor_config(config);
+      if (loaded && loaded->socket) return Found{*loaded->socket, {}};
+    }
+    return Found{BATMAN_TRY(project_control_socket(config)), {}};
   }
   auto home = home_dir(false);
   if (!home) return std::unexpected(home.error());

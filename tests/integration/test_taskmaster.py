@@ -569,6 +569,43 @@ class ControlSocket(TaskmasterCase):
         self.config(f"socket: {sock}\nprograms:\n  a:\n    cmd: \"sleep MARK\"\n    frobnicate: 1\n")
         self.assertIn("a ", self.ctl("status").stdout)
 
+    def test_ctl_config_with_its_own_socket_never_talks_to_another_supervisor_of_its_project(self):
+        # tm.yaml's supervisor listens on state/control.sock; another tm.yaml (same project)
+        # that sets its own socket is asked there, not at the project's socket.
+        supervisor = self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n"))
+        other_dir = os.path.join(self.work, "other")
+        os.makedirs(other_dir)
+        other = os.path.join(other_dir, "tm.yaml")
+        nowhere = os.path.join(self.tmp, "nowhere.sock")
+        with open(other, "w") as f:
+            f.write(f"socket: {nowhere}\nprograms:\n  a:\n    cmd: \"sleep {self.mark}\"\n")
+        r = self.ctl("quit", config=other, check=125)
+        self.assertIn(f"no supervisor is listening on {nowhere}", r.stderr)
+        self.assertTrue(pid_alive(supervisor))
+        # The same for a socket spelled with escapes, as YAML allows.
+        with open(other, "w") as f:
+            f.write('"soc\\x6bet": ' + nowhere + f"\nprograms:\n  a:\n    cmd: \"sleep {self.mark}\"\n")
+        r = self.ctl("quit", config=other, check=125)
+        self.assertIn(f"no supervisor is listening on {nowhere}", r.stderr)
+        self.assertTrue(pid_alive(supervisor))
+
+    def test_a_ctl_ignores_the_signal_that_stops_a_batch_task(self):
+        # `batman stop PROJECT TASK` sends SIGRTMIN+2 to a batch; any other batman ignores it,
+        # the launcher's own ctl too.
+        self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n"))
+        self.wait_state("a", "RUNNING")
+        p = subprocess.Popen([bin_path(), "ctl", "--config", os.path.join(self.work, "tm.yaml"), "tail", "a", "-f"],
+                             env=self.env, stdout=subprocess.DEVNULL)
+        self.children.append(p)
+        wait_for(lambda: os.path.realpath(f"/proc/{p.pid}/exe") == os.path.realpath(bin_path()) and
+                 "ctl" in open(f"/proc/{p.pid}/cmdline").read(), what="ctl running")
+        time.sleep(0.2)
+        os.kill(p.pid, signal.SIGRTMIN + 2)
+        time.sleep(0.2)
+        self.assertIsNone(p.poll(), "ctl died of SIGRTMIN+2")
+        p.kill()
+        p.wait()
+
     def test_bad_requests_get_one_line_and_the_supervisor_keeps_serving(self):
         self.start_daemon(self.config("programs:\n  a:\n    cmd: \"sleep MARK\"\n"))
         r = self.ctl("frobnicate", check=125)
