@@ -135,8 +135,10 @@ Result<std::string> project_control_socket(const std::string& config) {
 
 bool config_may_set_socket(const std::string& config) {
   auto text = read_file(config, kMaxConfigBytes);
-  // A backslash too: a double-quoted key may spell it with escapes ("soc\x6bet").
-  return !text || text->find("socket") != std::string::npos || text->find('\\') != std::string::npos;
+  // A backslash too: a double-quoted key may spell it with escapes ("soc\x6bet"); and a NUL:
+  // in UTF-16 or UTF-32, which yaml-cpp reads, the word is not those six bytes.
+  return !text || text->find("socket") != std::string::npos || text->find('\\') != std::string::npos ||
+         text->find('\0') != std::string::npos;
 }
 
 Result<int> ControlConnection::run(const std::string& line, std::ostream& out, bool interruptible) {
@@ -169,12 +171,18 @@ Result<int> ControlConnection::run(const std::string& line, std::ostream& out, b
     nlohmann::json j = nlohmann::json::parse(*reply, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return fail("malformed reply from the supervisor: " + reply->substr(0, 80));
     if (auto it = j.find("out"); it != j.end() && it->is_string()) {
+      errno = 0;
       out << it->get<std::string>();
       out.flush();
+      // Nobody reads any more (`ctl status | head -1`): quietly, as SIGPIPE would end it;
+      // anything else (a full disk) is said: the output is lost.
+      if (!out) return errno == EPIPE ? Result<int>(kBrokenPipe) : sys_error("write the output");
     }
     if (auto it = j.find("exit"); it != j.end() && it->is_number_integer()) {
       if (auto e = j.find("error"); e != j.end() && e->is_string()) error(e->get<std::string>());
-      const int code = it->get<int>();
+      const auto wide = it->get<long long>();
+      if (wide < 0 || wide > 255) return fail("malformed reply from the supervisor: exit " + std::to_string(wide));
+      const int code = static_cast<int>(wide);
       // A supervisor still there after the wait: 1, as for a command that failed.
       if (code == 0 && quits(line) && !wait_until_closed(std::chrono::seconds(30))) return kCommandFailed;
       return code;
@@ -224,6 +232,8 @@ Result<std::string> ControlConnection::next_line() {
         return fail("interrupted");
       }
     }
+    if (buffer_.size() > kMaxReplyLine)
+      return fail("malformed reply from the supervisor: a line longer than " + std::to_string(kMaxReplyLine >> 20) + " MiB");
     char buf[65536];
     ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n > 0) {

@@ -22,6 +22,11 @@ namespace batman::cli {
 constexpr int kCommandFailed = 1;
 // What ControlConnection::run returns when Ctrl-C ended the command (the shell goes on).
 constexpr int kInterrupted = 130;
+// ... when nobody reads ctl's output any more (128 + SIGPIPE, as a shell shows a tool it ended).
+constexpr int kBrokenPipe = 141;
+// The longest reply line read from a supervisor: twice what one queues for a client before it
+// drops it (control_socket.cpp), so that a server that never ends a line cannot fill memory.
+constexpr std::size_t kMaxReplyLine = std::size_t{32} << 20;
 
 // The words of a control line, split at blanks (the protocol has no quoting).
 std::vector<std::string> split_control_words(std::string_view line);

@@ -9,8 +9,10 @@ import shutil
 import pwd
 import random
 import signal
+import socket
 import stat
 import subprocess
+import threading
 import time
 import unittest
 
@@ -290,6 +292,75 @@ class HostileFiles(HostileCase):
         r = self.batman("ps", "--all", "--json", timeout=DEADLINE)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([run["status"] for run in json.loads(r.stdout)], ["succeeded"])
+
+
+class HostileSupervisor(HostileCase):
+    """ctl against a server that is not a supervisor, and against a reader that goes away."""
+
+    def serve(self, reply):
+        """A Unix socket answering every connection with `reply` (bytes, or a callable given
+        the connection), in a thread; its path."""
+        path = os.path.join(self.tmp, "fake.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(4)
+        self.addCleanup(server.close)
+
+        def run():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    try:
+                        conn.recv(4096)
+                        reply(conn) if callable(reply) else conn.sendall(reply)
+                    except OSError:
+                        pass
+        threading.Thread(target=run, daemon=True).start()
+        return path
+
+    def test_an_exit_code_outside_0_to_255_is_a_malformed_reply_not_success(self):
+        for code in (256, -1, 2**64 - 1):
+            sock = self.serve(('{"exit": %d}\n' % code).encode())
+            r = self.batman("ctl", "--socket", sock, "status", timeout=DEADLINE)
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertIn("malformed reply from the supervisor", r.stderr)
+            os.unlink(sock)
+
+    def test_a_line_that_never_ends_is_refused_before_memory_runs_out(self):
+        def flood(conn):
+            chunk = b"x" * 65536
+            for _ in range(1024):  # 64 MiB, no newline
+                conn.sendall(chunk)
+        sock = self.serve(flood)
+        r = self.batman("ctl", "--socket", sock, "status", timeout=DEADLINE)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertIn("a line longer than 32 MiB", r.stderr)
+
+    def test_output_that_cannot_be_written_is_an_error_and_a_gone_reader_ends_ctl(self):
+        config = self.write("tm.yaml", "programs:\n  ticker:\n    cmd: \"while :; do echo MARK; sleep 0.05; done\"\n")
+        self.start_daemon(config)
+        self.wait_running(["ticker"])
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([bin_path(), "ctl", "--config", config, "status"], env=self.env, stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=DEADLINE)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertIn("write the output", r.stderr)
+        # `ctl tail -f | head -c1`: once the reader is gone ctl ends (as SIGPIPE would end a
+        # tool), it does not follow for ever.
+        p = subprocess.Popen([bin_path(), "ctl", "--config", config, "tail", "ticker", "-f"], env=self.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertTrue(p.stdout.read(1))
+        p.stdout.close()
+        try:
+            self.assertEqual(p.wait(timeout=DEADLINE), 141)
+        finally:
+            p.kill()
+            p.wait()
+        self.assertEqual(p.stderr.read(), b"")
+        p.stderr.close()
 
 
 class BadText(HostileCase):

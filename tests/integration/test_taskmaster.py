@@ -582,12 +582,14 @@ class ControlSocket(TaskmasterCase):
         r = self.ctl("quit", config=other, check=125)
         self.assertIn(f"no supervisor is listening on {nowhere}", r.stderr)
         self.assertTrue(pid_alive(supervisor))
-        # The same for a socket spelled with escapes, as YAML allows.
-        with open(other, "w") as f:
-            f.write('"soc\\x6bet": ' + nowhere + f"\nprograms:\n  a:\n    cmd: \"sleep {self.mark}\"\n")
-        r = self.ctl("quit", config=other, check=125)
-        self.assertIn(f"no supervisor is listening on {nowhere}", r.stderr)
-        self.assertTrue(pid_alive(supervisor))
+        # The same for a socket spelled with escapes, or in UTF-16, as YAML allows.
+        text = f"\nprograms:\n  a:\n    cmd: \"sleep {self.mark}\"\n"
+        for raw in (('"soc\\x6bet": ' + nowhere + text).encode(), (f"socket: {nowhere}" + text).encode("utf-16")):
+            with open(other, "wb") as f:
+                f.write(raw)
+            r = self.ctl("quit", config=other, check=125)
+            self.assertIn(f"no supervisor is listening on {nowhere}", r.stderr)
+            self.assertTrue(pid_alive(supervisor))
 
     def test_a_ctl_ignores_the_signal_that_stops_a_batch_task(self):
         # `batman stop PROJECT TASK` sends SIGRTMIN+2 to a batch; any other batman ignores it,
