@@ -150,6 +150,7 @@ Result<int> ControlConnection::run(const std::string& line, std::ostream& out, b
     if (!fd) return std::unexpected(fd.error());
     fd_ = std::move(*fd);
     buffer_.clear();
+    start_ = scanned_ = 0;
   }
   // Whatever happens below, the next command starts on a fresh connection.
   struct Reset {
@@ -215,12 +216,16 @@ bool ControlConnection::wait_until_closed(std::chrono::milliseconds timeout) {
 
 Result<std::string> ControlConnection::next_line() {
   for (;;) {
-    auto nl = buffer_.find('\n');
+    // Each byte is searched once, and what was read is moved once, however long the line.
+    auto nl = buffer_.find('\n', scanned_);
     if (nl != std::string::npos) {
-      std::string line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
+      std::string line = buffer_.substr(start_, nl - start_);
+      start_ = scanned_ = nl + 1;
       return line;
     }
+    buffer_.erase(0, start_);
+    start_ = 0;
+    scanned_ = buffer_.size();
     if (sigint_fd_ >= 0) {
       pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {sigint_fd_, POLLIN, 0}};
       if (::poll(fds, 2, -1) < 0) {

@@ -72,6 +72,8 @@ class ControlConnection {
   std::string path_;
   UniqueFd fd_;
   std::string buffer_;
+  std::size_t start_ = 0;    // buffer_[start_..]: what is not yet returned
+  std::size_t scanned_ = 0;  // buffer_[..scanned_]: searched for a newline already
   int sigint_fd_ = -1;
   bool interrupted_ = false;
 };

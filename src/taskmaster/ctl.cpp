@@ -115,6 +115,7 @@ int interactive(ControlConnection& connection, const std::string& config) {
         error(code.error().message);
         return kExitBatmanError;
       }
+      if (*code == kBrokenPipe && !std::cout) return kBrokenPipe;  // nobody reads: send no more
       last = *code;
     }
     return last;
@@ -144,6 +145,7 @@ int interactive(ControlConnection& connection, const std::string& config) {
       std::cout << std::endl;  // Ctrl-C ended the command: back to the prompt
       continue;
     }
+    if (*code == kBrokenPipe && !std::cout) return kBrokenPipe;
     if (words.front() == "quit" || words.front() == "shutdown") return *code;
   }
 }
