@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -130,6 +131,10 @@ Result<std::string> ctl_request_line(const std::vector<std::string>& words) {
 Result<std::string> project_control_socket(const std::string& config) {
   auto project = BATMAN_TRY(config_project(config));
   auto home = BATMAN_TRY(home_dir(false));
+  return control_socket_path(home, project);
+}
+
+std::string control_socket_path(const std::string& home, const std::string& project) {
   return home + "/" + project + "/state/control.sock";
 }
 
@@ -179,10 +184,10 @@ Result<int> ControlConnection::run(const std::string& line, std::ostream& out, b
       // anything else (a full disk) is said: the output is lost.
       if (!out) return errno == EPIPE ? Result<int>(kBrokenPipe) : sys_error("write the output");
     }
-    if (auto it = j.find("exit"); it != j.end() && it->is_number_integer()) {
+    if (auto it = j.find("exit"); it != j.end()) {
+      const auto wide = it->is_number_integer() ? it->get<long long>() : -1;
+      if (wide < 0 || wide > 255) return fail("malformed reply from the supervisor: exit " + it->dump());
       if (auto e = j.find("error"); e != j.end() && e->is_string()) error(e->get<std::string>());
-      const auto wide = it->get<long long>();
-      if (wide < 0 || wide > 255) return fail("malformed reply from the supervisor: exit " + std::to_string(wide));
       const int code = static_cast<int>(wide);
       // A supervisor still there after the wait: 1, as for a command that failed.
       if (code == 0 && quits(line) && !wait_until_closed(std::chrono::seconds(30))) return kCommandFailed;
@@ -258,6 +263,15 @@ int run_ctl_command(ControlConnection& connection, const std::string& line) {
     return kExitBatmanError;
   }
   return *code;
+}
+
+int flushed_output(int code) {
+  errno = 0;
+  std::cout.flush();
+  if (std::cout) return code;
+  if (errno == EPIPE) return kBrokenPipe;
+  error(std::string("ctl: write the output: ") + std::strerror(errno));
+  return kExitBatmanError;
 }
 
 // The launcher's ctl: batman-services would map, relocate and start a binary twice the size

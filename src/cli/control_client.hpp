@@ -45,8 +45,10 @@ struct CtlArgs {
 CtlArgs parse_ctl_args(const std::vector<std::string>& args);
 // The command's words as one request line; an error when one holds a line break.
 Result<std::string> ctl_request_line(const std::vector<std::string>& words);
-// Where the supervisor of CONFIG's project listens, or points to its own `socket:`:
-// $BATMAN_HOME/<config's stem>/state/control.sock.
+// Where PROJECT's supervisor listens, or points to its own `socket:`:
+// HOME/PROJECT/state/control.sock.
+std::string control_socket_path(const std::string& home, const std::string& project);
+// The same for CONFIG's project (its file name's stem) under $BATMAN_HOME.
 Result<std::string> project_control_socket(const std::string& config);
 // Whether CONFIG could set a `socket:` of its own: the word (or a backslash, which could
 // spell it) is somewhere in its text, or the file cannot be read. Only then must the whole config be parsed to find its supervisor.
@@ -81,6 +83,9 @@ class ControlConnection {
 // One command's exit code, as `batman ctl` ends with it: the connection's failure is said
 // ("ctl: WHY") and is 125.
 int run_ctl_command(ControlConnection& connection, const std::string& line);
+// CODE once what ctl printed itself (--help, -V) is flushed: 141 when nobody reads it any
+// more, 125 (said) when it cannot be written.
+int flushed_output(int code);
 
 // `batman ctl [--socket P | --config C] COMMAND...` run by the launcher, when the supervisor
 // answers on --socket or, for a config that sets no `socket:`, on its project's

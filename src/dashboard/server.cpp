@@ -358,7 +358,7 @@ struct Server::Impl {
       it->second->again = true;
       return;
     }
-    const std::string path = config.home + "/" + project + "/state/control.sock";
+    const std::string path = cli::control_socket_path(config.home, project);
     struct stat st{};
     if (::lstat(path.c_str(), &st) != 0) {
       set_supervisor(project, std::nullopt, 0, true);
@@ -533,7 +533,7 @@ struct Server::Impl {
       // A supervisor logs each transition there (backoff, fatal, running...).
       if (auto p = projects.find(w.project); p != projects.end() && p->second.supervisor_rows)
         pending_supervisors.insert(w.project);
-      else if (struct stat st{}; ::lstat((config.home + "/" + w.project + "/state/control.sock").c_str(), &st) == 0)
+      else if (struct stat st{}; ::lstat(cli::control_socket_path(config.home, w.project).c_str(), &st) == 0)
         pending_supervisors.insert(w.project);
     }
     if ((w.roles & kFollowedLog) && (e.mask & IN_MODIFY)) pump_followers(w.project, w.file);
@@ -1131,7 +1131,7 @@ struct Server::Impl {
       if (p == projects.end()) return respond_error(r, 404, "no project '" + printable(project) + "'");
       if (!p->second.supervisor_rows)
         return respond_error(r, 409, "no supervisor of project '" + project + "' is running: start it with 'taskmaster CONFIG'");
-      const std::string socket = config.home + "/" + project + "/state/control.sock";
+      const std::string socket = cli::control_socket_path(config.home, project);
       return run_action({"ctl", "--socket", socket, parts[5], name}, parts[5] + " " + project + " " + name, r);
     }
     respond_error(r, 404, "no such action: " + printable(req.path.substr(0, 200)));

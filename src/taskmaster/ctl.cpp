@@ -55,7 +55,7 @@ Result<Found> find_socket(const std::string& socket, const std::string& config) 
   std::vector<std::string> found, live;
   UniqueFd first;
   for (const auto& project : list_projects()) {
-    std::string path = *home + "/" + project + "/state/control.sock";
+    std::string path = control_socket_path(*home, project);
     if (!exists(path)) continue;
     found.push_back(path);
     auto fd = connect_control(path);
@@ -158,10 +158,10 @@ int command_ctl(const std::vector<std::string>& args) {
   switch (parsed.kind) {
     case CtlArgs::Kind::Help:
       std::cout << kUsage << ControlCommands::help_text();
-      return 0;
+      return flushed_output(0);
     case CtlArgs::Kind::Version:
       std::cout << version_text() << "\n";
-      return 0;
+      return flushed_output(0);
     case CtlArgs::Kind::Bad:
       error("ctl: " + parsed.problem);
       return kExitBatmanError;

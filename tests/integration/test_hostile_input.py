@@ -322,8 +322,8 @@ class HostileSupervisor(HostileCase):
         return path
 
     def test_an_exit_code_outside_0_to_255_is_a_malformed_reply_not_success(self):
-        for code in (256, -1, 2**64 - 1):
-            sock = self.serve(('{"exit": %d}\n' % code).encode())
+        for code in ("256", "-1", str(2**64 - 1), "0.0", '"0"'):
+            sock = self.serve(('{"exit": %s}\n' % code).encode())
             r = self.batman("ctl", "--socket", sock, "status", timeout=DEADLINE)
             self.assertEqual(r.returncode, 125, r.stderr)
             self.assertIn("malformed reply from the supervisor", r.stderr)
@@ -348,6 +348,12 @@ class HostileSupervisor(HostileCase):
                                stderr=subprocess.PIPE, text=True, timeout=DEADLINE)
         self.assertEqual(r.returncode, 125, r.stderr)
         self.assertIn("write the output", r.stderr)
+        for words in (["-V"], ["--help"]):  # what ctl prints itself, with no supervisor asked
+            with open("/dev/full", "w") as full:
+                r = subprocess.run([bin_path(), "ctl", *words], env=self.env, stdout=full,
+                                   stderr=subprocess.PIPE, text=True, timeout=DEADLINE)
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertIn("write the output", r.stderr)
         # `ctl tail -f | head -c1`: once the reader is gone ctl ends (as SIGPIPE would end a
         # tool), it does not follow for ever.
         p = subprocess.Popen([bin_path(), "ctl", "--config", config, "tail", "ticker", "-f"], env=self.env,
