@@ -28,7 +28,8 @@ constexpr int kBrokenPipe = 141;
 // drops it (control_socket.cpp), so that a server that never ends a line cannot fill memory.
 constexpr std::size_t kMaxReplyLine = std::size_t{32} << 20;
 
-// The words of a control line, split at blanks (the protocol has no quoting).
+// The words of a control line, split at blanks (the protocol has no quoting: names never
+// hold blanks).
 std::vector<std::string> split_control_words(std::string_view line);
 
 // A connected client socket for `path`; no supervisor there (ENOENT, ECONNREFUSED) is said

@@ -24,8 +24,7 @@
 #include "src/cli/cli.hpp"
 #ifdef BATMAN_LAUNCHER
 #include "src/cli/control_client.hpp"
-#endif
-#ifndef BATMAN_LAUNCHER
+#else
 #include "src/batch/slurm_executor.hpp"
 #include "src/dashboard/dashboard.hpp"
 #endif

@@ -79,8 +79,6 @@ std::vector<std::string> ControlCommands::completions(const std::vector<std::str
   return out;
 }
 
-std::vector<std::string> ControlCommands::split_words(std::string_view line) { return split_control_words(line); }
-
 std::string ControlCommands::help_text() {
   return "commands:\n"
          "  status [--json] [NAME...]   one line per instance: NAME  STATE  detail\n"
@@ -96,7 +94,7 @@ std::string ControlCommands::help_text() {
 }
 
 Result<ControlRequest> parse_control_line(std::string_view line) {
-  std::vector<std::string> words = ControlCommands::split_words(line);
+  std::vector<std::string> words = split_control_words(line);
   ControlRequest request;
   if (words.empty()) return request;
   request.command = words.front();

@@ -91,8 +91,6 @@ class ControlCommands {
 
   // For tab completion.
   static const std::vector<std::string>& command_names();
-  // Splits on blanks; no quoting is needed since names never hold blanks.
-  static std::vector<std::string> split_words(std::string_view line);
   static std::string help_text();
   // Tab completion: candidates for `text` at word `word_index` of a line whose first word is
   // `command` (commands first, then program and instance names).

@@ -12,6 +12,7 @@
 
 #include <editline/readline.h>
 
+#include "src/cli/control_client.hpp"
 #include "src/taskmaster/control_commands.hpp"
 
 namespace batman::cli {
@@ -33,7 +34,7 @@ char** complete(const char* text, int start, int) {
   rl_attempted_completion_over = 1;  // no file-name completion
   if (!g_options) return nullptr;
   std::string before(rl_line_buffer ? rl_line_buffer : "", static_cast<std::size_t>(std::max(start, 0)));
-  auto words = ControlCommands::split_words(before);
+  auto words = split_control_words(before);
   std::vector<std::string> names;
   if (!words.empty() && g_options->names) names = g_options->names();
   g_matches = ControlCommands::completions(g_options->commands, names, words.empty() ? "" : words.front(),

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include "src/cli/control_client.hpp"
 #include "src/taskmaster/control_commands.hpp"
 #include "src/taskmaster/supervisor_config.hpp"
 
@@ -174,9 +175,9 @@ TEST(SupervisorConfig, LoadNamesAMissingFile) {
 }
 
 TEST(ControlCommandWords, SplitOnBlanks) {
-  EXPECT_EQ(ControlCommands::split_words("  start  web:00\tdb \r"),
+  EXPECT_EQ(split_control_words("  start  web:00\tdb \r"),
             (std::vector<std::string>{"start", "web:00", "db"}));
-  EXPECT_TRUE(ControlCommands::split_words("   ").empty());
+  EXPECT_TRUE(split_control_words("   ").empty());
 }
 
 TEST(ShellCompletion, CommandsFirstThenNames) {
