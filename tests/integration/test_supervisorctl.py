@@ -334,7 +334,13 @@ class Supervisorctl(TaskmasterCase):
             self.assertIsNone(follow.poll())
         finally:
             follow.send_signal(signal.SIGINT)
-            follow.wait(timeout=10)
+            try:
+                follow.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                # supervisorctl's own race: a SIGINT that lands in its medusa loop's bare
+                # `except:` is swallowed, and it goes on following (seen once in a loaded CI run).
+                follow.kill()
+                follow.wait(timeout=10)
         # An unknown name is a 404: supervisorctl says so and the supervisor lives on.
         r = self.sctl(self.tm, "tail", "-f", "nosuch", timeout=10, real=True)
         self.assertTrue(pid_alive(self.taskmaster))
